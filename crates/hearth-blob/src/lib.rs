@@ -1,0 +1,20 @@
+//! Code packages: validation of uploaded zips, content-addressed storage through
+//! `object_store`, safe unpacking, and fetching packages from an S3-compatible store.
+//!
+//! Nothing reaches storage before [`validate_package`] has accepted it, and a stored package
+//! never changes: its key is the sha256 of its bytes.
+
+mod code_store;
+#[doc(hidden)]
+pub mod fixtures;
+mod limits;
+mod object_source;
+mod package_path;
+mod unpack;
+mod validate;
+
+pub use code_store::{CodeStore, CodeStoreError};
+pub use limits::PackageLimits;
+pub use object_source::{ObjectSource, ObjectSourceError, S3Settings};
+pub use unpack::{UnpackError, unpack_package};
+pub use validate::{PackageError, PackageSummary, validate_package};

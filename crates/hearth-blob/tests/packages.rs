@@ -1,0 +1,148 @@
+//! Package validation, storage and unpacking against real archives and a real file system.
+
+use std::os::unix::fs::PermissionsExt;
+
+use bytes::Bytes;
+use hearth_blob::fixtures::{RawEntry, deflated_zip, hello_python, hostile_archives, raw_zip};
+use hearth_blob::{CodeStore, CodeStoreError, PackageLimits, unpack_package, validate_package};
+
+#[test]
+fn every_hostile_archive_is_refused_with_its_code() {
+    for (what, bytes, code) in hostile_archives() {
+        let err = validate_package(&bytes, &PackageLimits::DEFAULT).expect_err(what);
+        assert_eq!(err.code(), code, "{what}: {err}");
+    }
+}
+
+#[test]
+fn benign_archives_pass() {
+    let pkg = raw_zip(&[
+        RawEntry::file("main.py", b"print(1)"),
+        RawEntry::file("lib/util.py", b"x = 1"),
+        RawEntry::symlink("lib/link.py", "../main.py"),
+    ]);
+    let summary = validate_package(&pkg, &PackageLimits::DEFAULT).unwrap();
+    assert_eq!(summary.files, 3);
+    // Ordinary text compresses well below the bomb ratio.
+    let text: String = (0..200_000)
+        .map(|i| format!("value_{i} = {}\n", i * 7919 % 1_000_003))
+        .collect();
+    validate_package(
+        &deflated_zip(&[("big.py", text.as_bytes())]),
+        &PackageLimits::DEFAULT,
+    )
+    .unwrap();
+}
+
+#[test]
+fn size_limits_are_enforced() {
+    let limits = PackageLimits {
+        max_zipped_bytes: 100,
+        ..PackageLimits::DEFAULT
+    };
+    assert_eq!(
+        validate_package(&hello_python(), &limits)
+            .unwrap_err()
+            .code(),
+        "ZipTooLarge"
+    );
+    let limits = PackageLimits {
+        max_unzipped_bytes: 10,
+        ..PackageLimits::DEFAULT
+    };
+    let pkg = raw_zip(&[RawEntry::file("a", &[1; 20])]);
+    assert_eq!(
+        validate_package(&pkg, &limits).unwrap_err().code(),
+        "ZipUnzippedTooLarge"
+    );
+}
+
+#[test]
+fn a_header_that_lies_about_size_is_caught() {
+    let mut pkg = deflated_zip(&[("data.bin", &[7u8; 4096])]);
+    // Patch the declared uncompressed size (local header offset 22, central directory
+    // offset 24 after its signature) down to 16 bytes.
+    let cd = pkg.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    pkg[22..26].copy_from_slice(&16u32.to_le_bytes());
+    pkg[cd + 24..cd + 28].copy_from_slice(&16u32.to_le_bytes());
+    let err = validate_package(&pkg, &PackageLimits::DEFAULT).unwrap_err();
+    assert!(matches!(err.code(), "ZipBomb" | "ZipCorrupt"), "{err}");
+}
+
+#[tokio::test]
+async fn packages_are_content_addressed_and_hostile_ones_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CodeStore::local(dir.path(), PackageLimits::DEFAULT).unwrap();
+    for (what, bytes, _) in hostile_archives() {
+        assert!(
+            matches!(
+                store.put(Bytes::from(bytes)).await,
+                Err(CodeStoreError::Invalid(_))
+            ),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        walk_files(dir.path()),
+        0,
+        "nothing stored for refused packages"
+    );
+    let pkg = Bytes::from(hello_python());
+    let a = store.put(pkg.clone()).await.unwrap();
+    let b = store.put(pkg.clone()).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(walk_files(dir.path()), 1, "same bytes stored once");
+    assert_eq!(store.get(&a.sha256).await.unwrap(), pkg);
+    assert!(store.contains(&a.sha256).await.unwrap());
+    let missing = hearth_types::CodeDigest::of(b"nothing");
+    assert!(matches!(
+        store.get(&missing).await,
+        Err(CodeStoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn unpack_recreates_files_modes_and_links() {
+    let mut exe = RawEntry::file("bootstrap", b"#!/bin/sh\n");
+    exe.unix_mode = 0o104755; // setuid must not survive
+    let pkg = raw_zip(&[
+        exe,
+        RawEntry::file("lib/a.txt", b"A"),
+        RawEntry::symlink("lib/b.txt", "a.txt"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    unpack_package(&pkg, dir.path(), &PackageLimits::DEFAULT).unwrap();
+    let mode = std::fs::metadata(dir.path().join("bootstrap"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o755);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("lib/b.txt")).unwrap(),
+        "A"
+    );
+    let (_, bomb, _) = hostile_archives()
+        .into_iter()
+        .find(|(w, ..)| *w == "symlink escape")
+        .unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    assert!(unpack_package(&bomb, dir2.path(), &PackageLimits::DEFAULT).is_err());
+    assert_eq!(walk_files(dir2.path()), 0);
+}
+
+fn walk_files(root: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}

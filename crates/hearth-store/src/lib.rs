@@ -1,0 +1,79 @@
+//! The metadata store: functions, their immutable versions, and API tokens.
+//!
+//! [`MetadataStore`] is the only way the platform reads or writes metadata. Backends:
+//! [`SqliteStore`] (embedded default, WAL) and [`MemoryStore`] (the fake for tests). Every
+//! backend passes [`conformance::run`]. A PostgreSQL backend implements the same trait.
+//!
+//! Writes to a function use optimistic concurrency: [`MetadataStore::save_function`] only
+//! succeeds if the stored revision is the one the caller read, so the rule "a change makes
+//! a new version" lives once, above the store, and two concurrent deploys cannot both
+//! claim the same version number.
+
+pub mod conformance;
+mod memory;
+mod sqlite;
+mod sqlite_schema;
+
+use async_trait::async_trait;
+use hearth_types::{Function, FunctionName, TokenId, TokenRecord, Version};
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The function changed (or appeared, or vanished) since the caller read it.
+    #[error("concurrent modification: the record changed since it was read")]
+    Conflict,
+    #[error("metadata backend failed: {0}")]
+    Backend(String),
+    #[error("stored metadata is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// What the caller expects to be stored before a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The function must not exist yet.
+    Absent,
+    /// The function must exist at this revision.
+    Revision(u64),
+}
+
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    async fn get_function(&self, name: &FunctionName) -> Result<Option<Function>, StoreError>;
+
+    /// All functions, ordered by name.
+    async fn list_functions(&self) -> Result<Vec<Function>, StoreError>;
+
+    /// Writes `function` if the stored state matches `expect`, and appends `version` (if any)
+    /// in the same transaction. Fails with [`StoreError::Conflict`] otherwise, writing nothing.
+    async fn save_function(
+        &self,
+        function: &Function,
+        expect: Expect,
+        version: Option<&Version>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes a function and all its versions. Returns whether it existed.
+    async fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError>;
+
+    /// Versions of the current incarnation of a function, oldest first.
+    async fn list_versions(&self, name: &FunctionName) -> Result<Vec<Version>, StoreError>;
+
+    async fn get_version(
+        &self,
+        name: &FunctionName,
+        number: u32,
+    ) -> Result<Option<Version>, StoreError>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    async fn token_by_secret_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// All tokens, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,125 @@
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use hearth_types::{Function, FunctionName, TokenId, TokenRecord, Version};
+
+use crate::{Expect, MetadataStore, StoreError};
+
+/// In-memory [`MetadataStore`]: the fake for tests of the logic above the trait.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    functions: BTreeMap<FunctionName, Function>,
+    versions: BTreeMap<FunctionName, Vec<Version>>,
+    tokens: Vec<TokenRecord>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-written (every write is
+        // a single insert), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl MetadataStore for MemoryStore {
+    async fn get_function(&self, name: &FunctionName) -> Result<Option<Function>, StoreError> {
+        Ok(self.state().functions.get(name).cloned())
+    }
+
+    async fn list_functions(&self) -> Result<Vec<Function>, StoreError> {
+        Ok(self.state().functions.values().cloned().collect())
+    }
+
+    async fn save_function(
+        &self,
+        function: &Function,
+        expect: Expect,
+        version: Option<&Version>,
+    ) -> Result<(), StoreError> {
+        let mut st = self.state();
+        let current = st.functions.get(&function.name);
+        let matches = match (expect, current) {
+            (Expect::Absent, None) => true,
+            (Expect::Revision(r), Some(f)) => f.revision == r && f.id == function.id,
+            _ => false,
+        };
+        if !matches {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(v) = version {
+            let list = st.versions.entry(function.name.clone()).or_default();
+            if list.iter().any(|x| x.number == v.number) {
+                return Err(StoreError::Conflict);
+            }
+            list.push(v.clone());
+        }
+        st.functions.insert(function.name.clone(), function.clone());
+        Ok(())
+    }
+
+    async fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError> {
+        let mut st = self.state();
+        st.versions.remove(name);
+        Ok(st.functions.remove(name).is_some())
+    }
+
+    async fn list_versions(&self, name: &FunctionName) -> Result<Vec<Version>, StoreError> {
+        Ok(self.state().versions.get(name).cloned().unwrap_or_default())
+    }
+
+    async fn get_version(
+        &self,
+        name: &FunctionName,
+        number: u32,
+    ) -> Result<Option<Version>, StoreError> {
+        let st = self.state();
+        Ok(st
+            .versions
+            .get(name)
+            .and_then(|l| l.iter().find(|v| v.number == number).cloned()))
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let mut st = self.state();
+        if st
+            .tokens
+            .iter()
+            .any(|t| t.id == token.id || t.secret_sha256 == token.secret_sha256)
+        {
+            return Err(StoreError::Conflict);
+        }
+        st.tokens.push(token.clone());
+        Ok(())
+    }
+
+    async fn token_by_secret_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .state()
+            .tokens
+            .iter()
+            .find(|t| t.secret_sha256 == sha256)
+            .cloned())
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(self.state().tokens.clone())
+    }
+
+    async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
+        let mut st = self.state();
+        let before = st.tokens.len();
+        st.tokens.retain(|t| t.id != id);
+        Ok(st.tokens.len() != before)
+    }
+}

@@ -1,0 +1,255 @@
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use hearth_types::{Function, FunctionName, TokenId, TokenRecord, Version};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Expect, MetadataStore, StoreError, sqlite_schema};
+
+/// The embedded default [`MetadataStore`]: one SQLite file in WAL mode.
+///
+/// One connection serialises all statements; calls run on tokio's blocking pool so the
+/// async executor never waits on disk.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: String) -> Result<T, StoreError> {
+    Ok(serde_json::from_str(&body)?)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        sqlite_schema::migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Schema version after migrations (for diagnostics and tests).
+    pub fn schema_version(&self) -> usize {
+        sqlite_schema::latest()
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // rusqlite rolls back an open transaction on drop, so a panic mid-statement
+            // leaves the database consistent and the lock safe to reuse.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn function_id_of(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT id FROM functions WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn get_function(&self, name: &FunctionName) -> Result<Option<Function>, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            c.query_row("SELECT body FROM functions WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .map(decode)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_functions(&self) -> Result<Vec<Function>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT body FROM functions ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    async fn save_function(
+        &self,
+        function: &Function,
+        expect: Expect,
+        version: Option<&Version>,
+    ) -> Result<(), StoreError> {
+        let body = encode(function)?;
+        let version = version
+            .map(|v| Ok::<_, StoreError>((v.number, encode(v)?)))
+            .transpose()?;
+        let (id, name, revision) = (
+            function.id.to_string(),
+            function.name.to_string(),
+            function.revision,
+        );
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let stored: Option<(String, u64)> = tx
+                .query_row("SELECT id, revision FROM functions WHERE name = ?1", [&name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            match (expect, stored) {
+                (Expect::Absent, None) => {
+                    tx.execute(
+                        "INSERT INTO functions (id, name, revision, body) VALUES (?1, ?2, ?3, ?4)",
+                        params![id, name, revision, body],
+                    )?;
+                }
+                (Expect::Revision(want), Some((stored_id, rev))) if rev == want && stored_id == id => {
+                    tx.execute(
+                        "UPDATE functions SET revision = ?1, body = ?2 WHERE id = ?3",
+                        params![revision, body, id],
+                    )?;
+                }
+                _ => return Err(StoreError::Conflict),
+            }
+            if let Some((number, vbody)) = version {
+                let inserted = tx.execute(
+                    "INSERT OR IGNORE INTO versions (function_id, number, body) VALUES (?1, ?2, ?3)",
+                    params![id, number, vbody],
+                )?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let Some(id) = function_id_of(&tx, &name)? else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM versions WHERE function_id = ?1", [&id])?;
+            tx.execute("DELETE FROM functions WHERE id = ?1", [&id])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_versions(&self, name: &FunctionName) -> Result<Vec<Version>, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT v.body FROM versions v JOIN functions f ON f.id = v.function_id
+                 WHERE f.name = ?1 ORDER BY v.number",
+            )?;
+            let rows = stmt.query_map([name], |r| r.get::<_, String>(0))?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        name: &FunctionName,
+        number: u32,
+    ) -> Result<Option<Version>, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT v.body FROM versions v JOIN functions f ON f.id = v.function_id
+                 WHERE f.name = ?1 AND v.number = ?2",
+                params![name, number],
+                |r| r.get(0),
+            )
+            .optional()?
+            .map(decode)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let body = encode(token)?;
+        let (id, hash, created) = (
+            token.id.to_string(),
+            token.secret_sha256.clone(),
+            token.created_at.to_rfc3339(),
+        );
+        self.with(move |c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO tokens (id, secret_sha256, created_at, body) VALUES (?1, ?2, ?3, ?4)",
+                params![id, hash, created, body],
+            )?;
+            if n == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn token_by_secret_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let hash = sha256.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT body FROM tokens WHERE secret_sha256 = ?1",
+                [hash],
+                |r| r.get(0),
+            )
+            .optional()?
+            .map(decode)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT body FROM tokens ORDER BY created_at, id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0))
+            .await
+    }
+}

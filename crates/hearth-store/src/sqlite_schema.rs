@@ -1,0 +1,42 @@
+//! Schema migrations for the SQLite backend, applied in order and tracked in
+//! `PRAGMA user_version`. Append only: never edit a migration that has shipped.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: functions, versions, tokens. Records are stored as JSON documents next to the
+    // columns that constraints and lookups need.
+    "CREATE TABLE functions (
+         id       TEXT PRIMARY KEY,
+         name     TEXT NOT NULL UNIQUE,
+         revision INTEGER NOT NULL,
+         body     TEXT NOT NULL
+     );
+     CREATE TABLE versions (
+         function_id TEXT NOT NULL REFERENCES functions(id) ON DELETE CASCADE,
+         number      INTEGER NOT NULL,
+         body        TEXT NOT NULL,
+         PRIMARY KEY (function_id, number)
+     );
+     CREATE TABLE tokens (
+         id            TEXT PRIMARY KEY,
+         secret_sha256 TEXT NOT NULL UNIQUE,
+         created_at    TEXT NOT NULL,
+         body          TEXT NOT NULL
+     );",
+];
+
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn latest() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,305 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Runtime, ValidationError, validate_environment};
+
+/// An inclusive numeric range with a default: each configurable limit is defined once, here.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub field: &'static str,
+    pub min: i64,
+    pub max: i64,
+    pub default: i64,
+}
+
+impl Limit {
+    fn check(&self, value: Option<i64>) -> Result<u32, ValidationError> {
+        let got = value.unwrap_or(self.default);
+        if (self.min..=self.max).contains(&got) {
+            // Ranges are all within u32.
+            Ok(got as u32)
+        } else {
+            Err(ValidationError::OutOfRange {
+                field: self.field,
+                min: self.min,
+                max: self.max,
+                got,
+            })
+        }
+    }
+}
+
+/// The limits on a function's configuration.
+pub mod limits {
+    use super::Limit;
+
+    pub const MEMORY_MB: Limit = Limit {
+        field: "memory_mb",
+        min: 64,
+        max: 10_240,
+        default: 128,
+    };
+    pub const TIMEOUT_S: Limit = Limit {
+        field: "timeout_s",
+        min: 1,
+        max: 900,
+        default: 3,
+    };
+    pub const CONCURRENCY: Limit = Limit {
+        field: "concurrency",
+        min: 1,
+        max: 1_000,
+        default: 1,
+    };
+    pub const MIN_INSTANCES: Limit = Limit {
+        field: "min_instances",
+        min: 0,
+        max: 1_000,
+        default: 0,
+    };
+    pub const MAX_INSTANCES: Limit = Limit {
+        field: "max_instances",
+        min: 1,
+        max: 1_000,
+        default: 10,
+    };
+    pub const KEEP_ALIVE_S: Limit = Limit {
+        field: "keep_alive_s",
+        min: 1,
+        max: 86_400,
+        default: 90,
+    };
+    /// Lambda's handler limit.
+    pub const HANDLER_MAX_LEN: usize = 128;
+    pub const DESCRIPTION_MAX_LEN: usize = 256;
+    /// Total size of environment keys and values, as on Lambda.
+    pub const ENVIRONMENT_MAX_BYTES: usize = 4 * 1024;
+}
+
+/// A function's configuration as a caller sends it: every field but `runtime` optional.
+/// Turned into a [`FunctionConfig`] by [`FunctionSpec::validate`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSpec {
+    /// `python3`, `nodejs`, `provided` or `wasm`.
+    #[schema(example = "python3")]
+    pub runtime: String,
+    /// Entry point, e.g. `main.handler`. Required for python3 and nodejs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "main.handler")]
+    pub handler: Option<String>,
+    /// Memory size in MB, 64..=10240, default 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<i64>,
+    /// Timeout in seconds, 1..=900, default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<i64>,
+    /// Environment variables for the function's instances.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// Concurrent requests one instance serves, 1..=1000, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<i64>,
+    /// Instances kept ready at all times, default 0 (scale to zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_instances: Option<i64>,
+    /// Upper bound on instances, default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<i64>,
+    /// Seconds an idle instance is kept warm, default 90.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A validated function configuration. Part of every immutable [`crate::Version`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FunctionConfig {
+    pub runtime: Runtime,
+    pub handler: String,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub environment: BTreeMap<String, String>,
+    pub concurrency: u32,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub keep_alive_s: u32,
+    pub description: String,
+}
+
+impl FunctionSpec {
+    /// Checks every field and fills in defaults. The first problem found is returned.
+    pub fn validate(&self) -> Result<FunctionConfig, ValidationError> {
+        let runtime: Runtime = self.runtime.parse()?;
+        let handler = validate_handler(runtime, self.handler.as_deref())?;
+        let memory_mb = limits::MEMORY_MB.check(self.memory_mb)?;
+        let timeout_s = limits::TIMEOUT_S.check(self.timeout_s)?;
+        validate_environment(&self.environment)?;
+        let concurrency = limits::CONCURRENCY.check(self.concurrency)?;
+        let min_instances = limits::MIN_INSTANCES.check(self.min_instances)?;
+        let max_instances = limits::MAX_INSTANCES.check(self.max_instances)?;
+        if min_instances > max_instances {
+            return Err(ValidationError::MinAboveMax {
+                min: min_instances.into(),
+                max: max_instances.into(),
+            });
+        }
+        let keep_alive_s = limits::KEEP_ALIVE_S.check(self.keep_alive_s)?;
+        let description = self.description.clone().unwrap_or_default();
+        let len = description.chars().count();
+        if len > limits::DESCRIPTION_MAX_LEN {
+            return Err(ValidationError::DescriptionTooLong {
+                got: len,
+                max: limits::DESCRIPTION_MAX_LEN,
+            });
+        }
+        Ok(FunctionConfig {
+            runtime,
+            handler,
+            memory_mb,
+            timeout_s,
+            environment: self.environment.clone(),
+            concurrency,
+            min_instances,
+            max_instances,
+            keep_alive_s,
+            description,
+        })
+    }
+}
+
+fn validate_handler(runtime: Runtime, handler: Option<&str>) -> Result<String, ValidationError> {
+    let handler = match (handler, runtime.default_handler()) {
+        (Some(h), _) => h,
+        (None, Some(default)) => default,
+        (None, None) => {
+            return Err(ValidationError::InvalidHandler(
+                String::new(),
+                "a handler is required for this runtime, e.g. main.handler",
+            ));
+        }
+    };
+    let bad = |why| Err(ValidationError::InvalidHandler(handler.to_owned(), why));
+    if handler.is_empty() || handler.len() > limits::HANDLER_MAX_LEN {
+        return bad("must be 1-128 characters");
+    }
+    if handler.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain whitespace or control characters");
+    }
+    if matches!(runtime, Runtime::Python3 | Runtime::Nodejs) {
+        match handler.rsplit_once('.') {
+            Some((module, func)) if !module.is_empty() && !func.is_empty() => {}
+            _ => return bad("use the form module.function, e.g. main.handler"),
+        }
+    }
+    Ok(handler.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(runtime: &str) -> FunctionSpec {
+        FunctionSpec {
+            runtime: runtime.into(),
+            handler: Some("main.handler".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_applied() {
+        let c = spec("python3").validate().unwrap();
+        assert_eq!(
+            (
+                c.memory_mb,
+                c.timeout_s,
+                c.concurrency,
+                c.min_instances,
+                c.keep_alive_s
+            ),
+            (128, 3, 1, 0, 90)
+        );
+    }
+
+    #[test]
+    fn each_refusal_has_its_code() {
+        let cases: Vec<(FunctionSpec, &str)> = vec![
+            (spec("cobol"), "InvalidRuntime"),
+            (
+                FunctionSpec {
+                    memory_mb: Some(63),
+                    ..spec("python3")
+                },
+                "InvalidMemorySize",
+            ),
+            (
+                FunctionSpec {
+                    memory_mb: Some(10_241),
+                    ..spec("python3")
+                },
+                "InvalidMemorySize",
+            ),
+            (
+                FunctionSpec {
+                    timeout_s: Some(0),
+                    ..spec("python3")
+                },
+                "InvalidTimeout",
+            ),
+            (
+                FunctionSpec {
+                    timeout_s: Some(901),
+                    ..spec("python3")
+                },
+                "InvalidTimeout",
+            ),
+            (
+                FunctionSpec {
+                    handler: None,
+                    ..spec("python3")
+                },
+                "InvalidHandler",
+            ),
+            (
+                FunctionSpec {
+                    handler: Some("main".into()),
+                    ..spec("nodejs")
+                },
+                "InvalidHandler",
+            ),
+            (
+                FunctionSpec {
+                    min_instances: Some(5),
+                    max_instances: Some(2),
+                    ..spec("python3")
+                },
+                "InvalidInstanceCount",
+            ),
+            (
+                FunctionSpec {
+                    concurrency: Some(0),
+                    ..spec("python3")
+                },
+                "InvalidConcurrency",
+            ),
+        ];
+        for (s, code) in cases {
+            assert_eq!(s.validate().unwrap_err().code(), code, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn provided_gets_a_default_handler() {
+        let c = FunctionSpec {
+            runtime: "provided".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(c.handler, "bootstrap");
+    }
+}

@@ -1,0 +1,25 @@
+//! Hearth's domain model: the nouns every other crate speaks.
+//!
+//! Everything that arrives from outside (API bodies, CLI flags) is validated here, in one
+//! place, and turned into typed values ([`FunctionName`], [`FunctionConfig`], [`Runtime`]).
+//! Validation failures carry a stable error code ([`ValidationError::code`]).
+
+mod config;
+mod digest;
+mod environment;
+mod function;
+mod ids;
+mod name;
+mod runtime;
+mod token;
+mod validation;
+
+pub use config::{FunctionConfig, FunctionSpec, Limit, limits};
+pub use digest::CodeDigest;
+pub use environment::{RESERVED_ENV_NAMES, validate_environment};
+pub use function::{CodeRef, Function, Version, VersionSelector};
+pub use ids::{FunctionId, TokenId};
+pub use name::FunctionName;
+pub use runtime::Runtime;
+pub use token::{Scope, TokenRecord};
+pub use validation::ValidationError;

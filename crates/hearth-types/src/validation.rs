@@ -1,0 +1,61 @@
+use thiserror::Error;
+
+/// Why a piece of user input was refused. Each variant has a stable [`code`](Self::code)
+/// that the API returns and clients may match on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValidationError {
+    #[error(
+        "invalid function name {0:?}: use 1-63 characters, lower-case letters, digits and '-', starting with a letter"
+    )]
+    InvalidName(String),
+    #[error("unknown runtime {0:?}: expected one of python3, nodejs, provided, wasm")]
+    InvalidRuntime(String),
+    #[error("invalid handler {0:?}: {1}")]
+    InvalidHandler(String, &'static str),
+    #[error("{field} must be between {min} and {max}, got {got}")]
+    OutOfRange {
+        field: &'static str,
+        min: i64,
+        max: i64,
+        got: i64,
+    },
+    #[error(
+        "invalid environment variable name {0:?}: use letters, digits and '_', starting with a letter"
+    )]
+    InvalidEnvName(String),
+    #[error("environment variable {0:?} is reserved by the platform and cannot be set")]
+    ReservedEnvName(String),
+    #[error("environment variables take {got} bytes, more than the limit of {max} bytes")]
+    EnvironmentTooLarge { got: usize, max: usize },
+    #[error("min_instances ({min}) must not exceed max_instances ({max})")]
+    MinAboveMax { min: i64, max: i64 },
+    #[error("description is {got} characters long, more than the limit of {max}")]
+    DescriptionTooLong { got: usize, max: usize },
+    #[error("unknown scope {0:?}: expected one of admin, deploy, invoke, read")]
+    InvalidScope(String),
+}
+
+impl ValidationError {
+    /// Stable machine-readable code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidName(_) => "InvalidFunctionName",
+            Self::InvalidRuntime(_) => "InvalidRuntime",
+            Self::InvalidHandler(..) => "InvalidHandler",
+            Self::OutOfRange { field, .. } => match *field {
+                "memory_mb" => "InvalidMemorySize",
+                "timeout_s" => "InvalidTimeout",
+                "concurrency" => "InvalidConcurrency",
+                "min_instances" | "max_instances" => "InvalidInstanceCount",
+                "keep_alive_s" => "InvalidKeepAlive",
+                _ => "InvalidParameterValue",
+            },
+            Self::MinAboveMax { .. } => "InvalidInstanceCount",
+            Self::InvalidEnvName(_) => "InvalidEnvironmentVariable",
+            Self::ReservedEnvName(_) => "ReservedEnvironmentVariable",
+            Self::EnvironmentTooLarge { .. } => "EnvironmentTooLarge",
+            Self::DescriptionTooLong { .. } => "InvalidParameterValue",
+            Self::InvalidScope(_) => "InvalidScope",
+        }
+    }
+}
