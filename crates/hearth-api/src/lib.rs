@@ -1,1 +1,73 @@
+//! Hearth's control-plane HTTP API: functions, versions, code, tokens.
+//!
+//! [`router`] builds the axum router over an [`AppState`]. Every error is an [`ApiError`]
+//! (status + stable code + message); every route but `/healthz` and `/openapi.json` needs a
+//! bearer token with the right [`hearth_types::Scope`].
 
+mod auth;
+mod body;
+pub mod deploy;
+mod error;
+mod openapi;
+pub mod routes;
+mod state;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+
+pub use auth::{Caller, ensure_admin_token, hash_secret, mint_token};
+pub use error::{ApiError, ApiErrorBody};
+pub use openapi::ApiDoc;
+pub use state::AppState;
+
+use routes::{code, functions, system, tokens};
+
+/// The control-plane router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/openapi.json", get(system::openapi_json))
+        .route("/v1/functions", get(functions::list_functions))
+        .route(
+            "/v1/functions/{name}",
+            put(functions::put_function)
+                .get(functions::get_function)
+                .delete(functions::delete_function),
+        )
+        .route(
+            "/v1/functions/{name}/versions",
+            get(functions::list_versions),
+        )
+        .route(
+            "/v1/functions/{name}/code",
+            put(code::put_code).get(code::get_code),
+        )
+        .route(
+            "/v1/tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
+        .route(
+            "/v1/tokens/{id}",
+            axum::routing::delete(tokens::delete_token),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "RouteNotFound",
+        "no such endpoint; GET /openapi.json lists them",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "this endpoint does not support that method; GET /openapi.json lists them",
+    )
+}

@@ -1,0 +1,200 @@
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_blob::PackageError;
+use hearth_types::{Scope, VersionSelector};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::function_name;
+use super::functions::DeployResponse;
+use crate::auth::Caller;
+use crate::body::read_limited;
+use crate::{ApiError, ApiErrorBody, AppState, deploy};
+
+/// Largest JSON body accepted for `{"object_url": ...}`.
+const OBJECT_REF_MAX_BYTES: u64 = 64 * 1024;
+
+/// Code given by reference to an object store.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeFromObject {
+    /// `s3://bucket/key` of a zip in an S3-compatible store (endpoint from server config).
+    #[schema(example = "s3://my-bucket/functions/hello.zip")]
+    pub object_url: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CodeQuery {
+    /// Version number or `$LATEST` (default).
+    pub version: Option<String>,
+}
+
+enum Upload {
+    Zip,
+    ObjectRef,
+}
+
+fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/zip" | "application/x-zip-compressed" | "application/octet-stream" => {
+            Ok(Upload::Zip)
+        }
+        "application/json" => Ok(Upload::ObjectRef),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!(
+                "Content-Type {ct:?} is not accepted: send a zip as application/zip, or {{\"object_url\": \"s3://...\"}} as application/json"
+            ),
+        )),
+    }
+}
+
+/// Upload a function's code.
+///
+/// The body is a zip (`Content-Type: application/zip`), or JSON `{"object_url": "s3://bucket/key"}`
+/// naming a zip in an S3-compatible store. The package is validated before anything is stored;
+/// new code creates a new version, identical code changes nothing.
+#[utoipa::path(
+    put, path = "/v1/functions/{name}/code", tag = "code",
+    params(("name" = String, Path, description = "Function name")),
+    request_body(content(
+        (Vec<u8> = "application/zip"),
+        (CodeFromObject = "application/json"),
+    )),
+    responses(
+        (status = 200, body = DeployResponse),
+        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal)", body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody),
+        (status = 413, description = "Package over 50 MiB", body = ApiErrorBody),
+        (status = 415, body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put_code(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<DeployResponse>, ApiError> {
+    caller.require(Scope::Deploy)?;
+    let name = function_name(&name)?;
+    let kind = upload_kind(&headers)?;
+    let store = state.store();
+    // Refuse early, before reading a large body, when the function does not exist.
+    if store.get_function(&name).await?.is_none() {
+        return Err(ApiError::function_not_found(name.as_str()));
+    }
+    let max = state.inner.code.limits().max_zipped_bytes;
+    let zip = match kind {
+        Upload::Zip => {
+            read_limited(body, max, |got| PackageError::TooLarge { got, max }.into()).await?
+        }
+        Upload::ObjectRef => {
+            let raw = read_limited(body, OBJECT_REF_MAX_BYTES, |_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PayloadTooLarge",
+                    "the JSON body is too large",
+                )
+            })
+            .await?;
+            let r: CodeFromObject = serde_json::from_slice(&raw).map_err(|e| {
+                ApiError::bad_request(
+                    "InvalidRequestBody",
+                    format!("expected {{\"object_url\": \"s3://bucket/key\"}}: {e}"),
+                )
+            })?;
+            state.inner.objects.fetch(&r.object_url, max).await?
+        }
+    };
+    let code = state.inner.code.put(zip).await?;
+    let d = deploy::put_code(store.as_ref(), &name, code).await?;
+    Ok(Json(DeployResponse {
+        function: d.function,
+        new_version: d.new_version,
+    }))
+}
+
+/// Download a function's code as the zip that was uploaded.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/code", tag = "code",
+    params(("name" = String, Path, description = "Function name"), CodeQuery),
+    responses(
+        (status = 200, description = "The zip", content_type = "application/zip", body = Vec<u8>),
+        (status = 404, description = "No such function, version, or no code yet", body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_code(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<CodeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Read)?;
+    let name = function_name(&name)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
+    let selector = match query.version.as_deref() {
+        None => VersionSelector::Latest,
+        Some(v) => v
+            .parse()
+            .map_err(|e: String| ApiError::bad_request("InvalidVersion", e))?,
+    };
+    let store = state.store();
+    let function = store
+        .get_function(&name)
+        .await?
+        .ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
+    let (number, code) = match selector {
+        VersionSelector::Latest => match (function.latest_version, function.code) {
+            (Some(n), Some(code)) => (n, code),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "CodeNotFound",
+                    format!(
+                        "function {name:?} has no code yet; upload some with `hearth fn deploy`"
+                    ),
+                ));
+            }
+        },
+        VersionSelector::Number(n) => {
+            let v = store.get_version(&name, n).await?.ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, "VersionNotFound", format!("function {name:?} has no version {n}; `hearth fn versions {name}` lists them"))
+            })?;
+            (n, v.code)
+        }
+    };
+    let bytes = state.inner.code.get(&code.sha256).await?;
+    let disposition = format!("attachment; filename=\"{name}-v{number}.zip\"");
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(code.sha256.as_str()) {
+        h.insert("x-hearth-code-sha256", v);
+    }
+    h.insert("x-hearth-version", HeaderValue::from(number));
+    Ok(resp)
+}

@@ -1,0 +1,149 @@
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hearth_types::{Function, FunctionSpec, Scope, Version};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::function_name;
+use crate::auth::Caller;
+use crate::{ApiError, ApiErrorBody, AppState, deploy};
+
+/// The outcome of a configuration or code write.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeployResponse {
+    pub function: Function,
+    /// The version this request created; absent when nothing changed or there is no code yet.
+    pub new_version: Option<Version>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FunctionList {
+    pub functions: Vec<Function>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionList {
+    pub versions: Vec<Version>,
+}
+
+/// Create a function or replace its configuration.
+///
+/// Fields left out take their defaults. When the function has code and the configuration
+/// changes, a new version is created.
+#[utoipa::path(
+    put, path = "/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    request_body = FunctionSpec,
+    responses(
+        (status = 201, description = "Created", body = DeployResponse),
+        (status = 200, description = "Updated (or unchanged)", body = DeployResponse),
+        (status = 400, description = "Invalid name or configuration", body = ApiErrorBody),
+        (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put_function(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    spec: Result<Json<FunctionSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
+    caller.require(Scope::Deploy)?;
+    let name = function_name(&name)?;
+    let Json(spec) = spec?;
+    let config = spec.validate()?;
+    let d = deploy::put_config(state.store().as_ref(), &name, config).await?;
+    let status = if d.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(DeployResponse {
+            function: d.function,
+            new_version: d.new_version,
+        }),
+    ))
+}
+
+/// List functions, ordered by name.
+#[utoipa::path(
+    get, path = "/v1/functions", tag = "functions",
+    responses((status = 200, body = FunctionList), (status = 401, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_functions(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<FunctionList>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(FunctionList {
+        functions: state.store().list_functions().await?,
+    }))
+}
+
+/// Get one function.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses((status = 200, body = Function), (status = 404, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_function(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Function>, ApiError> {
+    caller.require(Scope::Read)?;
+    let name = function_name(&name)?;
+    let f = state.store().get_function(&name).await?;
+    f.map(Json)
+        .ok_or_else(|| ApiError::function_not_found(name.as_str()))
+}
+
+/// Delete a function and all its versions.
+#[utoipa::path(
+    delete, path = "/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn delete_function(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::Deploy)?;
+    let name = function_name(&name)?;
+    if state.store().delete_function(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::function_not_found(name.as_str()))
+    }
+}
+
+/// List a function's versions, oldest first.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/versions", tag = "functions",
+    params(("name" = String, Path, description = "Function name")),
+    responses((status = 200, body = VersionList), (status = 404, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_versions(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<VersionList>, ApiError> {
+    caller.require(Scope::Read)?;
+    let name = function_name(&name)?;
+    let store = state.store();
+    if store.get_function(&name).await?.is_none() {
+        return Err(ApiError::function_not_found(name.as_str()));
+    }
+    Ok(Json(VersionList {
+        versions: store.list_versions(&name).await?,
+    }))
+}

@@ -1,0 +1,13 @@
+pub mod code;
+pub mod functions;
+pub mod system;
+pub mod tokens;
+
+use hearth_types::FunctionName;
+
+use crate::ApiError;
+
+/// Parses a `{name}` path segment.
+pub(crate) fn function_name(raw: &str) -> Result<FunctionName, ApiError> {
+    Ok(raw.parse::<FunctionName>()?)
+}

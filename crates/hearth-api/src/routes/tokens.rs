@@ -1,0 +1,155 @@
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use hearth_types::{Scope, TokenId, TokenRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, mint_token};
+use crate::{ApiError, ApiErrorBody, AppState};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// A label for people, e.g. `ci-deploy`.
+    pub name: Option<String>,
+    /// Any of `admin`, `deploy`, `invoke`, `read`.
+    pub scopes: Vec<String>,
+}
+
+/// A token as listed (never with its secret).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: TokenId,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<TokenRecord> for TokenInfo {
+    fn from(t: TokenRecord) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            scopes: t.scopes,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A newly created token: the only time its secret is shown.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NewToken {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The bearer secret. Store it now: it cannot be shown again.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// Create an API token (admin only).
+#[utoipa::path(
+    post, path = "/v1/tokens", tag = "tokens", request_body = TokenSpec,
+    responses((status = 201, body = NewToken), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn create_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    spec: Result<Json<TokenSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<NewToken>), ApiError> {
+    caller.require(Scope::Admin)?;
+    let Json(spec) = spec?;
+    let mut scopes = spec
+        .scopes
+        .iter()
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<Vec<_>, _>>()?;
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() {
+        return Err(ApiError::bad_request(
+            "InvalidScope",
+            "give at least one scope: admin, deploy, invoke or read",
+        ));
+    }
+    let name = spec.name.unwrap_or_else(|| "token".into());
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "InvalidParameterValue",
+            "token name must be 1-64 printable characters",
+        ));
+    }
+    let (record, secret) = mint_token(&name, scopes)?;
+    state.store().insert_token(&record).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewToken {
+            info: record.into(),
+            token: secret,
+        }),
+    ))
+}
+
+/// List API tokens (admin only).
+#[utoipa::path(
+    get, path = "/v1/tokens", tag = "tokens",
+    responses((status = 200, body = TokenList), (status = 403, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_tokens(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<TokenList>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let tokens = state
+        .store()
+        .list_tokens()
+        .await?
+        .into_iter()
+        .map(TokenInfo::from)
+        .collect();
+    Ok(Json(TokenList { tokens }))
+}
+
+/// Delete an API token (admin only). The last admin token cannot be deleted.
+#[utoipa::path(
+    delete, path = "/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn delete_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::Admin)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "TokenNotFound",
+            format!("no token with id {id:?}"),
+        )
+    };
+    let id: TokenId = id.parse().map_err(|_| not_found())?;
+    let tokens = state.store().list_tokens().await?;
+    let target = tokens.iter().find(|t| t.id == id).ok_or_else(not_found)?;
+    let admins = tokens.iter().filter(|t| t.grants(Scope::Admin)).count();
+    if target.grants(Scope::Admin) && admins == 1 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "LastAdminToken",
+            "this is the last admin token; create another admin token before deleting it",
+        ));
+    }
+    state.store().delete_token(id).await?;
+    state.inner.tokens.forget(id);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,528 @@
+//! The control-plane API over real HTTP on loopback, with SQLite and local-file storage.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_api::{ApiDoc, AppState, ensure_admin_token, router};
+use hearth_blob::fixtures::{deflated_zip, hello_python, hostile_archives};
+use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_store::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+struct Server {
+    url: String,
+    admin: String,
+    code_dir: PathBuf,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
+    let code_dir = dir.path().join("code");
+    let code = CodeStore::local(&code_dir, PackageLimits::DEFAULT).unwrap();
+    let admin = ensure_admin_token(store.as_ref())
+        .await
+        .unwrap()
+        .expect("first start mints a token");
+    assert!(
+        ensure_admin_token(store.as_ref()).await.unwrap().is_none(),
+        "only on first start"
+    );
+    let app = router(AppState::new(store, code, ObjectSource::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server {
+        url,
+        admin,
+        code_dir,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin)
+    }
+
+    async fn put_config(&self, name: &str, spec: Value) -> (StatusCode, Value) {
+        send(
+            self.req(reqwest::Method::PUT, &format!("/v1/functions/{name}"))
+                .json(&spec),
+        )
+        .await
+    }
+
+    async fn put_zip(&self, name: &str, zip: Vec<u8>) -> (StatusCode, Value) {
+        let r = self
+            .req(reqwest::Method::PUT, &format!("/v1/functions/{name}/code"))
+            .header("content-type", "application/zip")
+            .body(zip);
+        send(r).await
+    }
+
+    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        send(self.req(reqwest::Method::GET, path)).await
+    }
+}
+
+async fn send(r: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = r.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn py() -> Value {
+    json!({"runtime": "python3", "handler": "main.handler"})
+}
+
+fn count_files(dir: &Path) -> usize {
+    if !dir.exists() {
+        return 0;
+    }
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn function_lifecycle_with_versions() {
+    let s = start().await;
+    let (st, body) = s.put_config("hello", py()).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert_eq!(body["function"]["config"]["memory_mb"], 128);
+    assert!(body["new_version"].is_null(), "no code yet, no version");
+    let (st, _) = s.put_config("hello", py()).await;
+    assert_eq!(st, StatusCode::OK, "idempotent re-put");
+
+    let v1_zip = hello_python();
+    let (st, body) = s.put_zip("hello", v1_zip.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["new_version"]["number"], 1);
+    let (_, body) = s.put_zip("hello", v1_zip.clone()).await;
+    assert!(body["new_version"].is_null(), "same code, no new version");
+
+    let v2_zip = deflated_zip(&[("main.py", b"def handler(e, c):\n    return 2\n")]);
+    let (_, body) = s.put_zip("hello", v2_zip.clone()).await;
+    assert_eq!(body["new_version"]["number"], 2);
+    let (_, body) = s
+        .put_config(
+            "hello",
+            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 256}),
+        )
+        .await;
+    assert_eq!(
+        body["new_version"]["number"], 3,
+        "config change with code makes a version"
+    );
+    assert_eq!(
+        body["new_version"]["code"]["sha256"],
+        body["function"]["code"]["sha256"]
+    );
+
+    let (_, versions) = s.get_json("/v1/functions/hello/versions").await;
+    let numbers: Vec<_> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    assert_eq!(
+        versions["versions"][0]["config"]["memory_mb"], 128,
+        "old versions keep their config"
+    );
+
+    for (query, expected) in [
+        ("", &v2_zip),
+        ("?version=1", &v1_zip),
+        ("?version=2", &v2_zip),
+        ("?version=$LATEST", &v2_zip),
+    ] {
+        let resp = s
+            .req(
+                reqwest::Method::GET,
+                &format!("/v1/functions/hello/code{query}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{query}");
+        assert_eq!(resp.headers()["content-type"], "application/zip");
+        assert_eq!(&resp.bytes().await.unwrap()[..], &expected[..], "{query}");
+    }
+    let (st, body) = s.get_json("/v1/functions/hello/code?version=9").await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("VersionNotFound"))
+    );
+    let (st, body) = s.get_json("/v1/functions/hello/code?version=abc").await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidVersion"))
+    );
+
+    let (_, list) = s.get_json("/v1/functions").await;
+    assert_eq!(list["functions"][0]["name"], "hello");
+    assert_eq!(list["functions"][0]["latest_version"], 3);
+
+    let st = s
+        .req(reqwest::Method::DELETE, "/v1/functions/hello")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, body) = s.get_json("/v1/functions/hello").await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("FunctionNotFound"))
+    );
+    let (st, _) = s.get_json("/v1/functions/hello/versions").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn hostile_archives_are_refused_and_nothing_is_stored() {
+    let s = start().await;
+    s.put_config("victim", py()).await;
+    for (what, zip, code) in hostile_archives() {
+        let (st, body) = s.put_zip("victim", zip).await;
+        assert!(st.is_client_error(), "{what}: {st}");
+        assert_eq!(body["code"], code, "{what}: {body}");
+        assert!(!body["message"].as_str().unwrap().is_empty());
+    }
+    // Over 50 MiB: refused with 413 before being stored.
+    let big = vec![0u8; 50 * 1024 * 1024 + 1];
+    let (st, body) = s.put_zip("victim", big).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("ZipTooLarge"))
+    );
+
+    assert_eq!(count_files(&s.code_dir), 0, "no package stored");
+    let (_, f) = s.get_json("/v1/functions/victim").await;
+    assert!(
+        f["code"].is_null() && f["latest_version"].is_null(),
+        "function untouched: {f}"
+    );
+    let (_, v) = s.get_json("/v1/functions/victim/versions").await;
+    assert_eq!(v["versions"], json!([]));
+    // The server still serves.
+    let (st, _) = s.put_zip("victim", hello_python()).await;
+    assert_eq!(st, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn invalid_configuration_is_refused_with_codes() {
+    let s = start().await;
+    let cases = [
+        ("Bad_Name", py(), "InvalidFunctionName"),
+        ("1abc", py(), "InvalidFunctionName"),
+        (
+            "ok",
+            json!({"runtime": "cobol", "handler": "main.handler"}),
+            "InvalidRuntime",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 32}),
+            "InvalidMemorySize",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 20000}),
+            "InvalidMemorySize",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "timeout_s": 0}),
+            "InvalidTimeout",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "timeout_s": 901}),
+            "InvalidTimeout",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "environment": {"AWS_REGION": "x"}}),
+            "ReservedEnvironmentVariable",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "environment": {"LAMBDA_TASK_ROOT": "/x"}}),
+            "ReservedEnvironmentVariable",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "environment": {"bad-name": "x"}}),
+            "InvalidEnvironmentVariable",
+        ),
+        ("ok", json!({"runtime": "python3"}), "InvalidHandler"),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "memory": 128}),
+            "InvalidRequestBody",
+        ),
+        (
+            "ok",
+            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": "lots"}),
+            "InvalidRequestBody",
+        ),
+    ];
+    for (name, spec, code) in cases {
+        let (st, body) = s.put_config(name, spec.clone()).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{name} {spec}: {body}"
+        );
+    }
+    let (st, body) = send(
+        s.req(reqwest::Method::PUT, "/v1/functions/ok")
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidJson"))
+    );
+    let (st, body) = send(s.req(reqwest::Method::PUT, "/v1/functions/ok").body("{}")).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("UnsupportedMediaType")
+        )
+    );
+    let (_, list) = s.get_json("/v1/functions").await;
+    assert_eq!(list["functions"], json!([]), "nothing was created");
+
+    s.put_config("ok", py()).await;
+    let (st, body) = send(
+        s.req(reqwest::Method::PUT, "/v1/functions/ok/code")
+            .header("content-type", "text/plain")
+            .body("x"),
+    )
+    .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("UnsupportedMediaType")
+        )
+    );
+    let (st, body) = s.put_zip("missing", hello_python()).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("FunctionNotFound"))
+    );
+    let (st, body) = send(
+        s.req(reqwest::Method::PUT, "/v1/functions/ok/code")
+            .json(&json!({"object_url": "http://example.invalid/x.zip"})),
+    )
+    .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidObjectUrl"))
+    );
+    let (st, body) = s.get_json("/v1/nothing-here").await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("RouteNotFound"))
+    );
+}
+
+#[tokio::test]
+async fn tokens_and_scopes() {
+    let s = start().await;
+    let anon = |path: &str| s.http.get(format!("{}{path}", s.url));
+    let resp = anon("/v1/functions").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "MissingToken");
+    for bad in ["hth_0000", "not-even-prefixed", ""] {
+        let (st, body) = send(anon("/v1/functions").bearer_auth(bad)).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(
+            matches!(body["code"].as_str(), Some("InvalidToken" | "MissingToken")),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        anon("/healthz").send().await.unwrap().status(),
+        StatusCode::OK,
+        "health needs no token"
+    );
+
+    let mint = |scopes: Value| {
+        send(
+            s.req(reqwest::Method::POST, "/v1/tokens")
+                .json(&json!({"name": "t", "scopes": scopes})),
+        )
+    };
+    let (st, reader) = mint(json!(["read"])).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let reader_secret = reader["token"].as_str().unwrap().to_owned();
+    let (_, invoker) = mint(json!(["invoke"])).await;
+    let (_, deployer) = mint(json!(["deploy"])).await;
+    let (st, body) = mint(json!(["root"])).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidScope"))
+    );
+
+    let as_token = |m: reqwest::Method, path: &str, t: &Value| {
+        s.http
+            .request(m, format!("{}{path}", s.url))
+            .bearer_auth(t["token"].as_str().unwrap())
+    };
+    // deploy may write and read; read may only read; invoke may do neither here.
+    let (st, _) =
+        send(as_token(reqwest::Method::PUT, "/v1/functions/f", &deployer).json(&py())).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = send(as_token(reqwest::Method::GET, "/v1/functions/f", &reader)).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, body) =
+        send(as_token(reqwest::Method::PUT, "/v1/functions/g", &reader).json(&py())).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("InsufficientScope")),
+        "{body}"
+    );
+    let (st, _) = send(as_token(
+        reqwest::Method::DELETE,
+        "/v1/functions/f",
+        &reader,
+    ))
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = send(as_token(reqwest::Method::GET, "/v1/functions", &invoker)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = send(as_token(reqwest::Method::GET, "/v1/tokens", &deployer)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "only admin manages tokens");
+    let (st, _) = send(as_token(reqwest::Method::GET, "/v1/functions/g", &reader)).await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "the refused write created nothing"
+    );
+
+    let (_, list) = s.get_json("/v1/tokens").await;
+    assert_eq!(list["tokens"].as_array().unwrap().len(), 4);
+    assert!(
+        !list.to_string().contains(&reader_secret),
+        "secrets are never listed"
+    );
+    let admin_id = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["scopes"] == json!(["admin"]))
+        .unwrap()["id"]
+        .clone();
+    let (st, body) = send(s.req(
+        reqwest::Method::DELETE,
+        &format!("/v1/tokens/{}", admin_id.as_str().unwrap()),
+    ))
+    .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("LastAdminToken"))
+    );
+
+    let st = s
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/v1/tokens/{}", reader["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, body) = send(as_token(reqwest::Method::GET, "/v1/functions", &reader)).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("InvalidToken")),
+        "revocation applies at once"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_deploys_get_distinct_versions() {
+    let s = Arc::new(start().await);
+    s.put_config("busy", py()).await;
+    let mut tasks = vec![];
+    for i in 0..12 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let zip = deflated_zip(&[(
+                "main.py",
+                format!("def handler(e, c):\n    return {i}\n").as_bytes(),
+            )]);
+            s.put_zip("busy", zip).await
+        }));
+    }
+    for t in tasks {
+        let (st, body) = t.await.unwrap();
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    let (_, v) = s.get_json("/v1/functions/busy/versions").await;
+    let mut numbers: Vec<u64> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_u64().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=12).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_and_checked_in() {
+    let s = start().await;
+    let (st, served) = send(s.http.get(format!("{}/openapi.json", s.url))).await;
+    assert_eq!(st, StatusCode::OK);
+    let generated = serde_json::to_value(ApiDoc::openapi()).unwrap();
+    assert_eq!(served, generated);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json");
+    let pretty = ApiDoc::openapi().to_pretty_json().unwrap() + "\n";
+    if std::env::var_os("HEARTH_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == pretty,
+        "openapi.json is out of date: regenerate it with `HEARTH_UPDATE_OPENAPI=1 cargo test -p hearth-api openapi` and commit it"
+    );
+    for p in [
+        "/v1/functions/{name}",
+        "/v1/functions/{name}/code",
+        "/v1/functions/{name}/versions",
+        "/healthz",
+    ] {
+        assert!(generated["paths"][p].is_object(), "{p} documented");
+    }
+}
