@@ -20,43 +20,42 @@ pub struct Deployed {
     pub created: bool,
 }
 
-enum Change {
-    Config(FunctionConfig),
-    Code(CodeRef),
-}
-
+/// Creates a function or replaces its configuration, and its code too when `code` is given
+/// (one version for both).
 pub async fn put_config(
     store: &dyn MetadataStore,
     name: &FunctionName,
     config: FunctionConfig,
+    code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    apply(store, name, Change::Config(config)).await
+    apply(store, name, Some(config), code).await
 }
 
+/// Replaces the code of an existing function.
 pub async fn put_code(
     store: &dyn MetadataStore,
     name: &FunctionName,
     code: CodeRef,
 ) -> Result<Deployed, ApiError> {
-    apply(store, name, Change::Code(code)).await
+    apply(store, name, None, Some(code)).await
 }
 
 async fn apply(
     store: &dyn MetadataStore,
     name: &FunctionName,
-    change: Change,
+    config: Option<FunctionConfig>,
+    code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
     for _ in 0..ATTEMPTS {
-        let current = store.get_function(name).await?;
         let now = Utc::now();
-        let (mut next, expect, created) = match (current, &change) {
-            (None, Change::Code(_)) => return Err(ApiError::function_not_found(name.as_str())),
-            (None, Change::Config(config)) => {
+        let (mut next, expect, created) = match (store.get_function(name).await?, &config) {
+            (None, None) => return Err(ApiError::function_not_found(name.as_str())),
+            (None, Some(config)) => {
                 let f = Function {
                     id: FunctionId::new(),
                     name: name.clone(),
                     config: config.clone(),
-                    code: None,
+                    code: code.clone(),
                     latest_version: None,
                     revision: 0,
                     created_at: now,
@@ -64,12 +63,10 @@ async fn apply(
                 };
                 (f, Expect::Absent, true)
             }
-            (Some(cur), change) => {
-                let unchanged = match change {
-                    Change::Config(c) => &cur.config == c,
-                    Change::Code(c) => cur.code.as_ref() == Some(c),
-                };
-                if unchanged {
+            (Some(cur), _) => {
+                let config_same = config.as_ref().is_none_or(|c| &cur.config == c);
+                let code_same = code.is_none() || cur.code == code;
+                if config_same && code_same {
                     return Ok(Deployed {
                         function: cur,
                         new_version: None,
@@ -78,9 +75,11 @@ async fn apply(
                 }
                 let expect = Expect::Revision(cur.revision);
                 let mut f = cur;
-                match change {
-                    Change::Config(c) => f.config = c.clone(),
-                    Change::Code(c) => f.code = Some(c.clone()),
+                if let Some(c) = &config {
+                    f.config = c.clone();
+                }
+                if code.is_some() {
+                    f.code = code.clone();
                 }
                 (f, expect, false)
             }

@@ -7,17 +7,7 @@ use axum::response::{IntoResponse, Response};
 use hearth_blob::{CodeStoreError, ObjectSourceError, PackageError};
 use hearth_store::StoreError;
 use hearth_types::ValidationError;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-/// The JSON body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ApiErrorBody {
-    /// Stable machine-readable code, e.g. `FunctionNotFound`, `ZipPathTraversal`.
-    pub code: String,
-    /// What went wrong and what to do about it.
-    pub message: String,
-}
+pub use hearth_types::api::ApiErrorBody;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {

@@ -14,7 +14,7 @@ mod state;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 
 pub use auth::{Caller, ensure_admin_token, hash_secret, mint_token};
 pub use error::{ApiError, ApiErrorBody};
@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/functions/{name}/code",
             put(code::put_code).get(code::get_code),
         )
+        .route("/v1/packages", post(code::upload_package))
         .route(
             "/v1/tokens",
             get(tokens::list_tokens).post(tokens::create_token),

@@ -11,7 +11,7 @@ use crate::routes::{code, functions, system, tokens};
     paths(
         functions::put_function, functions::list_functions, functions::get_function,
         functions::delete_function, functions::list_versions,
-        code::put_code, code::get_code,
+        code::put_code, code::get_code, code::upload_package,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
         system::healthz, system::openapi_json,
     ),

@@ -526,3 +526,69 @@ async fn openapi_document_is_served_and_checked_in() {
         assert!(generated["paths"][p].is_object(), "{p} documented");
     }
 }
+
+#[tokio::test]
+async fn package_upload_then_config_makes_one_version() {
+    let s = start().await;
+    let upload = |zip: Vec<u8>| {
+        send(
+            s.req(reqwest::Method::POST, "/v1/packages")
+                .header("content-type", "application/zip")
+                .body(zip),
+        )
+    };
+    let (st, pkg) = upload(hello_python()).await;
+    assert_eq!(st, StatusCode::CREATED, "{pkg}");
+    let sha = pkg["sha256"].as_str().unwrap().to_owned();
+    let (st, body) = s
+        .put_config(
+            "atomic",
+            json!({"runtime": "python3", "handler": "main.handler", "code_sha256": sha}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["new_version"]["number"], 1,
+        "created with code in one step"
+    );
+
+    let new_zip = deflated_zip(&[("app.py", b"def main(e, c):\n    return 1\n")]);
+    let (_, pkg2) = upload(new_zip).await;
+    let spec = json!({"runtime": "python3", "handler": "app.main", "memory_mb": 512, "code_sha256": pkg2["sha256"]});
+    let (_, body) = s.put_config("atomic", spec).await;
+    assert_eq!(
+        body["new_version"]["number"], 2,
+        "code and config change together"
+    );
+    assert_eq!(body["new_version"]["config"]["handler"], "app.main");
+    assert_eq!(body["new_version"]["code"]["sha256"], pkg2["sha256"]);
+    let (_, v) = s.get_json("/v1/functions/atomic/versions").await;
+    assert_eq!(
+        v["versions"].as_array().unwrap().len(),
+        2,
+        "no intermediate version"
+    );
+
+    let unknown = "0".repeat(64);
+    for bad in [unknown.as_str(), "nothex"] {
+        let (st, body) = s
+            .put_config(
+                "atomic",
+                json!({"runtime": "python3", "handler": "main.handler", "code_sha256": bad}),
+            )
+            .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("CodePackageNotFound")),
+            "{bad}"
+        );
+    }
+    for (what, zip, code) in hostile_archives() {
+        let (st, body) = upload(zip).await;
+        assert_eq!(
+            (st.is_client_error(), body["code"].as_str()),
+            (true, Some(code)),
+            "{what}"
+        );
+    }
+}

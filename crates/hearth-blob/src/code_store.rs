@@ -92,6 +92,18 @@ impl CodeStore {
         }
     }
 
+    /// The stored package with this digest, if any.
+    pub async fn stat(&self, digest: &CodeDigest) -> Result<Option<CodeRef>, CodeStoreError> {
+        match self.objects.head(&Self::key(digest)).await {
+            Ok(meta) => Ok(Some(CodeRef {
+                sha256: digest.clone(),
+                size_bytes: meta.size,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn contains(&self, digest: &CodeDigest) -> Result<bool, CodeStoreError> {
         match self.objects.head(&Self::key(digest)).await {
             Ok(_) => Ok(true),

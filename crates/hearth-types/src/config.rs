@@ -113,6 +113,10 @@ pub struct FunctionSpec {
     pub keep_alive_s: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// sha256 of a package uploaded with `POST /v1/packages`: sets code and configuration
+    /// together, in one new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
 }
 
 /// A validated function configuration. Part of every immutable [`crate::Version`].

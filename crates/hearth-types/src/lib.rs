@@ -4,6 +4,7 @@
 //! place, and turned into typed values ([`FunctionName`], [`FunctionConfig`], [`Runtime`]).
 //! Validation failures carry a stable error code ([`ValidationError::code`]).
 
+pub mod api;
 mod config;
 mod digest;
 mod environment;

@@ -5,12 +5,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_blob::PackageError;
-use hearth_types::{Scope, VersionSelector};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use hearth_types::api::{CodeFromObject, DeployResponse};
+use hearth_types::{CodeRef, Scope, VersionSelector};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::function_name;
-use super::functions::DeployResponse;
 use crate::auth::Caller;
 use crate::body::read_limited;
 use crate::{ApiError, ApiErrorBody, AppState, deploy};
@@ -18,19 +18,71 @@ use crate::{ApiError, ApiErrorBody, AppState, deploy};
 /// Largest JSON body accepted for `{"object_url": ...}`.
 const OBJECT_REF_MAX_BYTES: u64 = 64 * 1024;
 
-/// Code given by reference to an object store.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CodeFromObject {
-    /// `s3://bucket/key` of a zip in an S3-compatible store (endpoint from server config).
-    #[schema(example = "s3://my-bucket/functions/hello.zip")]
-    pub object_url: String,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CodeQuery {
     /// Version number or `$LATEST` (default).
     pub version: Option<String>,
+}
+
+/// Reads an uploaded package: the zip itself, or fetched from an object URL.
+async fn read_package(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, ApiError> {
+    let max = state.inner.code.limits().max_zipped_bytes;
+    match upload_kind(headers)? {
+        Upload::Zip => {
+            read_limited(body, max, |got| PackageError::TooLarge { got, max }.into()).await
+        }
+        Upload::ObjectRef => {
+            let raw = read_limited(body, OBJECT_REF_MAX_BYTES, |_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PayloadTooLarge",
+                    "the JSON body is too large",
+                )
+            })
+            .await?;
+            let r: CodeFromObject = serde_json::from_slice(&raw).map_err(|e| {
+                ApiError::bad_request(
+                    "InvalidRequestBody",
+                    format!("expected {{\"object_url\": \"s3://bucket/key\"}}: {e}"),
+                )
+            })?;
+            Ok(state.inner.objects.fetch(&r.object_url, max).await?)
+        }
+    }
+}
+
+/// Upload a code package without attaching it to a function.
+///
+/// Same body as `PUT /v1/functions/{name}/code`. Returns the package's sha256, which
+/// `PUT /v1/functions/{name}` accepts as `code_sha256` to change code and configuration in
+/// one version (what `hearth fn deploy` does).
+#[utoipa::path(
+    post, path = "/v1/packages", tag = "code",
+    request_body(content(
+        (Vec<u8> = "application/zip"),
+        (CodeFromObject = "application/json"),
+    )),
+    responses(
+        (status = 201, body = CodeRef),
+        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal)", body = ApiErrorBody),
+        (status = 413, description = "Package over 50 MiB", body = ApiErrorBody),
+        (status = 415, body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn upload_package(
+    caller: Caller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<CodeRef>), ApiError> {
+    caller.require(Scope::Deploy)?;
+    let zip = read_package(&state, &headers, body).await?;
+    Ok((StatusCode::CREATED, Json(state.inner.code.put(zip).await?)))
 }
 
 enum Upload {
@@ -94,35 +146,12 @@ pub async fn put_code(
 ) -> Result<Json<DeployResponse>, ApiError> {
     caller.require(Scope::Deploy)?;
     let name = function_name(&name)?;
-    let kind = upload_kind(&headers)?;
     let store = state.store();
     // Refuse early, before reading a large body, when the function does not exist.
     if store.get_function(&name).await?.is_none() {
         return Err(ApiError::function_not_found(name.as_str()));
     }
-    let max = state.inner.code.limits().max_zipped_bytes;
-    let zip = match kind {
-        Upload::Zip => {
-            read_limited(body, max, |got| PackageError::TooLarge { got, max }.into()).await?
-        }
-        Upload::ObjectRef => {
-            let raw = read_limited(body, OBJECT_REF_MAX_BYTES, |_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PayloadTooLarge",
-                    "the JSON body is too large",
-                )
-            })
-            .await?;
-            let r: CodeFromObject = serde_json::from_slice(&raw).map_err(|e| {
-                ApiError::bad_request(
-                    "InvalidRequestBody",
-                    format!("expected {{\"object_url\": \"s3://bucket/key\"}}: {e}"),
-                )
-            })?;
-            state.inner.objects.fetch(&r.object_url, max).await?
-        }
-    };
+    let zip = read_package(&state, &headers, body).await?;
     let code = state.inner.code.put(zip).await?;
     let d = deploy::put_code(store.as_ref(), &name, code).await?;
     Ok(Json(DeployResponse {

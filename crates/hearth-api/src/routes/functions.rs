@@ -2,36 +2,18 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hearth_types::{Function, FunctionSpec, Scope, Version};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use hearth_types::api::{DeployResponse, FunctionList, VersionList};
+use hearth_types::{CodeDigest, CodeRef, Function, FunctionSpec, Scope};
 
 use super::function_name;
 use crate::auth::Caller;
 use crate::{ApiError, ApiErrorBody, AppState, deploy};
 
-/// The outcome of a configuration or code write.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DeployResponse {
-    pub function: Function,
-    /// The version this request created; absent when nothing changed or there is no code yet.
-    pub new_version: Option<Version>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FunctionList {
-    pub functions: Vec<Function>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct VersionList {
-    pub versions: Vec<Version>,
-}
-
 /// Create a function or replace its configuration.
 ///
 /// Fields left out take their defaults. When the function has code and the configuration
-/// changes, a new version is created.
+/// changes, a new version is created. With `code_sha256` (a package stored by
+/// `POST /v1/packages`) code and configuration change together in one version.
 #[utoipa::path(
     put, path = "/v1/functions/{name}", tag = "functions",
     params(("name" = String, Path, description = "Function name")),
@@ -54,7 +36,11 @@ pub async fn put_function(
     let name = function_name(&name)?;
     let Json(spec) = spec?;
     let config = spec.validate()?;
-    let d = deploy::put_config(state.store().as_ref(), &name, config).await?;
+    let code = match &spec.code_sha256 {
+        None => None,
+        Some(sha) => Some(stored_package(&state, sha).await?),
+    };
+    let d = deploy::put_config(state.store().as_ref(), &name, config, code).await?;
     let status = if d.created {
         StatusCode::CREATED
     } else {
@@ -67,6 +53,19 @@ pub async fn put_function(
             new_version: d.new_version,
         }),
     ))
+}
+
+async fn stored_package(state: &AppState, sha: &str) -> Result<CodeRef, ApiError> {
+    let missing = || {
+        ApiError::bad_request(
+            "CodePackageNotFound",
+            format!(
+                "no package with sha256 {sha:?} is stored; upload it first with POST /v1/packages"
+            ),
+        )
+    };
+    let digest: CodeDigest = sha.parse().map_err(|_| missing())?;
+    state.inner.code.stat(&digest).await?.ok_or_else(missing)
 }
 
 /// List functions, ordered by name.

@@ -1,15 +1,8 @@
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use hearth_types::api::Health;
+use utoipa::OpenApi;
 
 use crate::ApiDoc;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// Always `ok` when the server answers.
-    pub status: String,
-    pub version: String,
-}
 
 /// Liveness check (no token needed).
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]

@@ -2,56 +2,11 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use hearth_types::{Scope, TokenId, TokenRecord};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use hearth_types::api::{NewToken, TokenInfo, TokenList, TokenSpec};
+use hearth_types::{Scope, TokenId};
 
 use crate::auth::{Caller, mint_token};
 use crate::{ApiError, ApiErrorBody, AppState};
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenSpec {
-    /// A label for people, e.g. `ci-deploy`.
-    pub name: Option<String>,
-    /// Any of `admin`, `deploy`, `invoke`, `read`.
-    pub scopes: Vec<String>,
-}
-
-/// A token as listed (never with its secret).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TokenInfo {
-    pub id: TokenId,
-    pub name: String,
-    pub scopes: Vec<Scope>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<TokenRecord> for TokenInfo {
-    fn from(t: TokenRecord) -> Self {
-        Self {
-            id: t.id,
-            name: t.name,
-            scopes: t.scopes,
-            created_at: t.created_at,
-        }
-    }
-}
-
-/// A newly created token: the only time its secret is shown.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NewToken {
-    #[serde(flatten)]
-    pub info: TokenInfo,
-    /// The bearer secret. Store it now: it cannot be shown again.
-    pub token: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TokenList {
-    pub tokens: Vec<TokenInfo>,
-}
 
 /// Create an API token (admin only).
 #[utoipa::path(
