@@ -72,3 +72,9 @@ async fn method_not_allowed() -> ApiError {
         "this endpoint does not support that method; GET /openapi.json lists them",
     )
 }
+
+/// The OpenAPI document as pretty JSON (what `openapi.json` in the repository holds).
+pub fn openapi_json_pretty() -> Result<String, serde_json::Error> {
+    use utoipa::OpenApi;
+    ApiDoc::openapi().to_pretty_json()
+}

@@ -1,1 +1,76 @@
-fn main() {}
+//! The `hearth` binary: `hearth up` runs the server; every other command is a client of its
+//! HTTP API.
+
+mod cli;
+mod commands;
+mod config;
+mod output;
+mod package;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hearth_client::ClientError;
+
+use cli::{Cli, Command};
+
+/// Exit codes, documented in `hearth --help`.
+const EXIT_FAILED: u8 = 1;
+const EXIT_UNREACHABLE: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Function(cmd) => commands::functions::run(cmd, json).await,
+            Command::Token(cmd) => commands::tokens::run(cmd, json).await,
+            Command::Openapi => {
+                println!("{}", hearth_api::openapi_json_pretty()?);
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err, json),
+    }
+}
+
+fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    let client = err.chain().find_map(|e| e.downcast_ref::<ClientError>());
+    // Refusals carry a stable code whether the server or local validation refused.
+    let local = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<hearth_types::ValidationError>());
+    let (code, status) = match (client, local) {
+        (Some(ClientError::Api { code, status, .. }), _) => (Some(code.as_str()), Some(*status)),
+        (_, Some(v)) => (Some(v.code()), None),
+        _ => (None, None),
+    };
+    if json {
+        let body = serde_json::json!({"error": {"code": code, "status": status, "message": format!("{err:#}")}});
+        eprintln!("{body}");
+    } else {
+        eprintln!("error: {err:#}");
+        if let Some(code) = code {
+            eprintln!("  code: {code}");
+        }
+    }
+    match client {
+        Some(ClientError::Unreachable { .. }) => ExitCode::from(EXIT_UNREACHABLE),
+        _ => ExitCode::from(EXIT_FAILED),
+    }
+}

@@ -1,1 +1,227 @@
+//! A client for Hearth's HTTP API. Server refusals come back as [`ClientError::Api`] with the
+//! server's stable error code.
 
+use std::time::Duration;
+
+use bytes::Bytes;
+use hearth_types::api::{
+    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, NewToken, TokenInfo,
+    TokenList, TokenSpec, VersionList,
+};
+use hearth_types::{CodeRef, Function, FunctionSpec, Version};
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "cannot reach the Hearth server at {url}: {reason}. Is `hearth up` running? Set HEARTH_URL to point elsewhere"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("unexpected response from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+impl ClientError {
+    /// The server's error code, if the server refused the request.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base_url: &str, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("hearth-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn send(&self, r: RequestBuilder) -> Result<Response> {
+        let resp = r.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ApiErrorBody>(&text) {
+            Ok(b) => ClientError::Api {
+                status,
+                code: b.code,
+                message: b.message,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: format!("Http{status}"),
+                message: text,
+            },
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, r: RequestBuilder) -> Result<T> {
+        let resp = self.send(r).await?;
+        let url = resp.url().to_string();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn health(&self) -> Result<Health> {
+        self.json(self.req(Method::GET, "/healthz")).await
+    }
+
+    pub async fn put_function(&self, name: &str, spec: &FunctionSpec) -> Result<DeployResponse> {
+        self.json(
+            self.req(Method::PUT, &format!("/v1/functions/{name}"))
+                .json(spec),
+        )
+        .await
+    }
+
+    /// Uploads a zip as a package (not attached to any function yet).
+    pub async fn upload_package(&self, zip: Vec<u8>) -> Result<CodeRef> {
+        let r = self
+            .req(Method::POST, "/v1/packages")
+            .header("content-type", "application/zip")
+            .body(zip);
+        self.json(r).await
+    }
+
+    pub async fn put_code_zip(&self, name: &str, zip: Vec<u8>) -> Result<DeployResponse> {
+        let r = self
+            .req(Method::PUT, &format!("/v1/functions/{name}/code"))
+            .header("content-type", "application/zip")
+            .body(zip);
+        self.json(r).await
+    }
+
+    pub async fn put_code_object(&self, name: &str, object_url: &str) -> Result<DeployResponse> {
+        let body = CodeFromObject {
+            object_url: object_url.to_owned(),
+        };
+        self.json(
+            self.req(Method::PUT, &format!("/v1/functions/{name}/code"))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn list_functions(&self) -> Result<Vec<Function>> {
+        Ok(self
+            .json::<FunctionList>(self.req(Method::GET, "/v1/functions"))
+            .await?
+            .functions)
+    }
+
+    pub async fn get_function(&self, name: &str) -> Result<Function> {
+        self.json(self.req(Method::GET, &format!("/v1/functions/{name}")))
+            .await
+    }
+
+    pub async fn delete_function(&self, name: &str) -> Result<()> {
+        self.send(self.req(Method::DELETE, &format!("/v1/functions/{name}")))
+            .await
+            .map(drop)
+    }
+
+    pub async fn list_versions(&self, name: &str) -> Result<Vec<Version>> {
+        Ok(self
+            .json::<VersionList>(self.req(Method::GET, &format!("/v1/functions/{name}/versions")))
+            .await?
+            .versions)
+    }
+
+    /// The zip of a version (`None` = `$LATEST`).
+    pub async fn get_code(&self, name: &str, version: Option<&str>) -> Result<Bytes> {
+        let query = match version {
+            // Versions are numbers or `$LATEST`; `$` is the only character to escape.
+            Some(v) => format!("?version={}", v.replace('$', "%24")),
+            None => String::new(),
+        };
+        let r = self.req(Method::GET, &format!("/v1/functions/{name}/code{query}"));
+        let resp = self.send(r).await?;
+        let url = resp.url().to_string();
+        resp.bytes().await.map_err(|e| ClientError::Protocol {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn create_token(
+        &self,
+        name: Option<String>,
+        scopes: Vec<String>,
+    ) -> Result<NewToken> {
+        self.json(
+            self.req(Method::POST, "/v1/tokens")
+                .json(&TokenSpec { name, scopes }),
+        )
+        .await
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        Ok(self
+            .json::<TokenList>(self.req(Method::GET, "/v1/tokens"))
+            .await?
+            .tokens)
+    }
+
+    pub async fn delete_token(&self, id: &str) -> Result<()> {
+        self.send(self.req(Method::DELETE, &format!("/v1/tokens/{id}")))
+            .await
+            .map(drop)
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

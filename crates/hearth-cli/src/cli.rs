@@ -1,0 +1,142 @@
+//! Command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "Hearth: a self-hostable Function-as-a-Service platform",
+    after_help = "Exit codes: 0 ok, 1 refused by the server or failed, 2 usage error, 3 server unreachable.\n\
+                  Client commands read ~/.config/hearth/config.toml (written by `hearth up`); HEARTH_URL and HEARTH_TOKEN override it."
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the all-in-one server on embedded defaults (SQLite + local files).
+    Up(UpArgs),
+    /// Deploy, inspect and delete functions.
+    #[command(subcommand, name = "fn")]
+    Function(FnCommand),
+    /// Manage API tokens (needs an admin token).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the API's OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where metadata and code live (default: ~/.local/share/hearth).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (default: 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Server configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FnCommand {
+    /// Create or update a function from a folder or a zip.
+    Deploy(DeployArgs),
+    /// List functions.
+    #[command(alias = "ls")]
+    List,
+    /// Show one function.
+    Get { name: String },
+    /// Delete a function and all its versions.
+    #[command(alias = "rm")]
+    Delete { name: String },
+    /// List a function's versions.
+    Versions { name: String },
+    /// Download a function's code.
+    #[command(subcommand)]
+    Code(CodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CodeCommand {
+    /// Unpack a function's code into a folder (default: ./NAME).
+    Pull {
+        name: String,
+        dir: Option<PathBuf>,
+        /// Version number (default: $LATEST).
+        #[arg(long)]
+        version: Option<String>,
+        /// Write into a folder that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// A folder (zipped for you) or a .zip file.
+    pub path: PathBuf,
+    #[arg(long, short)]
+    pub name: String,
+    /// python3, nodejs, provided or wasm.
+    #[arg(long, short)]
+    pub runtime: String,
+    /// Entry point, e.g. main.handler (required for python3 and nodejs).
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// Memory in MB (64-10240, default 128).
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<i64>,
+    /// Timeout in seconds (1-900, default 3).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<i64>,
+    /// Environment variable for the function, repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Concurrent requests per instance (default 1).
+    #[arg(long)]
+    pub concurrency: Option<i64>,
+    /// Instances kept ready (default 0).
+    #[arg(long)]
+    pub min_instances: Option<i64>,
+    /// Most instances (default 10).
+    #[arg(long)]
+    pub max_instances: Option<i64>,
+    /// Seconds an idle instance stays warm (default 90).
+    #[arg(long, value_name = "SECONDS")]
+    pub keep_alive: Option<i64>,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// admin, deploy, invoke or read; repeatable.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Delete a token by id.
+    Delete { id: String },
+}

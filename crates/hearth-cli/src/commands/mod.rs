@@ -1,0 +1,13 @@
+pub mod functions;
+pub mod tokens;
+
+use anyhow::Result;
+use hearth_client::Client;
+
+use crate::config::{ClientConfig, process_env};
+
+/// A client configured from the client config file and `HEARTH_URL` / `HEARTH_TOKEN`.
+pub fn client() -> Result<Client> {
+    let cfg = ClientConfig::load(&process_env)?;
+    Ok(Client::new(cfg.url(), cfg.token.clone()))
+}

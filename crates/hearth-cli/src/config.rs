@@ -1,0 +1,352 @@
+//! All of Hearth's configuration is read here, in one order: built-in defaults, then a
+//! TOML file, then `HEARTH_*` environment variables, then command-line flags.
+//!
+//! Server (`hearth up`): file from `--config`, `HEARTH_CONFIG`, or `~/.config/hearth/server.toml`
+//! if present. Keys: `data_dir`, `listen`, `[s3] endpoint, region, access_key_id,
+//! secret_access_key, allow_http`. Environment: `HEARTH_DATA_DIR`, `HEARTH_LISTEN`,
+//! `HEARTH_S3_ENDPOINT`, `HEARTH_S3_REGION`, `HEARTH_S3_ACCESS_KEY_ID`,
+//! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`.
+//!
+//! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
+//! `~/.config/hearth/config.toml` (written by `hearth up` on first start), keys `url` and
+//! `token`; `HEARTH_URL` and `HEARTH_TOKEN` override it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use hearth_blob::S3Settings;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Reads one environment variable; injectable for tests.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Flags of `hearth up` that override configuration.
+#[derive(Debug, Default, Clone)]
+pub struct ServerFlags {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub s3: S3Settings,
+    /// Where `hearth up` writes the client configuration on first start.
+    pub client_config: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    #[serde(default)]
+    s3: S3File,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct S3File {
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    allow_http: Option<bool>,
+}
+
+fn config_home(env: EnvLookup) -> PathBuf {
+    env("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")))
+        .or_else(dirs::config_dir)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("hearth")
+}
+
+fn data_home(env: EnvLookup) -> PathBuf {
+    env("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .or_else(dirs::data_dir)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("hearth")
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr> {
+    s.parse().with_context(|| {
+        format!("invalid listen address {s:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}")
+    })
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name}={v:?} is not a boolean: use true or false"),
+    }
+}
+
+impl ServerConfig {
+    pub fn load(flags: &ServerFlags, env: EnvLookup) -> Result<Self> {
+        let explicit = flags
+            .config
+            .clone()
+            .or_else(|| env("HEARTH_CONFIG").map(PathBuf::from));
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| config_home(env).join("server.toml"));
+        let file: ServerFile = if explicit.is_some() || path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
+        } else {
+            ServerFile::default()
+        };
+
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| env("HEARTH_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| data_home(env));
+        let listen = match flags
+            .listen
+            .clone()
+            .or_else(|| env("HEARTH_LISTEN"))
+            .or(file.listen)
+        {
+            Some(s) => parse_listen(&s)?,
+            None => parse_listen(DEFAULT_LISTEN)?,
+        };
+        let allow_http = match env("HEARTH_S3_ALLOW_HTTP") {
+            Some(v) => parse_bool("HEARTH_S3_ALLOW_HTTP", &v)?,
+            None => file.s3.allow_http.unwrap_or(false),
+        };
+        let s3 = S3Settings {
+            endpoint: env("HEARTH_S3_ENDPOINT").or(file.s3.endpoint),
+            region: env("HEARTH_S3_REGION").or(file.s3.region),
+            access_key_id: env("HEARTH_S3_ACCESS_KEY_ID").or(file.s3.access_key_id),
+            secret_access_key: env("HEARTH_S3_SECRET_ACCESS_KEY").or(file.s3.secret_access_key),
+            allow_http,
+        };
+        Ok(Self {
+            data_dir,
+            listen,
+            s3,
+            client_config: client_config_path(env),
+        })
+    }
+}
+
+/// Where the CLI's own configuration lives.
+pub fn client_config_path(env: EnvLookup) -> PathBuf {
+    env("HEARTH_CLIENT_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| config_home(env).join("config.toml"))
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    pub url: Option<String>,
+    pub token: Option<String>,
+}
+
+impl ClientConfig {
+    /// Reads the client file (if any), then `HEARTH_URL` / `HEARTH_TOKEN`.
+    pub fn load(env: EnvLookup) -> Result<Self> {
+        let path = client_config_path(env);
+        let mut cfg = Self::read(&path)?.unwrap_or_default();
+        if let Some(url) = env("HEARTH_URL") {
+            cfg.url = Some(url);
+        }
+        if let Some(token) = env("HEARTH_TOKEN") {
+            cfg.token = Some(token);
+        }
+        Ok(cfg)
+    }
+
+    pub fn read(path: &Path) -> Result<Option<Self>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(toml::from_str(&text).with_context(|| {
+                format!("invalid client config {}", path.display())
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot read client config {}", path.display()))
+            }
+        }
+    }
+
+    /// Writes the file readable by its owner only (it holds a secret).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let text = toml::to_string(self)?;
+        let tmp = path.with_extension("toml.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or("http://127.0.0.1:8080")
+    }
+}
+
+/// The URL a client on this machine uses to reach a server bound to `addr`.
+pub fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let env = env_of(&[("HOME", home)]);
+        let c = ServerConfig::load(&ServerFlags::default(), &env).unwrap();
+        assert_eq!(c.data_dir, dir.path().join(".local/share/hearth"));
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            c.client_config,
+            dir.path().join(".config/hearth/config.toml")
+        );
+
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\n[s3]\nendpoint = \"http://127.0.0.1:1\"\nallow_http = true\n").unwrap();
+        let flags = ServerFlags {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = ServerConfig::load(&flags, &env).unwrap();
+        assert_eq!(
+            (c.data_dir.to_str(), c.listen.port()),
+            (Some("/from/file"), 9000)
+        );
+        assert!(c.s3.allow_http);
+
+        let env = env_of(&[
+            ("HOME", home),
+            ("HEARTH_LISTEN", "127.0.0.1:9100"),
+            ("HEARTH_DATA_DIR", "/from/env"),
+        ]);
+        let c = ServerConfig::load(&flags, &env).unwrap();
+        assert_eq!(
+            (c.data_dir.to_str(), c.listen.port()),
+            (Some("/from/env"), 9100)
+        );
+
+        let flags = ServerFlags {
+            listen: Some("127.0.0.1:9200".into()),
+            ..flags
+        };
+        let c = ServerConfig::load(&flags, &env).unwrap();
+        assert_eq!(
+            (c.data_dir.to_str(), c.listen.port()),
+            (Some("/from/env"), 9200)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let env = env_of(&[("HOME", "/nonexistent"), ("HEARTH_LISTEN", "localhost")]);
+        let err = ServerConfig::load(&ServerFlags::default(), &env).unwrap_err();
+        assert!(format!("{err:#}").contains("invalid listen address"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "listn = \"x\"").unwrap();
+        let flags = ServerFlags {
+            config: Some(file),
+            ..Default::default()
+        };
+        assert!(
+            format!(
+                "{:#}",
+                ServerConfig::load(&flags, &env_of(&[])).unwrap_err()
+            )
+            .contains("unknown field")
+        );
+    }
+
+    #[test]
+    fn client_env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        ClientConfig {
+            url: Some("http://127.0.0.1:1".into()),
+            token: Some("hth_file".into()),
+        }
+        .write(&path)
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = ClientConfig::load(&env_of(&[("HEARTH_CLIENT_CONFIG", p)])).unwrap();
+        assert_eq!(c.token.as_deref(), Some("hth_file"));
+        let c = ClientConfig::load(&env_of(&[
+            ("HEARTH_CLIENT_CONFIG", p),
+            ("HEARTH_TOKEN", "hth_env"),
+            ("HEARTH_URL", "http://x"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.url.as_deref(), c.token.as_deref()),
+            (Some("http://x"), Some("hth_env"))
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn unspecified_listen_maps_to_loopback() {
+        assert_eq!(
+            local_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            local_url("127.0.0.1:1".parse().unwrap()),
+            "http://127.0.0.1:1"
+        );
+    }
+}
