@@ -58,9 +58,7 @@ pub(crate) struct TokenCache {
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<TokenRecord> {
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        map.get(hash)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(t, _)| t.clone())
+        map.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(t, _)| t.clone())
     }
 
     fn put(&self, record: TokenRecord) {
@@ -102,18 +100,9 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let Some(secret) = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-        else {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "MissingToken",
@@ -135,12 +124,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(token) = cache.get(&hash) {
             return Ok(Caller { token });
         }
-        let token = state
-            .inner
-            .store
-            .token_by_secret_hash(&hash)
-            .await?
-            .ok_or_else(invalid)?;
+        let token = state.inner.store.token_by_secret_hash(&hash).await?.ok_or_else(invalid)?;
         cache.put(token.clone());
         Ok(Caller { token })
     }

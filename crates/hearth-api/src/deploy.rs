@@ -32,11 +32,7 @@ pub async fn put_config(
 }
 
 /// Replaces the code of an existing function.
-pub async fn put_code(
-    store: &dyn MetadataStore,
-    name: &FunctionName,
-    code: CodeRef,
-) -> Result<Deployed, ApiError> {
+pub async fn put_code(store: &dyn MetadataStore, name: &FunctionName, code: CodeRef) -> Result<Deployed, ApiError> {
     apply(store, name, None, Some(code)).await
 }
 
@@ -67,11 +63,7 @@ async fn apply(
                 let config_same = config.as_ref().is_none_or(|c| &cur.config == c);
                 let code_same = code.is_none() || cur.code == code;
                 if config_same && code_same {
-                    return Ok(Deployed {
-                        function: cur,
-                        new_version: None,
-                        created: false,
-                    });
+                    return Ok(Deployed { function: cur, new_version: None, created: false });
                 }
                 let expect = Expect::Revision(cur.revision);
                 let mut f = cur;
@@ -100,11 +92,7 @@ async fn apply(
         });
         match store.save_function(&next, expect, version.as_ref()).await {
             Ok(()) => {
-                return Ok(Deployed {
-                    function: next,
-                    new_version: version,
-                    created,
-                });
+                return Ok(Deployed { function: next, new_version: version, created });
             }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

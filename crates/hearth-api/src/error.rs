@@ -18,11 +18,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -33,33 +29,23 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "FunctionNotFound",
-            format!(
-                "function {name:?} does not exist; `hearth fn list` shows the functions there are"
-            ),
+            format!("function {name:?} does not exist; `hearth fn list` shows the functions there are"),
         )
     }
 
     /// A server-side failure: logged in full, reported without internals.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!(%err, "{context}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            format!("{context}; the server log has details"),
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("{context}; the server log has details"))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ApiErrorBody {
-            code: self.code.to_owned(),
-            message: self.message,
-        };
+        let body = ApiErrorBody { code: self.code.to_owned(), message: self.message };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -117,23 +103,18 @@ impl From<ObjectSourceError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonSyntaxError(e) => Self::bad_request(
-                "InvalidJson",
-                format!("the body is not valid JSON: {}", e.body_text()),
-            ),
-            JsonRejection::JsonDataError(e) => {
-                Self::bad_request("InvalidRequestBody", e.body_text())
+            JsonRejection::JsonSyntaxError(e) => {
+                Self::bad_request("InvalidJson", format!("the body is not valid JSON: {}", e.body_text()))
             }
+            JsonRejection::JsonDataError(e) => Self::bad_request("InvalidRequestBody", e.body_text()),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 "send the body as JSON with Content-Type: application/json",
             ),
-            JsonRejection::BytesRejection(_) => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLarge",
-                "the request body is too large",
-            ),
+            JsonRejection::BytesRejection(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the request body is too large")
+            }
             other => Self::bad_request("InvalidRequestBody", other.body_text()),
         }
     }

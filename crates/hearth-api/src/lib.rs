@@ -31,38 +31,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/functions", get(functions::list_functions))
         .route(
             "/v1/functions/{name}",
-            put(functions::put_function)
-                .get(functions::get_function)
-                .delete(functions::delete_function),
+            put(functions::put_function).get(functions::get_function).delete(functions::delete_function),
         )
-        .route(
-            "/v1/functions/{name}/versions",
-            get(functions::list_versions),
-        )
-        .route(
-            "/v1/functions/{name}/code",
-            put(code::put_code).get(code::get_code),
-        )
+        .route("/v1/functions/{name}/versions", get(functions::list_versions))
+        .route("/v1/functions/{name}/code", put(code::put_code).get(code::get_code))
         .route("/v1/packages", post(code::upload_package))
-        .route(
-            "/v1/tokens",
-            get(tokens::list_tokens).post(tokens::create_token),
-        )
-        .route(
-            "/v1/tokens/{id}",
-            axum::routing::delete(tokens::delete_token),
-        )
+        .route("/v1/tokens", get(tokens::list_tokens).post(tokens::create_token))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::delete_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "RouteNotFound",
-        "no such endpoint; GET /openapi.json lists them",
-    )
+    ApiError::new(StatusCode::NOT_FOUND, "RouteNotFound", "no such endpoint; GET /openapi.json lists them")
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -20,14 +20,7 @@ pub(crate) struct Inner {
 
 impl AppState {
     pub fn new(store: Arc<dyn MetadataStore>, code: CodeStore, objects: ObjectSource) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                code,
-                objects,
-                tokens: TokenCache::default(),
-            }),
-        }
+        Self { inner: Arc::new(Inner { store, code, objects, tokens: TokenCache::default() }) }
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {

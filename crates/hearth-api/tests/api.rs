@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hearth_api::{ApiDoc, AppState, ensure_admin_token, router};
-use hearth_blob::fixtures::{deflated_zip, hello_python, hostile_archives};
+use hearth_blob::fixtures::{S3TestServer, deflated_zip, hello_python, hostile_archives};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
 use hearth_store::SqliteStore;
 use reqwest::StatusCode;
@@ -20,44 +20,30 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(ObjectSource::default()).await
+}
+
+async fn start_with(objects: ObjectSource) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
     let code_dir = dir.path().join("code");
     let code = CodeStore::local(&code_dir, PackageLimits::DEFAULT).unwrap();
-    let admin = ensure_admin_token(store.as_ref())
-        .await
-        .unwrap()
-        .expect("first start mints a token");
-    assert!(
-        ensure_admin_token(store.as_ref()).await.unwrap().is_none(),
-        "only on first start"
-    );
-    let app = router(AppState::new(store, code, ObjectSource::default()));
+    let admin = ensure_admin_token(store.as_ref()).await.unwrap().expect("first start mints a token");
+    assert!(ensure_admin_token(store.as_ref()).await.unwrap().is_none(), "only on first start");
+    let app = router(AppState::new(store, code, objects));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Server {
-        url,
-        admin,
-        code_dir,
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
+    Server { url, admin, code_dir, http: reqwest::Client::new(), _dir: dir }
 }
 
 impl Server {
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.admin)
+        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.admin)
     }
 
     async fn put_config(&self, name: &str, spec: Value) -> (StatusCode, Value) {
-        send(
-            self.req(reqwest::Method::PUT, &format!("/v1/functions/{name}"))
-                .json(&spec),
-        )
-        .await
+        send(self.req(reqwest::Method::PUT, &format!("/v1/functions/{name}")).json(&spec)).await
     }
 
     async fn put_zip(&self, name: &str, zip: Vec<u8>) -> (StatusCode, Value) {
@@ -77,10 +63,7 @@ async fn send(r: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let resp = r.send().await.unwrap();
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 fn py() -> Value {
@@ -94,13 +77,7 @@ fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                count_files(&e.path())
-            } else {
-                1
-            }
-        })
+        .map(|e| if e.file_type().unwrap().is_dir() { count_files(&e.path()) } else { 1 })
         .sum()
 }
 
@@ -124,79 +101,38 @@ async fn function_lifecycle_with_versions() {
     let v2_zip = deflated_zip(&[("main.py", b"def handler(e, c):\n    return 2\n")]);
     let (_, body) = s.put_zip("hello", v2_zip.clone()).await;
     assert_eq!(body["new_version"]["number"], 2);
-    let (_, body) = s
-        .put_config(
-            "hello",
-            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 256}),
-        )
-        .await;
-    assert_eq!(
-        body["new_version"]["number"], 3,
-        "config change with code makes a version"
-    );
-    assert_eq!(
-        body["new_version"]["code"]["sha256"],
-        body["function"]["code"]["sha256"]
-    );
+    let (_, body) =
+        s.put_config("hello", json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 256})).await;
+    assert_eq!(body["new_version"]["number"], 3, "config change with code makes a version");
+    assert_eq!(body["new_version"]["code"]["sha256"], body["function"]["code"]["sha256"]);
 
     let (_, versions) = s.get_json("/v1/functions/hello/versions").await;
-    let numbers: Vec<_> = versions["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["number"].as_u64().unwrap())
-        .collect();
+    let numbers: Vec<_> =
+        versions["versions"].as_array().unwrap().iter().map(|v| v["number"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [1, 2, 3]);
-    assert_eq!(
-        versions["versions"][0]["config"]["memory_mb"], 128,
-        "old versions keep their config"
-    );
+    assert_eq!(versions["versions"][0]["config"]["memory_mb"], 128, "old versions keep their config");
 
-    for (query, expected) in [
-        ("", &v2_zip),
-        ("?version=1", &v1_zip),
-        ("?version=2", &v2_zip),
-        ("?version=$LATEST", &v2_zip),
-    ] {
-        let resp = s
-            .req(
-                reqwest::Method::GET,
-                &format!("/v1/functions/hello/code{query}"),
-            )
-            .send()
-            .await
-            .unwrap();
+    for (query, expected) in
+        [("", &v2_zip), ("?version=1", &v1_zip), ("?version=2", &v2_zip), ("?version=$LATEST", &v2_zip)]
+    {
+        let resp = s.req(reqwest::Method::GET, &format!("/v1/functions/hello/code{query}")).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{query}");
         assert_eq!(resp.headers()["content-type"], "application/zip");
         assert_eq!(&resp.bytes().await.unwrap()[..], &expected[..], "{query}");
     }
     let (st, body) = s.get_json("/v1/functions/hello/code?version=9").await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("VersionNotFound"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("VersionNotFound")));
     let (st, body) = s.get_json("/v1/functions/hello/code?version=abc").await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("InvalidVersion"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidVersion")));
 
     let (_, list) = s.get_json("/v1/functions").await;
     assert_eq!(list["functions"][0]["name"], "hello");
     assert_eq!(list["functions"][0]["latest_version"], 3);
 
-    let st = s
-        .req(reqwest::Method::DELETE, "/v1/functions/hello")
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let st = s.req(reqwest::Method::DELETE, "/v1/functions/hello").send().await.unwrap().status();
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, body) = s.get_json("/v1/functions/hello").await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("FunctionNotFound"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("FunctionNotFound")));
     let (st, _) = s.get_json("/v1/functions/hello/versions").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
@@ -214,17 +150,11 @@ async fn hostile_archives_are_refused_and_nothing_is_stored() {
     // Over 50 MiB: refused with 413 before being stored.
     let big = vec![0u8; 50 * 1024 * 1024 + 1];
     let (st, body) = s.put_zip("victim", big).await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("ZipTooLarge"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("ZipTooLarge")));
 
     assert_eq!(count_files(&s.code_dir), 0, "no package stored");
     let (_, f) = s.get_json("/v1/functions/victim").await;
-    assert!(
-        f["code"].is_null() && f["latest_version"].is_null(),
-        "function untouched: {f}"
-    );
+    assert!(f["code"].is_null() && f["latest_version"].is_null(), "function untouched: {f}");
     let (_, v) = s.get_json("/v1/functions/victim/versions").await;
     assert_eq!(v["versions"], json!([]));
     // The server still serves.
@@ -238,31 +168,11 @@ async fn invalid_configuration_is_refused_with_codes() {
     let cases = [
         ("Bad_Name", py(), "InvalidFunctionName"),
         ("1abc", py(), "InvalidFunctionName"),
-        (
-            "ok",
-            json!({"runtime": "cobol", "handler": "main.handler"}),
-            "InvalidRuntime",
-        ),
-        (
-            "ok",
-            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 32}),
-            "InvalidMemorySize",
-        ),
-        (
-            "ok",
-            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 20000}),
-            "InvalidMemorySize",
-        ),
-        (
-            "ok",
-            json!({"runtime": "python3", "handler": "main.handler", "timeout_s": 0}),
-            "InvalidTimeout",
-        ),
-        (
-            "ok",
-            json!({"runtime": "python3", "handler": "main.handler", "timeout_s": 901}),
-            "InvalidTimeout",
-        ),
+        ("ok", json!({"runtime": "cobol", "handler": "main.handler"}), "InvalidRuntime"),
+        ("ok", json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 32}), "InvalidMemorySize"),
+        ("ok", json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 20000}), "InvalidMemorySize"),
+        ("ok", json!({"runtime": "python3", "handler": "main.handler", "timeout_s": 0}), "InvalidTimeout"),
+        ("ok", json!({"runtime": "python3", "handler": "main.handler", "timeout_s": 901}), "InvalidTimeout"),
         (
             "ok",
             json!({"runtime": "python3", "handler": "main.handler", "environment": {"AWS_REGION": "x"}}),
@@ -279,79 +189,37 @@ async fn invalid_configuration_is_refused_with_codes() {
             "InvalidEnvironmentVariable",
         ),
         ("ok", json!({"runtime": "python3"}), "InvalidHandler"),
-        (
-            "ok",
-            json!({"runtime": "python3", "handler": "main.handler", "memory": 128}),
-            "InvalidRequestBody",
-        ),
-        (
-            "ok",
-            json!({"runtime": "python3", "handler": "main.handler", "memory_mb": "lots"}),
-            "InvalidRequestBody",
-        ),
+        ("ok", json!({"runtime": "python3", "handler": "main.handler", "memory": 128}), "InvalidRequestBody"),
+        ("ok", json!({"runtime": "python3", "handler": "main.handler", "memory_mb": "lots"}), "InvalidRequestBody"),
     ];
     for (name, spec, code) in cases {
         let (st, body) = s.put_config(name, spec.clone()).await;
-        assert_eq!(
-            (st, body["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some(code)),
-            "{name} {spec}: {body}"
-        );
+        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{name} {spec}: {body}");
     }
     let (st, body) = send(
-        s.req(reqwest::Method::PUT, "/v1/functions/ok")
-            .header("content-type", "application/json")
-            .body("{not json"),
+        s.req(reqwest::Method::PUT, "/v1/functions/ok").header("content-type", "application/json").body("{not json"),
     )
     .await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("InvalidJson"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidJson")));
     let (st, body) = send(s.req(reqwest::Method::PUT, "/v1/functions/ok").body("{}")).await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Some("UnsupportedMediaType")
-        )
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("UnsupportedMediaType")));
     let (_, list) = s.get_json("/v1/functions").await;
     assert_eq!(list["functions"], json!([]), "nothing was created");
 
     s.put_config("ok", py()).await;
-    let (st, body) = send(
-        s.req(reqwest::Method::PUT, "/v1/functions/ok/code")
-            .header("content-type", "text/plain")
-            .body("x"),
-    )
-    .await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Some("UnsupportedMediaType")
-        )
-    );
+    let (st, body) =
+        send(s.req(reqwest::Method::PUT, "/v1/functions/ok/code").header("content-type", "text/plain").body("x")).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("UnsupportedMediaType")));
     let (st, body) = s.put_zip("missing", hello_python()).await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("FunctionNotFound"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("FunctionNotFound")));
     let (st, body) = send(
         s.req(reqwest::Method::PUT, "/v1/functions/ok/code")
             .json(&json!({"object_url": "http://example.invalid/x.zip"})),
     )
     .await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("InvalidObjectUrl"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidObjectUrl")));
     let (st, body) = s.get_json("/v1/nothing-here").await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("RouteNotFound"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("RouteNotFound")));
 }
 
 #[tokio::test]
@@ -365,98 +233,49 @@ async fn tokens_and_scopes() {
     for bad in ["hth_0000", "not-even-prefixed", ""] {
         let (st, body) = send(anon("/v1/functions").bearer_auth(bad)).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{bad}");
-        assert!(
-            matches!(body["code"].as_str(), Some("InvalidToken" | "MissingToken")),
-            "{body}"
-        );
+        assert!(matches!(body["code"].as_str(), Some("InvalidToken" | "MissingToken")), "{body}");
     }
-    assert_eq!(
-        anon("/healthz").send().await.unwrap().status(),
-        StatusCode::OK,
-        "health needs no token"
-    );
+    assert_eq!(anon("/healthz").send().await.unwrap().status(), StatusCode::OK, "health needs no token");
 
-    let mint = |scopes: Value| {
-        send(
-            s.req(reqwest::Method::POST, "/v1/tokens")
-                .json(&json!({"name": "t", "scopes": scopes})),
-        )
-    };
+    let mint =
+        |scopes: Value| send(s.req(reqwest::Method::POST, "/v1/tokens").json(&json!({"name": "t", "scopes": scopes})));
     let (st, reader) = mint(json!(["read"])).await;
     assert_eq!(st, StatusCode::CREATED);
     let reader_secret = reader["token"].as_str().unwrap().to_owned();
     let (_, invoker) = mint(json!(["invoke"])).await;
     let (_, deployer) = mint(json!(["deploy"])).await;
     let (st, body) = mint(json!(["root"])).await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("InvalidScope"))
-    );
+    assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidScope")));
 
     let as_token = |m: reqwest::Method, path: &str, t: &Value| {
-        s.http
-            .request(m, format!("{}{path}", s.url))
-            .bearer_auth(t["token"].as_str().unwrap())
+        s.http.request(m, format!("{}{path}", s.url)).bearer_auth(t["token"].as_str().unwrap())
     };
     // deploy may write and read; read may only read; invoke may do neither here.
-    let (st, _) =
-        send(as_token(reqwest::Method::PUT, "/v1/functions/f", &deployer).json(&py())).await;
+    let (st, _) = send(as_token(reqwest::Method::PUT, "/v1/functions/f", &deployer).json(&py())).await;
     assert_eq!(st, StatusCode::CREATED);
     let (st, _) = send(as_token(reqwest::Method::GET, "/v1/functions/f", &reader)).await;
     assert_eq!(st, StatusCode::OK);
-    let (st, body) =
-        send(as_token(reqwest::Method::PUT, "/v1/functions/g", &reader).json(&py())).await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("InsufficientScope")),
-        "{body}"
-    );
-    let (st, _) = send(as_token(
-        reqwest::Method::DELETE,
-        "/v1/functions/f",
-        &reader,
-    ))
-    .await;
+    let (st, body) = send(as_token(reqwest::Method::PUT, "/v1/functions/g", &reader).json(&py())).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("InsufficientScope")), "{body}");
+    let (st, _) = send(as_token(reqwest::Method::DELETE, "/v1/functions/f", &reader)).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = send(as_token(reqwest::Method::GET, "/v1/functions", &invoker)).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = send(as_token(reqwest::Method::GET, "/v1/tokens", &deployer)).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "only admin manages tokens");
     let (st, _) = send(as_token(reqwest::Method::GET, "/v1/functions/g", &reader)).await;
-    assert_eq!(
-        st,
-        StatusCode::NOT_FOUND,
-        "the refused write created nothing"
-    );
+    assert_eq!(st, StatusCode::NOT_FOUND, "the refused write created nothing");
 
     let (_, list) = s.get_json("/v1/tokens").await;
     assert_eq!(list["tokens"].as_array().unwrap().len(), 4);
-    assert!(
-        !list.to_string().contains(&reader_secret),
-        "secrets are never listed"
-    );
-    let admin_id = list["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["scopes"] == json!(["admin"]))
-        .unwrap()["id"]
-        .clone();
-    let (st, body) = send(s.req(
-        reqwest::Method::DELETE,
-        &format!("/v1/tokens/{}", admin_id.as_str().unwrap()),
-    ))
-    .await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("LastAdminToken"))
-    );
+    assert!(!list.to_string().contains(&reader_secret), "secrets are never listed");
+    let admin_id =
+        list["tokens"].as_array().unwrap().iter().find(|t| t["scopes"] == json!(["admin"])).unwrap()["id"].clone();
+    let (st, body) = send(s.req(reqwest::Method::DELETE, &format!("/v1/tokens/{}", admin_id.as_str().unwrap()))).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::CONFLICT, Some("LastAdminToken")));
 
     let st = s
-        .req(
-            reqwest::Method::DELETE,
-            &format!("/v1/tokens/{}", reader["id"].as_str().unwrap()),
-        )
+        .req(reqwest::Method::DELETE, &format!("/v1/tokens/{}", reader["id"].as_str().unwrap()))
         .send()
         .await
         .unwrap()
@@ -478,10 +297,7 @@ async fn concurrent_deploys_get_distinct_versions() {
     for i in 0..12 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            let zip = deflated_zip(&[(
-                "main.py",
-                format!("def handler(e, c):\n    return {i}\n").as_bytes(),
-            )]);
+            let zip = deflated_zip(&[("main.py", format!("def handler(e, c):\n    return {i}\n").as_bytes())]);
             s.put_zip("busy", zip).await
         }));
     }
@@ -490,12 +306,8 @@ async fn concurrent_deploys_get_distinct_versions() {
         assert_eq!(st, StatusCode::OK, "{body}");
     }
     let (_, v) = s.get_json("/v1/functions/busy/versions").await;
-    let mut numbers: Vec<u64> = v["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["number"].as_u64().unwrap())
-        .collect();
+    let mut numbers: Vec<u64> =
+        v["versions"].as_array().unwrap().iter().map(|v| v["number"].as_u64().unwrap()).collect();
     numbers.sort();
     assert_eq!(numbers, (1..=12).collect::<Vec<_>>());
 }
@@ -517,12 +329,7 @@ async fn openapi_document_is_served_and_checked_in() {
         checked_in == pretty,
         "openapi.json is out of date: regenerate it with `HEARTH_UPDATE_OPENAPI=1 cargo test -p hearth-api openapi` and commit it"
     );
-    for p in [
-        "/v1/functions/{name}",
-        "/v1/functions/{name}/code",
-        "/v1/functions/{name}/versions",
-        "/healthz",
-    ] {
+    for p in ["/v1/functions/{name}", "/v1/functions/{name}/code", "/v1/functions/{name}/versions", "/healthz"] {
         assert!(generated["paths"][p].is_object(), "{p} documented");
     }
 }
@@ -531,64 +338,71 @@ async fn openapi_document_is_served_and_checked_in() {
 async fn package_upload_then_config_makes_one_version() {
     let s = start().await;
     let upload = |zip: Vec<u8>| {
-        send(
-            s.req(reqwest::Method::POST, "/v1/packages")
-                .header("content-type", "application/zip")
-                .body(zip),
-        )
+        send(s.req(reqwest::Method::POST, "/v1/packages").header("content-type", "application/zip").body(zip))
     };
     let (st, pkg) = upload(hello_python()).await;
     assert_eq!(st, StatusCode::CREATED, "{pkg}");
     let sha = pkg["sha256"].as_str().unwrap().to_owned();
-    let (st, body) = s
-        .put_config(
-            "atomic",
-            json!({"runtime": "python3", "handler": "main.handler", "code_sha256": sha}),
-        )
-        .await;
+    let (st, body) =
+        s.put_config("atomic", json!({"runtime": "python3", "handler": "main.handler", "code_sha256": sha})).await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
-    assert_eq!(
-        body["new_version"]["number"], 1,
-        "created with code in one step"
-    );
+    assert_eq!(body["new_version"]["number"], 1, "created with code in one step");
 
     let new_zip = deflated_zip(&[("app.py", b"def main(e, c):\n    return 1\n")]);
     let (_, pkg2) = upload(new_zip).await;
     let spec = json!({"runtime": "python3", "handler": "app.main", "memory_mb": 512, "code_sha256": pkg2["sha256"]});
     let (_, body) = s.put_config("atomic", spec).await;
-    assert_eq!(
-        body["new_version"]["number"], 2,
-        "code and config change together"
-    );
+    assert_eq!(body["new_version"]["number"], 2, "code and config change together");
     assert_eq!(body["new_version"]["config"]["handler"], "app.main");
     assert_eq!(body["new_version"]["code"]["sha256"], pkg2["sha256"]);
     let (_, v) = s.get_json("/v1/functions/atomic/versions").await;
-    assert_eq!(
-        v["versions"].as_array().unwrap().len(),
-        2,
-        "no intermediate version"
-    );
+    assert_eq!(v["versions"].as_array().unwrap().len(), 2, "no intermediate version");
 
     let unknown = "0".repeat(64);
     for bad in [unknown.as_str(), "nothex"] {
-        let (st, body) = s
-            .put_config(
-                "atomic",
-                json!({"runtime": "python3", "handler": "main.handler", "code_sha256": bad}),
-            )
-            .await;
-        assert_eq!(
-            (st, body["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("CodePackageNotFound")),
-            "{bad}"
-        );
+        let (st, body) =
+            s.put_config("atomic", json!({"runtime": "python3", "handler": "main.handler", "code_sha256": bad})).await;
+        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("CodePackageNotFound")), "{bad}");
     }
     for (what, zip, code) in hostile_archives() {
         let (st, body) = upload(zip).await;
-        assert_eq!(
-            (st.is_client_error(), body["code"].as_str()),
-            (true, Some(code)),
-            "{what}"
-        );
+        assert_eq!((st.is_client_error(), body["code"].as_str()), (true, Some(code)), "{what}");
     }
+}
+
+#[tokio::test]
+async fn code_from_an_s3_object_url() {
+    let s3 = S3TestServer::start();
+    let http = reqwest::Client::new();
+    let put = |path: &str, body: Vec<u8>| {
+        http.put(format!("{}{path}", s3.endpoint)).header("content-type", "application/zip").body(body).send()
+    };
+    assert!(put("/fn-code", vec![]).await.unwrap().status().is_success(), "bucket created");
+    let pkg = hello_python();
+    assert!(put("/fn-code/hello/v1.zip", pkg.clone()).await.unwrap().status().is_success());
+    let (_, evil, _) = hostile_archives().into_iter().next().unwrap();
+    put("/fn-code/evil.zip", evil).await.unwrap();
+    put("/fn-code/notzip.zip", b"plain text".to_vec()).await.unwrap();
+
+    let s = start_with(ObjectSource::new(s3.settings())).await;
+    s.put_config("from-s3", py()).await;
+    let by_url =
+        |url: &str| send(s.req(reqwest::Method::PUT, "/v1/functions/from-s3/code").json(&json!({"object_url": url})));
+    for (url, status, code) in [
+        ("s3://fn-code/missing.zip", StatusCode::BAD_REQUEST, "CodeObjectNotFound"),
+        ("s3://no-such-bucket/x.zip", StatusCode::BAD_REQUEST, "CodeObjectNotFound"),
+        ("s3://fn-code/evil.zip", StatusCode::BAD_REQUEST, "ZipPathTraversal"),
+        ("s3://fn-code/notzip.zip", StatusCode::BAD_REQUEST, "ZipNotAnArchive"),
+        ("s3:/fn-code", StatusCode::BAD_REQUEST, "InvalidObjectUrl"),
+    ] {
+        let (st, body) = by_url(url).await;
+        assert_eq!((st, body["code"].as_str()), (status, Some(code)), "{url}: {body}");
+    }
+    assert_eq!(count_files(&s.code_dir), 0, "nothing stored from refused objects");
+
+    let (st, body) = by_url("s3://fn-code/hello/v1.zip").await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["new_version"]["number"], 1);
+    let got = s.req(reqwest::Method::GET, "/v1/functions/from-s3/code").send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(&got[..], &pkg[..], "the stored package is the object's bytes");
 }

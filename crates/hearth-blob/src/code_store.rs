@@ -34,14 +34,9 @@ impl CodeStore {
 
     /// A store on the local file system under `root` (created if missing).
     pub fn local(root: &Path, limits: PackageLimits) -> Result<Self, CodeStoreError> {
-        std::fs::create_dir_all(root).map_err(|e| object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: Box::new(e),
-        })?;
-        Ok(Self::new(
-            Arc::new(LocalFileSystem::new_with_prefix(root)?),
-            limits,
-        ))
+        std::fs::create_dir_all(root)
+            .map_err(|e| object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) })?;
+        Ok(Self::new(Arc::new(LocalFileSystem::new_with_prefix(root)?), limits))
     }
 
     pub fn limits(&self) -> &PackageLimits {
@@ -60,23 +55,13 @@ impl CodeStore {
             .await
             .map_err(|e| PackageError::Corrupt(format!("validation aborted: {e}")))??;
         let digest = CodeDigest::of(&bytes);
-        let code = CodeRef {
-            sha256: digest.clone(),
-            size_bytes: bytes.len() as u64,
-        };
+        let code = CodeRef { sha256: digest.clone(), size_bytes: bytes.len() as u64 };
         let key = Self::key(&digest);
         if self.objects.head(&key).await.is_ok() {
             return Ok(code);
         }
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .objects
-            .put_opts(&key, PutPayload::from_bytes(bytes), opts)
-            .await
-        {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.objects.put_opts(&key, PutPayload::from_bytes(bytes), opts).await {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(code),
             Err(e) => Err(e.into()),
         }
@@ -85,9 +70,7 @@ impl CodeStore {
     pub async fn get(&self, digest: &CodeDigest) -> Result<Bytes, CodeStoreError> {
         match self.objects.get(&Self::key(digest)).await {
             Ok(r) => Ok(r.bytes().await?),
-            Err(object_store::Error::NotFound { .. }) => {
-                Err(CodeStoreError::NotFound(digest.clone()))
-            }
+            Err(object_store::Error::NotFound { .. }) => Err(CodeStoreError::NotFound(digest.clone())),
             Err(e) => Err(e.into()),
         }
     }
@@ -95,10 +78,7 @@ impl CodeStore {
     /// The stored package with this digest, if any.
     pub async fn stat(&self, digest: &CodeDigest) -> Result<Option<CodeRef>, CodeStoreError> {
         match self.objects.head(&Self::key(digest)).await {
-            Ok(meta) => Ok(Some(CodeRef {
-                sha256: digest.clone(),
-                size_bytes: meta.size,
-            })),
+            Ok(meta) => Ok(Some(CodeRef { sha256: digest.clone(), size_bytes: meta.size })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }

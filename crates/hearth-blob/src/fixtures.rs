@@ -18,21 +18,11 @@ pub struct RawEntry {
 
 impl RawEntry {
     pub fn file(name: &str, data: &[u8]) -> Self {
-        Self {
-            name: name.as_bytes().to_vec(),
-            data: data.to_vec(),
-            flags: 0,
-            unix_mode: 0o100644,
-        }
+        Self { name: name.as_bytes().to_vec(), data: data.to_vec(), flags: 0, unix_mode: 0o100644 }
     }
 
     pub fn symlink(name: &str, target: &str) -> Self {
-        Self {
-            name: name.as_bytes().to_vec(),
-            data: target.as_bytes().to_vec(),
-            flags: 0,
-            unix_mode: 0o120777,
-        }
+        Self { name: name.as_bytes().to_vec(), data: target.as_bytes().to_vec(), flags: 0, unix_mode: 0o120777 }
     }
 }
 
@@ -41,11 +31,7 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -111,7 +97,10 @@ pub fn deflated_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// A small valid Python package.
 pub fn hello_python() -> Vec<u8> {
-    deflated_zip(&[("main.py", b"def handler(event, context):\n    return {\"statusCode\": 200, \"body\": \"Hello FaaS\"}\n")])
+    deflated_zip(&[(
+        "main.py",
+        b"def handler(event, context):\n    return {\"statusCode\": 200, \"body\": \"Hello FaaS\"}\n",
+    )])
 }
 
 /// Every hostile archive with the code it must be refused with.
@@ -119,67 +108,81 @@ pub fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let mut many = ZipWriter::new(Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
     for i in 0..10_001 {
-        many.start_file(format!("f{i}"), stored)
-            .expect("start entry");
+        many.start_file(format!("f{i}"), stored).expect("start entry");
     }
     let many = many.finish().expect("finish zip").into_inner();
     let valid = hello_python();
     let mut encrypted = RawEntry::file("secret.py", b"x = 1\n");
     encrypted.flags = 1;
     vec![
-        (
-            "path traversal",
-            raw_zip(&[RawEntry::file("../../evil.py", b"x")]),
-            "ZipPathTraversal",
-        ),
-        (
-            "nested traversal",
-            raw_zip(&[RawEntry::file("lib/../../evil.py", b"x")]),
-            "ZipPathTraversal",
-        ),
-        (
-            "absolute path",
-            raw_zip(&[RawEntry::file("/etc/cron.d/evil", b"x")]),
-            "ZipAbsolutePath",
-        ),
-        (
-            "symlink escape",
-            raw_zip(&[RawEntry::symlink("shadow", "../../../etc/shadow")]),
-            "ZipSymlinkEscape",
-        ),
-        (
-            "absolute symlink",
-            raw_zip(&[RawEntry::symlink("shadow", "/etc/shadow")]),
-            "ZipSymlinkEscape",
-        ),
-        (
-            "zip bomb",
-            deflated_zip(&[("zeros.bin", &vec![0u8; 20 * 1024 * 1024])]),
-            "ZipBomb",
-        ),
+        ("path traversal", raw_zip(&[RawEntry::file("../../evil.py", b"x")]), "ZipPathTraversal"),
+        ("nested traversal", raw_zip(&[RawEntry::file("lib/../../evil.py", b"x")]), "ZipPathTraversal"),
+        ("absolute path", raw_zip(&[RawEntry::file("/etc/cron.d/evil", b"x")]), "ZipAbsolutePath"),
+        ("symlink escape", raw_zip(&[RawEntry::symlink("shadow", "../../../etc/shadow")]), "ZipSymlinkEscape"),
+        ("absolute symlink", raw_zip(&[RawEntry::symlink("shadow", "/etc/shadow")]), "ZipSymlinkEscape"),
+        ("zip bomb", deflated_zip(&[("zeros.bin", &vec![0u8; 20 * 1024 * 1024])]), "ZipBomb"),
         ("10,001 entries", many, "ZipTooManyEntries"),
-        (
-            "truncated zip",
-            valid[..valid.len() - 30].to_vec(),
-            "ZipCorrupt",
-        ),
-        (
-            "not a zip",
-            b"#!/bin/sh\necho this is not a zip archive\n".to_vec(),
-            "ZipNotAnArchive",
-        ),
+        ("truncated zip", valid[..valid.len() - 30].to_vec(), "ZipCorrupt"),
+        ("not a zip", b"#!/bin/sh\necho this is not a zip archive\n".to_vec(), "ZipNotAnArchive"),
         (
             "duplicate entry",
-            raw_zip(&[
-                RawEntry::file("main.py", b"a"),
-                RawEntry::file("./main.py", b"b"),
-            ]),
+            raw_zip(&[RawEntry::file("main.py", b"a"), RawEntry::file("./main.py", b"b")]),
             "ZipDuplicateEntry",
         ),
-        (
-            "encrypted entry",
-            raw_zip(&[encrypted]),
-            "ZipEncryptedEntry",
-        ),
+        ("encrypted entry", raw_zip(&[encrypted]), "ZipEncryptedEntry"),
     ]
+}
+
+/// A real S3-compatible server for tests: moto (installed into `.venv` by
+/// `scripts/test-deps.sh`, or at `$HEARTH_TEST_MOTO_SERVER`) on a free loopback port.
+/// Killed on drop.
+pub struct S3TestServer {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl S3TestServer {
+    /// Starts the server and waits (up to 60 s) until it accepts connections.
+    pub fn start() -> Self {
+        let bin = std::env::var("HEARTH_TEST_MOTO_SERVER")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server"));
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/test-deps.sh (the README's test command does)",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let server = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto did not accept connections within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Settings that reach this server.
+    pub fn settings(&self) -> crate::S3Settings {
+        crate::S3Settings {
+            endpoint: Some(self.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
+            allow_http: true,
+        }
+    }
+}
+
+impl Drop for S3TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,7 +1,9 @@
+use std::time::Duration;
+
 use bytes::Bytes;
-use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, ObjectStoreExt, RetryConfig};
 
 use crate::PackageError;
 
@@ -24,9 +26,7 @@ pub enum ObjectSourceError {
     InvalidUrl(String),
     #[error("object {0} does not exist")]
     NotFound(String),
-    #[error(
-        "access to object {0} was denied: check the S3 credentials in the server configuration"
-    )]
+    #[error("access to object {0} was denied: check the S3 credentials in the server configuration")]
     AccessDenied(String),
     #[error(transparent)]
     TooLarge(PackageError),
@@ -60,7 +60,13 @@ impl ObjectSource {
     /// Fetches the object at `url`, refusing objects over `max_bytes` before downloading.
     pub async fn fetch(&self, url: &str, max_bytes: u64) -> Result<Bytes, ObjectSourceError> {
         let (bucket, key) = parse_s3_url(url)?;
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // Bounded retries and timeouts: a misconfigured endpoint fails the upload in seconds
+        // instead of holding the request for minutes.
+        let retry = RetryConfig { max_retries: 2, retry_timeout: Duration::from_secs(20), ..Default::default() };
+        let client =
+            ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(60));
+        let mut builder =
+            AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry).with_client_options(client);
         let s3 = &self.s3;
         if let Some(v) = &s3.endpoint {
             builder = builder.with_endpoint(v);
@@ -79,34 +85,19 @@ impl ObjectSource {
         }
         let failed = |e: object_store::Error| match e {
             object_store::Error::NotFound { .. } => ObjectSourceError::NotFound(url.to_owned()),
-            object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => {
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
                 ObjectSourceError::AccessDenied(url.to_owned())
             }
-            other => ObjectSourceError::Failed {
-                url: url.to_owned(),
-                reason: other.to_string(),
-            },
+            other => ObjectSourceError::Failed { url: url.to_owned(), reason: other.to_string() },
         };
         let store = builder.build().map_err(failed)?;
         let path = ObjectPath::from(key);
         let meta = store.head(&path).await.map_err(failed)?;
-        let too_large = |got| {
-            ObjectSourceError::TooLarge(PackageError::TooLarge {
-                got,
-                max: max_bytes,
-            })
-        };
+        let too_large = |got| ObjectSourceError::TooLarge(PackageError::TooLarge { got, max: max_bytes });
         if meta.size > max_bytes {
             return Err(too_large(meta.size));
         }
-        let bytes = store
-            .get(&path)
-            .await
-            .map_err(failed)?
-            .bytes()
-            .await
-            .map_err(failed)?;
+        let bytes = store.get(&path).await.map_err(failed)?.bytes().await.map_err(failed)?;
         if bytes.len() as u64 > max_bytes {
             return Err(too_large(bytes.len() as u64));
         }
@@ -119,9 +110,7 @@ fn parse_s3_url(url: &str) -> Result<(&str, &str), ObjectSourceError> {
     let rest = url.strip_prefix("s3://").ok_or_else(invalid)?;
     let (bucket, key) = rest.split_once('/').ok_or_else(invalid)?;
     let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if !bucket_ok || key.is_empty() || key.ends_with('/') {
         return Err(invalid());
     }
@@ -134,17 +123,8 @@ mod tests {
 
     #[test]
     fn parses_s3_urls() {
-        assert_eq!(
-            parse_s3_url("s3://my-bucket/a/b.zip").unwrap(),
-            ("my-bucket", "a/b.zip")
-        );
-        for bad in [
-            "http://x/y",
-            "s3://bucket",
-            "s3://bucket/",
-            "s3://B/x",
-            "s3:///x",
-        ] {
+        assert_eq!(parse_s3_url("s3://my-bucket/a/b.zip").unwrap(), ("my-bucket", "a/b.zip"));
+        for bad in ["http://x/y", "s3://bucket", "s3://bucket/", "s3://B/x", "s3:///x"] {
             assert!(parse_s3_url(bad).is_err(), "{bad}");
         }
     }

@@ -38,11 +38,7 @@ pub(crate) fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
 /// Whether a symlink at `link` (normalised parts) pointing at `target` stays inside the
 /// package root.
 pub(crate) fn symlink_stays_inside(link: &[&str], target: &str) -> bool {
-    if target.is_empty()
-        || target.starts_with('/')
-        || target.starts_with('\\')
-        || target.contains('\0')
-    {
+    if target.is_empty() || target.starts_with('/') || target.starts_with('\\') || target.contains('\0') {
         return false;
     }
     let mut depth = link.len().saturating_sub(1) as i64;

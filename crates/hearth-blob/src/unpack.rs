@@ -19,28 +19,19 @@ pub enum UnpackError {
 /// Validates `bytes` and unpacks them under `dest` (created if missing). Files keep only
 /// their executable bit (0755 or 0644); symlinks are recreated (they are known to point
 /// inside the package). `dest` should be empty: existing files are overwritten.
-pub fn unpack_package(
-    bytes: &[u8],
-    dest: &Path,
-    limits: &PackageLimits,
-) -> Result<(), UnpackError> {
+pub fn unpack_package(bytes: &[u8], dest: &Path, limits: &PackageLimits) -> Result<(), UnpackError> {
     validate_package(bytes, limits)?;
     let io_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| UnpackError::Io { path, source }
     };
     fs::create_dir_all(dest).map_err(io_err(dest))?;
-    let mut archive =
-        ZipArchive::new(Cursor::new(bytes)).map_err(|e| PackageError::Corrupt(e.to_string()))?;
+    let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(|e| PackageError::Corrupt(e.to_string()))?;
     for i in 0..archive.len() {
-        let mut f = archive
-            .by_index(i)
-            .map_err(|e| PackageError::Corrupt(e.to_string()))?;
+        let mut f = archive.by_index(i).map_err(|e| PackageError::Corrupt(e.to_string()))?;
         let name = String::from_utf8_lossy(f.name_raw()).into_owned();
         let parts = normalize(&name).map_err(|_| PackageError::PathTraversal(name.clone()))?;
-        let target = parts
-            .iter()
-            .fold(dest.to_path_buf(), |p, part| p.join(part));
+        let target = parts.iter().fold(dest.to_path_buf(), |p, part| p.join(part));
         if f.is_dir() {
             fs::create_dir_all(&target).map_err(io_err(&target))?;
             continue;

@@ -36,9 +36,7 @@ pub enum PackageError {
     EncryptedEntry(String),
     #[error("entry {name:?} uses compression method {method}; use stored or deflate")]
     UnsupportedCompression { name: String, method: String },
-    #[error(
-        "entry {name:?} expands {ratio}x (limit {max}x) or beyond its declared size: refused as a zip bomb"
-    )]
+    #[error("entry {name:?} expands {ratio}x (limit {max}x) or beyond its declared size: refused as a zip bomb")]
     ZipBomb { name: String, ratio: u64, max: u64 },
 }
 
@@ -87,32 +85,20 @@ struct Entry {
 
 /// Checks a zip against every package rule, decompressing each entry to verify its real
 /// size and checksum. Pure: touches no storage.
-pub fn validate_package(
-    bytes: &[u8],
-    limits: &PackageLimits,
-) -> Result<PackageSummary, PackageError> {
+pub fn validate_package(bytes: &[u8], limits: &PackageLimits) -> Result<PackageSummary, PackageError> {
     if bytes.len() as u64 > limits.max_zipped_bytes {
-        return Err(PackageError::TooLarge {
-            got: bytes.len() as u64,
-            max: limits.max_zipped_bytes,
-        });
+        return Err(PackageError::TooLarge { got: bytes.len() as u64, max: limits.max_zipped_bytes });
     }
     // Local file header, or the end-of-central-directory record of an empty archive.
     if !(bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")) {
         return Err(PackageError::NotAZip);
     }
-    let mut archive =
-        ZipArchive::new(Cursor::new(bytes)).map_err(|e| PackageError::Corrupt(e.to_string()))?;
+    let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(|e| PackageError::Corrupt(e.to_string()))?;
     if archive.len() > limits.max_entries {
-        return Err(PackageError::TooManyEntries {
-            got: archive.len(),
-            max: limits.max_entries,
-        });
+        return Err(PackageError::TooManyEntries { got: archive.len(), max: limits.max_entries });
     }
     if archive.has_duplicate_names() {
-        return Err(PackageError::DuplicateEntry(
-            "(a name listed twice in the central directory)".into(),
-        ));
+        return Err(PackageError::DuplicateEntry("(a name listed twice in the central directory)".into()));
     }
     let entries = read_entries(&mut archive, limits)?;
     if !entries.iter().any(|e| e.kind != Kind::Dir) {
@@ -120,27 +106,17 @@ pub fn validate_package(
     }
     check_layout(&entries)?;
     let unzipped_bytes = decompress_all(&mut archive, &entries, limits)?;
-    Ok(PackageSummary {
-        files: entries.iter().filter(|e| e.kind != Kind::Dir).count(),
-        unzipped_bytes,
-    })
+    Ok(PackageSummary { files: entries.iter().filter(|e| e.kind != Kind::Dir).count(), unzipped_bytes })
 }
 
 /// Pass 1: names, flags, declared sizes. Nothing is decompressed.
-fn read_entries(
-    archive: &mut ZipArchive<Cursor<&[u8]>>,
-    limits: &PackageLimits,
-) -> Result<Vec<Entry>, PackageError> {
+fn read_entries(archive: &mut ZipArchive<Cursor<&[u8]>>, limits: &PackageLimits) -> Result<Vec<Entry>, PackageError> {
     let mut entries = Vec::with_capacity(archive.len());
     let mut declared_total: u64 = 0;
     for index in 0..archive.len() {
-        let f = archive
-            .by_index_raw(index)
-            .map_err(|e| PackageError::Corrupt(e.to_string()))?;
+        let f = archive.by_index_raw(index).map_err(|e| PackageError::Corrupt(e.to_string()))?;
         let name = std::str::from_utf8(f.name_raw())
-            .map_err(|_| {
-                PackageError::InvalidEntryName(String::from_utf8_lossy(f.name_raw()).into_owned())
-            })?
+            .map_err(|_| PackageError::InvalidEntryName(String::from_utf8_lossy(f.name_raw()).into_owned()))?
             .to_owned();
         let parts = match normalize(&name) {
             Ok(p) => p.into_iter().map(str::to_owned).collect(),
@@ -152,29 +128,17 @@ fn read_entries(
             return Err(PackageError::EncryptedEntry(name));
         }
         let method = f.compression();
-        if !matches!(
-            method,
-            CompressionMethod::Stored | CompressionMethod::Deflated
-        ) {
-            return Err(PackageError::UnsupportedCompression {
-                name,
-                method: format!("{method:?}"),
-            });
+        if !matches!(method, CompressionMethod::Stored | CompressionMethod::Deflated) {
+            return Err(PackageError::UnsupportedCompression { name, method: format!("{method:?}") });
         }
         let (declared, compressed) = (f.size(), f.compressed_size());
         declared_total = declared_total.saturating_add(declared);
         if declared_total > limits.max_unzipped_bytes {
-            return Err(PackageError::UnzippedTooLarge {
-                max: limits.max_unzipped_bytes,
-            });
+            return Err(PackageError::UnzippedTooLarge { max: limits.max_unzipped_bytes });
         }
         let ratio = declared / compressed.max(1);
         if declared >= limits.ratio_min_entry_bytes && ratio > limits.max_compression_ratio {
-            return Err(PackageError::ZipBomb {
-                name,
-                ratio,
-                max: limits.max_compression_ratio,
-            });
+            return Err(PackageError::ZipBomb { name, ratio, max: limits.max_compression_ratio });
         }
         let kind = if f.is_symlink() {
             Kind::Symlink
@@ -183,13 +147,7 @@ fn read_entries(
         } else {
             Kind::File
         };
-        entries.push(Entry {
-            index,
-            kind,
-            parts,
-            declared,
-            name,
-        });
+        entries.push(Entry { index, kind, parts, declared, name });
     }
     Ok(entries)
 }
@@ -231,9 +189,7 @@ fn decompress_all(
 ) -> Result<u64, PackageError> {
     let mut total: u64 = 0;
     for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
-        let mut f = archive
-            .by_index(e.index)
-            .map_err(|err| PackageError::Corrupt(format!("{}: {err}", e.name)))?;
+        let mut f = archive.by_index(e.index).map_err(|err| PackageError::Corrupt(format!("{}: {err}", e.name)))?;
         let cap = match e.kind {
             Kind::Symlink => limits.max_symlink_target_bytes,
             _ => e.declared,
@@ -241,34 +197,22 @@ fn decompress_all(
         let mut limited = (&mut f).take(cap + 1);
         let n = if e.kind == Kind::Symlink {
             let mut target = Vec::new();
-            limited
-                .read_to_end(&mut target)
-                .map_err(|err| corrupt(&e.name, err))?;
-            let target = String::from_utf8(target)
-                .map_err(|_| PackageError::InvalidEntryName(e.name.clone()))?;
+            limited.read_to_end(&mut target).map_err(|err| corrupt(&e.name, err))?;
+            let target = String::from_utf8(target).map_err(|_| PackageError::InvalidEntryName(e.name.clone()))?;
             let parts: Vec<&str> = e.parts.iter().map(String::as_str).collect();
             if !symlink_stays_inside(&parts, &target) {
-                return Err(PackageError::SymlinkEscape {
-                    name: e.name.clone(),
-                    target,
-                });
+                return Err(PackageError::SymlinkEscape { name: e.name.clone(), target });
             }
             target.len() as u64
         } else {
             io::copy(&mut limited, &mut io::sink()).map_err(|err| corrupt(&e.name, err))?
         };
         if n > cap {
-            return Err(PackageError::ZipBomb {
-                name: e.name.clone(),
-                ratio: 0,
-                max: limits.max_compression_ratio,
-            });
+            return Err(PackageError::ZipBomb { name: e.name.clone(), ratio: 0, max: limits.max_compression_ratio });
         }
         total += n;
         if total > limits.max_unzipped_bytes {
-            return Err(PackageError::UnzippedTooLarge {
-                max: limits.max_unzipped_bytes,
-            });
+            return Err(PackageError::UnzippedTooLarge { max: limits.max_unzipped_bytes });
         }
     }
     Ok(total)

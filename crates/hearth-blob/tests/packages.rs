@@ -24,37 +24,17 @@ fn benign_archives_pass() {
     let summary = validate_package(&pkg, &PackageLimits::DEFAULT).unwrap();
     assert_eq!(summary.files, 3);
     // Ordinary text compresses well below the bomb ratio.
-    let text: String = (0..200_000)
-        .map(|i| format!("value_{i} = {}\n", i * 7919 % 1_000_003))
-        .collect();
-    validate_package(
-        &deflated_zip(&[("big.py", text.as_bytes())]),
-        &PackageLimits::DEFAULT,
-    )
-    .unwrap();
+    let text: String = (0..200_000).map(|i| format!("value_{i} = {}\n", i * 7919 % 1_000_003)).collect();
+    validate_package(&deflated_zip(&[("big.py", text.as_bytes())]), &PackageLimits::DEFAULT).unwrap();
 }
 
 #[test]
 fn size_limits_are_enforced() {
-    let limits = PackageLimits {
-        max_zipped_bytes: 100,
-        ..PackageLimits::DEFAULT
-    };
-    assert_eq!(
-        validate_package(&hello_python(), &limits)
-            .unwrap_err()
-            .code(),
-        "ZipTooLarge"
-    );
-    let limits = PackageLimits {
-        max_unzipped_bytes: 10,
-        ..PackageLimits::DEFAULT
-    };
+    let limits = PackageLimits { max_zipped_bytes: 100, ..PackageLimits::DEFAULT };
+    assert_eq!(validate_package(&hello_python(), &limits).unwrap_err().code(), "ZipTooLarge");
+    let limits = PackageLimits { max_unzipped_bytes: 10, ..PackageLimits::DEFAULT };
     let pkg = raw_zip(&[RawEntry::file("a", &[1; 20])]);
-    assert_eq!(
-        validate_package(&pkg, &limits).unwrap_err().code(),
-        "ZipUnzippedTooLarge"
-    );
+    assert_eq!(validate_package(&pkg, &limits).unwrap_err().code(), "ZipUnzippedTooLarge");
 }
 
 #[test]
@@ -74,19 +54,9 @@ async fn packages_are_content_addressed_and_hostile_ones_never_stored() {
     let dir = tempfile::tempdir().unwrap();
     let store = CodeStore::local(dir.path(), PackageLimits::DEFAULT).unwrap();
     for (what, bytes, _) in hostile_archives() {
-        assert!(
-            matches!(
-                store.put(Bytes::from(bytes)).await,
-                Err(CodeStoreError::Invalid(_))
-            ),
-            "{what}"
-        );
+        assert!(matches!(store.put(Bytes::from(bytes)).await, Err(CodeStoreError::Invalid(_))), "{what}");
     }
-    assert_eq!(
-        walk_files(dir.path()),
-        0,
-        "nothing stored for refused packages"
-    );
+    assert_eq!(walk_files(dir.path()), 0, "nothing stored for refused packages");
     let pkg = Bytes::from(hello_python());
     let a = store.put(pkg.clone()).await.unwrap();
     let b = store.put(pkg.clone()).await.unwrap();
@@ -95,37 +65,20 @@ async fn packages_are_content_addressed_and_hostile_ones_never_stored() {
     assert_eq!(store.get(&a.sha256).await.unwrap(), pkg);
     assert!(store.contains(&a.sha256).await.unwrap());
     let missing = hearth_types::CodeDigest::of(b"nothing");
-    assert!(matches!(
-        store.get(&missing).await,
-        Err(CodeStoreError::NotFound(_))
-    ));
+    assert!(matches!(store.get(&missing).await, Err(CodeStoreError::NotFound(_))));
 }
 
 #[test]
 fn unpack_recreates_files_modes_and_links() {
     let mut exe = RawEntry::file("bootstrap", b"#!/bin/sh\n");
     exe.unix_mode = 0o104755; // setuid must not survive
-    let pkg = raw_zip(&[
-        exe,
-        RawEntry::file("lib/a.txt", b"A"),
-        RawEntry::symlink("lib/b.txt", "a.txt"),
-    ]);
+    let pkg = raw_zip(&[exe, RawEntry::file("lib/a.txt", b"A"), RawEntry::symlink("lib/b.txt", "a.txt")]);
     let dir = tempfile::tempdir().unwrap();
     unpack_package(&pkg, dir.path(), &PackageLimits::DEFAULT).unwrap();
-    let mode = std::fs::metadata(dir.path().join("bootstrap"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777;
+    let mode = std::fs::metadata(dir.path().join("bootstrap")).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o755);
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("lib/b.txt")).unwrap(),
-        "A"
-    );
-    let (_, bomb, _) = hostile_archives()
-        .into_iter()
-        .find(|(w, ..)| *w == "symlink escape")
-        .unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("lib/b.txt")).unwrap(), "A");
+    let (_, bomb, _) = hostile_archives().into_iter().find(|(w, ..)| *w == "symlink escape").unwrap();
     let dir2 = tempfile::tempdir().unwrap();
     assert!(unpack_package(&bomb, dir2.path(), &PackageLimits::DEFAULT).is_err());
     assert_eq!(walk_files(dir2.path()), 0);

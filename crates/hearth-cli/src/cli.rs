@@ -83,7 +83,8 @@ pub enum CodeCommand {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// A folder (zipped for you) or a .zip file.
+    /// A folder (zipped for you), a .zip file, or s3://bucket/key of a zip in the
+    /// server's configured S3-compatible store.
     pub path: PathBuf,
     #[arg(long, short)]
     pub name: String,

@@ -82,9 +82,7 @@ fn data_home(env: EnvLookup) -> PathBuf {
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr> {
-    s.parse().with_context(|| {
-        format!("invalid listen address {s:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}")
-    })
+    s.parse().with_context(|| format!("invalid listen address {s:?}: expected IP:PORT, e.g. {DEFAULT_LISTEN}"))
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool> {
@@ -97,18 +95,12 @@ fn parse_bool(name: &str, v: &str) -> Result<bool> {
 
 impl ServerConfig {
     pub fn load(flags: &ServerFlags, env: EnvLookup) -> Result<Self> {
-        let explicit = flags
-            .config
-            .clone()
-            .or_else(|| env("HEARTH_CONFIG").map(PathBuf::from));
-        let path = explicit
-            .clone()
-            .unwrap_or_else(|| config_home(env).join("server.toml"));
+        let explicit = flags.config.clone().or_else(|| env("HEARTH_CONFIG").map(PathBuf::from));
+        let path = explicit.clone().unwrap_or_else(|| config_home(env).join("server.toml"));
         let file: ServerFile = if explicit.is_some() || path.exists() {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("invalid config file {}", path.display()))?
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
         } else {
             ServerFile::default()
         };
@@ -119,12 +111,7 @@ impl ServerConfig {
             .or_else(|| env("HEARTH_DATA_DIR").map(PathBuf::from))
             .or(file.data_dir)
             .unwrap_or_else(|| data_home(env));
-        let listen = match flags
-            .listen
-            .clone()
-            .or_else(|| env("HEARTH_LISTEN"))
-            .or(file.listen)
-        {
+        let listen = match flags.listen.clone().or_else(|| env("HEARTH_LISTEN")).or(file.listen) {
             Some(s) => parse_listen(&s)?,
             None => parse_listen(DEFAULT_LISTEN)?,
         };
@@ -139,20 +126,13 @@ impl ServerConfig {
             secret_access_key: env("HEARTH_S3_SECRET_ACCESS_KEY").or(file.s3.secret_access_key),
             allow_http,
         };
-        Ok(Self {
-            data_dir,
-            listen,
-            s3,
-            client_config: client_config_path(env),
-        })
+        Ok(Self { data_dir, listen, s3, client_config: client_config_path(env) })
     }
 }
 
 /// Where the CLI's own configuration lives.
 pub fn client_config_path(env: EnvLookup) -> PathBuf {
-    env("HEARTH_CLIENT_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| config_home(env).join("config.toml"))
+    env("HEARTH_CLIENT_CONFIG").map(PathBuf::from).unwrap_or_else(|| config_home(env).join("config.toml"))
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,13 +157,11 @@ impl ClientConfig {
 
     pub fn read(path: &Path) -> Result<Option<Self>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(toml::from_str(&text).with_context(|| {
-                format!("invalid client config {}", path.display())
-            })?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot read client config {}", path.display()))
+            Ok(text) => {
+                Ok(Some(toml::from_str(&text).with_context(|| format!("invalid client config {}", path.display()))?))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read client config {}", path.display())),
         }
     }
 
@@ -192,8 +170,7 @@ impl ClientConfig {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let text = toml::to_string(self)?;
         let tmp = path.with_extension("toml.tmp");
@@ -232,10 +209,7 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -247,44 +221,22 @@ mod tests {
         let c = ServerConfig::load(&ServerFlags::default(), &env).unwrap();
         assert_eq!(c.data_dir, dir.path().join(".local/share/hearth"));
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(
-            c.client_config,
-            dir.path().join(".config/hearth/config.toml")
-        );
+        assert_eq!(c.client_config, dir.path().join(".config/hearth/config.toml"));
 
         let file = dir.path().join("server.toml");
         std::fs::write(&file, "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\n[s3]\nendpoint = \"http://127.0.0.1:1\"\nallow_http = true\n").unwrap();
-        let flags = ServerFlags {
-            config: Some(file.clone()),
-            ..Default::default()
-        };
+        let flags = ServerFlags { config: Some(file.clone()), ..Default::default() };
         let c = ServerConfig::load(&flags, &env).unwrap();
-        assert_eq!(
-            (c.data_dir.to_str(), c.listen.port()),
-            (Some("/from/file"), 9000)
-        );
+        assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/file"), 9000));
         assert!(c.s3.allow_http);
 
-        let env = env_of(&[
-            ("HOME", home),
-            ("HEARTH_LISTEN", "127.0.0.1:9100"),
-            ("HEARTH_DATA_DIR", "/from/env"),
-        ]);
+        let env = env_of(&[("HOME", home), ("HEARTH_LISTEN", "127.0.0.1:9100"), ("HEARTH_DATA_DIR", "/from/env")]);
         let c = ServerConfig::load(&flags, &env).unwrap();
-        assert_eq!(
-            (c.data_dir.to_str(), c.listen.port()),
-            (Some("/from/env"), 9100)
-        );
+        assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9100));
 
-        let flags = ServerFlags {
-            listen: Some("127.0.0.1:9200".into()),
-            ..flags
-        };
+        let flags = ServerFlags { listen: Some("127.0.0.1:9200".into()), ..flags };
         let c = ServerConfig::load(&flags, &env).unwrap();
-        assert_eq!(
-            (c.data_dir.to_str(), c.listen.port()),
-            (Some("/from/env"), 9200)
-        );
+        assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9200));
     }
 
     #[test]
@@ -295,29 +247,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.toml");
         std::fs::write(&file, "listn = \"x\"").unwrap();
-        let flags = ServerFlags {
-            config: Some(file),
-            ..Default::default()
-        };
-        assert!(
-            format!(
-                "{:#}",
-                ServerConfig::load(&flags, &env_of(&[])).unwrap_err()
-            )
-            .contains("unknown field")
-        );
+        let flags = ServerFlags { config: Some(file), ..Default::default() };
+        assert!(format!("{:#}", ServerConfig::load(&flags, &env_of(&[])).unwrap_err()).contains("unknown field"));
     }
 
     #[test]
     fn client_env_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        ClientConfig {
-            url: Some("http://127.0.0.1:1".into()),
-            token: Some("hth_file".into()),
-        }
-        .write(&path)
-        .unwrap();
+        ClientConfig { url: Some("http://127.0.0.1:1".into()), token: Some("hth_file".into()) }.write(&path).unwrap();
         let p = path.to_str().unwrap();
         let c = ClientConfig::load(&env_of(&[("HEARTH_CLIENT_CONFIG", p)])).unwrap();
         assert_eq!(c.token.as_deref(), Some("hth_file"));
@@ -327,26 +265,14 @@ mod tests {
             ("HEARTH_URL", "http://x"),
         ]))
         .unwrap();
-        assert_eq!(
-            (c.url.as_deref(), c.token.as_deref()),
-            (Some("http://x"), Some("hth_env"))
-        );
+        assert_eq!((c.url.as_deref(), c.token.as_deref()), (Some("http://x"), Some("hth_env")));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
     fn unspecified_listen_maps_to_loopback() {
-        assert_eq!(
-            local_url("0.0.0.0:8080".parse().unwrap()),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(
-            local_url("127.0.0.1:1".parse().unwrap()),
-            "http://127.0.0.1:1"
-        );
+        assert_eq!(local_url("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        assert_eq!(local_url("127.0.0.1:1".parse().unwrap()), "http://127.0.0.1:1");
     }
 }

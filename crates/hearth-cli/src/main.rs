@@ -22,10 +22,7 @@ const EXIT_UNREACHABLE: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -52,9 +49,7 @@ fn main() -> ExitCode {
 fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     let client = err.chain().find_map(|e| e.downcast_ref::<ClientError>());
     // Refusals carry a stable code whether the server or local validation refused.
-    let local = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<hearth_types::ValidationError>());
+    let local = err.chain().find_map(|e| e.downcast_ref::<hearth_types::ValidationError>());
     let (code, status) = match (client, local) {
         (Some(ClientError::Api { code, status, .. }), _) => (Some(code.as_str()), Some(*status)),
         (_, Some(v)) => (Some(v.code()), None),

@@ -21,23 +21,16 @@ pub struct Package {
 }
 
 pub fn package(path: &Path) -> Result<Package> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let pkg = if meta.is_dir() {
         zip_dir(path)?
     } else {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         Package { bytes, files: None }
     };
     let max = PackageLimits::DEFAULT.max_zipped_bytes;
     if pkg.bytes.len() as u64 > max {
-        bail!(
-            "{} zips to {} bytes, more than the {} MiB limit",
-            path.display(),
-            pkg.bytes.len(),
-            max / (1024 * 1024)
-        );
+        bail!("{} zips to {} bytes, more than the {} MiB limit", path.display(), pkg.bytes.len(), max / (1024 * 1024));
     }
     Ok(pkg)
 }
@@ -50,9 +43,7 @@ fn zip_dir(root: &Path) -> Result<Package> {
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| {
-            !(e.file_type().is_dir() && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
-        });
+        .filter_entry(|e| !(e.file_type().is_dir() && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s)));
     for entry in walk {
         let entry = entry.with_context(|| format!("cannot read {}", root.display()))?;
         let rel = entry.path().strip_prefix(root)?;
@@ -60,10 +51,7 @@ fn zip_dir(root: &Path) -> Result<Package> {
             continue;
         }
         let Some(name) = rel.to_str() else {
-            bail!(
-                "{} has a name that is not UTF-8; rename it",
-                entry.path().display()
-            );
+            bail!("{} has a name that is not UTF-8; rename it", entry.path().display());
         };
         let ft = entry.file_type();
         if ft.is_dir() {
@@ -76,8 +64,8 @@ fn zip_dir(root: &Path) -> Result<Package> {
             let mode = entry.metadata()?.permissions().mode();
             let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
             w.start_file(name, base.unix_permissions(mode))?;
-            let data = std::fs::read(entry.path())
-                .with_context(|| format!("cannot read {}", entry.path().display()))?;
+            let data =
+                std::fs::read(entry.path()).with_context(|| format!("cannot read {}", entry.path().display()))?;
             w.write_all(&data)?;
             files += 1;
         }
@@ -85,10 +73,7 @@ fn zip_dir(root: &Path) -> Result<Package> {
     if files == 0 {
         bail!("{} has no files to deploy", root.display());
     }
-    Ok(Package {
-        bytes: w.finish()?.into_inner(),
-        files: Some(files),
-    })
+    Ok(Package { bytes: w.finish()?.into_inner(), files: Some(files) })
 }
 
 #[cfg(test)]
@@ -98,29 +83,18 @@ mod tests {
     #[test]
     fn same_folder_same_bytes_and_valid() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("main.py"),
-            "def handler(e, c):\n    return 1\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("main.py"), "def handler(e, c):\n    return 1\n").unwrap();
         std::fs::create_dir_all(dir.path().join("lib/__pycache__")).unwrap();
         std::fs::write(dir.path().join("lib/__pycache__/x.pyc"), "junk").unwrap();
         std::fs::write(dir.path().join("bootstrap"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(
-            dir.path().join("bootstrap"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(dir.path().join("bootstrap"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let a = package(dir.path()).unwrap();
         let b = package(dir.path()).unwrap();
         assert_eq!(a.bytes, b.bytes, "deterministic");
         assert_eq!(a.files, Some(2), "__pycache__ skipped");
         let out = tempfile::tempdir().unwrap();
         hearth_blob::unpack_package(&a.bytes, out.path(), &PackageLimits::DEFAULT).unwrap();
-        let mode = std::fs::metadata(out.path().join("bootstrap"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(out.path().join("bootstrap")).unwrap().permissions().mode();
         assert_eq!(mode & 0o111, 0o111, "executable bit kept");
     }
 }

@@ -16,16 +16,10 @@ use crate::config::{ClientConfig, ServerConfig, ServerFlags, local_url, process_
 
 pub async fn run(args: UpArgs) -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    let flags = ServerFlags {
-        config: args.config,
-        data_dir: args.data_dir,
-        listen: args.listen,
-    };
+    let flags = ServerFlags { config: args.config, data_dir: args.data_dir, listen: args.listen };
     let cfg = ServerConfig::load(&flags, &process_env)?;
 
     if !cfg.data_dir.exists() {
@@ -37,46 +31,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
             .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     }
     // One server per data directory: SQLite and the code cache assume a single writer.
-    let lock = File::create(cfg.data_dir.join("hearth.lock"))
-        .context("cannot create the data directory lock file")?;
+    let lock = File::create(cfg.data_dir.join("hearth.lock")).context("cannot create the data directory lock file")?;
     lock.try_lock().map_err(|_| {
-        anyhow!(
-            "another hearth server is already using {}; stop it or pass another --data-dir",
-            cfg.data_dir.display()
-        )
+        anyhow!("another hearth server is already using {}; stop it or pass another --data-dir", cfg.data_dir.display())
     })?;
 
-    let store = Arc::new(
-        SqliteStore::open(&cfg.data_dir.join("metadata.db"))
-            .context("cannot open the metadata store")?,
-    );
-    let code = CodeStore::local(&cfg.data_dir.join("code"), PackageLimits::DEFAULT)
-        .context("cannot open the code store")?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}: is another server using it? choose another with --listen",
-                cfg.listen
-            )
-        })?;
+    let store =
+        Arc::new(SqliteStore::open(&cfg.data_dir.join("metadata.db")).context("cannot open the metadata store")?);
+    let code =
+        CodeStore::local(&cfg.data_dir.join("code"), PackageLimits::DEFAULT).context("cannot open the code store")?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| {
+        format!("cannot listen on {}: is another server using it? choose another with --listen", cfg.listen)
+    })?;
     let url = local_url(listener.local_addr()?);
 
-    let minted = ensure_admin_token(store.as_ref())
-        .await
-        .map_err(|e| anyhow!("{}: {}", e.code, e.message))?;
+    let minted = ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow!("{}: {}", e.code, e.message))?;
     let mut out = std::io::stdout().lock();
     match minted {
         Some(secret) => {
-            ClientConfig {
-                url: Some(url.clone()),
-                token: Some(secret.clone()),
-            }
-            .write(&cfg.client_config)?;
-            writeln!(
-                out,
-                "First start: created an admin token (shown once, stored hashed):\n\n    {secret}\n"
-            )?;
+            ClientConfig { url: Some(url.clone()), token: Some(secret.clone()) }.write(&cfg.client_config)?;
+            writeln!(out, "First start: created an admin token (shown once, stored hashed):\n\n    {secret}\n")?;
             writeln!(
                 out,
                 "Wrote it with the server URL to {} (mode 0600): the CLI on this machine uses it.",
@@ -85,20 +59,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
         None => refresh_client_url(store.as_ref(), &cfg, &url).await?,
     }
-    writeln!(
-        out,
-        "Hearth {} listening on {url} (data: {})",
-        env!("CARGO_PKG_VERSION"),
-        cfg.data_dir.display()
-    )?;
+    writeln!(out, "Hearth {} listening on {url} (data: {})", env!("CARGO_PKG_VERSION"), cfg.data_dir.display())?;
     out.flush()?;
     drop(out);
 
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
     tracing::info!("stopped");
     drop(lock);
     Ok(())
@@ -106,23 +72,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
 /// On later starts, point an existing client config at this server if its token is one of
 /// this server's (the listen address may have changed); leave other configs alone.
-async fn refresh_client_url(
-    store: &dyn MetadataStore,
-    cfg: &ServerConfig,
-    url: &str,
-) -> Result<()> {
+async fn refresh_client_url(store: &dyn MetadataStore, cfg: &ServerConfig, url: &str) -> Result<()> {
     let Some(mut client) = ClientConfig::read(&cfg.client_config)? else {
         return Ok(());
     };
     let Some(token) = &client.token else {
         return Ok(());
     };
-    let ours = store
-        .token_by_secret_hash(&hash_secret(token))
-        .await
-        .ok()
-        .flatten()
-        .is_some();
+    let ours = store.token_by_secret_hash(&hash_secret(token)).await.ok().flatten().is_some();
     if ours && client.url.as_deref() != Some(url) {
         client.url = Some(url.to_owned());
         client.write(&cfg.client_config)?;

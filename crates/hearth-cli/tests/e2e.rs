@@ -21,9 +21,7 @@ struct Home {
 
 impl Home {
     fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Self { dir: tempfile::tempdir().unwrap() }
     }
 
     fn path(&self) -> &Path {
@@ -41,8 +39,13 @@ impl Home {
     }
 
     fn up(&self) -> Server {
+        self.up_with(&[])
+    }
+
+    fn up_with(&self, env: &[(&str, &str)]) -> Server {
         let child = self
             .cmd()
+            .envs(env.iter().copied())
             .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.path().join("data"))
             .stdout(Stdio::piped())
@@ -50,11 +53,7 @@ impl Home {
             .spawn()
             .unwrap();
         // Owned by a Server at once, so the process is killed even if start-up fails.
-        let mut server = Server {
-            child,
-            url: String::new(),
-            banner: String::new(),
-        };
+        let mut server = Server { child, url: String::new(), banner: String::new() };
         let stdout = server.child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -65,9 +64,8 @@ impl Home {
             }
         });
         loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("server did not report it was listening within 30 s");
+            let line =
+                rx.recv_timeout(Duration::from_secs(30)).expect("server did not report it was listening within 30 s");
             server.banner.push_str(&line);
             server.banner.push('\n');
             if let Some(rest) = line.split("listening on ").nth(1) {
@@ -84,11 +82,7 @@ impl Home {
     /// Runs a command that must succeed and returns its stdout.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "hearth {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "hearth {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -128,10 +122,7 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                ));
+                out.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
             }
         }
     }
@@ -140,39 +131,20 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn count_packages(home: &Home) -> usize {
-    std::fs::read_dir(home.path().join("data/code/packages/sha256"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir(home.path().join("data/code/packages/sha256")).map(|d| d.count()).unwrap_or(0)
 }
 
 #[test]
 fn quickstart_versions_and_restart() {
     let home = Home::new();
     let server = home.up();
-    assert!(
-        server.banner.contains("admin token"),
-        "first start prints the token: {}",
-        server.banner
-    );
+    assert!(server.banner.contains("admin token"), "first start prints the token: {}", server.banner);
     let client_cfg = std::fs::read_to_string(home.path().join("client.toml")).unwrap();
-    assert!(
-        client_cfg.contains(&server.url) && client_cfg.contains("hth_"),
-        "client config written"
-    );
+    assert!(client_cfg.contains(&server.url) && client_cfg.contains("hth_"), "client config written");
 
     let example = repo().join("examples/python-hello");
     let example = example.to_str().unwrap();
-    let deploy = [
-        "fn",
-        "deploy",
-        example,
-        "--name",
-        "hello",
-        "--runtime",
-        "python3",
-        "--handler",
-        "main.handler",
-    ];
+    let deploy = ["fn", "deploy", example, "--name", "hello", "--runtime", "python3", "--handler", "main.handler"];
     let out = home.ok(&deploy);
     assert!(out.contains("version 1"), "{out}");
     let list = home.json(&["fn", "list"]);
@@ -182,24 +154,14 @@ fn quickstart_versions_and_restart() {
 
     let pulled = home.path().join("pulled-v1");
     home.ok(&["fn", "code", "pull", "hello", pulled.to_str().unwrap()]);
-    assert_eq!(
-        tree(&pulled),
-        tree(Path::new(example)),
-        "pull returns the same files"
-    );
-    assert!(
-        home.ok(&deploy).contains("unchanged"),
-        "same code, no new version"
-    );
+    assert_eq!(tree(&pulled), tree(Path::new(example)), "pull returns the same files");
+    assert!(home.ok(&deploy).contains("unchanged"), "same code, no new version");
 
     // New code: a copy of the example with a changed handler body.
     let v2 = home.path().join("hello-v2");
     std::fs::create_dir_all(&v2).unwrap();
-    std::fs::write(
-        v2.join("main.py"),
-        "def handler(event, context):\n    return {'statusCode': 200, 'body': 'v2'}\n",
-    )
-    .unwrap();
+    std::fs::write(v2.join("main.py"), "def handler(event, context):\n    return {'statusCode': 200, 'body': 'v2'}\n")
+        .unwrap();
     let out = home.ok(&[
         "fn",
         "deploy",
@@ -216,62 +178,24 @@ fn quickstart_versions_and_restart() {
     assert_eq!(versions.as_array().unwrap().len(), 2);
     assert_ne!(versions[0]["code"]["sha256"], versions[1]["code"]["sha256"]);
     let old = home.path().join("pulled-old");
-    home.ok(&[
-        "fn",
-        "code",
-        "pull",
-        "hello",
-        old.to_str().unwrap(),
-        "--version",
-        "1",
-    ]);
-    assert_eq!(
-        tree(&old),
-        tree(Path::new(example)),
-        "the old version is still downloadable"
-    );
+    home.ok(&["fn", "code", "pull", "hello", old.to_str().unwrap(), "--version", "1"]);
+    assert_eq!(tree(&old), tree(Path::new(example)), "the old version is still downloadable");
     assert_eq!(count_packages(&home), 2);
 
     // Kill -9 and start again: everything is still there, nothing re-uploaded.
     server.kill();
     let server = home.up();
-    assert!(
-        !server.banner.contains("admin token"),
-        "no new token on restart"
-    );
+    assert!(!server.banner.contains("admin token"), "no new token on restart");
     let list = home.json(&["fn", "list"]);
-    assert_eq!(
-        (list[0]["name"].as_str(), list[0]["latest_version"].as_u64()),
-        (Some("hello"), Some(2))
-    );
-    assert_eq!(
-        home.json(&["fn", "versions", "hello"])
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!((list[0]["name"].as_str(), list[0]["latest_version"].as_u64()), (Some("hello"), Some(2)));
+    assert_eq!(home.json(&["fn", "versions", "hello"]).as_array().unwrap().len(), 2);
     let again = home.path().join("pulled-after-restart");
-    home.ok(&[
-        "fn",
-        "code",
-        "pull",
-        "hello",
-        again.to_str().unwrap(),
-        "--version",
-        "1",
-    ]);
+    home.ok(&["fn", "code", "pull", "hello", again.to_str().unwrap(), "--version", "1"]);
     assert_eq!(tree(&again), tree(Path::new(example)));
     assert_eq!(count_packages(&home), 2, "nothing re-uploaded");
 
     // A second server on the same data directory is refused.
-    let out = home.run(&[
-        "up",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        home.path().join("data").to_str().unwrap(),
-    ]);
+    let out = home.run(&["up", "--listen", "127.0.0.1:0", "--data-dir", home.path().join("data").to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already using"));
 
@@ -284,81 +208,30 @@ fn failures_have_codes_and_exit_statuses() {
     let home = Home::new();
     let _server = home.up();
     let code_of = |out: &Output| -> Value {
-        let err: Value =
-            serde_json::from_slice(&out.stderr).expect("--json errors are JSON on stderr");
+        let err: Value = serde_json::from_slice(&out.stderr).expect("--json errors are JSON on stderr");
         err["error"]["code"].clone()
     };
 
     let out = home.run(&["fn", "get", "nope", "--json"]);
-    assert_eq!(
-        (out.status.code(), code_of(&out)),
-        (Some(1), "FunctionNotFound".into())
-    );
+    assert_eq!((out.status.code(), code_of(&out)), (Some(1), "FunctionNotFound".into()));
     let out = home.run(&["fn", "get", "nope"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("code: FunctionNotFound"));
 
     let example = repo().join("examples/python-hello");
     let example = example.to_str().unwrap();
     for (args, code) in [
+        (vec!["--name", "Bad_Name", "--runtime", "python3", "--handler", "main.handler"], "InvalidFunctionName"),
+        (vec!["--name", "f", "--runtime", "cobol", "--handler", "main.handler"], "InvalidRuntime"),
         (
-            vec![
-                "--name",
-                "Bad_Name",
-                "--runtime",
-                "python3",
-                "--handler",
-                "main.handler",
-            ],
-            "InvalidFunctionName",
-        ),
-        (
-            vec![
-                "--name",
-                "f",
-                "--runtime",
-                "cobol",
-                "--handler",
-                "main.handler",
-            ],
-            "InvalidRuntime",
-        ),
-        (
-            vec![
-                "--name",
-                "f",
-                "--runtime",
-                "python3",
-                "--handler",
-                "main.handler",
-                "--memory",
-                "32",
-            ],
+            vec!["--name", "f", "--runtime", "python3", "--handler", "main.handler", "--memory", "32"],
             "InvalidMemorySize",
         ),
         (
-            vec![
-                "--name",
-                "f",
-                "--runtime",
-                "python3",
-                "--handler",
-                "main.handler",
-                "--timeout",
-                "1000",
-            ],
+            vec!["--name", "f", "--runtime", "python3", "--handler", "main.handler", "--timeout", "1000"],
             "InvalidTimeout",
         ),
         (
-            vec![
-                "--name",
-                "f",
-                "--runtime",
-                "python3",
-                "--handler",
-                "main.handler",
-                "-e",
-                "AWS_REGION=x",
-            ],
+            vec!["--name", "f", "--runtime", "python3", "--handler", "main.handler", "-e", "AWS_REGION=x"],
             "ReservedEnvironmentVariable",
         ),
     ] {
@@ -366,23 +239,13 @@ fn failures_have_codes_and_exit_statuses() {
         full.extend(args);
         full.push("--json");
         let out = home.run(&full);
-        assert_eq!(
-            (out.status.code(), code_of(&out)),
-            (Some(1), code.into()),
-            "{full:?}"
-        );
+        assert_eq!((out.status.code(), code_of(&out)), (Some(1), code.into()), "{full:?}");
     }
 
     // A hostile zip given to `fn deploy` is refused by the server with its rule's code.
     let evil = home.path().join("evil.zip");
-    std::fs::write(
-        &evil,
-        hearth_blob::fixtures::raw_zip(&[hearth_blob::fixtures::RawEntry::file(
-            "../evil.py",
-            b"x",
-        )]),
-    )
-    .unwrap();
+    std::fs::write(&evil, hearth_blob::fixtures::raw_zip(&[hearth_blob::fixtures::RawEntry::file("../evil.py", b"x")]))
+        .unwrap();
     let out = home.run(&[
         "fn",
         "deploy",
@@ -395,58 +258,75 @@ fn failures_have_codes_and_exit_statuses() {
         "main.handler",
         "--json",
     ]);
-    assert_eq!(
-        (out.status.code(), code_of(&out)),
-        (Some(1), "ZipPathTraversal".into())
-    );
+    assert_eq!((out.status.code(), code_of(&out)), (Some(1), "ZipPathTraversal".into()));
     assert_eq!(count_packages(&home), 0);
 
     // Scopes through the CLI: a read token can list but not deploy.
     let token = home.json(&["token", "create", "--scope", "read", "--name", "viewer"]);
     let secret = token["token"].as_str().unwrap();
-    let out = home
-        .cmd()
-        .env("HEARTH_TOKEN", secret)
-        .args(["fn", "list"])
-        .output()
-        .unwrap();
+    let out = home.cmd().env("HEARTH_TOKEN", secret).args(["fn", "list"]).output().unwrap();
     assert!(out.status.success());
     let out = home
         .cmd()
         .env("HEARTH_TOKEN", secret)
-        .args([
-            "fn",
-            "deploy",
-            example,
-            "--name",
-            "f",
-            "--runtime",
-            "python3",
-            "--handler",
-            "main.handler",
-            "--json",
-        ])
+        .args(["fn", "deploy", example, "--name", "f", "--runtime", "python3", "--handler", "main.handler", "--json"])
         .output()
         .unwrap();
-    assert_eq!(
-        (out.status.code(), code_of(&out)),
-        (Some(1), "InsufficientScope".into())
-    );
-    let out = home
-        .cmd()
-        .env("HEARTH_TOKEN", "hth_wrong")
-        .args(["fn", "list", "--json"])
-        .output()
-        .unwrap();
+    assert_eq!((out.status.code(), code_of(&out)), (Some(1), "InsufficientScope".into()));
+    let out = home.cmd().env("HEARTH_TOKEN", "hth_wrong").args(["fn", "list", "--json"]).output().unwrap();
     assert_eq!(code_of(&out), "InvalidToken");
 
-    let out = home
-        .cmd()
-        .env("HEARTH_URL", "http://127.0.0.1:9")
-        .args(["fn", "list"])
-        .output()
-        .unwrap();
+    let out = home.cmd().env("HEARTH_URL", "http://127.0.0.1:9").args(["fn", "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "unreachable server");
     let out = home.run(&["fn", "deploy"]);
     assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+#[test]
+fn deploy_from_an_s3_object() {
+    let s3 = hearth_blob::fixtures::S3TestServer::start();
+    let http = reqwest::blocking::Client::new();
+    let put = |path: &str, body: Vec<u8>| {
+        let r = http.put(format!("{}{path}", s3.endpoint)).header("content-type", "application/zip").body(body);
+        assert!(r.send().unwrap().status().is_success(), "PUT {path}");
+    };
+    put("/code", vec![]);
+    put("/code/hello.zip", hearth_blob::fixtures::hello_python());
+
+    let home = Home::new();
+    let _server = home.up_with(&[
+        ("HEARTH_S3_ENDPOINT", s3.endpoint.as_str()),
+        ("HEARTH_S3_ALLOW_HTTP", "true"),
+        ("HEARTH_S3_REGION", "us-east-1"),
+        ("HEARTH_S3_ACCESS_KEY_ID", "test"),
+        ("HEARTH_S3_SECRET_ACCESS_KEY", "test"),
+    ]);
+    let out = home.ok(&[
+        "fn",
+        "deploy",
+        "s3://code/hello.zip",
+        "--name",
+        "from-s3",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+    ]);
+    assert!(out.contains("version 1"), "{out}");
+    let pulled = home.path().join("pulled");
+    home.ok(&["fn", "code", "pull", "from-s3", pulled.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(pulled.join("main.py")).unwrap().contains("Hello FaaS"));
+    let out = home.run(&[
+        "fn",
+        "deploy",
+        "s3://code/missing.zip",
+        "--name",
+        "from-s3",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CodeObjectNotFound"));
 }

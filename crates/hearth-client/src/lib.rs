@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hearth_types::api::{
-    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, NewToken, TokenInfo,
-    TokenList, TokenSpec, VersionList,
+    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, NewToken, TokenInfo, TokenList, TokenSpec,
+    VersionList,
 };
 use hearth_types::{CodeRef, Function, FunctionSpec, Version};
 use reqwest::{Method, RequestBuilder, Response};
@@ -16,11 +16,7 @@ use serde::de::DeserializeOwned;
 pub enum ClientError {
     /// The server answered with an error.
     #[error("{message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     #[error(
         "cannot reach the Hearth server at {url}: {reason}. Is `hearth up` running? Set HEARTH_URL to point elsewhere"
     )]
@@ -55,11 +51,7 @@ impl Client {
             .user_agent(concat!("hearth-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Self {
-            base: base_url.trim_end_matches('/').to_owned(),
-            token,
-            http,
-        }
+        Self { base: base_url.trim_end_matches('/').to_owned(), token, http }
     }
 
     pub fn base_url(&self) -> &str {
@@ -75,40 +67,25 @@ impl Client {
     }
 
     async fn send(&self, r: RequestBuilder) -> Result<Response> {
-        let resp = r.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        })?;
+        let resp =
+            r.send().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: root_cause(&e) })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         Err(match serde_json::from_str::<ApiErrorBody>(&text) {
-            Ok(b) => ClientError::Api {
-                status,
-                code: b.code,
-                message: b.message,
-            },
-            Err(_) => ClientError::Api {
-                status,
-                code: format!("Http{status}"),
-                message: text,
-            },
+            Ok(b) => ClientError::Api { status, code: b.code, message: b.message },
+            Err(_) => ClientError::Api { status, code: format!("Http{status}"), message: text },
         })
     }
 
     async fn json<T: DeserializeOwned>(&self, r: RequestBuilder) -> Result<T> {
         let resp = self.send(r).await?;
         let url = resp.url().to_string();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
-            url,
-            reason: e.to_string(),
-        })
+        let bytes =
+            resp.bytes().await.map_err(|e| ClientError::Protocol { url: url.clone(), reason: e.to_string() })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol { url, reason: e.to_string() })
     }
 
     pub async fn health(&self) -> Result<Health> {
@@ -116,20 +93,19 @@ impl Client {
     }
 
     pub async fn put_function(&self, name: &str, spec: &FunctionSpec) -> Result<DeployResponse> {
-        self.json(
-            self.req(Method::PUT, &format!("/v1/functions/{name}"))
-                .json(spec),
-        )
-        .await
+        self.json(self.req(Method::PUT, &format!("/v1/functions/{name}")).json(spec)).await
     }
 
     /// Uploads a zip as a package (not attached to any function yet).
     pub async fn upload_package(&self, zip: Vec<u8>) -> Result<CodeRef> {
-        let r = self
-            .req(Method::POST, "/v1/packages")
-            .header("content-type", "application/zip")
-            .body(zip);
+        let r = self.req(Method::POST, "/v1/packages").header("content-type", "application/zip").body(zip);
         self.json(r).await
+    }
+
+    /// Has the server fetch a package from an object URL (`s3://bucket/key`) and store it.
+    pub async fn upload_package_object(&self, object_url: &str) -> Result<CodeRef> {
+        let body = CodeFromObject { object_url: object_url.to_owned() };
+        self.json(self.req(Method::POST, "/v1/packages").json(&body)).await
     }
 
     pub async fn put_code_zip(&self, name: &str, zip: Vec<u8>) -> Result<DeployResponse> {
@@ -141,39 +117,24 @@ impl Client {
     }
 
     pub async fn put_code_object(&self, name: &str, object_url: &str) -> Result<DeployResponse> {
-        let body = CodeFromObject {
-            object_url: object_url.to_owned(),
-        };
-        self.json(
-            self.req(Method::PUT, &format!("/v1/functions/{name}/code"))
-                .json(&body),
-        )
-        .await
+        let body = CodeFromObject { object_url: object_url.to_owned() };
+        self.json(self.req(Method::PUT, &format!("/v1/functions/{name}/code")).json(&body)).await
     }
 
     pub async fn list_functions(&self) -> Result<Vec<Function>> {
-        Ok(self
-            .json::<FunctionList>(self.req(Method::GET, "/v1/functions"))
-            .await?
-            .functions)
+        Ok(self.json::<FunctionList>(self.req(Method::GET, "/v1/functions")).await?.functions)
     }
 
     pub async fn get_function(&self, name: &str) -> Result<Function> {
-        self.json(self.req(Method::GET, &format!("/v1/functions/{name}")))
-            .await
+        self.json(self.req(Method::GET, &format!("/v1/functions/{name}"))).await
     }
 
     pub async fn delete_function(&self, name: &str) -> Result<()> {
-        self.send(self.req(Method::DELETE, &format!("/v1/functions/{name}")))
-            .await
-            .map(drop)
+        self.send(self.req(Method::DELETE, &format!("/v1/functions/{name}"))).await.map(drop)
     }
 
     pub async fn list_versions(&self, name: &str) -> Result<Vec<Version>> {
-        Ok(self
-            .json::<VersionList>(self.req(Method::GET, &format!("/v1/functions/{name}/versions")))
-            .await?
-            .versions)
+        Ok(self.json::<VersionList>(self.req(Method::GET, &format!("/v1/functions/{name}/versions"))).await?.versions)
     }
 
     /// The zip of a version (`None` = `$LATEST`).
@@ -186,35 +147,19 @@ impl Client {
         let r = self.req(Method::GET, &format!("/v1/functions/{name}/code{query}"));
         let resp = self.send(r).await?;
         let url = resp.url().to_string();
-        resp.bytes().await.map_err(|e| ClientError::Protocol {
-            url,
-            reason: e.to_string(),
-        })
+        resp.bytes().await.map_err(|e| ClientError::Protocol { url, reason: e.to_string() })
     }
 
-    pub async fn create_token(
-        &self,
-        name: Option<String>,
-        scopes: Vec<String>,
-    ) -> Result<NewToken> {
-        self.json(
-            self.req(Method::POST, "/v1/tokens")
-                .json(&TokenSpec { name, scopes }),
-        )
-        .await
+    pub async fn create_token(&self, name: Option<String>, scopes: Vec<String>) -> Result<NewToken> {
+        self.json(self.req(Method::POST, "/v1/tokens").json(&TokenSpec { name, scopes })).await
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        Ok(self
-            .json::<TokenList>(self.req(Method::GET, "/v1/tokens"))
-            .await?
-            .tokens)
+        Ok(self.json::<TokenList>(self.req(Method::GET, "/v1/tokens")).await?.tokens)
     }
 
     pub async fn delete_token(&self, id: &str) -> Result<()> {
-        self.send(self.req(Method::DELETE, &format!("/v1/tokens/{id}")))
-            .await
-            .map(drop)
+        self.send(self.req(Method::DELETE, &format!("/v1/tokens/{id}"))).await.map(drop)
     }
 }
 

@@ -3,8 +3,7 @@
 
 use chrono::Utc;
 use hearth_types::{
-    CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec, Scope, TokenId,
-    TokenRecord, Version,
+    CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec, Scope, TokenId, TokenRecord, Version,
 };
 
 use crate::{Expect, MetadataStore, StoreError};
@@ -15,13 +14,9 @@ fn name(s: &str) -> FunctionName {
 
 /// A function record as the deploy logic would build it.
 pub fn sample_function(n: &str) -> Function {
-    let config = FunctionSpec {
-        runtime: "python3".into(),
-        handler: Some("main.handler".into()),
-        ..Default::default()
-    }
-    .validate()
-    .expect("valid sample config");
+    let config = FunctionSpec { runtime: "python3".into(), handler: Some("main.handler".into()), ..Default::default() }
+        .validate()
+        .expect("valid sample config");
     let now = Utc::now();
     Function {
         id: FunctionId::new(),
@@ -37,10 +32,7 @@ pub fn sample_function(n: &str) -> Function {
 
 /// Gives `f` a new code package and returns the version that records it.
 pub fn with_new_code(f: &mut Function, content: &[u8]) -> Version {
-    let code = CodeRef {
-        sha256: CodeDigest::of(content),
-        size_bytes: content.len() as u64,
-    };
+    let code = CodeRef { sha256: CodeDigest::of(content), size_bytes: content.len() as u64 };
     let number = f.latest_version.unwrap_or(0) + 1;
     f.code = Some(code.clone());
     f.latest_version = Some(number);
@@ -75,40 +67,20 @@ pub async fn run(store: &dyn MetadataStore) {
 }
 
 async fn create_get_list(store: &dyn MetadataStore) {
-    assert!(
-        store.get_function(&name("nope")).await.unwrap().is_none(),
-        "unknown function must be None"
-    );
+    assert!(store.get_function(&name("nope")).await.unwrap().is_none(), "unknown function must be None");
     let b = sample_function("bbb");
     let a = sample_function("aaa");
     store.save_function(&b, Expect::Absent, None).await.unwrap();
     store.save_function(&a, Expect::Absent, None).await.unwrap();
-    assert_eq!(
-        store.get_function(&name("aaa")).await.unwrap().as_ref(),
-        Some(&a),
-        "round trip"
-    );
-    let names: Vec<_> = store
-        .list_functions()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.name.to_string())
-        .collect();
+    assert_eq!(store.get_function(&name("aaa")).await.unwrap().as_ref(), Some(&a), "round trip");
+    let names: Vec<_> = store.list_functions().await.unwrap().into_iter().map(|f| f.name.to_string()).collect();
     assert_eq!(names, ["aaa", "bbb"], "list is ordered by name");
     let dup = sample_function("aaa");
     assert!(
-        matches!(
-            store.save_function(&dup, Expect::Absent, None).await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.save_function(&dup, Expect::Absent, None).await, Err(StoreError::Conflict)),
         "creating an existing name must conflict"
     );
-    assert_eq!(
-        store.get_function(&name("aaa")).await.unwrap().as_ref(),
-        Some(&a),
-        "refused create changed nothing"
-    );
+    assert_eq!(store.get_function(&name("aaa")).await.unwrap().as_ref(), Some(&a), "refused create changed nothing");
     store.delete_function(&name("aaa")).await.unwrap();
     store.delete_function(&name("bbb")).await.unwrap();
 }
@@ -119,34 +91,19 @@ async fn optimistic_concurrency(store: &dyn MetadataStore) {
     let read_rev = f.revision;
     let mut first = f.clone();
     let v1 = with_new_code(&mut first, b"one");
-    store
-        .save_function(&first, Expect::Revision(read_rev), Some(&v1))
-        .await
-        .unwrap();
+    store.save_function(&first, Expect::Revision(read_rev), Some(&v1)).await.unwrap();
     // A second writer that read the same revision loses, and writes nothing.
     let v_lost = with_new_code(&mut f, b"two");
     assert!(
-        matches!(
-            store
-                .save_function(&f, Expect::Revision(read_rev), Some(&v_lost))
-                .await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.save_function(&f, Expect::Revision(read_rev), Some(&v_lost)).await, Err(StoreError::Conflict)),
         "stale revision must conflict"
     );
     let stored = store.get_function(&name("occ")).await.unwrap().unwrap();
     assert_eq!(stored, first, "the losing write must not be visible");
-    assert_eq!(
-        store.list_versions(&name("occ")).await.unwrap(),
-        vec![v1],
-        "the losing version must not be stored"
-    );
+    assert_eq!(store.list_versions(&name("occ")).await.unwrap(), vec![v1], "the losing version must not be stored");
     let ghost = sample_function("ghost");
     assert!(
-        matches!(
-            store.save_function(&ghost, Expect::Revision(1), None).await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.save_function(&ghost, Expect::Revision(1), None).await, Err(StoreError::Conflict)),
         "updating a missing function must conflict"
     );
     store.delete_function(&name("occ")).await.unwrap();
@@ -159,21 +116,11 @@ async fn versions_are_appended_and_immutable(store: &dyn MetadataStore) {
     for content in [b"a".as_slice(), b"b", b"c"] {
         let rev = f.revision;
         let v = with_new_code(&mut f, content);
-        store
-            .save_function(&f, Expect::Revision(rev), Some(&v))
-            .await
-            .unwrap();
+        store.save_function(&f, Expect::Revision(rev), Some(&v)).await.unwrap();
         versions.push(v);
     }
-    assert_eq!(
-        store.list_versions(&name("ver")).await.unwrap(),
-        versions,
-        "versions oldest first"
-    );
-    assert_eq!(
-        store.get_version(&name("ver"), 2).await.unwrap().as_ref(),
-        Some(&versions[1])
-    );
+    assert_eq!(store.list_versions(&name("ver")).await.unwrap(), versions, "versions oldest first");
+    assert_eq!(store.get_version(&name("ver"), 2).await.unwrap().as_ref(), Some(&versions[1]));
     assert!(store.get_version(&name("ver"), 9).await.unwrap().is_none());
     // Re-writing an existing version number is refused.
     let rev = f.revision;
@@ -181,19 +128,10 @@ async fn versions_are_appended_and_immutable(store: &dyn MetadataStore) {
     again.code.size_bytes = 999;
     f.revision += 1;
     assert!(
-        matches!(
-            store
-                .save_function(&f, Expect::Revision(rev), Some(&again))
-                .await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.save_function(&f, Expect::Revision(rev), Some(&again)).await, Err(StoreError::Conflict)),
         "a version number is written once"
     );
-    assert_eq!(
-        store.get_version(&name("ver"), 1).await.unwrap().as_ref(),
-        Some(&versions[0]),
-        "versions never change"
-    );
+    assert_eq!(store.get_version(&name("ver"), 1).await.unwrap().as_ref(), Some(&versions[0]), "versions never change");
     store.delete_function(&name("ver")).await.unwrap();
 }
 
@@ -202,20 +140,11 @@ async fn delete_removes_versions(store: &dyn MetadataStore) {
     store.save_function(&f, Expect::Absent, None).await.unwrap();
     let rev = f.revision;
     let v = with_new_code(&mut f, b"x");
-    store
-        .save_function(&f, Expect::Revision(rev), Some(&v))
-        .await
-        .unwrap();
+    store.save_function(&f, Expect::Revision(rev), Some(&v)).await.unwrap();
     assert!(store.delete_function(&name("del")).await.unwrap());
-    assert!(
-        !store.delete_function(&name("del")).await.unwrap(),
-        "second delete reports absence"
-    );
+    assert!(!store.delete_function(&name("del")).await.unwrap(), "second delete reports absence");
     assert!(store.get_function(&name("del")).await.unwrap().is_none());
-    assert!(
-        store.list_versions(&name("del")).await.unwrap().is_empty(),
-        "versions go with the function"
-    );
+    assert!(store.list_versions(&name("del")).await.unwrap().is_empty(), "versions go with the function");
     // A re-created function starts a fresh version history.
     let g = sample_function("del");
     store.save_function(&g, Expect::Absent, None).await.unwrap();
@@ -229,23 +158,14 @@ async fn tokens(store: &dyn MetadataStore) {
     store.insert_token(&admin).await.unwrap();
     store.insert_token(&reader).await.unwrap();
     assert!(
-        matches!(
-            store.insert_token(&token("h1", vec![])).await,
-            Err(StoreError::Conflict)
-        ),
+        matches!(store.insert_token(&token("h1", vec![])).await, Err(StoreError::Conflict)),
         "secret hashes are unique"
     );
-    assert_eq!(
-        store.token_by_secret_hash("h2").await.unwrap().as_ref(),
-        Some(&reader)
-    );
+    assert_eq!(store.token_by_secret_hash("h2").await.unwrap().as_ref(), Some(&reader));
     assert!(store.token_by_secret_hash("nope").await.unwrap().is_none());
     assert_eq!(store.list_tokens().await.unwrap().len(), 2);
     assert!(store.delete_token(admin.id).await.unwrap());
     assert!(!store.delete_token(admin.id).await.unwrap());
-    assert!(
-        store.token_by_secret_hash("h1").await.unwrap().is_none(),
-        "deleted token no longer authenticates"
-    );
+    assert!(store.token_by_secret_hash("h1").await.unwrap().is_none(), "deleted token no longer authenticates");
     store.delete_token(reader.id).await.unwrap();
 }

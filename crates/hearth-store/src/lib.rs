@@ -62,11 +62,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Versions of the current incarnation of a function, oldest first.
     async fn list_versions(&self, name: &FunctionName) -> Result<Vec<Version>, StoreError>;
 
-    async fn get_version(
-        &self,
-        name: &FunctionName,
-        number: u32,
-    ) -> Result<Option<Version>, StoreError>;
+    async fn get_version(&self, name: &FunctionName, number: u32) -> Result<Option<Version>, StoreError>;
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
 

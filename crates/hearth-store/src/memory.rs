@@ -78,25 +78,14 @@ impl MetadataStore for MemoryStore {
         Ok(self.state().versions.get(name).cloned().unwrap_or_default())
     }
 
-    async fn get_version(
-        &self,
-        name: &FunctionName,
-        number: u32,
-    ) -> Result<Option<Version>, StoreError> {
+    async fn get_version(&self, name: &FunctionName, number: u32) -> Result<Option<Version>, StoreError> {
         let st = self.state();
-        Ok(st
-            .versions
-            .get(name)
-            .and_then(|l| l.iter().find(|v| v.number == number).cloned()))
+        Ok(st.versions.get(name).and_then(|l| l.iter().find(|v| v.number == number).cloned()))
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let mut st = self.state();
-        if st
-            .tokens
-            .iter()
-            .any(|t| t.id == token.id || t.secret_sha256 == token.secret_sha256)
-        {
+        if st.tokens.iter().any(|t| t.id == token.id || t.secret_sha256 == token.secret_sha256) {
             return Err(StoreError::Conflict);
         }
         st.tokens.push(token.clone());
@@ -104,12 +93,7 @@ impl MetadataStore for MemoryStore {
     }
 
     async fn token_by_secret_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self
-            .state()
-            .tokens
-            .iter()
-            .find(|t| t.secret_sha256 == sha256)
-            .cloned())
+        Ok(self.state().tokens.iter().find(|t| t.secret_sha256 == sha256).cloned())
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {

@@ -47,9 +47,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         sqlite_schema::migrate(&mut conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Schema version after migrations (for diagnostics and tests).
@@ -75,11 +73,7 @@ impl SqliteStore {
 }
 
 fn function_id_of(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row("SELECT id FROM functions WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?)
+    Ok(conn.query_row("SELECT id FROM functions WHERE name = ?1", [name], |r| r.get(0)).optional()?)
 }
 
 #[async_trait]
@@ -87,12 +81,10 @@ impl MetadataStore for SqliteStore {
     async fn get_function(&self, name: &FunctionName) -> Result<Option<Function>, StoreError> {
         let name = name.to_string();
         self.with(move |c| {
-            c.query_row("SELECT body FROM functions WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .map(decode)
-            .transpose()
+            c.query_row("SELECT body FROM functions WHERE name = ?1", [name], |r| r.get(0))
+                .optional()?
+                .map(decode)
+                .transpose()
         })
         .await
     }
@@ -113,14 +105,8 @@ impl MetadataStore for SqliteStore {
         version: Option<&Version>,
     ) -> Result<(), StoreError> {
         let body = encode(function)?;
-        let version = version
-            .map(|v| Ok::<_, StoreError>((v.number, encode(v)?)))
-            .transpose()?;
-        let (id, name, revision) = (
-            function.id.to_string(),
-            function.name.to_string(),
-            function.revision,
-        );
+        let version = version.map(|v| Ok::<_, StoreError>((v.number, encode(v)?))).transpose()?;
+        let (id, name, revision) = (function.id.to_string(), function.name.to_string(), function.revision);
         self.with(move |c| {
             let tx = c.transaction()?;
             let stored: Option<(String, u64)> = tx
@@ -186,11 +172,7 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn get_version(
-        &self,
-        name: &FunctionName,
-        number: u32,
-    ) -> Result<Option<Version>, StoreError> {
+    async fn get_version(&self, name: &FunctionName, number: u32) -> Result<Option<Version>, StoreError> {
         let name = name.to_string();
         self.with(move |c| {
             c.query_row(
@@ -208,11 +190,7 @@ impl MetadataStore for SqliteStore {
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let body = encode(token)?;
-        let (id, hash, created) = (
-            token.id.to_string(),
-            token.secret_sha256.clone(),
-            token.created_at.to_rfc3339(),
-        );
+        let (id, hash, created) = (token.id.to_string(), token.secret_sha256.clone(), token.created_at.to_rfc3339());
         self.with(move |c| {
             let n = c.execute(
                 "INSERT OR IGNORE INTO tokens (id, secret_sha256, created_at, body) VALUES (?1, ?2, ?3, ?4)",
@@ -226,14 +204,10 @@ impl MetadataStore for SqliteStore {
     async fn token_by_secret_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
         let hash = sha256.to_owned();
         self.with(move |c| {
-            c.query_row(
-                "SELECT body FROM tokens WHERE secret_sha256 = ?1",
-                [hash],
-                |r| r.get(0),
-            )
-            .optional()?
-            .map(decode)
-            .transpose()
+            c.query_row("SELECT body FROM tokens WHERE secret_sha256 = ?1", [hash], |r| r.get(0))
+                .optional()?
+                .map(decode)
+                .transpose()
         })
         .await
     }
@@ -249,7 +223,6 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.with(move |c| Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0))
-            .await
+        self.with(move |c| Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)).await
     }
 }

@@ -24,10 +24,7 @@ async fn sqlite_store_survives_reopen() {
         store.save_function(&f, Expect::Absent, None).await.unwrap();
         let rev = f.revision;
         let v = conformance::with_new_code(&mut f, b"code");
-        store
-            .save_function(&f, Expect::Revision(rev), Some(&v))
-            .await
-            .unwrap();
+        store.save_function(&f, Expect::Revision(rev), Some(&v)).await.unwrap();
         v
     };
     let store = SqliteStore::open(&path).unwrap();
@@ -40,10 +37,6 @@ async fn sqlite_store_survives_reopen() {
 async fn sqlite_refuses_a_non_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meta.db");
-    std::fs::write(
-        &path,
-        b"this is not a sqlite database, just some text that is long enough",
-    )
-    .unwrap();
+    std::fs::write(&path, b"this is not a sqlite database, just some text that is long enough").unwrap();
     assert!(SqliteStore::open(&path).is_err());
 }

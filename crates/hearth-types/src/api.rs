@@ -62,12 +62,7 @@ pub struct TokenInfo {
 
 impl From<TokenRecord> for TokenInfo {
     fn from(t: TokenRecord) -> Self {
-        Self {
-            id: t.id,
-            name: t.name,
-            scopes: t.scopes,
-            created_at: t.created_at,
-        }
+        Self { id: t.id, name: t.name, scopes: t.scopes, created_at: t.created_at }
     }
 }
 

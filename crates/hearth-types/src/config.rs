@@ -21,12 +21,7 @@ impl Limit {
             // Ranges are all within u32.
             Ok(got as u32)
         } else {
-            Err(ValidationError::OutOfRange {
-                field: self.field,
-                min: self.min,
-                max: self.max,
-                got,
-            })
+            Err(ValidationError::OutOfRange { field: self.field, min: self.min, max: self.max, got })
         }
     }
 }
@@ -35,42 +30,12 @@ impl Limit {
 pub mod limits {
     use super::Limit;
 
-    pub const MEMORY_MB: Limit = Limit {
-        field: "memory_mb",
-        min: 64,
-        max: 10_240,
-        default: 128,
-    };
-    pub const TIMEOUT_S: Limit = Limit {
-        field: "timeout_s",
-        min: 1,
-        max: 900,
-        default: 3,
-    };
-    pub const CONCURRENCY: Limit = Limit {
-        field: "concurrency",
-        min: 1,
-        max: 1_000,
-        default: 1,
-    };
-    pub const MIN_INSTANCES: Limit = Limit {
-        field: "min_instances",
-        min: 0,
-        max: 1_000,
-        default: 0,
-    };
-    pub const MAX_INSTANCES: Limit = Limit {
-        field: "max_instances",
-        min: 1,
-        max: 1_000,
-        default: 10,
-    };
-    pub const KEEP_ALIVE_S: Limit = Limit {
-        field: "keep_alive_s",
-        min: 1,
-        max: 86_400,
-        default: 90,
-    };
+    pub const MEMORY_MB: Limit = Limit { field: "memory_mb", min: 64, max: 10_240, default: 128 };
+    pub const TIMEOUT_S: Limit = Limit { field: "timeout_s", min: 1, max: 900, default: 3 };
+    pub const CONCURRENCY: Limit = Limit { field: "concurrency", min: 1, max: 1_000, default: 1 };
+    pub const MIN_INSTANCES: Limit = Limit { field: "min_instances", min: 0, max: 1_000, default: 0 };
+    pub const MAX_INSTANCES: Limit = Limit { field: "max_instances", min: 1, max: 1_000, default: 10 };
+    pub const KEEP_ALIVE_S: Limit = Limit { field: "keep_alive_s", min: 1, max: 86_400, default: 90 };
     /// Lambda's handler limit.
     pub const HANDLER_MAX_LEN: usize = 128;
     pub const DESCRIPTION_MAX_LEN: usize = 256;
@@ -146,19 +111,13 @@ impl FunctionSpec {
         let min_instances = limits::MIN_INSTANCES.check(self.min_instances)?;
         let max_instances = limits::MAX_INSTANCES.check(self.max_instances)?;
         if min_instances > max_instances {
-            return Err(ValidationError::MinAboveMax {
-                min: min_instances.into(),
-                max: max_instances.into(),
-            });
+            return Err(ValidationError::MinAboveMax { min: min_instances.into(), max: max_instances.into() });
         }
         let keep_alive_s = limits::KEEP_ALIVE_S.check(self.keep_alive_s)?;
         let description = self.description.clone().unwrap_or_default();
         let len = description.chars().count();
         if len > limits::DESCRIPTION_MAX_LEN {
-            return Err(ValidationError::DescriptionTooLong {
-                got: len,
-                max: limits::DESCRIPTION_MAX_LEN,
-            });
+            return Err(ValidationError::DescriptionTooLong { got: len, max: limits::DESCRIPTION_MAX_LEN });
         }
         Ok(FunctionConfig {
             runtime,
@@ -207,89 +166,30 @@ mod tests {
     use super::*;
 
     fn spec(runtime: &str) -> FunctionSpec {
-        FunctionSpec {
-            runtime: runtime.into(),
-            handler: Some("main.handler".into()),
-            ..Default::default()
-        }
+        FunctionSpec { runtime: runtime.into(), handler: Some("main.handler".into()), ..Default::default() }
     }
 
     #[test]
     fn defaults_are_applied() {
         let c = spec("python3").validate().unwrap();
-        assert_eq!(
-            (
-                c.memory_mb,
-                c.timeout_s,
-                c.concurrency,
-                c.min_instances,
-                c.keep_alive_s
-            ),
-            (128, 3, 1, 0, 90)
-        );
+        assert_eq!((c.memory_mb, c.timeout_s, c.concurrency, c.min_instances, c.keep_alive_s), (128, 3, 1, 0, 90));
     }
 
     #[test]
     fn each_refusal_has_its_code() {
         let cases: Vec<(FunctionSpec, &str)> = vec![
             (spec("cobol"), "InvalidRuntime"),
+            (FunctionSpec { memory_mb: Some(63), ..spec("python3") }, "InvalidMemorySize"),
+            (FunctionSpec { memory_mb: Some(10_241), ..spec("python3") }, "InvalidMemorySize"),
+            (FunctionSpec { timeout_s: Some(0), ..spec("python3") }, "InvalidTimeout"),
+            (FunctionSpec { timeout_s: Some(901), ..spec("python3") }, "InvalidTimeout"),
+            (FunctionSpec { handler: None, ..spec("python3") }, "InvalidHandler"),
+            (FunctionSpec { handler: Some("main".into()), ..spec("nodejs") }, "InvalidHandler"),
             (
-                FunctionSpec {
-                    memory_mb: Some(63),
-                    ..spec("python3")
-                },
-                "InvalidMemorySize",
-            ),
-            (
-                FunctionSpec {
-                    memory_mb: Some(10_241),
-                    ..spec("python3")
-                },
-                "InvalidMemorySize",
-            ),
-            (
-                FunctionSpec {
-                    timeout_s: Some(0),
-                    ..spec("python3")
-                },
-                "InvalidTimeout",
-            ),
-            (
-                FunctionSpec {
-                    timeout_s: Some(901),
-                    ..spec("python3")
-                },
-                "InvalidTimeout",
-            ),
-            (
-                FunctionSpec {
-                    handler: None,
-                    ..spec("python3")
-                },
-                "InvalidHandler",
-            ),
-            (
-                FunctionSpec {
-                    handler: Some("main".into()),
-                    ..spec("nodejs")
-                },
-                "InvalidHandler",
-            ),
-            (
-                FunctionSpec {
-                    min_instances: Some(5),
-                    max_instances: Some(2),
-                    ..spec("python3")
-                },
+                FunctionSpec { min_instances: Some(5), max_instances: Some(2), ..spec("python3") },
                 "InvalidInstanceCount",
             ),
-            (
-                FunctionSpec {
-                    concurrency: Some(0),
-                    ..spec("python3")
-                },
-                "InvalidConcurrency",
-            ),
+            (FunctionSpec { concurrency: Some(0), ..spec("python3") }, "InvalidConcurrency"),
         ];
         for (s, code) in cases {
             assert_eq!(s.validate().unwrap_err().code(), code, "{s:?}");
@@ -298,12 +198,7 @@ mod tests {
 
     #[test]
     fn provided_gets_a_default_handler() {
-        let c = FunctionSpec {
-            runtime: "provided".into(),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap();
+        let c = FunctionSpec { runtime: "provided".into(), ..Default::default() }.validate().unwrap();
         assert_eq!(c.handler, "bootstrap");
     }
 }

@@ -35,11 +35,7 @@ impl FromStr for CodeDigest {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(BadDigest)
-        }
+        if ok { Ok(Self(s.to_owned())) } else { Err(BadDigest) }
     }
 }
 

@@ -46,10 +46,7 @@ pub fn validate_environment(env: &BTreeMap<String, String>) -> Result<(), Valida
         total += key.len() + value.len();
     }
     if total > limits::ENVIRONMENT_MAX_BYTES {
-        return Err(ValidationError::EnvironmentTooLarge {
-            got: total,
-            max: limits::ENVIRONMENT_MAX_BYTES,
-        });
+        return Err(ValidationError::EnvironmentTooLarge { got: total, max: limits::ENVIRONMENT_MAX_BYTES });
     }
     Ok(())
 }
@@ -64,32 +61,11 @@ mod tests {
 
     #[test]
     fn reserved_and_malformed_names_are_refused() {
-        assert_eq!(
-            validate_environment(&env("AWS_REGION", "x"))
-                .unwrap_err()
-                .code(),
-            "ReservedEnvironmentVariable"
-        );
-        assert_eq!(
-            validate_environment(&env("HEARTH_X", "x"))
-                .unwrap_err()
-                .code(),
-            "ReservedEnvironmentVariable"
-        );
-        assert_eq!(
-            validate_environment(&env("1X", "x")).unwrap_err().code(),
-            "InvalidEnvironmentVariable"
-        );
-        assert_eq!(
-            validate_environment(&env("A-B", "x")).unwrap_err().code(),
-            "InvalidEnvironmentVariable"
-        );
-        assert_eq!(
-            validate_environment(&env("BIG", &"x".repeat(5000)))
-                .unwrap_err()
-                .code(),
-            "EnvironmentTooLarge"
-        );
+        assert_eq!(validate_environment(&env("AWS_REGION", "x")).unwrap_err().code(), "ReservedEnvironmentVariable");
+        assert_eq!(validate_environment(&env("HEARTH_X", "x")).unwrap_err().code(), "ReservedEnvironmentVariable");
+        assert_eq!(validate_environment(&env("1X", "x")).unwrap_err().code(), "InvalidEnvironmentVariable");
+        assert_eq!(validate_environment(&env("A-B", "x")).unwrap_err().code(), "InvalidEnvironmentVariable");
+        assert_eq!(validate_environment(&env("BIG", &"x".repeat(5000))).unwrap_err().code(), "EnvironmentTooLarge");
         assert!(validate_environment(&env("GREETING", "hi")).is_ok());
     }
 }

@@ -55,9 +55,7 @@ impl std::str::FromStr for VersionSelector {
         }
         match s.parse::<u32>() {
             Ok(n) if n > 0 => Ok(Self::Number(n)),
-            _ => Err(format!(
-                "invalid version {s:?}: expected a positive number or $LATEST"
-            )),
+            _ => Err(format!("invalid version {s:?}: expected a positive number or $LATEST")),
         }
     }
 }

@@ -61,12 +61,7 @@ mod tests {
 
     #[test]
     fn accepts_valid_names() {
-        for ok in [
-            "a",
-            "hello",
-            "hello-world-2",
-            &format!("a{}", "b".repeat(62)),
-        ] {
+        for ok in ["a", "hello", "hello-world-2", &format!("a{}", "b".repeat(62))] {
             assert!(ok.parse::<FunctionName>().is_ok(), "{ok}");
         }
     }
@@ -74,17 +69,7 @@ mod tests {
     #[test]
     fn refuses_invalid_names() {
         let long = format!("a{}", "b".repeat(63));
-        for bad in [
-            "",
-            "1abc",
-            "-a",
-            "Hello",
-            "a_b",
-            "a.b",
-            "a/b",
-            "é",
-            long.as_str(),
-        ] {
+        for bad in ["", "1abc", "-a", "Hello", "a_b", "a.b", "a/b", "é", long.as_str()] {
             let err = bad.parse::<FunctionName>().unwrap_err();
             assert_eq!(err.code(), "InvalidFunctionName", "{bad}");
         }

@@ -46,10 +46,7 @@ impl FromStr for Runtime {
     type Err = ValidationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| ValidationError::InvalidRuntime(s.to_owned()))
+        Self::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| ValidationError::InvalidRuntime(s.to_owned()))
     }
 }
 

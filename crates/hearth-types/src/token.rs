@@ -8,9 +8,7 @@ use utoipa::ToSchema;
 use crate::{TokenId, ValidationError};
 
 /// What a bearer token may do.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Everything, including managing tokens.
@@ -45,10 +43,7 @@ impl FromStr for Scope {
     type Err = ValidationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| ValidationError::InvalidScope(s.to_owned()))
+        Self::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| ValidationError::InvalidScope(s.to_owned()))
     }
 }
 

@@ -13,15 +13,8 @@ pub enum ValidationError {
     #[error("invalid handler {0:?}: {1}")]
     InvalidHandler(String, &'static str),
     #[error("{field} must be between {min} and {max}, got {got}")]
-    OutOfRange {
-        field: &'static str,
-        min: i64,
-        max: i64,
-        got: i64,
-    },
-    #[error(
-        "invalid environment variable name {0:?}: use letters, digits and '_', starting with a letter"
-    )]
+    OutOfRange { field: &'static str, min: i64, max: i64, got: i64 },
+    #[error("invalid environment variable name {0:?}: use letters, digits and '_', starting with a letter")]
     InvalidEnvName(String),
     #[error("environment variable {0:?} is reserved by the platform and cannot be set")]
     ReservedEnvName(String),

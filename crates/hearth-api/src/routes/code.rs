@@ -25,23 +25,13 @@ pub struct CodeQuery {
 }
 
 /// Reads an uploaded package: the zip itself, or fetched from an object URL.
-async fn read_package(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<bytes::Bytes, ApiError> {
+async fn read_package(state: &AppState, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
     let max = state.inner.code.limits().max_zipped_bytes;
     match upload_kind(headers)? {
-        Upload::Zip => {
-            read_limited(body, max, |got| PackageError::TooLarge { got, max }.into()).await
-        }
+        Upload::Zip => read_limited(body, max, |got| PackageError::TooLarge { got, max }.into()).await,
         Upload::ObjectRef => {
             let raw = read_limited(body, OBJECT_REF_MAX_BYTES, |_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PayloadTooLarge",
-                    "the JSON body is too large",
-                )
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the JSON body is too large")
             })
             .await?;
             let r: CodeFromObject = serde_json::from_slice(&raw).map_err(|e| {
@@ -91,20 +81,10 @@ enum Upload {
 }
 
 fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
-        "application/zip" | "application/x-zip-compressed" | "application/octet-stream" => {
-            Ok(Upload::Zip)
-        }
+        "application/zip" | "application/x-zip-compressed" | "application/octet-stream" => Ok(Upload::Zip),
         "application/json" => Ok(Upload::ObjectRef),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -154,10 +134,7 @@ pub async fn put_code(
     let zip = read_package(&state, &headers, body).await?;
     let code = state.inner.code.put(zip).await?;
     let d = deploy::put_code(store.as_ref(), &name, code).await?;
-    Ok(Json(DeployResponse {
-        function: d.function,
-        new_version: d.new_version,
-    }))
+    Ok(Json(DeployResponse { function: d.function, new_version: d.new_version }))
 }
 
 /// Download a function's code as the zip that was uploaded.
@@ -181,15 +158,10 @@ pub async fn get_code(
     let Query(query) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
     let selector = match query.version.as_deref() {
         None => VersionSelector::Latest,
-        Some(v) => v
-            .parse()
-            .map_err(|e: String| ApiError::bad_request("InvalidVersion", e))?,
+        Some(v) => v.parse().map_err(|e: String| ApiError::bad_request("InvalidVersion", e))?,
     };
     let store = state.store();
-    let function = store
-        .get_function(&name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
+    let function = store.get_function(&name).await?.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
     let (number, code) = match selector {
         VersionSelector::Latest => match (function.latest_version, function.code) {
             (Some(n), Some(code)) => (n, code),
@@ -197,15 +169,17 @@ pub async fn get_code(
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "CodeNotFound",
-                    format!(
-                        "function {name:?} has no code yet; upload some with `hearth fn deploy`"
-                    ),
+                    format!("function {name:?} has no code yet; upload some with `hearth fn deploy`"),
                 ));
             }
         },
         VersionSelector::Number(n) => {
             let v = store.get_version(&name, n).await?.ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, "VersionNotFound", format!("function {name:?} has no version {n}; `hearth fn versions {name}` lists them"))
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "VersionNotFound",
+                    format!("function {name:?} has no version {n}; `hearth fn versions {name}` lists them"),
+                )
             })?;
             (n, v.code)
         }
@@ -214,10 +188,7 @@ pub async fn get_code(
     let disposition = format!("attachment; filename=\"{name}-v{number}.zip\"");
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

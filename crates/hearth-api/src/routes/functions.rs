@@ -41,27 +41,15 @@ pub async fn put_function(
         Some(sha) => Some(stored_package(&state, sha).await?),
     };
     let d = deploy::put_config(state.store().as_ref(), &name, config, code).await?;
-    let status = if d.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(DeployResponse {
-            function: d.function,
-            new_version: d.new_version,
-        }),
-    ))
+    let status = if d.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(DeployResponse { function: d.function, new_version: d.new_version })))
 }
 
 async fn stored_package(state: &AppState, sha: &str) -> Result<CodeRef, ApiError> {
     let missing = || {
         ApiError::bad_request(
             "CodePackageNotFound",
-            format!(
-                "no package with sha256 {sha:?} is stored; upload it first with POST /v1/packages"
-            ),
+            format!("no package with sha256 {sha:?} is stored; upload it first with POST /v1/packages"),
         )
     };
     let digest: CodeDigest = sha.parse().map_err(|_| missing())?;
@@ -74,14 +62,9 @@ async fn stored_package(state: &AppState, sha: &str) -> Result<CodeRef, ApiError
     responses((status = 200, body = FunctionList), (status = 401, body = ApiErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list_functions(
-    caller: Caller,
-    State(state): State<AppState>,
-) -> Result<Json<FunctionList>, ApiError> {
+pub async fn list_functions(caller: Caller, State(state): State<AppState>) -> Result<Json<FunctionList>, ApiError> {
     caller.require(Scope::Read)?;
-    Ok(Json(FunctionList {
-        functions: state.store().list_functions().await?,
-    }))
+    Ok(Json(FunctionList { functions: state.store().list_functions().await? }))
 }
 
 /// Get one function.
@@ -99,8 +82,7 @@ pub async fn get_function(
     caller.require(Scope::Read)?;
     let name = function_name(&name)?;
     let f = state.store().get_function(&name).await?;
-    f.map(Json)
-        .ok_or_else(|| ApiError::function_not_found(name.as_str()))
+    f.map(Json).ok_or_else(|| ApiError::function_not_found(name.as_str()))
 }
 
 /// Delete a function and all its versions.
@@ -142,7 +124,5 @@ pub async fn list_versions(
     if store.get_function(&name).await?.is_none() {
         return Err(ApiError::function_not_found(name.as_str()));
     }
-    Ok(Json(VersionList {
-        versions: store.list_versions(&name).await?,
-    }))
+    Ok(Json(VersionList { versions: store.list_versions(&name).await? }))
 }

@@ -21,35 +21,19 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
     caller.require(Scope::Admin)?;
     let Json(spec) = spec?;
-    let mut scopes = spec
-        .scopes
-        .iter()
-        .map(|s| s.parse::<Scope>())
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut scopes = spec.scopes.iter().map(|s| s.parse::<Scope>()).collect::<Result<Vec<_>, _>>()?;
     scopes.sort();
     scopes.dedup();
     if scopes.is_empty() {
-        return Err(ApiError::bad_request(
-            "InvalidScope",
-            "give at least one scope: admin, deploy, invoke or read",
-        ));
+        return Err(ApiError::bad_request("InvalidScope", "give at least one scope: admin, deploy, invoke or read"));
     }
     let name = spec.name.unwrap_or_else(|| "token".into());
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "InvalidParameterValue",
-            "token name must be 1-64 printable characters",
-        ));
+        return Err(ApiError::bad_request("InvalidParameterValue", "token name must be 1-64 printable characters"));
     }
     let (record, secret) = mint_token(&name, scopes)?;
     state.store().insert_token(&record).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(NewToken {
-            info: record.into(),
-            token: secret,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(NewToken { info: record.into(), token: secret })))
 }
 
 /// List API tokens (admin only).
@@ -58,18 +42,9 @@ pub async fn create_token(
     responses((status = 200, body = TokenList), (status = 403, body = ApiErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list_tokens(
-    caller: Caller,
-    State(state): State<AppState>,
-) -> Result<Json<TokenList>, ApiError> {
+pub async fn list_tokens(caller: Caller, State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
     caller.require(Scope::Admin)?;
-    let tokens = state
-        .store()
-        .list_tokens()
-        .await?
-        .into_iter()
-        .map(TokenInfo::from)
-        .collect();
+    let tokens = state.store().list_tokens().await?.into_iter().map(TokenInfo::from).collect();
     Ok(Json(TokenList { tokens }))
 }
 
@@ -86,13 +61,7 @@ pub async fn delete_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Admin)?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "TokenNotFound",
-            format!("no token with id {id:?}"),
-        )
-    };
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "TokenNotFound", format!("no token with id {id:?}"));
     let id: TokenId = id.parse().map_err(|_| not_found())?;
     let tokens = state.store().list_tokens().await?;
     let target = tokens.iter().find(|t| t.id == id).ok_or_else(not_found)?;

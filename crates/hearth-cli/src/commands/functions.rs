@@ -23,12 +23,9 @@ pub async fn run(cmd: FnCommand, json: bool) -> Result<()> {
             }
         }
         FnCommand::Versions { name } => versions(&name, json).await,
-        FnCommand::Code(CodeCommand::Pull {
-            name,
-            dir,
-            version,
-            force,
-        }) => pull(&name, dir, version.as_deref(), force, json).await,
+        FnCommand::Code(CodeCommand::Pull { name, dir, version, force }) => {
+            pull(&name, dir, version.as_deref(), force, json).await
+        }
     }
 }
 
@@ -50,27 +47,19 @@ async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
     spec.validate()?;
     args.name.parse::<hearth_types::FunctionName>()?;
 
-    let pkg = package(&args.path)?;
-    let files = pkg
-        .files
-        .map(|n| format!("{n} file{}, ", if n == 1 { "" } else { "s" }))
-        .unwrap_or_default();
-    if !json {
-        eprintln!(
-            "Packaged {}: {files}{} zipped",
-            args.path.display(),
-            size(pkg.bytes.len() as u64)
-        );
-    }
     let c = client()?;
-    let code = c
-        .upload_package(pkg.bytes)
-        .await
-        .context("uploading the package failed")?;
-    let spec = FunctionSpec {
-        code_sha256: Some(code.sha256.to_string()),
-        ..spec
+    let source = args.path.to_string_lossy();
+    let code = if source.starts_with("s3://") {
+        c.upload_package_object(&source).await.context("fetching the package from the object store failed")?
+    } else {
+        let pkg = package(&args.path)?;
+        let files = pkg.files.map(|n| format!("{n} file{}, ", if n == 1 { "" } else { "s" })).unwrap_or_default();
+        if !json {
+            eprintln!("Packaged {}: {files}{} zipped", args.path.display(), size(pkg.bytes.len() as u64));
+        }
+        c.upload_package(pkg.bytes).await.context("uploading the package failed")?
     };
+    let spec = FunctionSpec { code_sha256: Some(code.sha256.to_string()), ..spec };
     let resp: DeployResponse = c.put_function(&args.name, &spec).await?;
     if json {
         return print_json(&resp);
@@ -86,11 +75,7 @@ async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
             v.config.memory_mb,
             v.code.sha256.short()
         ),
-        None => println!(
-            "{} is unchanged: version {} is current",
-            f.name,
-            f.latest_version.unwrap_or(0)
-        ),
+        None => println!("{} is unchanged: version {} is current", f.name, f.latest_version.unwrap_or(0)),
     }
     Ok(())
 }
@@ -101,12 +86,7 @@ async fn list(json: bool) -> Result<()> {
         return print_json(&functions);
     }
     let rows: Vec<Vec<String>> = functions.iter().map(row).collect();
-    print_table(
-        &[
-            "NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "VERSION", "CODE", "UPDATED",
-        ],
-        &rows,
-    );
+    print_table(&["NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "VERSION", "CODE", "UPDATED"], &rows);
     Ok(())
 }
 
@@ -119,9 +99,7 @@ fn row(f: &Function) -> Vec<String> {
         format!("{} MB", c.memory_mb),
         format!("{} s", c.timeout_s),
         f.latest_version.map_or("-".into(), |v| v.to_string()),
-        f.code
-            .as_ref()
-            .map_or("-".into(), |c| c.sha256.short().to_owned()),
+        f.code.as_ref().map_or("-".into(), |c| c.sha256.short().to_owned()),
         time(&f.updated_at),
     ]
 }
@@ -139,22 +117,10 @@ async fn get(name: &str, json: bool) -> Result<()> {
         ("memory", format!("{} MB", c.memory_mb)),
         ("timeout", format!("{} s", c.timeout_s)),
         ("concurrency", c.concurrency.to_string()),
-        (
-            "instances",
-            format!("min {}, max {}", c.min_instances, c.max_instances),
-        ),
+        ("instances", format!("min {}, max {}", c.min_instances, c.max_instances)),
         ("keep-alive", format!("{} s", c.keep_alive_s)),
-        (
-            "version",
-            f.latest_version
-                .map_or("- (no code yet)".into(), |v| v.to_string()),
-        ),
-        (
-            "code",
-            f.code.as_ref().map_or("-".into(), |c| {
-                format!("sha256:{} ({})", c.sha256, size(c.size_bytes))
-            }),
-        ),
+        ("version", f.latest_version.map_or("- (no code yet)".into(), |v| v.to_string())),
+        ("code", f.code.as_ref().map_or("-".into(), |c| format!("sha256:{} ({})", c.sha256, size(c.size_bytes)))),
         ("created", time(&f.created_at)),
         ("updated", time(&f.updated_at)),
     ];
@@ -189,12 +155,7 @@ async fn versions(name: &str, json: bool) -> Result<()> {
             ]
         })
         .collect();
-    print_table(
-        &[
-            "VERSION", "CREATED", "RUNTIME", "HANDLER", "MEMORY", "CODE", "SIZE",
-        ],
-        &rows,
-    );
+    print_table(&["VERSION", "CREATED", "RUNTIME", "HANDLER", "MEMORY", "CODE", "SIZE"], &rows);
     Ok(())
 }
 
@@ -206,14 +167,9 @@ async fn pull(
     json: bool,
 ) -> Result<()> {
     let dir = dir.unwrap_or_else(|| name.into());
-    let occupied = std::fs::read_dir(&dir)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
+    let occupied = std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false);
     if occupied && !force {
-        bail!(
-            "{} is not empty; choose another folder or pass --force to overwrite files in it",
-            dir.display()
-        );
+        bail!("{} is not empty; choose another folder or pass --force to overwrite files in it", dir.display());
     }
     let zip = client()?.get_code(name, version).await?;
     unpack_package(&zip, &dir, &PackageLimits::DEFAULT)
@@ -221,10 +177,6 @@ async fn pull(
     if json {
         return print_json(&serde_json::json!({"function": name, "dir": dir, "bytes": zip.len()}));
     }
-    println!(
-        "Pulled {name} ({}) into {}",
-        size(zip.len() as u64),
-        dir.display()
-    );
+    println!("Pulled {name} ({}) into {}", size(zip.len() as u64), dir.display());
     Ok(())
 }

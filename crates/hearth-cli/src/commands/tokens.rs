@@ -30,12 +30,7 @@ pub async fn run(cmd: TokenCommand, json: bool) -> Result<()> {
                 .iter()
                 .map(|t| {
                     let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
-                    vec![
-                        t.id.to_string(),
-                        t.name.clone(),
-                        scopes.join(","),
-                        time(&t.created_at),
-                    ]
+                    vec![t.id.to_string(), t.name.clone(), scopes.join(","), time(&t.created_at)]
                 })
                 .collect();
             print_table(&["ID", "NAME", "SCOPES", "CREATED"], &rows);

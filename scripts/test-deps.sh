@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the build and the test suite need beyond Rust, idempotently:
+#   - the pinned Rust toolchain name (see below);
+#   - .venv/ with moto's S3-compatible server (the real S3 protocol on loopback for the
+#     object-URL tests). Skipped with --toolchain-only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# rust-toolchain.toml pins the machine's stable release by number. Where rustup knows that
+# release only as "stable", link it under its number (no download: this network reaches
+# no toolchain server).
+pinned=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+host=$(rustc +stable -vV 2>/dev/null | sed -n 's/^host: //p' || true)
+if [ -n "$host" ] && [ ! -e "$rustup_home/toolchains/$pinned-$host" ] \
+    && rustc +stable --version | grep -q "^rustc $pinned "; then
+    ln -s "$rustup_home/toolchains/stable-$host" "$rustup_home/toolchains/$pinned-$host"
+    echo "test-deps: linked toolchain $pinned to the installed stable" >&2
+fi
+
+[ "${1:-}" = "--toolchain-only" ] && exit 0
+
+MOTO_VERSION=5.2.5
+# Debian's interpreter, not a pyenv shim (shims are slow and depend on the user's set-up).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    echo "test-deps: installing moto[server]==$MOTO_VERSION into .venv (about 30 s, once)" >&2
+    if ! "$PY" -m venv .venv 2>/dev/null; then
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        "$PY" -m venv .venv
+    fi
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+echo "test-deps: ready (moto $MOTO_VERSION)" >&2
