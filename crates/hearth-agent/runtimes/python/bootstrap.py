@@ -1,0 +1,127 @@
+"""Hearth's Python runtime: a client of the Lambda Runtime API, standard library only.
+
+Imports `module.function` from `_HANDLER` (relative to LAMBDA_TASK_ROOT) during init,
+reporting failures to /runtime/init/error, then serves events one at a time.
+"""
+import http.client
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+_API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+_HOST, _PORT = _API.rsplit(":", 1)
+_CONN = http.client.HTTPConnection(_HOST, int(_PORT))
+_PREFIX = "/2018-06-01/runtime"
+
+
+def _call(method, path, body=None, headers=None):
+    _CONN.request(method, _PREFIX + path, body=body, headers=headers or {})
+    resp = _CONN.getresponse()
+    return resp.status, resp.headers, resp.read()
+
+
+def _post_json(path, doc, error_type=None):
+    headers = {"Content-Type": "application/json"}
+    if error_type:
+        headers["Lambda-Runtime-Function-Error-Type"] = error_type
+    _call("POST", path, json.dumps(doc).encode(), headers)
+
+
+def _error_doc(exc, error_type=None, message=None):
+    frames = traceback.format_list(traceback.extract_tb(exc.__traceback__))
+    return {
+        "errorMessage": message if message is not None else str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "stackTrace": frames,
+    }
+
+
+class LambdaContext:
+    def __init__(self, request_id, deadline_ms, arn, client_context):
+        self.aws_request_id = request_id
+        self.invoked_function_arn = arn
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.client_context = client_context
+        self.identity = None
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def _init():
+    handler = os.environ.get("_HANDLER", "")
+    module_name, _, func_name = handler.rpartition(".")
+    if not module_name or not func_name:
+        return None, ("Runtime.MalformedHandlerName", f"Bad handler '{handler}': use module.function")
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    sys.path.insert(0, task_root)
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except SyntaxError as exc:
+        return None, ("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}", exc)
+    except ImportError as exc:
+        return None, ("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}", exc)
+    except Exception as exc:  # the module's own top-level code failed
+        return None, ("Runtime.InitError", f"{type(exc).__name__}: {exc}", exc)
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        return None, ("Runtime.HandlerNotFound", f"Handler '{func_name}' missing on module '{module_name}'")
+    return func, None
+
+
+def main():
+    func, failure = _init()
+    if failure:
+        error_type, message, *exc = failure
+        doc = _error_doc(exc[0], error_type, message) if exc else {"errorMessage": message, "errorType": error_type, "stackTrace": []}
+        print(f"[ERROR] {error_type}: {message}", file=sys.stderr, flush=True)
+        _post_json("/init/error", doc, error_type)
+        sys.exit(1)
+    while True:
+        _status, headers, body = _call("GET", "/invocation/next")
+        request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms", "0"))
+        arn = headers.get("Lambda-Runtime-Invoked-Function-Arn", "")
+        trace_id = headers.get("Lambda-Runtime-Trace-Id")
+        if trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        raw_context = headers.get("Lambda-Runtime-Client-Context")
+        try:
+            client_context = json.loads(raw_context) if raw_context else None
+            is_json = (headers.get("Content-Type") or "application/json").startswith("application/json")
+            event = json.loads(body) if is_json and body else body
+        except ValueError as exc:
+            _post_json(f"/invocation/{request_id}/error", _error_doc(exc, "Runtime.UnmarshalError"))
+            continue
+        context = LambdaContext(request_id, deadline_ms, arn, client_context)
+        try:
+            result = func(event, context)
+        except Exception as exc:
+            doc = _error_doc(exc)
+            print(f"[ERROR] {doc['errorType']}: {doc['errorMessage']}", file=sys.stderr, flush=True)
+            _post_json(f"/invocation/{request_id}/error", doc)
+            continue
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        try:
+            payload = result if isinstance(result, bytes) else json.dumps(result).encode()
+        except (TypeError, ValueError) as exc:
+            _post_json(f"/invocation/{request_id}/error", _error_doc(exc, "Runtime.MarshalError", f"Unable to marshal response: {exc}"))
+            continue
+        content_type = "application/unknown" if isinstance(result, bytes) else "application/json"
+        _call("POST", f"/invocation/{request_id}/response", payload, {"Content-Type": content_type})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+//! The sandbox driver boundary: how an instance's process is created, watched and killed.
+//!
+//! The lifecycle logic (state machine, timeouts, log attribution) lives above this trait,
+//! once; drivers only create and destroy. [`ProcessDriver`](crate::ProcessDriver) runs a
+//! plain child process; the namespace/cgroup sandbox implements the same trait.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use tokio::io::AsyncRead;
+use tokio::sync::oneshot;
+
+/// Everything needed to start one instance's runtime process.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The complete environment: nothing is inherited from the platform.
+    pub env: Vec<(String, String)>,
+    /// The function's unpacked code (`LAMBDA_TASK_ROOT`), also the working directory.
+    pub task_root: PathBuf,
+    pub memory_mb: u32,
+}
+
+/// How a sandboxed process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit status {c}"),
+            Exit::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+/// Stops a sandbox. Killing is idempotent and also reaches processes the runtime started.
+pub trait SandboxControl: Send + Sync {
+    fn kill(&self);
+}
+
+/// A running sandbox: its output streams, its exit, and a way to stop it.
+pub struct Sandbox {
+    pub stdout: Pin<Box<dyn AsyncRead + Send>>,
+    pub stderr: Pin<Box<dyn AsyncRead + Send>>,
+    /// Resolves once when the process has ended.
+    pub exited: oneshot::Receiver<Exit>,
+    pub control: Box<dyn SandboxControl>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+}
+
+pub trait SandboxDriver: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError>;
+}

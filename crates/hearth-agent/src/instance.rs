@@ -1,0 +1,190 @@
+//! One instance: a sandboxed runtime process serving one function version through its own
+//! Runtime API. Every state change goes through [`Instance::transition`].
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::oneshot;
+
+use crate::driver::{Exit, SandboxControl};
+use crate::{Invocation, Outcome, RuntimeApi};
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    Starting,
+    Ready,
+    Busy,
+    Draining,
+    Stopped,
+    Failed,
+}
+
+impl InstanceState {
+    /// The allowed transitions, in one table.
+    fn may_become(self, to: InstanceState) -> bool {
+        use InstanceState::*;
+        matches!(
+            (self, to),
+            (Starting, Ready)
+                | (Starting, Failed)
+                | (Ready, Busy)
+                | (Busy, Ready)
+                | (Ready | Busy, Draining)
+                | (Draining, Stopped)
+                | (Busy | Draining, Failed)
+                | (Starting | Ready, Stopped)
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("instance cannot go from {from:?} to {to:?}")]
+pub struct IllegalTransition {
+    pub from: InstanceState,
+    pub to: InstanceState,
+}
+
+/// A function error produced by the platform (not by the function), Lambda-style.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformError {
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+impl PlatformError {
+    pub fn body(&self) -> Bytes {
+        serde_json::json!({"errorMessage": self.message, "errorType": self.error_type}).to_string().into()
+    }
+}
+
+/// The result of one invocation on an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvokeResult {
+    /// The runtime answered (success, function error, or response too large).
+    Answered(Outcome),
+    /// The platform ended the invocation: timeout or runtime exit. The instance is gone.
+    Failed(PlatformError),
+}
+
+pub struct Instance {
+    state: Mutex<InstanceState>,
+    api: RuntimeApi,
+    control: Box<dyn SandboxControl>,
+    exited: tokio::sync::Mutex<Option<oneshot::Receiver<Exit>>>,
+    started: Instant,
+    served: Mutex<u64>,
+}
+
+impl Instance {
+    pub(crate) fn new(api: RuntimeApi, control: Box<dyn SandboxControl>, exited: oneshot::Receiver<Exit>) -> Self {
+        Self {
+            state: Mutex::new(InstanceState::Starting),
+            api,
+            control,
+            exited: tokio::sync::Mutex::new(Some(exited)),
+            started: Instant::now(),
+            served: Mutex::new(0),
+        }
+    }
+
+    pub fn state(&self) -> InstanceState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn requests_served(&self) -> u64 {
+        *self.served.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The one place an instance changes state.
+    pub fn transition(&self, to: InstanceState) -> Result<(), IllegalTransition> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.may_become(to) {
+            return Err(IllegalTransition { from: *state, to });
+        }
+        tracing::debug!(from = ?*state, ?to, "instance state");
+        *state = to;
+        Ok(())
+    }
+
+    pub(crate) fn api(&self) -> &RuntimeApi {
+        &self.api
+    }
+
+    /// Waits for the process to end. Cancel-safe: dropping the future keeps the exit
+    /// signal for the next waiter. Pends forever once the exit has been observed.
+    pub(crate) async fn wait_exit(&self) -> Option<Exit> {
+        let mut guard = self.exited.lock().await;
+        let Some(rx) = guard.as_mut() else {
+            return std::future::pending().await;
+        };
+        let exit = rx.await.ok();
+        *guard = None;
+        exit
+    }
+
+    /// Runs one invocation with the function's timeout. A timeout or a runtime exit kills the
+    /// instance and marks it failed; the caller gets the platform's error.
+    pub async fn invoke(&self, invocation: Invocation, timeout: Duration) -> Result<InvokeResult, IllegalTransition> {
+        self.transition(InstanceState::Busy)?;
+        let request_id = invocation.request_id.clone();
+        let result = tokio::select! {
+            answer = self.api.invoke(invocation) => match answer {
+                Ok(outcome) => InvokeResult::Answered(outcome),
+                Err(_) => InvokeResult::Failed(exit_error(&request_id, None)),
+            },
+            code = self.wait_exit() => InvokeResult::Failed(exit_error(&request_id, code)),
+            _ = tokio::time::sleep(timeout) => InvokeResult::Failed(PlatformError {
+                error_type: "Sandbox.Timedout",
+                message: format!("RequestId: {request_id} Error: Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+            }),
+        };
+        *self.served.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        match &result {
+            InvokeResult::Answered(_) => self.transition(InstanceState::Ready)?,
+            InvokeResult::Failed(_) => {
+                self.control.kill();
+                self.transition(InstanceState::Failed)?;
+            }
+        }
+        Ok(result)
+    }
+
+    /// Stops the instance (kills its process group).
+    pub fn stop(&self) {
+        self.control.kill();
+        let _ = self.transition(InstanceState::Stopped);
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.control.kill();
+    }
+}
+
+fn exit_error(request_id: &str, exit: Option<Exit>) -> PlatformError {
+    let how = exit.map_or("runtime exited".to_owned(), |e| format!("Runtime exited with error: {e}"));
+    PlatformError { error_type: "Runtime.ExitError", message: format!("RequestId: {request_id} Error: {how}") }
+}
+
+/// Forwards each line of `stream` to the log with the instance's label.
+pub(crate) fn capture_lines(label: String, stream: std::pin::Pin<Box<dyn AsyncRead + Send>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::info!(target: "hearth::function", instance = %label, "{line}");
+        }
+    });
+}
+
+/// Milliseconds since the Unix epoch, for deadlines.
+pub fn epoch_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

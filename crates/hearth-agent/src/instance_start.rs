@@ -1,0 +1,139 @@
+//! Creating an instance: runtime API, environment, sandbox, then waiting for init.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hearth_types::{FunctionConfig, FunctionName};
+
+use crate::driver::{Exit, LaunchSpec, SandboxDriver, SandboxError};
+use crate::instance::{Instance, InstanceState, capture_lines};
+use crate::runtimes::{RuntimeError, Runtimes};
+use crate::{InitOutcome, RuntimeApi};
+
+/// What to start: one version of one function, its code already unpacked.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    pub instance_id: String,
+    pub function: FunctionName,
+    pub version: u32,
+    pub config: FunctionConfig,
+    pub code_dir: PathBuf,
+    pub region: String,
+}
+
+/// Why an instance did not become ready. Each maps to the error its waiting callers get.
+#[derive(Debug, thiserror::Error)]
+pub enum StartFailure {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("cannot open the instance's runtime API: {0}")]
+    Io(#[from] std::io::Error),
+    /// The runtime reported `/init/error`; `body` is its error document.
+    #[error("init failed ({error_type:?})")]
+    Init { body: Bytes, error_type: Option<String> },
+    #[error("the runtime exited during init: {0}")]
+    Exited(Exit),
+    #[error("init did not finish within {0:?}")]
+    TimedOut(Duration),
+}
+
+impl StartFailure {
+    /// The Lambda error document callers receive for this failure.
+    pub fn error_body(&self) -> Bytes {
+        match self {
+            Self::Init { body, .. } => body.clone(),
+            other => {
+                let error_type = match other {
+                    Self::Runtime(r) => r.error_type(),
+                    Self::Exited(_) => "Runtime.ExitError",
+                    Self::TimedOut(_) => "Sandbox.Timedout",
+                    _ => "Runtime.InitError",
+                };
+                serde_json::json!({"errorMessage": other.to_string(), "errorType": error_type}).to_string().into()
+            }
+        }
+    }
+}
+
+/// The environment of a runtime process: defaults a function may override, then the
+/// function's own variables, then the platform's reserved variables.
+pub fn lambda_environment(spec: &InstanceSpec, api: std::net::SocketAddr) -> Vec<(String, String)> {
+    let task_root = spec.code_dir.display().to_string();
+    let mut env: BTreeMap<String, String> = [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("LANG", "C.UTF-8".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("HOME", "/tmp".to_owned()),
+        ("LD_LIBRARY_PATH", format!("{task_root}/lib")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(spec.config.environment.clone());
+    let name = spec.function.as_str();
+    let version = spec.version.to_string();
+    let reserved = [
+        ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
+        ("_HANDLER", spec.config.handler.clone()),
+        ("LAMBDA_TASK_ROOT", task_root),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", version.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.config.memory_mb.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", format!("[{version}]{}", spec.instance_id)),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_REGION", spec.region.clone()),
+        ("AWS_DEFAULT_REGION", spec.region.clone()),
+    ];
+    env.extend(reserved.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env.into_iter().collect()
+}
+
+/// Starts an instance and waits until its runtime asks for the first event (or fails).
+pub async fn start_instance(
+    driver: &dyn SandboxDriver,
+    runtimes: &Runtimes,
+    spec: &InstanceSpec,
+    init_timeout: Duration,
+) -> Result<Instance, StartFailure> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let api = RuntimeApi::serve(listener)?;
+    let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir)?;
+    let launch = LaunchSpec {
+        program,
+        args,
+        env: lambda_environment(spec, api.address()),
+        task_root: spec.code_dir.clone(),
+        memory_mb: spec.config.memory_mb,
+    };
+    let sandbox = driver.launch(&launch)?;
+    let label = format!("{}:{}/{}", spec.function, spec.version, spec.instance_id);
+    capture_lines(label.clone(), sandbox.stdout);
+    capture_lines(label, sandbox.stderr);
+    let instance = Instance::new(api, sandbox.control, sandbox.exited);
+    let failure = tokio::select! {
+        init = instance.api().init() => match init {
+            Ok(InitOutcome::Ready) => None,
+            Ok(InitOutcome::Failed { body, error_type }) => Some(StartFailure::Init { body, error_type }),
+            Err(_) => Some(StartFailure::Exited(Exit::Code(-1))),
+        },
+        exit = instance.wait_exit() => Some(StartFailure::Exited(exit.unwrap_or(Exit::Code(-1)))),
+        _ = tokio::time::sleep(init_timeout) => Some(StartFailure::TimedOut(init_timeout)),
+    };
+    match failure {
+        None => {
+            instance.transition(InstanceState::Ready).expect("Starting -> Ready is allowed");
+            Ok(instance)
+        }
+        Some(f) => {
+            let _ = instance.transition(InstanceState::Failed);
+            instance.stop();
+            Err(f)
+        }
+    }
+}

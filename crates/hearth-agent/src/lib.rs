@@ -1,0 +1,25 @@
+//! The node agent: everything that runs on the machine that hosts instances.
+//!
+//! - [`RuntimeApi`]: the Lambda Runtime API served to one instance.
+//! - [`Instance`]: one runtime process serving one function version, with its state machine.
+//! - [`SandboxDriver`]: how processes are created and killed ([`ProcessDriver`] for now).
+//! - [`CodeCache`]: packages unpacked once per digest, read-only.
+//! - [`Runtimes`]: the language runtimes shipped in the binary.
+
+mod code_cache;
+mod driver;
+mod instance;
+mod instance_start;
+mod invocation;
+mod process_driver;
+mod runtime_api;
+mod runtimes;
+
+pub use code_cache::{CodeCache, CodeCacheError};
+pub use driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
+pub use instance::{IllegalTransition, Instance, InstanceState, InvokeResult, PlatformError, epoch_ms};
+pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance};
+pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
+pub use process_driver::ProcessDriver;
+pub use runtime_api::{Closed, RuntimeApi};
+pub use runtimes::{RuntimeError, Runtimes};

@@ -1,0 +1,89 @@
+//! Language runtimes shipped inside the binary, and how each runtime's process is launched.
+
+use std::path::{Path, PathBuf};
+
+use hearth_types::Runtime;
+
+const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("runtime {0} is not available on this node yet")]
+    Unavailable(Runtime),
+    #[error("no {what} interpreter found on this node: {hint}")]
+    NoInterpreter { what: &'static str, hint: &'static str },
+    #[error("the package has no executable `bootstrap` at its root; a `provided` function must ship one")]
+    NoBootstrap,
+    #[error("cannot install runtime files in {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl RuntimeError {
+    /// The error type a caller sees when an instance cannot be started for this reason.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::NoBootstrap => "Runtime.InvalidEntrypoint",
+            _ => "Runtime.Unavailable",
+        }
+    }
+}
+
+/// The installed runtimes of this node.
+#[derive(Debug, Clone)]
+pub struct Runtimes {
+    dir: PathBuf,
+    python: Option<PathBuf>,
+}
+
+impl Runtimes {
+    /// Writes the embedded bootstraps under `dir` and finds the interpreters.
+    pub fn install(dir: &Path) -> Result<Self, RuntimeError> {
+        let py_dir = dir.join("python");
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| RuntimeError::Io { path, source }
+        };
+        std::fs::create_dir_all(&py_dir).map_err(io(&py_dir))?;
+        let boot = py_dir.join("bootstrap.py");
+        std::fs::write(&boot, PYTHON_BOOTSTRAP).map_err(io(&boot))?;
+        Ok(Self { dir: dir.to_path_buf(), python: find_python() })
+    }
+
+    /// Program and arguments that start `runtime` for code unpacked at `task_root`.
+    pub fn command(&self, runtime: Runtime, task_root: &Path) -> Result<(PathBuf, Vec<String>), RuntimeError> {
+        match runtime {
+            Runtime::Python3 => {
+                let python = self.python.clone().ok_or(RuntimeError::NoInterpreter {
+                    what: "python3",
+                    hint: "install Debian's python3 (apt-get install python3)",
+                })?;
+                let boot = self.dir.join("python/bootstrap.py");
+                // -u: unbuffered output, so log lines reach the platform as they are printed.
+                Ok((python, vec!["-u".into(), boot.display().to_string()]))
+            }
+            Runtime::Provided => {
+                let boot = task_root.join("bootstrap");
+                if !is_executable(&boot) {
+                    return Err(RuntimeError::NoBootstrap);
+                }
+                Ok((boot, vec![]))
+            }
+            other => Err(RuntimeError::Unavailable(other)),
+        }
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The system interpreter, never a version-manager shim (a pyenv shim is a shell script
+/// that costs ~170 ms per start).
+fn find_python() -> Option<PathBuf> {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| is_executable(p))
+        .and_then(|p| std::fs::canonicalize(p).ok())
+}

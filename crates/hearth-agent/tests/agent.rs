@@ -1,0 +1,365 @@
+//! The node agent against real processes: the Runtime API as runtimes see it, Python and
+//! `provided` instances, and the code cache.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hearth_agent::{
+    CodeCache, InitOutcome, InstanceSpec, InstanceState, Invocation, InvokeResult, Outcome, ProcessDriver, RuntimeApi,
+    Runtimes, StartFailure, epoch_ms, start_instance,
+};
+use hearth_types::{FunctionConfig, FunctionSpec};
+use serde_json::{Value, json};
+
+fn invocation(id: &str, payload: &str) -> Invocation {
+    Invocation {
+        request_id: id.into(),
+        payload: Bytes::from(payload.to_owned()),
+        content_type: None,
+        deadline_ms: epoch_ms() + 3000,
+        invoked_function_arn: "arn:aws:lambda:us-east-1:000000000000:function:t".into(),
+        trace_id: Some("Root=1-abc".into()),
+        client_context: None,
+    }
+}
+
+async fn api() -> (RuntimeApi, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = RuntimeApi::serve(listener).unwrap();
+    let base = format!("http://{}/2018-06-01/runtime", api.address());
+    (api, base)
+}
+
+#[tokio::test]
+async fn runtime_api_follows_the_spec() {
+    let (api, base) = api().await;
+    let http = reqwest::Client::new();
+    let api = std::sync::Arc::new(api);
+    let invoker = {
+        let api = api.clone();
+        tokio::spawn(async move { api.invoke(invocation("req-1", r#"{"a":1}"#)).await.unwrap() })
+    };
+    let next = http.get(format!("{base}/invocation/next")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+    let h = next.headers().clone();
+    assert_eq!(h["lambda-runtime-aws-request-id"], "req-1");
+    assert!(h["lambda-runtime-deadline-ms"].to_str().unwrap().parse::<u64>().unwrap() > epoch_ms());
+    assert_eq!(h["lambda-runtime-invoked-function-arn"], "arn:aws:lambda:us-east-1:000000000000:function:t");
+    assert_eq!(h["lambda-runtime-trace-id"], "Root=1-abc");
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(next.text().await.unwrap(), r#"{"a":1}"#);
+
+    // A second /next while an invocation is outstanding is a state error.
+    let again = http.get(format!("{base}/invocation/next")).send().await.unwrap();
+    assert_eq!(again.status(), 403);
+    assert_eq!(again.json::<Value>().await.unwrap()["errorType"], "InvalidStateTransition");
+    let wrong = http.post(format!("{base}/invocation/other/response")).body("x").send().await.unwrap();
+    assert_eq!(wrong.status(), 400);
+    assert_eq!(wrong.json::<Value>().await.unwrap()["errorType"], "InvalidRequestID");
+    let bad_mode = http
+        .post(format!("{base}/invocation/req-1/response"))
+        .header("lambda-runtime-function-response-mode", "telepathy")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_mode.status(), 400);
+
+    let ok = http
+        .post(format!("{base}/invocation/req-1/response"))
+        .header("content-type", "application/json")
+        .body(r#"{"ok":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 202);
+    assert_eq!(ok.text().await.unwrap(), r#"{"status":"OK"}"#);
+    assert_eq!(
+        invoker.await.unwrap(),
+        Outcome::Response {
+            body: Bytes::from_static(br#"{"ok":true}"#),
+            content_type: Some("application/json".into())
+        }
+    );
+    let twice = http.post(format!("{base}/invocation/req-1/response")).body("x").send().await.unwrap();
+    assert_eq!(twice.status(), 403, "a second result for the same id is refused");
+
+    // Errors pass through verbatim, error-cause documents lose their X-Ray part.
+    for (ct, body, expected) in [
+        (
+            "application/json",
+            r#"{"errorType":"TypeError","errorMessage":"boom","trace":["x"]}"#,
+            json!({"errorType":"TypeError","errorMessage":"boom","trace":["x"]}),
+        ),
+        (
+            "application/vnd.aws.lambda.error.cause+json",
+            r#"{"errorType":"E","errorMessage":"m","stackTrace":[],"errorCause":{"paths":[]}}"#,
+            json!({"errorType":"E","errorMessage":"m","stackTrace":[]}),
+        ),
+    ] {
+        let api2 = api.clone();
+        let waiter = tokio::spawn(async move { api2.invoke(invocation("req-e", "{}")).await.unwrap() });
+        http.get(format!("{base}/invocation/next")).send().await.unwrap();
+        let r = http
+            .post(format!("{base}/invocation/req-e/error"))
+            .header("content-type", ct)
+            .header("lambda-runtime-function-error-type", "Function.Custom")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let Outcome::FunctionError { body, error_type } = waiter.await.unwrap() else { panic!("expected an error") };
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), expected);
+        if ct == "application/json" {
+            assert_eq!(&body[..], br#"{"errorType":"TypeError","errorMessage":"boom","trace":["x"]}"#, "verbatim");
+        }
+        assert_eq!(error_type.as_deref(), Some("Function.Custom"));
+    }
+
+    // Over 6 MiB + 100 B: 413 to the runtime, ResponseTooLarge to the caller.
+    let api3 = api.clone();
+    let waiter = tokio::spawn(async move { api3.invoke(invocation("req-big", "{}")).await.unwrap() });
+    http.get(format!("{base}/invocation/next")).send().await.unwrap();
+    let big = vec![b'x'; hearth_agent::MAX_PAYLOAD_BYTES + 1];
+    let r = http.post(format!("{base}/invocation/req-big/response")).body(big).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["errorType"], "RequestEntityTooLarge");
+    assert_eq!(waiter.await.unwrap(), Outcome::ResponseTooLarge);
+    // Init already completed (first /next): a late init error is a state error.
+    let late = http.post(format!("{base}/init/error")).body("{}").send().await.unwrap();
+    assert_eq!(late.status(), 403);
+}
+
+#[tokio::test]
+async fn init_error_is_reported_once() {
+    let (api, base) = api().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/init/error"))
+        .header("lambda-runtime-function-error-type", "Runtime.ImportModuleError")
+        .body(r#"{"errorMessage":"no module","errorType":"Runtime.ImportModuleError"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let InitOutcome::Failed { body, error_type } = api.init().await.unwrap() else { panic!("expected failure") };
+    assert_eq!(error_type.as_deref(), Some("Runtime.ImportModuleError"));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["errorMessage"], "no module");
+}
+
+// ---- real instances ----
+
+fn config(runtime: &str, handler: &str) -> FunctionConfig {
+    FunctionSpec { runtime: runtime.into(), handler: Some(handler.into()), memory_mb: Some(256), ..Default::default() }
+        .validate()
+        .unwrap()
+}
+
+fn spec(code: &Path, cfg: FunctionConfig) -> InstanceSpec {
+    InstanceSpec {
+        instance_id: "i-test".into(),
+        function: "probe".parse().unwrap(),
+        version: 3,
+        config: cfg,
+        code_dir: code.to_path_buf(),
+        region: "us-east-1".into(),
+    }
+}
+
+const PY_FUNCTION: &str = r#"
+import os, time
+
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("boom: " + event["fail"])
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("exit"):
+        os._exit(event["exit"])
+    print("handling", context.aws_request_id)
+    return {
+        "echo": event,
+        "request_id": context.aws_request_id,
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "memory": context.memory_limit_in_mb,
+        "arn": context.invoked_function_arn,
+        "log_group": context.log_group_name,
+        "remaining": context.get_remaining_time_in_millis(),
+        "env": {k: os.environ.get(k) for k in ["AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT",
+            "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_REGION", "AWS_LAMBDA_INITIALIZATION_TYPE",
+            "GREETING", "CARGO_MANIFEST_DIR"]},
+    }
+"#;
+
+fn runtimes(dir: &Path) -> Runtimes {
+    Runtimes::install(&dir.join("runtimes")).unwrap()
+}
+
+fn answered(r: InvokeResult) -> (Value, bool) {
+    match r {
+        InvokeResult::Answered(Outcome::Response { body, .. }) => (serde_json::from_slice(&body).unwrap(), false),
+        InvokeResult::Answered(Outcome::FunctionError { body, .. }) => (serde_json::from_slice(&body).unwrap(), true),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn python_instance_serves_events_with_a_lambda_context() {
+    // cargo sets CARGO_MANIFEST_DIR for this process: the function must not see it.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some(), "precondition: the platform has the variable");
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), PY_FUNCTION).unwrap();
+    let mut cfg = config("python3", "main.handler");
+    cfg.environment.insert("GREETING".into(), "hi".into());
+    let rt = runtimes(dir.path());
+    let inst = start_instance(&ProcessDriver, &rt, &spec(&code, cfg), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(inst.state(), InstanceState::Ready);
+
+    let (v, err) = answered(inst.invoke(invocation("r-1", r#"{"n":1}"#), Duration::from_secs(10)).await.unwrap());
+    assert!(!err, "{v}");
+    assert_eq!(v["echo"], json!({"n": 1}));
+    assert_eq!((v["request_id"].as_str(), v["function_name"].as_str()), (Some("r-1"), Some("probe")));
+    assert_eq!((v["function_version"].as_str(), v["memory"].as_str()), (Some("3"), Some("256")));
+    assert_eq!(v["log_group"], "/aws/lambda/probe");
+    let remaining = v["remaining"].as_u64().unwrap();
+    assert!(remaining > 0 && remaining <= 3000, "{remaining}");
+    let env = &v["env"];
+    for key in ["AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_LOG_STREAM_NAME"] {
+        assert!(env[key].as_str().is_some_and(|s| !s.is_empty()), "{key} set");
+    }
+    assert!(!env["AWS_LAMBDA_RUNTIME_API"].as_str().unwrap().contains("http"), "host:port, no scheme");
+    assert_eq!((env["_HANDLER"].as_str(), env["AWS_REGION"].as_str()), (Some("main.handler"), Some("us-east-1")));
+    assert_eq!(
+        (env["GREETING"].as_str(), env["AWS_LAMBDA_INITIALIZATION_TYPE"].as_str()),
+        (Some("hi"), Some("on-demand"))
+    );
+    assert!(env["CARGO_MANIFEST_DIR"].is_null(), "the platform's environment is not inherited");
+
+    // The same (warm) instance serves the next event; a handler exception is a function error.
+    let (v, err) = answered(inst.invoke(invocation("r-2", r#"{"fail":"x"}"#), Duration::from_secs(10)).await.unwrap());
+    assert!(err);
+    assert_eq!((v["errorType"].as_str(), v["errorMessage"].as_str()), (Some("ValueError"), Some("boom: x")));
+    assert!(v["stackTrace"].as_array().is_some_and(|s| !s.is_empty()));
+    assert_eq!(inst.state(), InstanceState::Ready);
+    assert_eq!(inst.requests_served(), 2);
+}
+
+#[tokio::test]
+async fn timeout_and_crash_end_the_instance_with_platform_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), PY_FUNCTION).unwrap();
+    let rt = runtimes(dir.path());
+    let s = spec(&code, config("python3", "main.handler"));
+
+    let inst = start_instance(&ProcessDriver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    let r = inst.invoke(invocation("slow", r#"{"sleep":30}"#), Duration::from_millis(500)).await.unwrap();
+    let InvokeResult::Failed(e) = r else { panic!("expected a timeout, got {r:?}") };
+    assert_eq!(e.error_type, "Sandbox.Timedout");
+    assert!(e.message.contains("Task timed out after 0.50 seconds"), "{}", e.message);
+    assert_eq!(inst.state(), InstanceState::Failed);
+
+    let inst = start_instance(&ProcessDriver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    let r = inst.invoke(invocation("crash", r#"{"exit":3}"#), Duration::from_secs(10)).await.unwrap();
+    let InvokeResult::Failed(e) = r else { panic!("expected an exit error, got {r:?}") };
+    assert_eq!(e.error_type, "Runtime.ExitError");
+    assert!(e.message.contains("exit status 3"), "{}", e.message);
+    assert_eq!(inst.state(), InstanceState::Failed);
+}
+
+#[tokio::test]
+async fn init_failures_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), PY_FUNCTION).unwrap();
+    std::fs::write(code.join("broken.py"), "def handler(:\n").unwrap();
+    let rt = runtimes(dir.path());
+    for (handler, error_type) in [
+        ("nosuchmod.handler", "Runtime.ImportModuleError"),
+        ("broken.handler", "Runtime.UserCodeSyntaxError"),
+        ("main.nosuchfn", "Runtime.HandlerNotFound"),
+    ] {
+        let err =
+            start_instance(&ProcessDriver, &rt, &spec(&code, config("python3", handler)), Duration::from_secs(30))
+                .await
+                .err()
+                .expect("init must fail");
+        let StartFailure::Init { body, error_type: header } = &err else { panic!("{handler}: {err}") };
+        assert_eq!(header.as_deref(), Some(error_type), "{handler}");
+        let doc: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(doc["errorType"], error_type, "{handler}: {doc}");
+    }
+    let err = start_instance(&ProcessDriver, &rt, &spec(&code, config("provided", "x")), Duration::from_secs(5))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&err.error_body()).unwrap()["errorType"], "Runtime.InvalidEntrypoint");
+}
+
+#[tokio::test]
+async fn provided_shell_bootstrap_speaks_the_runtime_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    // The AWS tutorial's custom runtime, in sh + curl.
+    let bootstrap = r#"#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  HEADERS="$(mktemp)"
+  EVENT=$(curl -sS -LD "$HEADERS" "$API/invocation/next")
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  curl -sS -X POST "$API/invocation/$ID/response" -d "{\"shell\":true,\"event\":$EVENT}" > /dev/null
+done
+"#;
+    std::fs::write(code.join("bootstrap"), bootstrap).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(code.join("bootstrap"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rt = runtimes(dir.path());
+    let inst =
+        start_instance(&ProcessDriver, &rt, &spec(&code, config("provided", "handler")), Duration::from_secs(30))
+            .await
+            .unwrap();
+    for i in 0..3 {
+        let (v, err) = answered(
+            inst.invoke(invocation(&format!("sh-{i}"), &format!(r#"{{"i":{i}}}"#)), Duration::from_secs(10))
+                .await
+                .unwrap(),
+        );
+        assert!(!err);
+        assert_eq!(v, json!({"shell": true, "event": {"i": i}}));
+    }
+}
+
+#[tokio::test]
+async fn code_cache_unpacks_once_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hearth_blob::CodeStore::local(&dir.path().join("store"), hearth_blob::PackageLimits::DEFAULT).unwrap();
+    let code = store.put(Bytes::from(hearth_blob::fixtures::hello_python())).await.unwrap();
+    let cache = std::sync::Arc::new(CodeCache::new(dir.path().join("cache"), store));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, digest) = (cache.clone(), code.sha256.clone());
+            tokio::spawn(async move { cache.materialize(&digest).await.unwrap() })
+        })
+        .collect();
+    let mut dirs = vec![];
+    for t in tasks {
+        dirs.push(t.await.unwrap());
+    }
+    assert!(dirs.windows(2).all(|w| w[0] == w[1]), "one folder per digest");
+    assert!(std::fs::read_to_string(dirs[0].join("main.py")).unwrap().contains("Hello FaaS"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dirs[0].join("main.py")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o222, 0, "read-only");
+    let leftovers = std::fs::read_dir(dir.path().join("cache")).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary folders left");
+}
