@@ -29,13 +29,11 @@ impl InstanceState {
         matches!(
             (self, to),
             (Starting, Ready)
-                | (Starting, Failed)
                 | (Ready, Busy)
                 | (Busy, Ready)
                 | (Ready | Busy, Draining)
-                | (Draining, Stopped)
-                | (Busy | Draining, Failed)
-                | (Starting | Ready, Stopped)
+                | (Starting | Ready | Draining, Stopped)
+                | (Starting | Ready | Busy | Draining, Failed)
         )
     }
 }
@@ -70,6 +68,8 @@ pub enum InvokeResult {
 }
 
 pub struct Instance {
+    id: String,
+    started_at: SystemTime,
     state: Mutex<InstanceState>,
     api: RuntimeApi,
     control: Box<dyn SandboxControl>,
@@ -79,8 +79,15 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub(crate) fn new(api: RuntimeApi, control: Box<dyn SandboxControl>, exited: oneshot::Receiver<Exit>) -> Self {
+    pub(crate) fn new(
+        id: String,
+        api: RuntimeApi,
+        control: Box<dyn SandboxControl>,
+        exited: oneshot::Receiver<Exit>,
+    ) -> Self {
         Self {
+            id,
+            started_at: SystemTime::now(),
             state: Mutex::new(InstanceState::Starting),
             api,
             control,
@@ -88,6 +95,14 @@ impl Instance {
             started: Instant::now(),
             served: Mutex::new(0),
         }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
     }
 
     pub fn state(&self) -> InstanceState {
@@ -115,6 +130,22 @@ impl Instance {
 
     pub(crate) fn api(&self) -> &RuntimeApi {
         &self.api
+    }
+
+    /// Whether the process has ended, without waiting.
+    pub fn has_exited(&self) -> bool {
+        let Ok(mut guard) = self.exited.try_lock() else {
+            // Someone is waiting on the exit right now: the instance is in use, not gone.
+            return false;
+        };
+        match guard.as_mut().map(|rx| rx.try_recv()) {
+            None => true,
+            Some(Err(oneshot::error::TryRecvError::Empty)) => false,
+            Some(_) => {
+                *guard = None;
+                true
+            }
+        }
     }
 
     /// Waits for the process to end. Cancel-safe: dropping the future keeps the exit

@@ -115,7 +115,7 @@ pub async fn start_instance(
     let label = format!("{}:{}/{}", spec.function, spec.version, spec.instance_id);
     capture_lines(label.clone(), sandbox.stdout);
     capture_lines(label, sandbox.stderr);
-    let instance = Instance::new(api, sandbox.control, sandbox.exited);
+    let instance = Instance::new(spec.instance_id.clone(), api, sandbox.control, sandbox.exited);
     let failure = tokio::select! {
         init = instance.api().init() => match init {
             Ok(InitOutcome::Ready) => None,

@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -190,15 +190,29 @@ enum Read {
     Truncated,
 }
 
-async fn read_body(body: Body) -> Read {
-    match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
-        Ok(c) => {
-            let trailers = c.trailers().cloned();
-            Read::Done { data: c.to_bytes(), trailers }
+/// Bytes read and thrown away after a body passes the limit, so the runtime can finish
+/// sending and read its 413 instead of dying on a broken pipe. Past this, hang up.
+const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
+
+async fn read_body(mut body: Body) -> Read {
+    let mut data = BytesMut::new();
+    let mut total = 0usize;
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Read::Truncated };
+        match frame.into_data() {
+            Ok(chunk) => {
+                total += chunk.len();
+                if total <= MAX_PAYLOAD_BYTES {
+                    data.extend_from_slice(&chunk);
+                } else if total > DISCARD_LIMIT {
+                    return Read::TooLarge;
+                }
+            }
+            Err(frame) => trailers = frame.into_trailers().ok(),
         }
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Read::TooLarge,
-        Err(_) => Read::Truncated,
     }
+    if total > MAX_PAYLOAD_BYTES { Read::TooLarge } else { Read::Done { data: data.freeze(), trailers } }
 }
 
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {

@@ -19,7 +19,7 @@ use axum::routing::{get, post, put};
 pub use auth::{Caller, ensure_admin_token, hash_secret, mint_token};
 pub use error::{ApiError, ApiErrorBody};
 pub use openapi::ApiDoc;
-pub use state::AppState;
+pub use state::{AppState, DeployHooks};
 
 use routes::{code, functions, system, tokens};
 
@@ -27,7 +27,6 @@ use routes::{code, functions, system, tokens};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(system::healthz))
-        .route("/openapi.json", get(system::openapi_json))
         .route("/v1/functions", get(functions::list_functions))
         .route(
             "/v1/functions/{name}",
@@ -53,10 +52,4 @@ async fn method_not_allowed() -> ApiError {
         "MethodNotAllowed",
         "this endpoint does not support that method; GET /openapi.json lists them",
     )
-}
-
-/// The OpenAPI document as pretty JSON (what `openapi.json` in the repository holds).
-pub fn openapi_json_pretty() -> Result<String, serde_json::Error> {
-    use utoipa::OpenApi;
-    ApiDoc::openapi().to_pretty_json()
 }

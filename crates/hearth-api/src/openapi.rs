@@ -3,8 +3,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{code, functions, system, tokens};
 
-/// The API description, generated from the handlers. Checked into the repository as
-/// `openapi.json`; a test fails when the two drift.
+/// The control plane's part of the API description, generated from the handlers. The
+/// gateway adds its routes and serves the whole document (`hearth_gateway::openapi`).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hearth API", description = "Control plane of Hearth, a self-hostable Function-as-a-Service platform."),
@@ -13,7 +13,7 @@ use crate::routes::{code, functions, system, tokens};
         functions::delete_function, functions::list_versions,
         code::put_code, code::get_code, code::upload_package,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
-        system::healthz, system::openapi_json,
+        system::healthz,
     ),
     components(schemas(crate::ApiErrorBody)),
     modifiers(&BearerAuth),
@@ -21,6 +21,7 @@ use crate::routes::{code, functions, system, tokens};
         (name = "functions", description = "Functions and their versions"),
         (name = "code", description = "Code packages"),
         (name = "tokens", description = "API tokens"),
+        (name = "invoke", description = "Invoking functions and their instances"),
         (name = "system", description = "Health and API description"),
     )
 )]

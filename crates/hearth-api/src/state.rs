@@ -1,7 +1,8 @@
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use hearth_blob::{CodeStore, ObjectSource};
 use hearth_store::MetadataStore;
+use hearth_types::FunctionName;
 
 use crate::auth::TokenCache;
 
@@ -16,11 +17,33 @@ pub(crate) struct Inner {
     pub code: CodeStore,
     pub objects: ObjectSource,
     pub tokens: TokenCache,
+    pub hooks: RwLock<Vec<Arc<dyn DeployHooks>>>,
+}
+
+/// Told about every change to a function this node made (deploy or delete), so caches of
+/// function metadata (the gateway's) stay true without asking the store per request.
+pub trait DeployHooks: Send + Sync + 'static {
+    fn function_changed(&self, name: &FunctionName);
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn MetadataStore>, code: CodeStore, objects: ObjectSource) -> Self {
-        Self { inner: Arc::new(Inner { store, code, objects, tokens: TokenCache::default() }) }
+        let tokens = TokenCache::default();
+        Self { inner: Arc::new(Inner { store, code, objects, tokens, hooks: RwLock::new(Vec::new()) }) }
+    }
+
+    pub fn add_deploy_hooks(&self, hooks: Arc<dyn DeployHooks>) {
+        self.inner.hooks.write().unwrap_or_else(|p| p.into_inner()).push(hooks);
+    }
+
+    pub(crate) fn function_changed(&self, name: &FunctionName) {
+        for h in self.inner.hooks.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            h.function_changed(name);
+        }
+    }
+
+    pub fn code(&self) -> &CodeStore {
+        &self.inner.code
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {

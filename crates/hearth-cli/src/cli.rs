@@ -27,6 +27,8 @@ pub enum Command {
     /// Deploy, inspect and delete functions.
     #[command(subcommand, name = "fn")]
     Function(FnCommand),
+    /// Invoke a function and print its result.
+    Invoke(InvokeArgs),
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -64,6 +66,8 @@ pub enum FnCommand {
     /// Download a function's code.
     #[command(subcommand)]
     Code(CodeCommand),
+    /// List a function's live instances.
+    Instances { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,4 +144,15 @@ pub enum TokenCommand {
     List,
     /// Delete a token by id.
     Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    pub name: String,
+    /// The event: JSON text, or @FILE to read it from a file (default: {}).
+    #[arg(long, short)]
+    pub data: Option<String>,
+    /// Version number (default: $LATEST).
+    #[arg(long)]
+    pub version: Option<String>,
 }

@@ -5,7 +5,8 @@
 //! if present. Keys: `data_dir`, `listen`, `[s3] endpoint, region, access_key_id,
 //! secret_access_key, allow_http`. Environment: `HEARTH_DATA_DIR`, `HEARTH_LISTEN`,
 //! `HEARTH_S3_ENDPOINT`, `HEARTH_S3_REGION`, `HEARTH_S3_ACCESS_KEY_ID`,
-//! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`.
+//! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`; gateway limits `[gateway]
+//! queue_length, queue_wait_ms` or `HEARTH_QUEUE_LENGTH`, `HEARTH_QUEUE_WAIT_MS`.
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml` (written by `hearth up` on first start), keys `url` and
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hearth_blob::S3Settings;
+use hearth_gateway::GatewaySettings;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -35,13 +37,14 @@ pub struct ServerFlags {
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub s3: S3Settings,
     /// Where `hearth up` writes the client configuration on first start.
     pub client_config: PathBuf,
+    pub gateway: GatewaySettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +54,15 @@ struct ServerFile {
     listen: Option<String>,
     #[serde(default)]
     s3: S3File,
+    #[serde(default)]
+    gateway: GatewayFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayFile {
+    queue_length: Option<usize>,
+    queue_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,7 +138,15 @@ impl ServerConfig {
             secret_access_key: env("HEARTH_S3_SECRET_ACCESS_KEY").or(file.s3.secret_access_key),
             allow_http,
         };
-        Ok(Self { data_dir, listen, s3, client_config: client_config_path(env) })
+        let mut gateway = GatewaySettings::default();
+        if let Some(v) = env("HEARTH_QUEUE_LENGTH").or(file.gateway.queue_length.map(|n| n.to_string())) {
+            gateway.queue_length = v.parse().with_context(|| format!("queue length {v:?} is not a number"))?;
+        }
+        if let Some(v) = env("HEARTH_QUEUE_WAIT_MS").or(file.gateway.queue_wait_ms.map(|n| n.to_string())) {
+            let ms: u64 = v.parse().with_context(|| format!("queue wait {v:?} is not a number of milliseconds"))?;
+            gateway.queue_wait = Some(std::time::Duration::from_millis(ms));
+        }
+        Ok(Self { data_dir, listen, s3, client_config: client_config_path(env), gateway })
     }
 }
 

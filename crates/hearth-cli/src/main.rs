@@ -34,8 +34,9 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Function(cmd) => commands::functions::run(cmd, json).await,
             Command::Token(cmd) => commands::tokens::run(cmd, json).await,
+            Command::Invoke(args) => commands::invoke::run(args, json).await,
             Command::Openapi => {
-                println!("{}", hearth_api::openapi_json_pretty()?);
+                println!("{}", hearth_gateway::openapi().to_pretty_json()?);
                 Ok(())
             }
         }

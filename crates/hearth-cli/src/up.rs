@@ -6,8 +6,10 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use hearth_api::{AppState, ensure_admin_token, hash_secret, router};
+use hearth_agent::{ProcessDriver, Runtimes};
+use hearth_api::{AppState, ensure_admin_token, hash_secret};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_gateway::{Gateway, app};
 use hearth_store::{MetadataStore, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
@@ -63,8 +65,24 @@ pub async fn run(args: UpArgs) -> Result<()> {
     out.flush()?;
     drop(out);
 
+    let runtimes = Runtimes::install(&cfg.data_dir.join("runtimes")).context("cannot install the language runtimes")?;
+    let gateway = Gateway::new(
+        store.clone(),
+        code.clone(),
+        cfg.data_dir.join("cache"),
+        runtimes,
+        Arc::new(ProcessDriver),
+        cfg.gateway.clone(),
+    );
+    let reaper = gateway.spawn_reaper();
+    if let Err(e) = gateway.prewarm().await {
+        tracing::warn!(%e, "could not start min_instances");
+    }
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+    let result = axum::serve(listener, app(state, gateway.clone())).with_graceful_shutdown(shutdown_signal()).await;
+    reaper.abort();
+    drop(gateway);
+    result.context("server failed")?;
     tracing::info!("stopped");
     drop(lock);
     Ok(())

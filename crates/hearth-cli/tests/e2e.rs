@@ -152,6 +152,17 @@ fn quickstart_versions_and_restart() {
     assert_eq!(list[0]["config"]["runtime"], "python3");
     assert_eq!(list[0]["latest_version"], 1);
 
+    // Invoke it: the first call starts an instance, the second reuses it.
+    let first = home.json(&["invoke", "hello", "--data", r#"{"x":1}"#]);
+    assert_eq!((first["cold_start"].as_bool(), first["version"].as_u64()), (Some(true), Some(1)), "{first}");
+    assert_eq!(first["result"]["statusCode"], 200);
+    assert!(first["result"]["body"].as_str().unwrap().contains("\"x\": 1"), "{first}");
+    let second = home.json(&["invoke", "hello"]);
+    assert_eq!(second["cold_start"], false);
+    let instances = home.json(&["fn", "instances", "hello"]);
+    assert_eq!(instances.as_array().unwrap().len(), 1);
+    assert_eq!(instances[0]["requests_served"], 2);
+
     let pulled = home.path().join("pulled-v1");
     home.ok(&["fn", "code", "pull", "hello", pulled.to_str().unwrap()]);
     assert_eq!(tree(&pulled), tree(Path::new(example)), "pull returns the same files");
@@ -260,6 +271,26 @@ fn failures_have_codes_and_exit_statuses() {
     ]);
     assert_eq!((out.status.code(), code_of(&out)), (Some(1), "ZipPathTraversal".into()));
     assert_eq!(count_packages(&home), 0);
+
+    // A function error prints the error document and exits 1 naming the error type.
+    let raising = home.path().join("raising");
+    std::fs::create_dir_all(&raising).unwrap();
+    std::fs::write(raising.join("main.py"), "def handler(event, context):\n    raise KeyError('missing')\n").unwrap();
+    home.ok(&[
+        "fn",
+        "deploy",
+        raising.to_str().unwrap(),
+        "--name",
+        "raiser",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+    ]);
+    let out = home.run(&["invoke", "raiser"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("KeyError"), "the error document is printed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed with KeyError"));
 
     // Scopes through the CLI: a read token can list but not deploy.
     let token = home.json(&["token", "create", "--scope", "read", "--name", "viewer"]);

@@ -37,6 +37,18 @@ impl ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// The answer to one invocation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Invocation {
+    pub request_id: String,
+    pub cold_start: bool,
+    pub version: u32,
+    /// Set when the function failed: the error type; `body` is then the error document.
+    pub function_error: Option<String>,
+    #[serde(skip)]
+    pub body: Bytes,
+}
+
 #[derive(Clone)]
 pub struct Client {
     base: String,
@@ -148,6 +160,33 @@ impl Client {
         let resp = self.send(r).await?;
         let url = resp.url().to_string();
         resp.bytes().await.map_err(|e| ClientError::Protocol { url, reason: e.to_string() })
+    }
+
+    /// Invokes a function synchronously (`version`: None = `$LATEST`).
+    pub async fn invoke(&self, name: &str, payload: Vec<u8>, version: Option<&str>) -> Result<Invocation> {
+        let query = version.map(|v| format!("?version={}", v.replace('$', "%24"))).unwrap_or_default();
+        let r = self
+            .req(Method::POST, &format!("/v1/functions/{name}/invoke{query}"))
+            .header("content-type", "application/json")
+            .body(payload);
+        let resp = self.send(r).await?;
+        let h = resp.headers();
+        let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let inv = Invocation {
+            request_id: text("x-hearth-request-id").unwrap_or_default(),
+            cold_start: text("x-hearth-cold-start").as_deref() == Some("true"),
+            version: text("x-hearth-version").and_then(|v| v.parse().ok()).unwrap_or(0),
+            function_error: text("x-hearth-function-error"),
+            body: Bytes::new(),
+        };
+        let url = resp.url().to_string();
+        let body = resp.bytes().await.map_err(|e| ClientError::Protocol { url, reason: e.to_string() })?;
+        Ok(Invocation { body, ..inv })
+    }
+
+    pub async fn instances(&self, name: &str) -> Result<Vec<serde_json::Value>> {
+        let v: serde_json::Value = self.json(self.req(Method::GET, &format!("/v1/functions/{name}/instances"))).await?;
+        Ok(v["instances"].as_array().cloned().unwrap_or_default())
     }
 
     pub async fn create_token(&self, name: Option<String>, scopes: Vec<String>) -> Result<NewToken> {

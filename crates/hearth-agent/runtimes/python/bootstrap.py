@@ -18,9 +18,17 @@ _PREFIX = "/2018-06-01/runtime"
 
 
 def _call(method, path, body=None, headers=None):
-    _CONN.request(method, _PREFIX + path, body=body, headers=headers or {})
-    resp = _CONN.getresponse()
-    return resp.status, resp.headers, resp.read()
+    try:
+        _CONN.request(method, _PREFIX + path, body=body, headers=headers or {})
+        resp = _CONN.getresponse()
+        return resp.status, resp.headers, resp.read()
+    except (OSError, http.client.HTTPException):
+        # A broken connection (e.g. the platform refused an oversized response): start a
+        # fresh one for the next call; the platform has already answered the caller.
+        _CONN.close()
+        if path.endswith("/next"):
+            raise
+        return 0, {}, b""
 
 
 def _post_json(path, doc, error_type=None):

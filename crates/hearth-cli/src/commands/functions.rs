@@ -23,6 +23,7 @@ pub async fn run(cmd: FnCommand, json: bool) -> Result<()> {
             }
         }
         FnCommand::Versions { name } => versions(&name, json).await,
+        FnCommand::Instances { name } => instances(&name, json).await,
         FnCommand::Code(CodeCommand::Pull { name, dir, version, force }) => {
             pull(&name, dir, version.as_deref(), force, json).await
         }
@@ -178,5 +179,27 @@ async fn pull(
         return print_json(&serde_json::json!({"function": name, "dir": dir, "bytes": zip.len()}));
     }
     println!("Pulled {name} ({}) into {}", size(zip.len() as u64), dir.display());
+    Ok(())
+}
+
+async fn instances(name: &str, json: bool) -> Result<()> {
+    let list = client()?.instances(name).await?;
+    if json {
+        return print_json(&list);
+    }
+    let field = |i: &serde_json::Value, k: &str| match &i[k] {
+        serde_json::Value::String(s) => s.replace('T', " ").split('.').next().unwrap_or_default().to_owned(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|i| {
+            ["id", "version", "state", "started_at", "requests_served", "last_used"]
+                .iter()
+                .map(|k| field(i, k))
+                .collect()
+        })
+        .collect();
+    print_table(&["ID", "VERSION", "STATE", "STARTED", "REQUESTS", "LAST USED"], &rows);
     Ok(())
 }

@@ -1,4 +1,5 @@
 pub mod functions;
+pub mod invoke;
 pub mod tokens;
 
 use anyhow::Result;

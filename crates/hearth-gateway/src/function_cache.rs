@@ -1,0 +1,70 @@
+//! Function metadata for routing, kept in memory so a hot request does no store I/O.
+//! Versions are immutable and cached for good; `$LATEST` is dropped whenever this node
+//! changes the function, and re-read after a bounded age (for changes made elsewhere).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use hearth_store::{MetadataStore, StoreError};
+use hearth_types::{Function, FunctionId, FunctionName, Version, VersionSelector};
+
+const LATEST_MAX_AGE: Duration = Duration::from_secs(30);
+
+pub struct FunctionCache {
+    store: Arc<dyn MetadataStore>,
+    latest: RwLock<HashMap<FunctionName, (Function, Instant)>>,
+    versions: RwLock<HashMap<(FunctionId, u32), Version>>,
+}
+
+/// The version a request resolved to.
+pub enum Resolved {
+    Found(Version),
+    NoFunction,
+    NoCode,
+    NoVersion(u32),
+}
+
+impl FunctionCache {
+    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
+        Self { store, latest: RwLock::default(), versions: RwLock::default() }
+    }
+
+    pub fn forget(&self, name: &FunctionName) {
+        self.latest.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    pub async fn function(&self, name: &FunctionName) -> Result<Option<Function>, StoreError> {
+        if let Some((f, at)) = self.latest.read().unwrap_or_else(|p| p.into_inner()).get(name)
+            && at.elapsed() < LATEST_MAX_AGE
+        {
+            return Ok(Some(f.clone()));
+        }
+        let f = self.store.get_function(name).await?;
+        let mut map = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        match &f {
+            Some(f) => map.insert(name.clone(), (f.clone(), Instant::now())),
+            None => map.remove(name),
+        };
+        Ok(f)
+    }
+
+    pub async fn resolve(&self, name: &FunctionName, selector: VersionSelector) -> Result<Resolved, StoreError> {
+        let Some(f) = self.function(name).await? else {
+            return Ok(Resolved::NoFunction);
+        };
+        let number = match (selector, f.latest_version) {
+            (VersionSelector::Number(n), _) => n,
+            (VersionSelector::Latest, Some(n)) => n,
+            (VersionSelector::Latest, None) => return Ok(Resolved::NoCode),
+        };
+        if let Some(v) = self.versions.read().unwrap_or_else(|p| p.into_inner()).get(&(f.id, number)) {
+            return Ok(Resolved::Found(v.clone()));
+        }
+        let Some(v) = self.store.get_version(name, number).await?.filter(|v| v.function_id == f.id) else {
+            return Ok(Resolved::NoVersion(number));
+        };
+        self.versions.write().unwrap_or_else(|p| p.into_inner()).insert((f.id, number), v.clone());
+        Ok(Resolved::Found(v))
+    }
+}

@@ -1,0 +1,51 @@
+//! Starting an instance for a function version: code from the node cache, then the agent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hearth_agent::{CodeCache, Instance, InstanceSpec, Runtimes, SandboxDriver, StartFailure, start_instance};
+use hearth_types::{CodeDigest, FunctionConfig, FunctionName};
+
+/// What every instance of one version is started from.
+#[derive(Debug, Clone)]
+pub struct InstanceTemplate {
+    pub function: FunctionName,
+    pub version: u32,
+    pub config: FunctionConfig,
+    pub digest: CodeDigest,
+}
+
+pub struct Launcher {
+    pub cache: CodeCache,
+    pub runtimes: Runtimes,
+    pub driver: Arc<dyn SandboxDriver>,
+    pub init_timeout: Duration,
+    pub region: String,
+}
+
+impl Launcher {
+    /// Starts one instance; on failure returns the error document its callers get.
+    pub async fn launch(&self, template: &InstanceTemplate) -> Result<Instance, Bytes> {
+        let code_dir = match self.cache.materialize(&template.digest).await {
+            Ok(dir) => dir,
+            Err(e) => {
+                tracing::error!(function = %template.function, %e, "cannot prepare code");
+                let doc = serde_json::json!({"errorMessage": format!("the platform could not prepare the function's code: {e}"), "errorType": "Runtime.CodeUnavailable"});
+                return Err(doc.to_string().into());
+            }
+        };
+        let spec = InstanceSpec {
+            instance_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            function: template.function.clone(),
+            version: template.version,
+            config: template.config.clone(),
+            code_dir,
+            region: self.region.clone(),
+        };
+        start_instance(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout).await.map_err(|f: StartFailure| {
+            tracing::warn!(function = %template.function, version = template.version, error = %f, "instance failed to start");
+            f.error_body()
+        })
+    }
+}

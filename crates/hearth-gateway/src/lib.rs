@@ -1,0 +1,186 @@
+//! The gateway: turns requests into invocations on instances.
+//!
+//! A request resolves its function version from an in-memory [`function_cache`], takes an
+//! idle instance from that version's [`pool`] (the route cache: no I/O on a hit) or waits in
+//! the pool's bounded queue while the activator starts instances (cold start), and the
+//! keep-alive reaper stops instances idle past their function's keep-alive.
+
+mod function_cache;
+mod invoke;
+mod launcher;
+mod pool;
+mod routes;
+mod settings;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use hearth_agent::{CodeCache, InstanceState, Runtimes, SandboxDriver};
+use hearth_api::DeployHooks;
+use hearth_blob::CodeStore;
+use hearth_store::{MetadataStore, StoreError};
+use hearth_types::{FunctionId, FunctionName, Version};
+
+pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
+pub use pool::AcquireError;
+pub use routes::{GatewayDoc, app, openapi};
+pub use settings::GatewaySettings;
+
+use function_cache::FunctionCache;
+use launcher::{InstanceTemplate, Launcher};
+use pool::{VersionKey, VersionPool};
+
+/// One live instance, for listings.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub version: u32,
+    pub state: InstanceState,
+    pub started_at: SystemTime,
+    pub requests_served: u64,
+    pub last_used: SystemTime,
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn MetadataStore>,
+    functions: FunctionCache,
+    pools: Mutex<HashMap<VersionKey, Arc<VersionPool>>>,
+    launcher: Arc<Launcher>,
+    settings: GatewaySettings,
+}
+
+impl Gateway {
+    /// `cache_dir` holds unpacked code; `runtimes` the installed language runtimes.
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        code: CodeStore,
+        cache_dir: PathBuf,
+        runtimes: Runtimes,
+        driver: Arc<dyn SandboxDriver>,
+        settings: GatewaySettings,
+    ) -> Self {
+        let launcher = Arc::new(Launcher {
+            cache: CodeCache::new(cache_dir, code),
+            runtimes,
+            driver,
+            init_timeout: settings.init_timeout,
+            region: settings.region.clone(),
+        });
+        let functions = FunctionCache::new(store.clone());
+        Self { inner: Arc::new(Inner { store, functions, pools: Mutex::default(), launcher, settings }) }
+    }
+
+    fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<VersionKey, Arc<VersionPool>>> {
+        self.inner.pools.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pool(&self, v: &Version) -> Arc<VersionPool> {
+        let key = (v.function_id, v.number);
+        self.pools()
+            .entry(key)
+            .or_insert_with(|| {
+                let template = InstanceTemplate {
+                    function: v.function.clone(),
+                    version: v.number,
+                    config: v.config.clone(),
+                    digest: v.code.sha256.clone(),
+                };
+                Arc::new(VersionPool::new(key, template, self.inner.launcher.clone(), self.inner.settings.queue_length))
+            })
+            .clone()
+    }
+
+    /// Stops idle instances past their keep-alive and keeps `min_instances` ready, every
+    /// `reap_interval`, until the gateway is dropped.
+    pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let every = self.inner.settings.reap_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let gw = Gateway { inner };
+                let pools: Vec<_> = gw.pools().values().cloned().collect();
+                for p in &pools {
+                    p.reap(Duration::from_secs(u64::from(p.template.config.keep_alive_s)));
+                }
+                gw.pools().retain(|_, p| !p.is_finished());
+            }
+        })
+    }
+
+    /// Starts `min_instances` for every function's `$LATEST` (at server start).
+    pub async fn prewarm(&self) -> Result<(), StoreError> {
+        for f in self.inner.store.list_functions().await? {
+            if f.config.min_instances > 0 {
+                self.refresh(&f.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads a function after a change: old versions drain, `$LATEST` gets its
+    /// `min_instances`.
+    async fn refresh(&self, name: &FunctionName) -> Result<(), StoreError> {
+        self.inner.functions.forget(name);
+        let current = self.inner.functions.function(name).await?;
+        let latest: Option<VersionKey> = current.as_ref().and_then(|f| f.latest_version.map(|n| (f.id, n)));
+        let stale: Vec<_> =
+            self.pools().values().filter(|p| p.template.function == *name && Some(p.key) != latest).cloned().collect();
+        for p in stale {
+            p.drain();
+        }
+        if current.is_some_and(|f| f.config.min_instances > 0)
+            && let function_cache::Resolved::Found(v) =
+                self.inner.functions.resolve(name, hearth_types::VersionSelector::Latest).await?
+        {
+            // Reaping also tops the pool up to min_instances.
+            self.pool(&v).reap(Duration::from_secs(u64::from(v.config.keep_alive_s)));
+        }
+        Ok(())
+    }
+
+    /// Live instances of a function, all versions.
+    pub fn instances(&self, function: FunctionId) -> Vec<InstanceInfo> {
+        let pools: Vec<_> = self.pools().values().filter(|p| p.key.0 == function).cloned().collect();
+        let mut out: Vec<InstanceInfo> = pools
+            .iter()
+            .flat_map(|p| {
+                p.instances().into_iter().map(|t| InstanceInfo {
+                    id: t.instance.id().to_owned(),
+                    version: p.key.1,
+                    state: t.instance.state(),
+                    started_at: t.instance.started_at(),
+                    requests_served: t.instance.requests_served(),
+                    last_used: t.last_used(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|i| i.started_at);
+        out
+    }
+
+    pub(crate) async fn function(&self, name: &FunctionName) -> Result<Option<hearth_types::Function>, StoreError> {
+        self.inner.functions.function(name).await
+    }
+}
+
+impl DeployHooks for Gateway {
+    fn function_changed(&self, name: &FunctionName) {
+        self.inner.functions.forget(name);
+        let (gw, name) = (self.clone(), name.clone());
+        tokio::spawn(async move {
+            if let Err(e) = gw.refresh(&name).await {
+                tracing::warn!(function = %name, %e, "could not refresh the function after a change");
+            }
+        });
+    }
+}

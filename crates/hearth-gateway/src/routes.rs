@@ -1,0 +1,199 @@
+//! HTTP: `POST /v1/functions/{name}/invoke`, `GET /v1/functions/{name}/instances`, and the
+//! whole application (control plane + gateway) with its OpenAPI document.
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use hearth_agent::MAX_PAYLOAD_BYTES;
+use hearth_api::{ApiDoc, ApiError, ApiErrorBody, AppState, Caller};
+use hearth_types::{FunctionName, Scope, VersionSelector};
+use http_body_util::{BodyExt, Limited};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::{AcquireError, Gateway, InvokeError, InvokeRequest};
+
+#[derive(Clone)]
+pub struct GatewayState {
+    pub api: AppState,
+    pub gateway: Gateway,
+}
+
+impl FromRef<GatewayState> for AppState {
+    fn from_ref(s: &GatewayState) -> AppState {
+        s.api.clone()
+    }
+}
+
+/// Control plane + gateway + `/openapi.json`: the whole HTTP surface of `hearth up`.
+pub fn app(api: AppState, gateway: Gateway) -> Router {
+    api.add_deploy_hooks(std::sync::Arc::new(gateway.clone()));
+    let gateway_routes = Router::new()
+        .route("/v1/functions/{name}/invoke", post(invoke))
+        .route("/v1/functions/{name}/instances", get(instances))
+        .with_state(GatewayState { api: api.clone(), gateway });
+    hearth_api::router(api).merge(gateway_routes).route("/openapi.json", get(openapi_json))
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(invoke, instances, openapi_json), components(schemas(ApiErrorBody)))]
+pub struct GatewayDoc;
+
+/// The complete OpenAPI document (checked in as `openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(GatewayDoc::openapi());
+    doc
+}
+
+/// This API's OpenAPI document (no token needed).
+#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI 3.1 document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InvokeQuery {
+    /// Version number or `$LATEST` (default).
+    pub version: Option<String>,
+}
+
+fn name_of(raw: &str) -> Result<FunctionName, ApiError> {
+    Ok(raw.parse::<FunctionName>()?)
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(e: InvokeError) -> Self {
+        let msg = e.to_string();
+        match e {
+            InvokeError::NotFound(n) => ApiError::function_not_found(n.as_str()),
+            InvokeError::NoCode(_) => ApiError::new(StatusCode::CONFLICT, "CodeNotFound", msg),
+            InvokeError::NoVersion(..) => ApiError::new(StatusCode::NOT_FOUND, "VersionNotFound", msg),
+            InvokeError::PayloadTooLarge(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge", msg),
+            InvokeError::Unavailable(AcquireError::Throttled { .. }) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", format!("{msg}; retry later"))
+            }
+            InvokeError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "InstanceUnavailable",
+                format!("{msg}; the function's instances are all busy or slow to start, retry later"),
+            ),
+            InvokeError::Store(s) => s.into(),
+            InvokeError::Internal(m) => ApiError::internal("invocation failed", m),
+        }
+    }
+}
+
+/// Invoke a function synchronously.
+///
+/// The body is the event. The response body is the function's result; when the function
+/// failed it is the error document and `X-Hearth-Function-Error` names the error type.
+#[utoipa::path(
+    post, path = "/v1/functions/{name}/invoke", tag = "invoke",
+    params(("name" = String, Path, description = "Function name"), InvokeQuery),
+    request_body(content = Vec<u8>, content_type = "application/json", description = "The event"),
+    responses(
+        (status = 200, description = "The function's result (or error document)",
+         headers(("X-Hearth-Request-Id" = String), ("X-Hearth-Cold-Start" = bool), ("X-Hearth-Version" = u32),
+                 ("X-Hearth-Function-Error" = String, description = "Set when the function failed"))),
+        (status = 404, body = ApiErrorBody), (status = 409, description = "No code yet", body = ApiErrorBody),
+        (status = 413, description = "Event over 6 MiB", body = ApiErrorBody),
+        (status = 429, description = "Too many requests held for instances", body = ApiErrorBody),
+        (status = 503, description = "No instance within the wait limit", body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn invoke(
+    caller: Caller,
+    State(state): State<GatewayState>,
+    Path(name): Path<String>,
+    query: Result<Query<InvokeQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Invoke)?;
+    let name = name_of(&name)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
+    let selector = match query.version.as_deref() {
+        None => VersionSelector::Latest,
+        Some(v) => v.parse().map_err(|e: String| ApiError::bad_request("InvalidVersion", e))?,
+    };
+    let payload = match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(InvokeError::PayloadTooLarge(MAX_PAYLOAD_BYTES + 1).into());
+        }
+        Err(e) => return Err(ApiError::bad_request("IncompleteBody", format!("could not read the request body: {e}"))),
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request = InvokeRequest { payload, content_type, client_context: None, trace_id: None };
+    let r = state.gateway.invoke(&name, selector, request).await?;
+    let mut resp = r.body.into_response();
+    let h = resp.headers_mut();
+    let ct = r.content_type.as_deref().unwrap_or("application/json");
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")));
+    if let Ok(v) = HeaderValue::from_str(&r.request_id) {
+        h.insert("x-hearth-request-id", v);
+    }
+    h.insert("x-hearth-cold-start", HeaderValue::from_static(if r.cold_start { "true" } else { "false" }));
+    h.insert("x-hearth-version", HeaderValue::from(r.version));
+    if let Some(kind) = &r.function_error
+        && let Ok(v) = HeaderValue::from_str(kind)
+    {
+        h.insert("x-hearth-function-error", v);
+    }
+    Ok(resp)
+}
+
+/// A live instance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub version: u32,
+    /// `starting`, `ready`, `busy`, `draining`, `stopped` or `failed`.
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    pub requests_served: u64,
+    pub last_used: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstanceList {
+    pub instances: Vec<InstanceView>,
+}
+
+/// List a function's live instances.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/instances", tag = "invoke",
+    params(("name" = String, Path, description = "Function name")),
+    responses((status = 200, body = InstanceList), (status = 404, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+async fn instances(
+    caller: Caller,
+    State(state): State<GatewayState>,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceList>, ApiError> {
+    caller.require(Scope::Read)?;
+    let name = name_of(&name)?;
+    let f = state.gateway.function(&name).await?.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
+    let instances = state
+        .gateway
+        .instances(f.id)
+        .into_iter()
+        .map(|i| InstanceView {
+            id: i.id,
+            version: i.version,
+            state: format!("{:?}", i.state).to_lowercase(),
+            started_at: i.started_at.into(),
+            requests_served: i.requests_served,
+            last_used: i.last_used.into(),
+        })
+        .collect();
+    Ok(Json(InstanceList { instances }))
+}

@@ -1,0 +1,28 @@
+use std::time::Duration;
+
+/// The gateway's limits. Defaults here; the CLI's config module may override them.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Requests held per function version while instances start (then 429).
+    pub queue_length: usize,
+    /// Longest a held request waits for an instance; `None` = the function's timeout.
+    pub queue_wait: Option<Duration>,
+    /// Longest an instance may take to initialise.
+    pub init_timeout: Duration,
+    /// How often idle instances are checked against their keep-alive.
+    pub reap_interval: Duration,
+    /// Value of `AWS_REGION` inside functions.
+    pub region: String,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            queue_length: 1_000,
+            queue_wait: None,
+            init_timeout: Duration::from_secs(10),
+            reap_interval: Duration::from_millis(500),
+            region: "us-east-1".into(),
+        }
+    }
+}

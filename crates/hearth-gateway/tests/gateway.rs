@@ -1,0 +1,315 @@
+//! The gateway end to end over real HTTP: deploy through the API, invoke real Python
+//! instances, watch the route cache, the activator and the keep-alive reaper work.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_agent::{ProcessDriver, Runtimes};
+use hearth_api::{AppState, ensure_admin_token};
+use hearth_blob::fixtures::deflated_zip;
+use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_gateway::{Gateway, GatewaySettings, app, openapi};
+use hearth_store::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const FUNCTION: &str = r#"
+import os, time
+
+def handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("exit") is not None:
+        os._exit(event["exit"])
+    if event.get("big"):
+        return "x" * event["big"]
+    return {"pid": os.getpid(), "echo": event}
+"#;
+
+struct Server {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
+    let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
+    let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
+    let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
+    let settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
+    let gateway = Gateway::new(
+        store.clone(),
+        code.clone(),
+        dir.path().join("cache"),
+        runtimes,
+        Arc::new(ProcessDriver),
+        settings,
+    );
+    gateway.spawn_reaper();
+    let router = app(AppState::new(store, code, ObjectSource::default()), gateway);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Server { url, token, http: reqwest::Client::new(), _dir: dir }
+}
+
+struct Reply {
+    status: StatusCode,
+    cold: Option<bool>,
+    error: Option<String>,
+    request_id: Option<String>,
+    body: Value,
+}
+
+impl Server {
+    async fn deploy(&self, name: &str, source: &str, spec: Value) {
+        let zip = deflated_zip(&[("main.py", source.as_bytes())]);
+        let pkg: Value = self
+            .http
+            .post(format!("{}/v1/packages", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/zip")
+            .body(zip)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut spec = spec;
+        spec["code_sha256"] = pkg["sha256"].clone();
+        let r = self
+            .http
+            .put(format!("{}/v1/functions/{name}", self.url))
+            .bearer_auth(&self.token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "deploy {name}: {}", r.text().await.unwrap());
+    }
+
+    async fn invoke(&self, name: &str, event: Vec<u8>) -> Reply {
+        let r = self
+            .http
+            .post(format!("{}/v1/functions/{name}/invoke", self.url))
+            .bearer_auth(&self.token)
+            .body(event)
+            .send()
+            .await
+            .unwrap();
+        let header = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_owned());
+        let (status, cold, error, request_id) = (
+            r.status(),
+            header("x-hearth-cold-start").map(|v| v == "true"),
+            header("x-hearth-function-error"),
+            header("x-hearth-request-id"),
+        );
+        let text = r.text().await.unwrap();
+        Reply { status, cold, error, request_id, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    async fn event(&self, name: &str, event: Value) -> Reply {
+        self.invoke(name, event.to_string().into_bytes()).await
+    }
+
+    async fn instances(&self, name: &str) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/v1/functions/{name}/instances", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["instances"].as_array().unwrap().clone()
+    }
+
+    /// Polls until `cond` holds for the instance list, failing after `limit`.
+    async fn wait_instances(&self, name: &str, limit: Duration, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let list = self.instances(name).await;
+            if cond(&list) {
+                return list;
+            }
+            assert!(Instant::now() < deadline, "instances never reached the expected state: {list:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn py(extra: Value) -> Value {
+    let mut spec = json!({"runtime": "python3", "handler": "main.handler"});
+    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    spec
+}
+
+#[tokio::test]
+async fn cold_then_warm_then_scaled_to_zero() {
+    let s = start().await;
+    s.deploy("hello", FUNCTION, py(json!({"keep_alive_s": 1}))).await;
+    let first = s.event("hello", json!({"n": 1})).await;
+    assert_eq!(
+        (first.status, first.cold, first.error.as_deref()),
+        (StatusCode::OK, Some(true), None),
+        "{:?}",
+        first.body
+    );
+    assert_eq!(first.body["echo"], json!({"n": 1}));
+    let second = s.event("hello", json!({"n": 2})).await;
+    assert_eq!(second.cold, Some(false), "the warm instance is reused");
+    assert_eq!(first.body["pid"], second.body["pid"]);
+    assert_ne!(first.request_id, second.request_id);
+    let list = s.instances("hello").await;
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0]["state"].as_str(), list[0]["requests_served"].as_u64()), (Some("ready"), Some(2)));
+
+    // Idle past its 1 s keep-alive: reclaimed, and the next call is cold again.
+    s.wait_instances("hello", Duration::from_secs(10), |l| l.is_empty()).await;
+    let third = s.event("hello", json!({})).await;
+    assert_eq!(third.cold, Some(true));
+    assert_ne!(third.body["pid"], first.body["pid"]);
+}
+
+#[tokio::test]
+async fn burst_from_zero_is_served_within_max_instances() {
+    let s = Arc::new(start().await);
+    s.deploy("burst", FUNCTION, py(json!({"max_instances": 4, "timeout_s": 30}))).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.event("burst", json!({"i": i})).await })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    let mut pids = std::collections::HashSet::new();
+    let mut echoed = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, None), "{:?}", r.body);
+        ids.insert(r.request_id.unwrap());
+        pids.insert(r.body["pid"].as_u64().unwrap());
+        echoed.insert(r.body["echo"]["i"].as_u64().unwrap());
+    }
+    assert_eq!(ids.len(), 200, "every request has its own id");
+    assert_eq!(echoed.len(), 200, "every event answered exactly once");
+    assert!(pids.len() <= 4, "at most max_instances instances: {}", pids.len());
+    assert!(s.instances("burst").await.len() <= 4);
+}
+
+#[tokio::test]
+async fn failures_are_reported_and_the_next_call_succeeds() {
+    let s = start().await;
+    s.deploy("fragile", FUNCTION, py(json!({"timeout_s": 1}))).await;
+    let ok = s.event("fragile", json!({})).await;
+    assert_eq!(ok.error, None);
+
+    let r = s.event("fragile", json!({"sleep": 5})).await;
+    assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, Some("Sandbox.Timedout")));
+    assert!(r.body["errorMessage"].as_str().unwrap().contains("Task timed out after 1.00 seconds"));
+    let next = s.event("fragile", json!({})).await;
+    assert_eq!((next.error.as_deref(), next.cold), (None, Some(true)), "a fresh instance replaces the killed one");
+
+    let r = s.event("fragile", json!({"exit": 7})).await;
+    assert_eq!(r.error.as_deref(), Some("Runtime.ExitError"));
+    assert!(r.body["errorMessage"].as_str().unwrap().contains("exit status 7"), "{:?}", r.body);
+    assert_eq!(s.event("fragile", json!({})).await.error, None);
+
+    let r = s.event("fragile", json!({"big": 7 * 1024 * 1024})).await;
+    assert_eq!(r.error.as_deref(), Some("Function.ResponseSizeTooLarge"));
+    assert_eq!(s.event("fragile", json!({})).await.error, None);
+
+    let r = s.invoke("fragile", vec![b' '; 6 * 1024 * 1024 + 101]).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestTooLarge")));
+    assert_eq!(s.event("fragile", json!({})).await.error, None);
+
+    s.deploy("broken", "import nosuchmodule\n", py(json!({}))).await;
+    let r = s.event("broken", json!({})).await;
+    assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, Some("Runtime.ImportModuleError")));
+    assert!(r.body["errorMessage"].as_str().unwrap().contains("nosuchmodule"));
+    assert!(s.instances("broken").await.is_empty(), "a failed init leaves no instance");
+    s.deploy("broken", FUNCTION, py(json!({}))).await;
+    assert_eq!(s.event("broken", json!({})).await.error, None, "fixed code serves on a fresh instance");
+}
+
+#[tokio::test]
+async fn a_new_version_drains_the_old_one() {
+    let s = start().await;
+    s.deploy("evolving", FUNCTION, py(json!({}))).await;
+    let v1 = s.event("evolving", json!({})).await;
+    assert_eq!(v1.error, None);
+    s.deploy("evolving", &FUNCTION.replace("\"echo\": event", "\"echo\": event, \"v\": 2"), py(json!({}))).await;
+    let v2 = s.event("evolving", json!({})).await;
+    assert_eq!((v2.body["v"].as_u64(), v2.cold), (Some(2), Some(true)));
+    let list = s.wait_instances("evolving", Duration::from_secs(10), |l| l.iter().all(|i| i["version"] == 2)).await;
+    assert_eq!(list.len(), 1, "only the new version's instance is left");
+}
+
+#[tokio::test]
+async fn refusals_have_codes() {
+    let s = start().await;
+    let r = s.event("nope", json!({})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::NOT_FOUND, Some("FunctionNotFound")));
+    let put = s
+        .http
+        .put(format!("{}/v1/functions/empty", s.url))
+        .bearer_auth(&s.token)
+        .json(&py(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let r = s.event("empty", json!({})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::CONFLICT, Some("CodeNotFound")));
+    let anon = s.http.post(format!("{}/v1/functions/empty/invoke", s.url)).body("{}").send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let reader: Value = s
+        .http
+        .post(format!("{}/v1/tokens", s.url))
+        .bearer_auth(&s.token)
+        .json(&json!({"scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/functions/empty/invoke", s.url))
+        .bearer_auth(reader["token"].as_str().unwrap())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "invoking needs the invoke scope");
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_and_checked_in() {
+    let s = start().await;
+    let served: Value = s.http.get(format!("{}/openapi.json", s.url)).send().await.unwrap().json().await.unwrap();
+    let generated = serde_json::to_value(openapi()).unwrap();
+    assert_eq!(served, generated);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json");
+    let pretty = openapi().to_pretty_json().unwrap() + "\n";
+    if std::env::var_os("HEARTH_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == pretty,
+        "openapi.json is out of date: regenerate it with `HEARTH_UPDATE_OPENAPI=1 cargo test -p hearth-gateway openapi` and commit it"
+    );
+    for p in ["/v1/functions/{name}", "/v1/functions/{name}/invoke", "/v1/functions/{name}/instances", "/openapi.json"]
+    {
+        assert!(generated["paths"][p].is_object(), "{p} documented");
+    }
+}
