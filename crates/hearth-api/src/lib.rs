@@ -21,10 +21,15 @@ pub use error::{ApiError, ApiErrorBody};
 pub use openapi::ApiDoc;
 pub use state::{AppState, DeployHooks};
 
-use routes::{code, functions, system, tokens};
+use routes::{code, functions, system, tokens, triggers};
 
-/// The control-plane router.
+/// The control-plane router, answering unknown routes with `RouteNotFound`.
 pub fn router(state: AppState) -> Router {
+    control_plane(state).fallback(not_found).method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The control-plane routes without fallbacks, for embedding in a larger app.
+pub fn control_plane(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/v1/functions", get(functions::list_functions))
@@ -35,18 +40,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/functions/{name}/versions", get(functions::list_versions))
         .route("/v1/functions/{name}/code", put(code::put_code).get(code::get_code))
         .route("/v1/packages", post(code::upload_package))
+        .route("/v1/triggers", get(triggers::list_triggers).post(triggers::create_trigger))
+        .route("/v1/triggers/{id}", axum::routing::delete(triggers::delete_trigger))
         .route("/v1/tokens", get(tokens::list_tokens).post(tokens::create_token))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::delete_token))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// The answer to a path nothing serves.
+pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "RouteNotFound", "no such endpoint; GET /openapi.json lists them")
 }
 
-async fn method_not_allowed() -> ApiError {
+/// The answer to a method a route does not support.
+pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",

@@ -1,7 +1,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{code, functions, system, tokens};
+use crate::routes::{code, functions, system, tokens, triggers};
 
 /// The control plane's part of the API description, generated from the handlers. The
 /// gateway adds its routes and serves the whole document (`hearth_gateway::openapi`).
@@ -13,6 +13,7 @@ use crate::routes::{code, functions, system, tokens};
         functions::delete_function, functions::list_versions,
         code::put_code, code::get_code, code::upload_package,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
+        triggers::create_trigger, triggers::list_triggers, triggers::delete_trigger,
         system::healthz,
     ),
     components(schemas(crate::ApiErrorBody)),
@@ -21,6 +22,7 @@ use crate::routes::{code, functions, system, tokens};
         (name = "functions", description = "Functions and their versions"),
         (name = "code", description = "Code packages"),
         (name = "tokens", description = "API tokens"),
+        (name = "triggers", description = "HTTP triggers"),
         (name = "invoke", description = "Invoking functions and their instances"),
         (name = "system", description = "Health and API description"),
     )

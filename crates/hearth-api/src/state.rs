@@ -22,8 +22,13 @@ pub(crate) struct Inner {
 
 /// Told about every change to a function this node made (deploy or delete), so caches of
 /// function metadata (the gateway's) stay true without asking the store per request.
+/// Awaited before the API answers, so a caller's next request sees its own change.
+#[async_trait::async_trait]
 pub trait DeployHooks: Send + Sync + 'static {
-    fn function_changed(&self, name: &FunctionName);
+    async fn function_changed(&self, name: &FunctionName);
+
+    /// A trigger was added or removed.
+    async fn triggers_changed(&self) {}
 }
 
 impl AppState {
@@ -36,9 +41,19 @@ impl AppState {
         self.inner.hooks.write().unwrap_or_else(|p| p.into_inner()).push(hooks);
     }
 
-    pub(crate) fn function_changed(&self, name: &FunctionName) {
-        for h in self.inner.hooks.read().unwrap_or_else(|p| p.into_inner()).iter() {
-            h.function_changed(name);
+    fn hooks(&self) -> Vec<Arc<dyn DeployHooks>> {
+        self.inner.hooks.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) async fn function_changed(&self, name: &FunctionName) {
+        for h in self.hooks() {
+            h.function_changed(name).await;
+        }
+    }
+
+    pub(crate) async fn triggers_changed(&self) {
+        for h in self.hooks() {
+            h.triggers_changed().await;
         }
     }
 

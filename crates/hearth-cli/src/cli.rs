@@ -29,6 +29,9 @@ pub enum Command {
     Function(FnCommand),
     /// Invoke a function and print its result.
     Invoke(InvokeArgs),
+    /// Route HTTP requests to functions.
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -155,4 +158,33 @@ pub struct InvokeArgs {
     /// Version number (default: $LATEST).
     #[arg(long)]
     pub version: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggerCommand {
+    /// Add a trigger.
+    #[command(subcommand)]
+    Add(TriggerKind),
+    /// List triggers with their URLs.
+    #[command(alias = "ls")]
+    List,
+    /// Delete a trigger by id.
+    #[command(alias = "rm")]
+    Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggerKind {
+    /// Requests to PATH (and below it) invoke FUNCTION with an API Gateway 2.0 event.
+    Http {
+        function: String,
+        #[arg(long)]
+        path: String,
+        /// Allowed methods, comma-separated (default: any).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+        /// none (anyone) or token (bearer token with the invoke scope).
+        #[arg(long, default_value = "none")]
+        auth: String,
+    },
 }

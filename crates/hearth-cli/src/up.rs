@@ -79,7 +79,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tracing::warn!(%e, "could not start min_instances");
     }
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
-    let result = axum::serve(listener, app(state, gateway.clone())).with_graceful_shutdown(shutdown_signal()).await;
+    let service = app(state, gateway.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await;
     reaper.abort();
     drop(gateway);
     result.context("server failed")?;

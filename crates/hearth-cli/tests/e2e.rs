@@ -152,16 +152,27 @@ fn quickstart_versions_and_restart() {
     assert_eq!(list[0]["config"]["runtime"], "python3");
     assert_eq!(list[0]["latest_version"], 1);
 
-    // Invoke it: the first call starts an instance, the second reuses it.
+    // The seed example: an HTTP trigger at /hello answers /hello/faas.
+    home.ok(&["trigger", "add", "http", "hello", "--path", "/hello"]);
+    let get = || reqwest::blocking::get(format!("{}/hello/faas", server.url)).unwrap();
+    let r = get();
+    assert_eq!(r.headers()["x-hearth-cold-start"], "true");
+    assert_eq!(r.text().unwrap(), "Hello FaaS");
+    let r = get();
+    assert_eq!(r.headers()["x-hearth-cold-start"], "false");
+    assert_eq!(r.text().unwrap(), "Hello FaaS");
+    assert!(home.ok(&["trigger", "list"]).contains("/hello"));
+
+    // Invoke it directly: the warm instance answers.
     let first = home.json(&["invoke", "hello", "--data", r#"{"x":1}"#]);
-    assert_eq!((first["cold_start"].as_bool(), first["version"].as_u64()), (Some(true), Some(1)), "{first}");
+    assert_eq!((first["cold_start"].as_bool(), first["version"].as_u64()), (Some(false), Some(1)), "{first}");
     assert_eq!(first["result"]["statusCode"], 200);
     assert!(first["result"]["body"].as_str().unwrap().contains("\"x\": 1"), "{first}");
     let second = home.json(&["invoke", "hello"]);
     assert_eq!(second["cold_start"], false);
     let instances = home.json(&["fn", "instances", "hello"]);
     assert_eq!(instances.as_array().unwrap().len(), 1);
-    assert_eq!(instances[0]["requests_served"], 2);
+    assert_eq!(instances[0]["requests_served"], 4);
 
     let pulled = home.path().join("pulled-v1");
     home.ok(&["fn", "code", "pull", "hello", pulled.to_str().unwrap()]);

@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use hearth_types::api::{
     ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, NewToken, TokenInfo, TokenList, TokenSpec,
-    VersionList,
+    TriggerList, TriggerSpec, VersionList,
 };
-use hearth_types::{CodeRef, Function, FunctionSpec, Version};
+use hearth_types::{CodeRef, Function, FunctionSpec, HttpTrigger, Version};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
@@ -187,6 +187,18 @@ impl Client {
     pub async fn instances(&self, name: &str) -> Result<Vec<serde_json::Value>> {
         let v: serde_json::Value = self.json(self.req(Method::GET, &format!("/v1/functions/{name}/instances"))).await?;
         Ok(v["instances"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub async fn create_trigger(&self, spec: &TriggerSpec) -> Result<HttpTrigger> {
+        self.json(self.req(Method::POST, "/v1/triggers").json(spec)).await
+    }
+
+    pub async fn list_triggers(&self) -> Result<Vec<HttpTrigger>> {
+        Ok(self.json::<TriggerList>(self.req(Method::GET, "/v1/triggers")).await?.triggers)
+    }
+
+    pub async fn delete_trigger(&self, id: &str) -> Result<()> {
+        self.send(self.req(Method::DELETE, &format!("/v1/triggers/{id}"))).await.map(drop)
     }
 
     pub async fn create_token(&self, name: Option<String>, scopes: Vec<String>) -> Result<NewToken> {

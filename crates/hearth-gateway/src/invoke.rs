@@ -19,6 +19,8 @@ pub struct InvokeRequest {
     /// Raw JSON (already decoded from the Invoke API's base64).
     pub client_context: Option<String>,
     pub trace_id: Option<String>,
+    /// Use this id instead of a fresh one (when the event already names it).
+    pub request_id: Option<String>,
 }
 
 /// What the caller gets back. A function error is still a response (Lambda semantics):
@@ -82,7 +84,7 @@ impl Gateway {
             Resolved::NoVersion(n) => return Err(InvokeError::NoVersion(name.clone(), n)),
         };
         let started = Instant::now();
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let timeout = Duration::from_secs(u64::from(version.config.timeout_s));
         let wait = self.inner.settings.queue_wait.unwrap_or(timeout);
         let pool = self.pool(&version);

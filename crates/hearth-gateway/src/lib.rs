@@ -6,11 +6,13 @@
 //! keep-alive reaper stops instances idle past their function's keep-alive.
 
 mod function_cache;
+mod http_event;
 mod invoke;
 mod launcher;
 mod pool;
 mod routes;
 mod settings;
+mod trigger_table;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +33,7 @@ pub use settings::GatewaySettings;
 use function_cache::FunctionCache;
 use launcher::{InstanceTemplate, Launcher};
 use pool::{VersionKey, VersionPool};
+use trigger_table::TriggerTable;
 
 /// One live instance, for listings.
 #[derive(Debug, Clone)]
@@ -51,6 +54,7 @@ pub struct Gateway {
 struct Inner {
     store: Arc<dyn MetadataStore>,
     functions: FunctionCache,
+    triggers: TriggerTable,
     pools: Mutex<HashMap<VersionKey, Arc<VersionPool>>>,
     launcher: Arc<Launcher>,
     settings: GatewaySettings,
@@ -74,7 +78,8 @@ impl Gateway {
             region: settings.region.clone(),
         });
         let functions = FunctionCache::new(store.clone());
-        Self { inner: Arc::new(Inner { store, functions, pools: Mutex::default(), launcher, settings }) }
+        let triggers = TriggerTable::new(store.clone());
+        Self { inner: Arc::new(Inner { store, functions, triggers, pools: Mutex::default(), launcher, settings }) }
     }
 
     fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<VersionKey, Arc<VersionPool>>> {
@@ -117,8 +122,10 @@ impl Gateway {
         })
     }
 
-    /// Starts `min_instances` for every function's `$LATEST` (at server start).
+    /// Loads the HTTP triggers and starts `min_instances` for every function's `$LATEST`
+    /// (at server start).
     pub async fn prewarm(&self) -> Result<(), StoreError> {
+        self.inner.triggers.reload().await?;
         for f in self.inner.store.list_functions().await? {
             if f.config.min_instances > 0 {
                 self.refresh(&f.name).await?;
@@ -173,14 +180,17 @@ impl Gateway {
     }
 }
 
+#[async_trait::async_trait]
 impl DeployHooks for Gateway {
-    fn function_changed(&self, name: &FunctionName) {
-        self.inner.functions.forget(name);
-        let (gw, name) = (self.clone(), name.clone());
-        tokio::spawn(async move {
-            if let Err(e) = gw.refresh(&name).await {
-                tracing::warn!(function = %name, %e, "could not refresh the function after a change");
-            }
-        });
+    async fn triggers_changed(&self) {
+        if let Err(e) = self.inner.triggers.reload().await {
+            tracing::warn!(%e, "could not reload HTTP triggers");
+        }
+    }
+
+    async fn function_changed(&self, name: &FunctionName) {
+        if let Err(e) = self.refresh(name).await {
+            tracing::warn!(function = %name, %e, "could not refresh the function after a change");
+        }
     }
 }

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use hearth_agent::MAX_PAYLOAD_BYTES;
 use hearth_api::{ApiDoc, ApiError, ApiErrorBody, AppState, Caller};
-use hearth_types::{FunctionName, Scope, VersionSelector};
+use hearth_types::{FunctionName, Scope, TriggerAuth, VersionSelector};
 use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -33,11 +33,73 @@ impl FromRef<GatewayState> for AppState {
 /// Control plane + gateway + `/openapi.json`: the whole HTTP surface of `hearth up`.
 pub fn app(api: AppState, gateway: Gateway) -> Router {
     api.add_deploy_hooks(std::sync::Arc::new(gateway.clone()));
+    let state = GatewayState { api: api.clone(), gateway };
     let gateway_routes = Router::new()
         .route("/v1/functions/{name}/invoke", post(invoke))
         .route("/v1/functions/{name}/instances", get(instances))
-        .with_state(GatewayState { api: api.clone(), gateway });
-    hearth_api::router(api).merge(gateway_routes).route("/openapi.json", get(openapi_json))
+        .with_state(state.clone());
+    hearth_api::control_plane(api)
+        .merge(gateway_routes)
+        .route("/openapi.json", get(openapi_json))
+        .fallback_service(axum::routing::any(dispatch).with_state(state))
+        .method_not_allowed_fallback(hearth_api::method_not_allowed)
+}
+
+/// Requests no API route claims: the default URL `/fn/{name}/...` (token with the invoke
+/// scope required) and HTTP triggers; anything else is `RouteNotFound`.
+async fn dispatch(State(state): State<GatewayState>, request: axum::extract::Request) -> Response {
+    match route_http(state, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route_http(state: GatewayState, request: axum::extract::Request) -> Result<Response, ApiError> {
+    use axum::extract::FromRequestParts;
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let (function, proxy, auth) = if let Some(rest) = path.strip_prefix("/fn/") {
+        let (name, proxy) = rest.split_once('/').unwrap_or((rest, ""));
+        (name.to_owned(), proxy.to_owned(), TriggerAuth::Token)
+    } else if let Some((trigger, proxy)) = state.gateway.inner.triggers.lookup(&path) {
+        if !trigger.methods.is_empty() && !trigger.methods.iter().any(|m| m == parts.method.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{} accepts {}", trigger.path, trigger.methods.join(", ")),
+            ));
+        }
+        (trigger.function.to_string(), proxy, trigger.auth)
+    } else {
+        return Err(hearth_api::not_found().await);
+    };
+    if auth == TriggerAuth::Token {
+        Caller::from_request_parts(&mut parts, &state).await?.require(Scope::Invoke)?;
+    }
+    let name = name_of(&function)?;
+    let body = read_event(Body::new(body)).await?;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    let event = crate::http_event::event(&parts, &body, &request_id, &proxy, peer);
+    let request = InvokeRequest {
+        payload: event.to_string().into(),
+        content_type: Some("application/json".into()),
+        request_id: Some(request_id),
+        ..Default::default()
+    };
+    let r = state.gateway.invoke(&name, VersionSelector::Latest, request).await?;
+    Ok(crate::http_event::response(&r))
+}
+
+/// An event body, refused past 6 MiB.
+async fn read_event(body: Body) -> Result<bytes::Bytes, ApiError> {
+    match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(InvokeError::PayloadTooLarge(MAX_PAYLOAD_BYTES + 1).into())
+        }
+        Err(e) => Err(ApiError::bad_request("IncompleteBody", format!("could not read the request body: {e}"))),
+    }
 }
 
 #[derive(OpenApi)]
@@ -123,15 +185,9 @@ async fn invoke(
         None => VersionSelector::Latest,
         Some(v) => v.parse().map_err(|e: String| ApiError::bad_request("InvalidVersion", e))?,
     };
-    let payload = match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(InvokeError::PayloadTooLarge(MAX_PAYLOAD_BYTES + 1).into());
-        }
-        Err(e) => return Err(ApiError::bad_request("IncompleteBody", format!("could not read the request body: {e}"))),
-    };
+    let payload = read_event(body).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let request = InvokeRequest { payload, content_type, client_context: None, trace_id: None };
+    let request = InvokeRequest { payload, content_type, ..Default::default() };
     let r = state.gateway.invoke(&name, selector, request).await?;
     let mut resp = r.body.into_response();
     let h = resp.headers_mut();

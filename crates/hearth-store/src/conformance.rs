@@ -3,7 +3,8 @@
 
 use chrono::Utc;
 use hearth_types::{
-    CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec, Scope, TokenId, TokenRecord, Version,
+    CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec, HttpTrigger, Scope, TokenId, TokenRecord,
+    TriggerAuth, TriggerId, TriggerPath, Version,
 };
 
 use crate::{Expect, MetadataStore, StoreError};
@@ -64,6 +65,36 @@ pub async fn run(store: &dyn MetadataStore) {
     versions_are_appended_and_immutable(store).await;
     delete_removes_versions(store).await;
     tokens(store).await;
+    triggers(store).await;
+}
+
+fn trigger(function: &str, path: &str) -> HttpTrigger {
+    HttpTrigger {
+        id: TriggerId::new(),
+        function: name(function),
+        path: TriggerPath::try_from(path.to_owned()).expect("valid test path"),
+        methods: vec![],
+        auth: TriggerAuth::None,
+        created_at: Utc::now(),
+    }
+}
+
+async fn triggers(store: &dyn MetadataStore) {
+    let f = sample_function("trig");
+    store.save_function(&f, Expect::Absent, None).await.unwrap();
+    let b = trigger("trig", "/b");
+    let a = trigger("trig", "/a/deep");
+    store.insert_trigger(&b).await.unwrap();
+    store.insert_trigger(&a).await.unwrap();
+    assert!(
+        matches!(store.insert_trigger(&trigger("other", "/b")).await, Err(StoreError::Conflict)),
+        "a path is taken once"
+    );
+    assert_eq!(store.list_triggers().await.unwrap(), vec![a.clone(), b.clone()], "ordered by path");
+    assert!(store.delete_trigger(b.id).await.unwrap());
+    assert!(!store.delete_trigger(b.id).await.unwrap());
+    store.delete_function(&name("trig")).await.unwrap();
+    assert!(store.list_triggers().await.unwrap().is_empty(), "a function's triggers go with it");
 }
 
 async fn create_get_list(store: &dyn MetadataStore) {

@@ -15,7 +15,7 @@ mod sqlite;
 mod sqlite_schema;
 
 use async_trait::async_trait;
-use hearth_types::{Function, FunctionName, TokenId, TokenRecord, Version};
+use hearth_types::{Function, FunctionName, HttpTrigger, TokenId, TokenRecord, TriggerId, Version};
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -56,7 +56,7 @@ pub trait MetadataStore: Send + Sync + 'static {
         version: Option<&Version>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes a function and all its versions. Returns whether it existed.
+    /// Deletes a function, all its versions and its triggers. Returns whether it existed.
     async fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError>;
 
     /// Versions of the current incarnation of a function, oldest first.
@@ -72,4 +72,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError>;
+
+    /// Adds a trigger; [`StoreError::Conflict`] if its path is taken.
+    async fn insert_trigger(&self, trigger: &HttpTrigger) -> Result<(), StoreError>;
+
+    /// All triggers, ordered by path.
+    async fn list_triggers(&self) -> Result<Vec<HttpTrigger>, StoreError>;
+
+    async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError>;
 }

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use hearth_types::{Function, FunctionName, TokenId, TokenRecord, Version};
+use hearth_types::{Function, FunctionName, HttpTrigger, TokenId, TokenRecord, TriggerId, Version};
 
 use crate::{Expect, MetadataStore, StoreError};
 
@@ -17,6 +17,7 @@ struct State {
     functions: BTreeMap<FunctionName, Function>,
     versions: BTreeMap<FunctionName, Vec<Version>>,
     tokens: Vec<TokenRecord>,
+    triggers: Vec<HttpTrigger>,
 }
 
 impl MemoryStore {
@@ -71,7 +72,11 @@ impl MetadataStore for MemoryStore {
     async fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError> {
         let mut st = self.state();
         st.versions.remove(name);
-        Ok(st.functions.remove(name).is_some())
+        let existed = st.functions.remove(name).is_some();
+        if existed {
+            st.triggers.retain(|t| &t.function != name);
+        }
+        Ok(existed)
     }
 
     async fn list_versions(&self, name: &FunctionName) -> Result<Vec<Version>, StoreError> {
@@ -105,5 +110,26 @@ impl MetadataStore for MemoryStore {
         let before = st.tokens.len();
         st.tokens.retain(|t| t.id != id);
         Ok(st.tokens.len() != before)
+    }
+
+    async fn insert_trigger(&self, trigger: &HttpTrigger) -> Result<(), StoreError> {
+        let mut st = self.state();
+        if st.triggers.iter().any(|t| t.path == trigger.path || t.id == trigger.id) {
+            return Err(StoreError::Conflict);
+        }
+        st.triggers.push(trigger.clone());
+        st.triggers.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+        Ok(())
+    }
+
+    async fn list_triggers(&self) -> Result<Vec<HttpTrigger>, StoreError> {
+        Ok(self.state().triggers.clone())
+    }
+
+    async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
+        let mut st = self.state();
+        let before = st.triggers.len();
+        st.triggers.retain(|t| t.id != id);
+        Ok(st.triggers.len() != before)
     }
 }

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hearth_types::{Function, FunctionName, TokenId, TokenRecord, Version};
+use hearth_types::{Function, FunctionName, HttpTrigger, TokenId, TokenRecord, TriggerId, Version};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -152,6 +152,7 @@ impl MetadataStore for SqliteStore {
                 return Ok(false);
             };
             tx.execute("DELETE FROM versions WHERE function_id = ?1", [&id])?;
+            tx.execute("DELETE FROM triggers WHERE function = ?1", [&name])?;
             tx.execute("DELETE FROM functions WHERE id = ?1", [&id])?;
             tx.commit()?;
             Ok(true)
@@ -224,5 +225,32 @@ impl MetadataStore for SqliteStore {
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.with(move |c| Ok(c.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0)).await
+    }
+
+    async fn insert_trigger(&self, trigger: &HttpTrigger) -> Result<(), StoreError> {
+        let body = encode(trigger)?;
+        let (id, path, function) = (trigger.id.to_string(), trigger.path.to_string(), trigger.function.to_string());
+        self.with(move |c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO triggers (id, path, function, body) VALUES (?1, ?2, ?3, ?4)",
+                params![id, path, function, body],
+            )?;
+            if n == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn list_triggers(&self) -> Result<Vec<HttpTrigger>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT body FROM triggers ORDER BY path")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM triggers WHERE id = ?1", [id])? > 0)).await
     }
 }

@@ -24,6 +24,14 @@ const MIGRATIONS: &[&str] = &[
          created_at    TEXT NOT NULL,
          body          TEXT NOT NULL
      );",
+    // 2: HTTP triggers, one per path.
+    "CREATE TABLE triggers (
+         id       TEXT PRIMARY KEY,
+         path     TEXT NOT NULL UNIQUE,
+         function TEXT NOT NULL,
+         body     TEXT NOT NULL
+     );
+     CREATE INDEX triggers_function ON triggers(function);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

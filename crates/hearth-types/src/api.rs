@@ -86,3 +86,26 @@ pub struct Health {
     pub status: String,
     pub version: String,
 }
+
+/// A trigger to create. Only `http` triggers exist today.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// `http` (the default).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    pub function: String,
+    /// Path prefix, e.g. `/hello`: requests to it or below it invoke the function.
+    pub path: String,
+    /// Allowed methods, e.g. `["GET", "POST"]`; absent or empty = any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// `none` (default: anyone) or `token` (a bearer token with the `invoke` scope).
+    #[serde(default)]
+    pub auth: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TriggerList {
+    pub triggers: Vec<crate::HttpTrigger>,
+}

@@ -53,3 +53,7 @@ typed_id!(
     /// Identity of an API token (not the secret).
     TokenId
 );
+typed_id!(
+    /// Identity of a trigger.
+    TriggerId
+);

@@ -13,14 +13,16 @@ mod ids;
 mod name;
 mod runtime;
 mod token;
+mod trigger;
 mod validation;
 
 pub use config::{FunctionConfig, FunctionSpec, Limit, limits};
 pub use digest::CodeDigest;
 pub use environment::{RESERVED_ENV_NAMES, validate_environment};
 pub use function::{CodeRef, Function, Version, VersionSelector};
-pub use ids::{FunctionId, TokenId};
+pub use ids::{FunctionId, TokenId, TriggerId};
 pub use name::FunctionName;
 pub use runtime::Runtime;
 pub use token::{Scope, TokenRecord};
+pub use trigger::{HttpTrigger, RESERVED_PATH_PREFIXES, TriggerAuth, TriggerPath, validate_methods};
 pub use validation::ValidationError;

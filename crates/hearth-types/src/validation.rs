@@ -26,6 +26,14 @@ pub enum ValidationError {
     DescriptionTooLong { got: usize, max: usize },
     #[error("unknown scope {0:?}: expected one of admin, deploy, invoke, read")]
     InvalidScope(String),
+    #[error("invalid trigger path {0:?}: {1}")]
+    InvalidTriggerPath(String, &'static str),
+    #[error(
+        "the path {0:?} is reserved by the platform (/v1, /2015-03-31, /fn, /metrics, /healthz, /console); choose another"
+    )]
+    ReservedTriggerPath(String),
+    #[error("unknown HTTP method {0:?}: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")]
+    InvalidMethod(String),
 }
 
 impl ValidationError {
@@ -49,6 +57,9 @@ impl ValidationError {
             Self::EnvironmentTooLarge { .. } => "EnvironmentTooLarge",
             Self::DescriptionTooLong { .. } => "InvalidParameterValue",
             Self::InvalidScope(_) => "InvalidScope",
+            Self::InvalidTriggerPath(..) => "InvalidTriggerPath",
+            Self::ReservedTriggerPath(_) => "ReservedTriggerPath",
+            Self::InvalidMethod(_) => "InvalidMethod",
         }
     }
 }

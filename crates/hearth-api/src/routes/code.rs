@@ -135,7 +135,7 @@ pub async fn put_code(
     let code = state.inner.code.put(zip).await?;
     let d = deploy::put_code(store.as_ref(), &name, code).await?;
     if d.new_version.is_some() {
-        state.function_changed(&name);
+        state.function_changed(&name).await;
     }
     Ok(Json(DeployResponse { function: d.function, new_version: d.new_version }))
 }

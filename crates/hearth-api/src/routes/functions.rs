@@ -41,7 +41,7 @@ pub async fn put_function(
         Some(sha) => Some(stored_package(&state, sha).await?),
     };
     let d = deploy::put_config(state.store().as_ref(), &name, config, code).await?;
-    state.function_changed(&name);
+    state.function_changed(&name).await;
     let status = if d.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(DeployResponse { function: d.function, new_version: d.new_version })))
 }
@@ -101,7 +101,8 @@ pub async fn delete_function(
     caller.require(Scope::Deploy)?;
     let name = function_name(&name)?;
     if state.store().delete_function(&name).await? {
-        state.function_changed(&name);
+        state.function_changed(&name).await;
+        state.triggers_changed().await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::function_not_found(name.as_str()))

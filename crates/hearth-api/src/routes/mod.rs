@@ -2,6 +2,7 @@ pub mod code;
 pub mod functions;
 pub mod system;
 pub mod tokens;
+pub mod triggers;
 
 use hearth_types::FunctionName;
 

@@ -1,6 +1,7 @@
 pub mod functions;
 pub mod invoke;
 pub mod tokens;
+pub mod triggers;
 
 use anyhow::Result;
 use hearth_client::Client;

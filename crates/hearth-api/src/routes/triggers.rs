@@ -1,0 +1,104 @@
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use hearth_store::StoreError;
+use hearth_types::api::{TriggerList, TriggerSpec};
+use hearth_types::{HttpTrigger, Scope, TriggerAuth, TriggerId, TriggerPath, validate_methods};
+
+use super::function_name;
+use crate::auth::Caller;
+use crate::{ApiError, ApiErrorBody, AppState};
+
+/// Create an HTTP trigger.
+///
+/// Requests whose path is the trigger's path or below it become API Gateway payload 2.0
+/// events for the function; its result maps back to the HTTP response.
+#[utoipa::path(
+    post, path = "/v1/triggers", tag = "triggers", request_body = TriggerSpec,
+    responses(
+        (status = 201, body = HttpTrigger),
+        (status = 400, description = "Invalid or reserved path, unknown method or auth", body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody),
+        (status = 409, description = "Path already taken", body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_trigger(
+    caller: Caller,
+    State(state): State<AppState>,
+    spec: Result<Json<TriggerSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<HttpTrigger>), ApiError> {
+    caller.require(Scope::Deploy)?;
+    let Json(spec) = spec?;
+    if let Some(kind) = spec.kind.as_deref().filter(|k| *k != "http") {
+        return Err(ApiError::bad_request(
+            "InvalidTriggerType",
+            format!("unknown trigger type {kind:?}: only http exists"),
+        ));
+    }
+    let function = function_name(&spec.function)?;
+    let path = TriggerPath::try_from(spec.path.clone())?;
+    let methods = validate_methods(&spec.methods)?;
+    let auth = match spec.auth.as_deref() {
+        None | Some("none") => TriggerAuth::None,
+        Some("token") => TriggerAuth::Token,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "InvalidTriggerAuth",
+                format!("unknown auth {other:?}: use none or token"),
+            ));
+        }
+    };
+    if state.store().get_function(&function).await?.is_none() {
+        return Err(ApiError::function_not_found(function.as_str()));
+    }
+    let trigger = HttpTrigger { id: TriggerId::new(), function, path, methods, auth, created_at: Utc::now() };
+    match state.store().insert_trigger(&trigger).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "TriggerPathTaken",
+                format!("another trigger already serves {}; delete it first or choose another path", trigger.path),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.triggers_changed().await;
+    Ok((StatusCode::CREATED, Json(trigger)))
+}
+
+/// List triggers, ordered by path.
+#[utoipa::path(
+    get, path = "/v1/triggers", tag = "triggers",
+    responses((status = 200, body = TriggerList), (status = 401, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_triggers(caller: Caller, State(state): State<AppState>) -> Result<Json<TriggerList>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(TriggerList { triggers: state.store().list_triggers().await? }))
+}
+
+/// Delete a trigger.
+#[utoipa::path(
+    delete, path = "/v1/triggers/{id}", tag = "triggers",
+    params(("id" = String, Path, description = "Trigger id")),
+    responses((status = 204), (status = 404, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn delete_trigger(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::Deploy)?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "TriggerNotFound", format!("no trigger with id {id:?}"));
+    let id: TriggerId = id.parse().map_err(|_| not_found())?;
+    if !state.store().delete_trigger(id).await? {
+        return Err(not_found());
+    }
+    state.triggers_changed().await;
+    Ok(StatusCode::NO_CONTENT)
+}

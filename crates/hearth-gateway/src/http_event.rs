@@ -1,0 +1,192 @@
+//! HTTP requests as API Gateway payload 2.0 events, and function results back as HTTP
+//! responses (the Function URL contract).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use crate::InvokeResponse;
+
+fn is_text(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else { return true };
+    let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct.starts_with("text/")
+        || ct.ends_with("+json")
+        || ct.ends_with("+xml")
+        || matches!(
+            ct.as_str(),
+            "application/json" | "application/xml" | "application/javascript" | "application/x-www-form-urlencoded"
+        )
+}
+
+/// Builds the event for a request to `raw_path` (`proxy` = the part below the trigger).
+pub fn event(parts: &Parts, body: &Bytes, request_id: &str, proxy: &str, peer: Option<SocketAddr>) -> Value {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    let mut cookies: Vec<String> = vec![];
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == header::COOKIE {
+            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            continue;
+        }
+        headers.entry(name.as_str().to_owned()).and_modify(|v| *v = format!("{v},{value}")).or_insert(value);
+    }
+    let raw_query = parts.uri.query().unwrap_or("");
+    let mut query: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
+        query.entry(k.into_owned()).and_modify(|e| *e = format!("{e},{v}")).or_insert_with(|| v.into_owned());
+    }
+    let host = headers.get("host").cloned().unwrap_or_else(|| "localhost".into());
+    let now = Utc::now();
+    let content_type = headers.get("content-type").map(String::as_str);
+    let mut ev = Map::new();
+    ev.insert("version".into(), json!("2.0"));
+    ev.insert("routeKey".into(), json!("$default"));
+    ev.insert("rawPath".into(), json!(parts.uri.path()));
+    ev.insert("rawQueryString".into(), json!(raw_query));
+    if !cookies.is_empty() {
+        ev.insert("cookies".into(), json!(cookies));
+    }
+    ev.insert("headers".into(), json!(headers));
+    if !query.is_empty() {
+        ev.insert("queryStringParameters".into(), json!(query));
+    }
+    if !proxy.is_empty() {
+        ev.insert("pathParameters".into(), json!({"proxy": proxy}));
+    }
+    ev.insert(
+        "requestContext".into(),
+        json!({
+            "accountId": "anonymous",
+            "apiId": "hearth",
+            "domainName": host,
+            "domainPrefix": host.split('.').next().unwrap_or(""),
+            "http": {
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "protocol": format!("{:?}", parts.version),
+                "sourceIp": peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+                "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+        }),
+    );
+    if !body.is_empty() {
+        let text = is_text(content_type).then(|| std::str::from_utf8(body).ok()).flatten();
+        match text {
+            Some(t) => {
+                ev.insert("body".into(), json!(t));
+                ev.insert("isBase64Encoded".into(), json!(false));
+            }
+            None => {
+                ev.insert("body".into(), json!(B64.encode(body)));
+                ev.insert("isBase64Encoded".into(), json!(true));
+            }
+        }
+    } else {
+        ev.insert("isBase64Encoded".into(), json!(false));
+    }
+    Value::Object(ev)
+}
+
+fn bad_gateway(why: &str) -> Response {
+    tracing::warn!("HTTP trigger: {why}");
+    (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "application/json")], r#"{"message":"Internal Server Error"}"#)
+        .into_response()
+}
+
+/// Maps a function's result to the HTTP response: `{"statusCode", "headers", "cookies",
+/// "body", "isBase64Encoded"}`, or any other JSON value as a 200 JSON body. A function error
+/// answers 502 without leaking the error document.
+pub fn response(r: &InvokeResponse) -> Response {
+    let mut resp = if r.function_error.is_some() {
+        bad_gateway("the function failed")
+    } else {
+        match serde_json::from_slice::<Value>(&r.body) {
+            Ok(Value::Object(o)) if o.contains_key("statusCode") => structured(&o),
+            Ok(_) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r.body.clone()).into_response(),
+            Err(_) => {
+                let ct = r.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+                (StatusCode::OK, [(header::CONTENT_TYPE, ct)], r.body.clone()).into_response()
+            }
+        }
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&r.request_id) {
+        h.insert("x-hearth-request-id", v);
+    }
+    h.insert("x-hearth-cold-start", HeaderValue::from_static(if r.cold_start { "true" } else { "false" }));
+    if let Some(kind) = r.function_error.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
+        h.insert("x-hearth-function-error", kind);
+    }
+    resp
+}
+
+fn structured(o: &Map<String, Value>) -> Response {
+    let Some(status) =
+        o["statusCode"].as_u64().and_then(|s| u16::try_from(s).ok()).and_then(|s| StatusCode::from_u16(s).ok())
+    else {
+        return bad_gateway("statusCode is not a valid HTTP status");
+    };
+    let body = match o.get("body") {
+        None | Some(Value::Null) => Bytes::new(),
+        Some(Value::String(s)) if o.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
+            match B64.decode(s) {
+                Ok(b) => b.into(),
+                Err(_) => return bad_gateway("body is not valid base64"),
+            }
+        }
+        Some(Value::String(s)) => Bytes::from(s.clone()),
+        Some(other) => Bytes::from(other.to_string()),
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut put = |name: &str, value: String, append: bool| {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+            if append {
+                h.append(n, v)
+            } else {
+                h.insert(n, v).is_some()
+            };
+        }
+    };
+    if let Some(Value::Object(headers)) = o.get("headers") {
+        for (k, v) in headers {
+            put(k, text(v), false);
+        }
+    }
+    if let Some(Value::Object(multi)) = o.get("multiValueHeaders") {
+        for (k, vs) in multi {
+            for v in vs.as_array().into_iter().flatten() {
+                put(k, text(v), true);
+            }
+        }
+    }
+    if let Some(Value::Array(cookies)) = o.get("cookies") {
+        for c in cookies {
+            put("set-cookie", text(c), true);
+        }
+    }
+    if !resp.headers().contains_key(header::CONTENT_TYPE) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    resp
+}
