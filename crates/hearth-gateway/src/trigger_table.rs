@@ -30,7 +30,7 @@ impl TriggerTable {
             .iter()
             .filter_map(|t| {
                 let prefix: Vec<&str> = t.path.segments().collect();
-                segments.starts_with(&prefix).then(|| (prefix.len(), t))
+                segments.starts_with(&prefix).then_some((prefix.len(), t))
             })
             .max_by_key(|(len, _)| *len)
             .map(|(len, t)| (t.clone(), segments[len..].join("/")))
