@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use hearth_types::Runtime;
 
 const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
+const NODE_BOOTSTRAP: &str = include_str!("../runtimes/nodejs/bootstrap.mjs");
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -33,6 +34,7 @@ impl RuntimeError {
 pub struct Runtimes {
     dir: PathBuf,
     python: Option<PathBuf>,
+    node: Option<PathBuf>,
 }
 
 impl Runtimes {
@@ -46,7 +48,15 @@ impl Runtimes {
         std::fs::create_dir_all(&py_dir).map_err(io(&py_dir))?;
         let boot = py_dir.join("bootstrap.py");
         std::fs::write(&boot, PYTHON_BOOTSTRAP).map_err(io(&boot))?;
-        Ok(Self { dir: dir.to_path_buf(), python: find_python() })
+        let node_dir = dir.join("nodejs");
+        std::fs::create_dir_all(&node_dir).map_err(io(&node_dir))?;
+        let boot = node_dir.join("bootstrap.mjs");
+        std::fs::write(&boot, NODE_BOOTSTRAP).map_err(io(&boot))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            python: find(&["/usr/bin/python3", "/usr/local/bin/python3"]),
+            node: find(&["/usr/bin/node", "/usr/local/bin/node"]),
+        })
     }
 
     /// Program and arguments that start `runtime` for code unpacked at `task_root`.
@@ -60,6 +70,13 @@ impl Runtimes {
                 let boot = self.dir.join("python/bootstrap.py");
                 // -u: unbuffered output, so log lines reach the platform as they are printed.
                 Ok((python, vec!["-u".into(), boot.display().to_string()]))
+            }
+            Runtime::Nodejs => {
+                let node = self.node.clone().ok_or(RuntimeError::NoInterpreter {
+                    what: "node",
+                    hint: "install Node.js 20 or later as /usr/bin/node",
+                })?;
+                Ok((node, vec![self.dir.join("nodejs/bootstrap.mjs").display().to_string()]))
             }
             Runtime::Provided => {
                 let boot = task_root.join("bootstrap");
@@ -78,12 +95,8 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The system interpreter, never a version-manager shim (a pyenv shim is a shell script
+/// A system interpreter, never a version-manager shim (a pyenv shim is a shell script
 /// that costs ~170 ms per start).
-fn find_python() -> Option<PathBuf> {
-    ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| is_executable(p))
-        .and_then(|p| std::fs::canonicalize(p).ok())
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| is_executable(p)).and_then(|p| std::fs::canonicalize(p).ok())
 }

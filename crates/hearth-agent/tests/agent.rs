@@ -363,3 +363,73 @@ async fn code_cache_unpacks_once_read_only() {
     let leftovers = std::fs::read_dir(dir.path().join("cache")).unwrap().count();
     assert_eq!(leftovers, 1, "no temporary folders left");
 }
+
+#[tokio::test]
+async fn node_instances_load_commonjs_and_esm_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("index.js"),
+        r#"
+exports.handler = async (event, context) => {
+  if (event.fail) throw new TypeError("bad: " + event.fail);
+  console.log("handling", context.awsRequestId);
+  return { style: "cjs-async", echo: event, id: context.awsRequestId, fn: context.functionName,
+           mem: context.memoryLimitInMB, remaining: context.getRemainingTimeInMillis() };
+};
+exports.callback = (event, context, callback) => {
+  setTimeout(() => callback(null, { style: "cjs-callback", echo: event }), 5);
+};
+exports.cbError = (event, context, callback) => callback(new RangeError("via callback"));
+"#,
+    )
+    .unwrap();
+    std::fs::write(code.join("app.mjs"), "export const handler = async (event) => ({ style: 'esm', echo: event });\n")
+        .unwrap();
+    std::fs::write(code.join("broken.js"), "exports.handler = async (e) => {\n").unwrap();
+    let rt = runtimes(dir.path());
+    let run = |handler: &'static str| {
+        let (rt, code) = (rt.clone(), code.clone());
+        async move {
+            let inst =
+                start_instance(&ProcessDriver, &rt, &spec(&code, config("nodejs", handler)), Duration::from_secs(30))
+                    .await
+                    .unwrap();
+            let a = answered(inst.invoke(invocation("n-1", r#"{"k":1}"#), Duration::from_secs(10)).await.unwrap());
+            let b = answered(inst.invoke(invocation("n-2", r#"{"fail":"x"}"#), Duration::from_secs(10)).await.unwrap());
+            (a, b)
+        }
+    };
+    let ((v, err), (e, failed)) = run("index.handler").await;
+    assert!(!err, "{v}");
+    assert_eq!(
+        (v["style"].as_str(), v["id"].as_str(), v["fn"].as_str(), v["mem"].as_str()),
+        (Some("cjs-async"), Some("n-1"), Some("probe"), Some("256"))
+    );
+    assert!(v["remaining"].as_u64().is_some_and(|r| r > 0 && r <= 3000));
+    assert!(failed);
+    assert_eq!((e["errorType"].as_str(), e["errorMessage"].as_str()), (Some("TypeError"), Some("bad: x")));
+    assert!(e["trace"].as_array().is_some_and(|t| !t.is_empty()));
+
+    let ((v, _), _) = run("index.callback").await;
+    assert_eq!((v["style"].as_str(), &v["echo"]), (Some("cjs-callback"), &json!({"k": 1})));
+    let ((e, failed), _) = run("index.cbError").await;
+    assert!(failed);
+    assert_eq!(e["errorType"], "RangeError");
+    let ((v, _), _) = run("app.handler").await;
+    assert_eq!(v["style"], "esm");
+
+    for (handler, error_type) in [
+        ("missing.handler", "Runtime.ImportModuleError"),
+        ("index.nothere", "Runtime.HandlerNotFound"),
+        ("broken.handler", "Runtime.UserCodeSyntaxError"),
+    ] {
+        let err = start_instance(&ProcessDriver, &rt, &spec(&code, config("nodejs", handler)), Duration::from_secs(30))
+            .await
+            .err()
+            .expect("init must fail");
+        let StartFailure::Init { body, .. } = &err else { panic!("{handler}: {err}") };
+        assert_eq!(serde_json::from_slice::<Value>(body).unwrap()["errorType"], error_type, "{handler}");
+    }
+}

@@ -478,3 +478,59 @@ async fn trigger_methods_auth_and_lifecycle() {
         s.http.get(format!("{}/v1/triggers", s.url)).bearer_auth(&s.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["triggers"], json!([]), "a deleted function's triggers are gone");
 }
+
+impl Server {
+    /// Deploys a folder of `examples/`, keeping executable bits.
+    async fn deploy_example(&self, name: &str, example: &str, spec: Value) {
+        use hearth_blob::fixtures::{RawEntry, raw_zip};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example);
+        let entries: Vec<RawEntry> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                let mut e = RawEntry::file(p.file_name().unwrap().to_str().unwrap(), &std::fs::read(&p).unwrap());
+                e.unix_mode = 0o100000 | (std::fs::metadata(&p).unwrap().permissions().mode() & 0o777);
+                e
+            })
+            .collect();
+        let pkg: Value = self
+            .http
+            .post(format!("{}/v1/packages", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/zip")
+            .body(raw_zip(&entries))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut spec = spec;
+        spec["code_sha256"] = pkg["sha256"].clone();
+        let r = self
+            .http
+            .put(format!("{}/v1/functions/{name}", self.url))
+            .bearer_auth(&self.token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "deploy {name}: {}", r.text().await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn node_and_shell_examples_answer_http_triggers() {
+    let s = start().await;
+    s.deploy_example("node-hello", "node-hello", json!({"runtime": "nodejs", "handler": "index.handler"})).await;
+    s.deploy_example("shell-hello", "shell-hello", json!({"runtime": "provided"})).await;
+    for name in ["node-hello", "shell-hello"] {
+        s.add_trigger(json!({"function": name, "path": format!("/{name}")})).await;
+        for cold in ["true", "false"] {
+            let r = s.http.get(format!("{}/{name}/faas", s.url)).send().await.unwrap();
+            assert_eq!(r.headers()["x-hearth-cold-start"], cold, "{name}");
+            assert_eq!(r.text().await.unwrap(), "Hello FaaS", "{name}");
+        }
+    }
+}
