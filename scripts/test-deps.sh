@@ -33,4 +33,12 @@ if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_
     fi
     .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
-echo "test-deps: ready (moto $MOTO_VERSION)" >&2
+# The official Python runtime interface client, packaged the way a user would ship it
+# inside a `provided` function (compatibility test).
+RIC_VERSION=4.2.2
+if [ ! -f ".venv/awslambdaric-pkg/awslambdaric-$RIC_VERSION.dist-info/METADATA" ]; then
+    echo "test-deps: installing awslambdaric==$RIC_VERSION into .venv/awslambdaric-pkg" >&2
+    rm -rf .venv/awslambdaric-pkg
+    .venv/bin/pip install --quiet --disable-pip-version-check --target .venv/awslambdaric-pkg "awslambdaric==$RIC_VERSION"
+fi
+echo "test-deps: ready (moto $MOTO_VERSION, awslambdaric $RIC_VERSION)" >&2

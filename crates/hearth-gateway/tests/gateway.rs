@@ -534,3 +534,60 @@ async fn node_and_shell_examples_answer_http_triggers() {
         }
     }
 }
+
+/// Every file under `dir` as zip entries named relative to `prefix`, modes kept.
+fn entries_of(dir: &Path, prefix: &str) -> Vec<hearth_blob::fixtures::RawEntry> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = format!("{prefix}{}", p.file_name().unwrap().to_str().unwrap());
+        if p.is_dir() {
+            out.extend(entries_of(&p, &format!("{name}/")));
+        } else {
+            let mut entry = hearth_blob::fixtures::RawEntry::file(&name, &std::fs::read(&p).unwrap());
+            entry.unix_mode = 0o100000 | (std::fs::metadata(&p).unwrap().permissions().mode() & 0o777);
+            out.push(entry);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_official_python_runtime_client_serves_invocations() {
+    let ric = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/awslambdaric-pkg");
+    assert!(ric.join("awslambdaric").exists(), "{} is missing: run scripts/test-deps.sh", ric.display());
+    let mut entries = entries_of(&ric, "");
+    entries.push(hearth_blob::fixtures::RawEntry::file(
+        "main.py",
+        b"def handler(event, context):\n    return {'ric': True, 'echo': event, 'id': context.aws_request_id}\n",
+    ));
+    let mut boot = hearth_blob::fixtures::RawEntry::file(
+        "bootstrap",
+        b"#!/bin/sh\ncd \"$LAMBDA_TASK_ROOT\"\nexec /usr/bin/python3 -m awslambdaric main.handler\n",
+    );
+    boot.unix_mode = 0o100755;
+    entries.push(boot);
+    let s = start().await;
+    let pkg: Value = s
+        .http
+        .post(format!("{}/v1/packages", s.url))
+        .bearer_auth(&s.token)
+        .header("content-type", "application/zip")
+        .body(hearth_blob::fixtures::raw_zip(&entries))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spec = json!({"runtime": "provided", "code_sha256": pkg["sha256"], "timeout_s": 30});
+    let r = s.http.put(format!("{}/v1/functions/ric", s.url)).bearer_auth(&s.token).json(&spec).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    for i in 0..2 {
+        let r = s.event("ric", json!({"i": i})).await;
+        assert_eq!(r.error, None, "{:?}", r.body);
+        assert_eq!((r.body["ric"].as_bool(), &r.body["echo"]), (Some(true), &json!({"i": i})));
+        assert_eq!(r.body["id"].as_str(), r.request_id.as_deref(), "context.aws_request_id is the request id");
+    }
+}
