@@ -8,6 +8,7 @@
 mod function_cache;
 mod http_event;
 mod invoke;
+mod lambda_api;
 mod launcher;
 mod pool;
 mod routes;

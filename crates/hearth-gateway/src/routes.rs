@@ -37,6 +37,7 @@ pub fn app(api: AppState, gateway: Gateway) -> Router {
     let gateway_routes = Router::new()
         .route("/v1/functions/{name}/invoke", post(invoke))
         .route("/v1/functions/{name}/instances", get(instances))
+        .route("/2015-03-31/functions/{name}/invocations", post(crate::lambda_api::invocations))
         .with_state(state.clone());
     hearth_api::control_plane(api)
         .merge(gateway_routes)
@@ -92,7 +93,7 @@ async fn route_http(state: GatewayState, request: axum::extract::Request) -> Res
 }
 
 /// An event body, refused past 6 MiB.
-async fn read_event(body: Body) -> Result<bytes::Bytes, ApiError> {
+pub(crate) async fn read_event(body: Body) -> Result<bytes::Bytes, ApiError> {
     match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -103,7 +104,7 @@ async fn read_event(body: Body) -> Result<bytes::Bytes, ApiError> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(invoke, instances, openapi_json), components(schemas(ApiErrorBody)))]
+#[openapi(paths(invoke, instances, openapi_json, crate::lambda_api::invocations), components(schemas(ApiErrorBody)))]
 pub struct GatewayDoc;
 
 /// The complete OpenAPI document (checked in as `openapi.json`).

@@ -591,3 +591,86 @@ async fn the_official_python_runtime_client_serves_invocations() {
         assert_eq!(r.body["id"].as_str(), r.request_id.as_deref(), "context.aws_request_id is the request id");
     }
 }
+
+const BOTO3_CLIENT: &str = r#"
+import base64, json, sys
+import boto3, botocore
+from botocore.config import Config
+
+url, token = sys.argv[1], sys.argv[2]
+client = boto3.client("lambda", endpoint_url=url, region_name="us-east-1",
+                      aws_access_key_id="unused", aws_secret_access_key="unused",
+                      config=Config(signature_version=botocore.UNSIGNED, retries={"max_attempts": 1}, read_timeout=60))
+
+def bearer(request, **kwargs):
+    request.headers["Authorization"] = "Bearer " + token
+
+client.meta.events.register("before-send.lambda.*", bearer)
+out = {}
+r = client.invoke(FunctionName="sdk", Payload=b'{"a": 1}')
+out["ok"] = {"status": r["StatusCode"], "error": r.get("FunctionError"), "version": r.get("ExecutedVersion"),
+             "payload": json.loads(r["Payload"].read())}
+ctx = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
+r = client.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:sdk", Qualifier="1",
+                  Payload=b'{"fail": "x"}', ClientContext=ctx)
+out["failed"] = {"status": r["StatusCode"], "error": r.get("FunctionError"), "payload": json.loads(r["Payload"].read())}
+try:
+    client.invoke(FunctionName="missing")
+    out["missing"] = "no error"
+except client.exceptions.ResourceNotFoundException as e:
+    out["missing"] = e.response["Error"]["Code"]
+out["dry_run"] = client.invoke(FunctionName="sdk", InvocationType="DryRun")["StatusCode"]
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/test-deps.sh", python.display());
+    let s = start().await;
+    let function = "def handler(event, context):\n    if event.get('fail'):\n        raise ValueError(event['fail'])\n    return {'got': event}\n";
+    s.deploy("sdk", function, py(json!({}))).await;
+    let (url, token) = (s.url.clone(), s.token.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python).args(["-c", BOTO3_CLIENT, &url, &token]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "boto3 script failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], json!({"status": 200, "error": null, "version": "1", "payload": {"got": {"a": 1}}}));
+    assert_eq!((v["failed"]["status"].as_u64(), v["failed"]["error"].as_str()), (Some(200), Some("Unhandled")));
+    assert_eq!(v["failed"]["payload"]["errorType"], "ValueError");
+    assert_eq!(v["missing"], "ResourceNotFoundException");
+    assert_eq!(v["dry_run"], 204);
+
+    // Without a token the API refuses, in the SDK's error shape.
+    let r = s.http.post(format!("{}/2015-03-31/functions/sdk/invocations", s.url)).body("{}").send().await.unwrap();
+    assert_eq!(
+        (r.status(), r.headers()["x-amzn-errortype"].to_str().unwrap()),
+        (StatusCode::FORBIDDEN, "UnrecognizedClientException")
+    );
+    let r = s
+        .http
+        .post(format!("{}/2015-03-31/functions/sdk/invocations", s.url))
+        .bearer_auth(&s.token)
+        .header("x-amz-invocation-type", "Event")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "asynchronous invocations are refused until they can be made durable"
+    );
+    let r = s
+        .http
+        .post(format!("{}/2015-03-31/functions/sdk/invocations", s.url))
+        .bearer_auth(&s.token)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-amzn-errortype"], "InvalidRequestContentException");
+}
