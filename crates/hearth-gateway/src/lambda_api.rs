@@ -40,10 +40,9 @@ fn from_api(e: ApiError) -> Response {
 }
 
 /// `name`, `name:qualifier`, `123456789012:function:name[:q]` or a full ARN, percent-decoded.
-fn parse_function(raw: &str, qualifier: Option<String>) -> Result<(FunctionName, VersionSelector), Response> {
-    let not_found = |what: &str| {
-        aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {what}"))
-    };
+/// On failure, what was not found.
+fn parse_function(raw: &str, qualifier: Option<String>) -> Result<(FunctionName, VersionSelector), String> {
+    let not_found = |what: &str| format!("Function not found: {what}");
     let decoded = url::form_urlencoded::parse(format!("n={raw}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
@@ -103,7 +102,7 @@ pub(crate) async fn invocations(
     });
     let (name, selector) = match parse_function(&raw, qualifier) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(message) => return aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &message),
     };
     let h = &parts.headers;
     let client_context = match header_text(h, "x-amz-client-context") {
