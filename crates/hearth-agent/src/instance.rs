@@ -67,8 +67,24 @@ pub enum InvokeResult {
     Failed(PlatformError),
 }
 
+/// One line a runtime printed, with the request it was serving.
+#[derive(Debug, Clone)]
+pub struct LogEvent {
+    pub request_id: Option<String>,
+    pub stream: hearth_types::LogStream,
+    pub line: String,
+    pub at: SystemTime,
+}
+
+/// Where an instance's output lines go.
+pub type LogSink = std::sync::Arc<dyn Fn(LogEvent) + Send + Sync>;
+
+/// The request an instance is serving (or last served): output is attributed to it.
+pub(crate) type CurrentRequest = std::sync::Arc<Mutex<Option<String>>>;
+
 pub struct Instance {
     id: String,
+    current: CurrentRequest,
     started_at: SystemTime,
     state: Mutex<InstanceState>,
     api: RuntimeApi,
@@ -81,12 +97,14 @@ pub struct Instance {
 impl Instance {
     pub(crate) fn new(
         id: String,
+        current: CurrentRequest,
         api: RuntimeApi,
         control: Box<dyn SandboxControl>,
         exited: oneshot::Receiver<Exit>,
     ) -> Self {
         Self {
             id,
+            current,
             started_at: SystemTime::now(),
             state: Mutex::new(InstanceState::Starting),
             api,
@@ -165,6 +183,7 @@ impl Instance {
     pub async fn invoke(&self, invocation: Invocation, timeout: Duration) -> Result<InvokeResult, IllegalTransition> {
         self.transition(InstanceState::Busy)?;
         let request_id = invocation.request_id.clone();
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(request_id.clone());
         let result = tokio::select! {
             answer = self.api.invoke(invocation) => match answer {
                 Ok(outcome) => InvokeResult::Answered(outcome),
@@ -205,12 +224,25 @@ fn exit_error(request_id: &str, exit: Option<Exit>) -> PlatformError {
     PlatformError { error_type: "Runtime.ExitError", message: format!("RequestId: {request_id} Error: {how}") }
 }
 
-/// Forwards each line of `stream` to the log with the instance's label.
-pub(crate) fn capture_lines(label: String, stream: std::pin::Pin<Box<dyn AsyncRead + Send>>) {
+/// Forwards each line of `stream` to `sink` (or the debug log), attributed to the request
+/// the instance is serving when the line is read.
+pub(crate) fn capture_lines(
+    label: String,
+    which: hearth_types::LogStream,
+    stream: std::pin::Pin<Box<dyn AsyncRead + Send>>,
+    current: CurrentRequest,
+    sink: Option<LogSink>,
+) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            tracing::info!(target: "hearth::function", instance = %label, "{line}");
+            match &sink {
+                Some(sink) => {
+                    let request_id = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    sink(LogEvent { request_id, stream: which, line, at: SystemTime::now() });
+                }
+                None => tracing::debug!(target: "hearth::function", instance = %label, "{line}"),
+            }
         }
     });
 }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hearth_types::{FunctionConfig, FunctionName};
+use hearth_types::{FunctionConfig, FunctionName, LogStream};
 
 use crate::driver::{Exit, LaunchSpec, SandboxDriver, SandboxError};
-use crate::instance::{Instance, InstanceState, capture_lines};
+use crate::instance::{CurrentRequest, Instance, InstanceState, LogSink, capture_lines};
 use crate::runtimes::{RuntimeError, Runtimes};
 use crate::{InitOutcome, RuntimeApi};
 
@@ -95,11 +95,23 @@ pub fn lambda_environment(spec: &InstanceSpec, api: std::net::SocketAddr) -> Vec
 }
 
 /// Starts an instance and waits until its runtime asks for the first event (or fails).
+/// Its output goes to the debug log.
 pub async fn start_instance(
     driver: &dyn SandboxDriver,
     runtimes: &Runtimes,
     spec: &InstanceSpec,
     init_timeout: Duration,
+) -> Result<Instance, StartFailure> {
+    start_instance_logged(driver, runtimes, spec, init_timeout, None).await
+}
+
+/// [`start_instance`], sending every output line to `sink`.
+pub async fn start_instance_logged(
+    driver: &dyn SandboxDriver,
+    runtimes: &Runtimes,
+    spec: &InstanceSpec,
+    init_timeout: Duration,
+    sink: Option<LogSink>,
 ) -> Result<Instance, StartFailure> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let api = RuntimeApi::serve(listener)?;
@@ -113,9 +125,10 @@ pub async fn start_instance(
     };
     let sandbox = driver.launch(&launch)?;
     let label = format!("{}:{}/{}", spec.function, spec.version, spec.instance_id);
-    capture_lines(label.clone(), sandbox.stdout);
-    capture_lines(label, sandbox.stderr);
-    let instance = Instance::new(spec.instance_id.clone(), api, sandbox.control, sandbox.exited);
+    let current = CurrentRequest::default();
+    capture_lines(label.clone(), LogStream::Stdout, sandbox.stdout, current.clone(), sink.clone());
+    capture_lines(label, LogStream::Stderr, sandbox.stderr, current.clone(), sink);
+    let instance = Instance::new(spec.instance_id.clone(), current, api, sandbox.control, sandbox.exited);
     let failure = tokio::select! {
         init = instance.api().init() => match init {
             Ok(InitOutcome::Ready) => None,

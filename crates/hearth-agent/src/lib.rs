@@ -17,8 +17,10 @@ mod runtimes;
 
 pub use code_cache::{CodeCache, CodeCacheError};
 pub use driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
-pub use instance::{IllegalTransition, Instance, InstanceState, InvokeResult, PlatformError, epoch_ms};
-pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance};
+pub use instance::{
+    IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
+};
+pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
 pub use process_driver::ProcessDriver;
 pub use runtime_api::{Closed, RuntimeApi};

@@ -433,3 +433,43 @@ exports.cbError = (event, context, callback) => callback(new RangeError("via cal
         assert_eq!(serde_json::from_slice::<Value>(body).unwrap()["errorType"], error_type, "{handler}");
     }
 }
+
+#[tokio::test]
+async fn output_lines_are_attributed_to_the_request_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), PY_FUNCTION).unwrap();
+    let rt = runtimes(dir.path());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<hearth_agent::LogEvent>::new()));
+    let sink: hearth_agent::LogSink = {
+        let seen = seen.clone();
+        std::sync::Arc::new(move |e| seen.lock().unwrap().push(e))
+    };
+    let s = spec(&code, config("python3", "main.handler"));
+    let inst = hearth_agent::start_instance_logged(&ProcessDriver, &rt, &s, Duration::from_secs(30), Some(sink))
+        .await
+        .unwrap();
+    for id in ["req-a", "req-b"] {
+        inst.invoke(invocation(id, "{}"), Duration::from_secs(10)).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = seen.lock().unwrap().clone();
+        let of = |id: &str| {
+            lines
+                .iter()
+                .filter(|e| e.line == format!("handling {id}"))
+                .map(|e| e.request_id.clone())
+                .collect::<Vec<_>>()
+        };
+        if !of("req-a").is_empty() && !of("req-b").is_empty() {
+            assert_eq!(of("req-a"), [Some("req-a".to_owned())]);
+            assert_eq!(of("req-b"), [Some("req-b".to_owned())]);
+            assert!(lines.iter().all(|e| e.stream == hearth_types::LogStream::Stdout));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "lines never arrived: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

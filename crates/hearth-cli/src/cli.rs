@@ -29,6 +29,8 @@ pub enum Command {
     Function(FnCommand),
     /// Invoke a function and print its result.
     Invoke(InvokeArgs),
+    /// Print a function's log (its output and START/END/REPORT lines).
+    Logs(LogsArgs),
     /// Route HTTP requests to functions.
     #[command(subcommand)]
     Trigger(TriggerCommand),
@@ -158,6 +160,20 @@ pub struct InvokeArgs {
     /// Version number (default: $LATEST).
     #[arg(long)]
     pub version: Option<String>,
+    /// Also print the invocation's log lines (to stderr).
+    #[arg(long)]
+    pub log: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub name: String,
+    /// Keep printing new lines as they arrive.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only this invocation's lines.
+    #[arg(long)]
+    pub request: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

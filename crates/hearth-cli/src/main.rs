@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             Command::Token(cmd) => commands::tokens::run(cmd, json).await,
             Command::Invoke(args) => commands::invoke::run(args, json).await,
             Command::Trigger(cmd) => commands::triggers::run(cmd, json).await,
+            Command::Logs(args) => commands::logs::run(args, json).await,
             Command::Openapi => {
                 println!("{}", hearth_gateway::openapi().to_pretty_json()?);
                 Ok(())

@@ -170,9 +170,14 @@ fn quickstart_versions_and_restart() {
     assert!(first["result"]["body"].as_str().unwrap().contains("\"x\": 1"), "{first}");
     let second = home.json(&["invoke", "hello"]);
     assert_eq!(second["cold_start"], false);
+    let out = home.run(&["invoke", "hello", "--log"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains("START RequestId") && log.contains("REPORT RequestId"), "{log}");
+    let all = home.ok(&["logs", "hello"]);
+    assert!(all.matches("REPORT RequestId").count() >= 5, "every invocation is in the log: {all}");
     let instances = home.json(&["fn", "instances", "hello"]);
     assert_eq!(instances.as_array().unwrap().len(), 1);
-    assert_eq!(instances[0]["requests_served"], 4);
+    assert_eq!(instances[0]["requests_served"], 5);
 
     let pulled = home.path().join("pulled-v1");
     home.ok(&["fn", "code", "pull", "hello", pulled.to_str().unwrap()]);

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hearth_types::api::{
-    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, NewToken, TokenInfo, TokenList, TokenSpec,
-    TriggerList, TriggerSpec, VersionList,
+    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, InvocationList, LogPage, NewToken, TokenInfo,
+    TokenList, TokenSpec, TriggerList, TriggerSpec, VersionList,
 };
-use hearth_types::{CodeRef, Function, FunctionSpec, HttpTrigger, Version};
+use hearth_types::{CodeRef, Function, FunctionSpec, HttpTrigger, InvocationRecord, Version};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
@@ -182,6 +182,21 @@ impl Client {
         let url = resp.url().to_string();
         let body = resp.bytes().await.map_err(|e| ClientError::Protocol { url, reason: e.to_string() })?;
         Ok(Invocation { body, ..inv })
+    }
+
+    /// Log lines after `after` (optionally one request's).
+    pub async fn logs(&self, name: &str, after: i64, request_id: Option<&str>) -> Result<LogPage> {
+        let mut path = format!("/v1/functions/{name}/logs?after={after}");
+        if let Some(id) = request_id {
+            // Request ids are UUIDs: nothing to escape.
+            path.push_str(&format!("&request_id={id}"));
+        }
+        self.json(self.req(Method::GET, &path)).await
+    }
+
+    pub async fn invocations(&self, name: &str, limit: usize) -> Result<Vec<InvocationRecord>> {
+        let path = format!("/v1/functions/{name}/invocations?limit={limit}");
+        Ok(self.json::<InvocationList>(self.req(Method::GET, &path)).await?.invocations)
     }
 
     pub async fn instances(&self, name: &str) -> Result<Vec<serde_json::Value>> {

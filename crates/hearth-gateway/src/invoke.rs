@@ -3,9 +3,10 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::Utc;
 use hearth_agent::{Invocation, InvokeResult, MAX_PAYLOAD_BYTES, Outcome, epoch_ms};
 use hearth_store::StoreError;
-use hearth_types::{FunctionName, VersionSelector};
+use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream, VersionSelector};
 
 use crate::Gateway;
 use crate::function_cache::Resolved;
@@ -84,6 +85,7 @@ impl Gateway {
             Resolved::NoVersion(n) => return Err(InvokeError::NoVersion(name.clone(), n)),
         };
         let started = Instant::now();
+        let started_at_wall = Utc::now();
         let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let timeout = Duration::from_secs(u64::from(version.config.timeout_s));
         let wait = self.inner.settings.queue_wait.unwrap_or(timeout);
@@ -98,14 +100,46 @@ impl Gateway {
                 function_error,
                 duration: started.elapsed(),
             };
+        let meter = &self.inner.meter;
+        let platform = |message: String| {
+            meter.log(LogLine {
+                seq: 0,
+                function: name.clone(),
+                request_id: Some(request_id.clone()),
+                at: Utc::now(),
+                stream: LogStream::Platform,
+                message,
+            })
+        };
+        let record = |duration: Duration, cold_start, init: Option<Duration>, error_type: Option<String>| {
+            let ms = duration.as_secs_f64() * 1000.0;
+            meter.record(InvocationRecord {
+                request_id: request_id.clone(),
+                function_id: version.function_id,
+                function: name.clone(),
+                version: version.number,
+                started_at: started_at_wall,
+                duration_ms: ms,
+                billed_ms: ms.ceil() as u64,
+                memory_mb: version.config.memory_mb,
+                cold_start,
+                init_duration_ms: init.map(|d| d.as_secs_f64() * 1000.0),
+                outcome: if error_type.is_some() { "error" } else { "success" }.into(),
+                error_type,
+            })
+        };
         let lease = match pool.acquire(wait).await {
             Ok(lease) => lease,
             Err(AcquireError::Init(body)) => {
                 let kind = error_type_of(&body, None);
+                platform(format!("INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"));
+                record(Duration::ZERO, true, None, Some(kind.clone()));
                 return Ok(respond(body, Some("application/json".into()), Some(kind), true));
             }
             Err(e) => return Err(InvokeError::Unavailable(e)),
         };
+        let init = lease.init_duration();
+        platform(format!("START RequestId: {request_id} Version: {}", version.number));
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: request.payload,
@@ -121,12 +155,13 @@ impl Gateway {
         // The invocation runs to completion even if the caller goes away, so the instance
         // is never abandoned mid-request.
         let task = tokio::spawn(async move {
+            let began = Instant::now();
             let result = lease.instance().invoke(invocation, timeout).await;
-            (result, lease.cold)
+            (result, lease.cold, began.elapsed())
         });
-        let (result, cold) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
+        let (result, cold, took) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
         let json = Some("application/json".to_owned());
-        Ok(match result.map_err(|e| InvokeError::Internal(e.to_string()))? {
+        let response = match result.map_err(|e| InvokeError::Internal(e.to_string()))? {
             InvokeResult::Answered(Outcome::Response { body, content_type }) => respond(body, content_type, None, cold),
             InvokeResult::Answered(Outcome::FunctionError { body, error_type }) => {
                 let kind = error_type_of(&body, error_type);
@@ -139,6 +174,17 @@ impl Gateway {
                 respond(body, json, Some("Function.ResponseSizeTooLarge".into()), cold)
             }
             InvokeResult::Failed(e) => respond(e.body(), json, Some(e.error_type.to_owned()), cold),
-        })
+        };
+        let ms = took.as_secs_f64() * 1000.0;
+        let init_text =
+            init.map(|d| format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
+        platform(format!("END RequestId: {request_id}"));
+        platform(format!(
+            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB{init_text}",
+            ms.ceil() as u64,
+            version.config.memory_mb,
+        ));
+        record(took, cold, init, response.function_error.clone());
+        Ok(response)
     }
 }

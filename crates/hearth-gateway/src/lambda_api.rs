@@ -170,8 +170,21 @@ pub(crate) async fn invocations(
         }
         Err(e) => return from_api(e.into()),
     };
+    // Tail: the last 4 KB of this invocation's log, base64.
+    let tail = if header_text(h, "x-amz-log-type").as_deref() == Some("Tail") {
+        let lines = state.gateway.logs(&name, 0, Some(&r.request_id), 10_000).await.unwrap_or_default();
+        let text: String = lines.iter().map(|l| format!("{}\n", l.message)).collect();
+        let start = text.len().saturating_sub(4096);
+        let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+        Some(base64::engine::general_purpose::STANDARD.encode(&text[start..]))
+    } else {
+        None
+    };
     let mut resp = r.body.clone().into_response();
     let out = resp.headers_mut();
+    if let Some(v) = tail.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        out.insert("x-amz-log-result", v);
+    }
     let ct = r.content_type.as_deref().unwrap_or("application/json");
     out.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")));
     out.insert("x-amz-executed-version", HeaderValue::from(r.version));

@@ -4,8 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hearth_agent::{CodeCache, Instance, InstanceSpec, Runtimes, SandboxDriver, StartFailure, start_instance};
-use hearth_types::{CodeDigest, FunctionConfig, FunctionName};
+use hearth_agent::{
+    CodeCache, Instance, InstanceSpec, LogEvent, LogSink, Runtimes, SandboxDriver, StartFailure, start_instance_logged,
+};
+use hearth_types::{CodeDigest, FunctionConfig, FunctionName, LogLine};
+
+use crate::meter::Meter;
 
 /// What every instance of one version is started from.
 #[derive(Debug, Clone)]
@@ -17,6 +21,7 @@ pub struct InstanceTemplate {
 }
 
 pub struct Launcher {
+    pub meter: Meter,
     pub cache: CodeCache,
     pub runtimes: Runtimes,
     pub driver: Arc<dyn SandboxDriver>,
@@ -43,7 +48,19 @@ impl Launcher {
             code_dir,
             region: self.region.clone(),
         };
-        start_instance(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout).await.map_err(|f: StartFailure| {
+        let (meter, function) = (self.meter.clone(), template.function.clone());
+        let sink: LogSink = Arc::new(move |e: LogEvent| {
+            meter.log(LogLine {
+                seq: 0,
+                function: function.clone(),
+                request_id: e.request_id,
+                at: e.at.into(),
+                stream: e.stream,
+                message: e.line,
+            })
+        });
+        let started = start_instance_logged(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout, Some(sink));
+        started.await.map_err(|f: StartFailure| {
             tracing::warn!(function = %template.function, version = template.version, error = %f, "instance failed to start");
             f.error_body()
         })

@@ -10,6 +10,7 @@ mod http_event;
 mod invoke;
 mod lambda_api;
 mod launcher;
+mod meter;
 mod pool;
 mod routes;
 mod settings;
@@ -33,6 +34,7 @@ pub use settings::GatewaySettings;
 
 use function_cache::FunctionCache;
 use launcher::{InstanceTemplate, Launcher};
+use meter::Meter;
 use pool::{VersionKey, VersionPool};
 use trigger_table::TriggerTable;
 
@@ -56,6 +58,7 @@ struct Inner {
     store: Arc<dyn MetadataStore>,
     functions: FunctionCache,
     triggers: TriggerTable,
+    meter: Meter,
     pools: Mutex<HashMap<VersionKey, Arc<VersionPool>>>,
     launcher: Arc<Launcher>,
     settings: GatewaySettings,
@@ -71,7 +74,9 @@ impl Gateway {
         driver: Arc<dyn SandboxDriver>,
         settings: GatewaySettings,
     ) -> Self {
+        let meter = Meter::start(store.clone(), settings.log_retention);
         let launcher = Arc::new(Launcher {
+            meter: meter.clone(),
             cache: CodeCache::new(cache_dir, code),
             runtimes,
             driver,
@@ -80,7 +85,9 @@ impl Gateway {
         });
         let functions = FunctionCache::new(store.clone());
         let triggers = TriggerTable::new(store.clone());
-        Self { inner: Arc::new(Inner { store, functions, triggers, pools: Mutex::default(), launcher, settings }) }
+        Self {
+            inner: Arc::new(Inner { store, functions, triggers, meter, pools: Mutex::default(), launcher, settings }),
+        }
     }
 
     fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<VersionKey, Arc<VersionPool>>> {
@@ -174,6 +181,28 @@ impl Gateway {
             .collect();
         out.sort_by_key(|i| i.started_at);
         out
+    }
+
+    /// A function's log lines after `after`, everything metered so far included.
+    pub async fn logs(
+        &self,
+        name: &FunctionName,
+        after: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<hearth_types::LogLine>, StoreError> {
+        self.inner.meter.flush().await;
+        self.inner.store.read_logs(name, after, request_id, limit).await
+    }
+
+    /// A function's newest invocation records.
+    pub async fn invocations(
+        &self,
+        name: &FunctionName,
+        limit: usize,
+    ) -> Result<Vec<hearth_types::InvocationRecord>, StoreError> {
+        self.inner.meter.flush().await;
+        self.inner.store.list_invocations(name, limit).await
     }
 
     pub(crate) async fn function(&self, name: &FunctionName) -> Result<Option<hearth_types::Function>, StoreError> {

@@ -30,6 +30,8 @@ pub enum AcquireError {
 /// An instance and when it was last used.
 pub struct Tracked {
     pub instance: Instance,
+    /// How long the instance took to start (sandbox, runtime, init code).
+    pub init_duration: Duration,
     last_used: Mutex<SystemTime>,
 }
 
@@ -66,6 +68,13 @@ pub struct Lease {
     tracked: Option<Arc<Tracked>>,
     /// Whether this request waited for the instance to be created.
     pub cold: bool,
+}
+
+impl Lease {
+    /// The instance's start-up time when this request was its cold start.
+    pub fn init_duration(&self) -> Option<Duration> {
+        self.cold.then(|| self.tracked.as_ref().map(|t| t.init_duration)).flatten()
+    }
 }
 
 impl Lease {
@@ -144,13 +153,15 @@ impl VersionPool {
     }
 
     async fn activate(self: Arc<Self>) {
+        let started = Instant::now();
         let result = self.launcher.launch(&self.template).await;
+        let init_duration = started.elapsed();
         let mut st = self.lock();
         st.starting -= 1;
         match result {
             Ok(instance) => {
                 let id = instance.id().to_owned();
-                let t = Arc::new(Tracked { instance, last_used: Mutex::new(SystemTime::now()) });
+                let t = Arc::new(Tracked { instance, init_duration, last_used: Mutex::new(SystemTime::now()) });
                 st.live.insert(id, t.clone());
                 self.hand_over(&mut st, t, true);
             }

@@ -37,6 +37,8 @@ pub fn app(api: AppState, gateway: Gateway) -> Router {
     let gateway_routes = Router::new()
         .route("/v1/functions/{name}/invoke", post(invoke))
         .route("/v1/functions/{name}/instances", get(instances))
+        .route("/v1/functions/{name}/logs", get(logs))
+        .route("/v1/functions/{name}/invocations", get(invocations))
         .route("/2015-03-31/functions/{name}/invocations", post(crate::lambda_api::invocations))
         .with_state(state.clone());
     hearth_api::control_plane(api)
@@ -104,7 +106,10 @@ pub(crate) async fn read_event(body: Body) -> Result<bytes::Bytes, ApiError> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(invoke, instances, openapi_json, crate::lambda_api::invocations), components(schemas(ApiErrorBody)))]
+#[openapi(
+    paths(invoke, instances, logs, invocations, openapi_json, crate::lambda_api::invocations),
+    components(schemas(ApiErrorBody))
+)]
 pub struct GatewayDoc;
 
 /// The complete OpenAPI document (checked in as `openapi.json`).
@@ -253,4 +258,72 @@ async fn instances(
         })
         .collect();
     Ok(Json(InstanceList { instances }))
+}
+
+/// Most lines or records one request returns.
+const PAGE_MAX: usize = 1_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LogQuery {
+    /// Only lines after this position (the `next` of the previous page); default 0.
+    pub after: Option<i64>,
+    /// Only this invocation's lines.
+    pub request_id: Option<String>,
+    /// At most this many lines (default and maximum 1000).
+    pub limit: Option<usize>,
+}
+
+/// Read a function's log: its output lines and the platform's START/END/REPORT lines.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/logs", tag = "invoke",
+    params(("name" = String, Path, description = "Function name"), LogQuery),
+    responses((status = 200, body = hearth_types::api::LogPage), (status = 404, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+async fn logs(
+    caller: Caller,
+    State(state): State<GatewayState>,
+    Path(name): Path<String>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<hearth_types::api::LogPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let name = name_of(&name)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
+    if state.gateway.function(&name).await?.is_none() {
+        return Err(ApiError::function_not_found(name.as_str()));
+    }
+    let after = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
+    let lines = state.gateway.logs(&name, after, q.request_id.as_deref(), limit).await?;
+    let next = lines.last().map_or(after, |l| l.seq);
+    Ok(Json(hearth_types::api::LogPage { lines, next }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InvocationQuery {
+    /// At most this many records, newest first (default 100, maximum 1000).
+    pub limit: Option<usize>,
+}
+
+/// A function's invocation records (duration, billed ms, memory, cold start, outcome).
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/invocations", tag = "invoke",
+    params(("name" = String, Path, description = "Function name"), InvocationQuery),
+    responses((status = 200, body = hearth_types::api::InvocationList), (status = 404, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+async fn invocations(
+    caller: Caller,
+    State(state): State<GatewayState>,
+    Path(name): Path<String>,
+    query: Result<Query<InvocationQuery>, QueryRejection>,
+) -> Result<Json<hearth_types::api::InvocationList>, ApiError> {
+    caller.require(Scope::Read)?;
+    let name = name_of(&name)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
+    if state.gateway.function(&name).await?.is_none() {
+        return Err(ApiError::function_not_found(name.as_str()));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, PAGE_MAX);
+    Ok(Json(hearth_types::api::InvocationList { invocations: state.gateway.invocations(&name, limit).await? }))
 }

@@ -13,6 +13,8 @@ pub struct GatewaySettings {
     pub reap_interval: Duration,
     /// Value of `AWS_REGION` inside functions.
     pub region: String,
+    /// How long invocation records and log lines are kept.
+    pub log_retention: Duration,
 }
 
 impl Default for GatewaySettings {
@@ -23,6 +25,7 @@ impl Default for GatewaySettings {
             init_timeout: Duration::from_secs(10),
             reap_interval: Duration::from_millis(500),
             region: "us-east-1".into(),
+            log_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

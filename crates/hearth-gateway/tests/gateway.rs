@@ -607,9 +607,10 @@ def bearer(request, **kwargs):
 
 client.meta.events.register("before-send.lambda.*", bearer)
 out = {}
-r = client.invoke(FunctionName="sdk", Payload=b'{"a": 1}')
+r = client.invoke(FunctionName="sdk", Payload=b'{"a": 1}', LogType="Tail")
 out["ok"] = {"status": r["StatusCode"], "error": r.get("FunctionError"), "version": r.get("ExecutedVersion"),
              "payload": json.loads(r["Payload"].read())}
+out["tail"] = base64.b64decode(r["LogResult"]).decode()
 ctx = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
 r = client.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:sdk", Qualifier="1",
                   Payload=b'{"fail": "x"}', ClientContext=ctx)
@@ -639,6 +640,8 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     assert!(out.status.success(), "boto3 script failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], json!({"status": 200, "error": null, "version": "1", "payload": {"got": {"a": 1}}}));
+    let tail = v["tail"].as_str().unwrap();
+    assert!(tail.contains("START RequestId") && tail.contains("REPORT RequestId"), "Tail returns the log: {tail}");
     assert_eq!((v["failed"]["status"].as_u64(), v["failed"]["error"].as_str()), (Some(200), Some("Unhandled")));
     assert_eq!(v["failed"]["payload"]["errorType"], "ValueError");
     assert_eq!(v["missing"], "ResourceNotFoundException");
@@ -673,4 +676,70 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-amzn-errortype"], "InvalidRequestContentException");
+}
+
+#[tokio::test]
+async fn invocations_leave_records_and_logs() {
+    let s = start().await;
+    let function = "import sys\n\ndef handler(event, context):\n    print('handling', context.aws_request_id)\n    print('to stderr', file=sys.stderr)\n    if event.get('fail'):\n        raise ValueError('nope')\n    return {'ok': True}\n";
+    s.deploy("logged", function, py(json!({"memory_mb": 256}))).await;
+    let cold = s.event("logged", json!({})).await;
+    let warm = s.event("logged", json!({})).await;
+    let failed = s.event("logged", json!({"fail": true})).await;
+    let get = |path: String| {
+        let (http, token) = (s.http.clone(), s.token.clone());
+        async move { http.get(path).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let logs_of = |id: String| get(format!("{}/v1/functions/logged/logs?request_id={id}", s.url));
+
+    let id = cold.request_id.clone().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let page = logs_of(id.clone()).await;
+        let lines: Vec<String> =
+            page["lines"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap().to_owned()).collect();
+        if lines.iter().any(|l| l == &format!("handling {id}")) && lines.iter().any(|l| l == "to stderr") {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "function output never reached the log: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(lines[0], format!("START RequestId: {id} Version: 1"));
+    let report = lines.iter().find(|l| l.starts_with("REPORT")).expect("a REPORT line");
+    for part in ["Duration: ", "Billed Duration: ", "Memory Size: 256 MB", "Init Duration: "] {
+        assert!(report.contains(part), "{report}");
+    }
+    assert!(lines.contains(&format!("END RequestId: {id}")));
+    let warm_lines = logs_of(warm.request_id.clone().unwrap()).await;
+    let warm_report = warm_lines["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .find(|l| l.starts_with("REPORT"))
+        .unwrap()
+        .to_owned();
+    assert!(!warm_report.contains("Init Duration"), "only cold starts report init: {warm_report}");
+
+    let records = get(format!("{}/v1/functions/logged/invocations", s.url)).await;
+    let records = records["invocations"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    let by_id =
+        |id: &Option<String>| records.iter().find(|r| r["request_id"].as_str() == id.as_deref()).unwrap().clone();
+    let (c, w, f) = (by_id(&cold.request_id), by_id(&warm.request_id), by_id(&failed.request_id));
+    assert_eq!((c["cold_start"].as_bool(), w["cold_start"].as_bool()), (Some(true), Some(false)));
+    assert!(c["init_duration_ms"].as_f64().unwrap() > 0.0 && w["init_duration_ms"].is_null());
+    assert_eq!(
+        (c["memory_mb"].as_u64(), c["version"].as_u64(), c["outcome"].as_str()),
+        (Some(256), Some(1), Some("success"))
+    );
+    let (duration, billed) = (c["duration_ms"].as_f64().unwrap(), c["billed_ms"].as_u64().unwrap());
+    assert!(duration > 0.0 && billed as f64 >= duration && (billed as f64) < duration + 1.0, "{duration} -> {billed}");
+    assert_eq!((f["outcome"].as_str(), f["error_type"].as_str()), (Some("error"), Some("ValueError")));
+
+    // Paging: `next` continues after the last line returned.
+    let page = get(format!("{}/v1/functions/logged/logs?limit=2", s.url)).await;
+    assert_eq!(page["lines"].as_array().unwrap().len(), 2);
+    let rest = get(format!("{}/v1/functions/logged/logs?after={}", s.url, page["next"])).await;
+    assert!(rest["lines"][0]["seq"].as_i64().unwrap() > page["next"].as_i64().unwrap());
 }

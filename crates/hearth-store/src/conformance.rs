@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use hearth_types::{
-    CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec, HttpTrigger, Scope, TokenId, TokenRecord,
-    TriggerAuth, TriggerId, TriggerPath, Version,
+    CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec, HttpTrigger, InvocationRecord, LogLine,
+    LogStream, Scope, TokenId, TokenRecord, TriggerAuth, TriggerId, TriggerPath, Version,
 };
 
 use crate::{Expect, MetadataStore, StoreError};
@@ -66,6 +66,58 @@ pub async fn run(store: &dyn MetadataStore) {
     delete_removes_versions(store).await;
     tokens(store).await;
     triggers(store).await;
+    telemetry(store).await;
+}
+
+async fn telemetry(store: &dyn MetadataStore) {
+    let f = sample_function("tele");
+    store.save_function(&f, Expect::Absent, None).await.unwrap();
+    let at = |secs_ago: i64| Utc::now() - chrono::Duration::seconds(secs_ago);
+    let line = |req: &str, msg: &str, secs_ago: i64| LogLine {
+        seq: 0,
+        function: name("tele"),
+        request_id: Some(req.into()),
+        at: at(secs_ago),
+        stream: LogStream::Stdout,
+        message: msg.into(),
+    };
+    store.append_logs(&[line("r1", "old", 100), line("r1", "a", 1), line("r2", "b", 1)]).await.unwrap();
+    store.append_logs(&[line("r1", "c", 0)]).await.unwrap();
+    let all = store.read_logs(&name("tele"), 0, None, 100).await.unwrap();
+    let msgs: Vec<_> = all.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(msgs, ["old", "a", "b", "c"], "lines in append order");
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seq increases");
+    let after = store.read_logs(&name("tele"), all[1].seq, None, 100).await.unwrap();
+    assert_eq!(after.len(), 2, "reading after a seq");
+    let r1 = store.read_logs(&name("tele"), 0, Some("r1"), 100).await.unwrap();
+    assert_eq!(r1.len(), 3, "one request's lines");
+    assert_eq!(store.read_logs(&name("tele"), 0, None, 2).await.unwrap().len(), 2, "limit");
+
+    let record = |id: &str, secs_ago: i64| InvocationRecord {
+        request_id: id.into(),
+        function_id: f.id,
+        function: name("tele"),
+        version: 1,
+        started_at: at(secs_ago),
+        duration_ms: 1.5,
+        billed_ms: 2,
+        memory_mb: 128,
+        cold_start: false,
+        init_duration_ms: None,
+        outcome: "success".into(),
+        error_type: None,
+    };
+    store.append_invocations(&[record("i-old", 100), record("i-1", 2), record("i-2", 1)]).await.unwrap();
+    let recent = store.list_invocations(&name("tele"), 2).await.unwrap();
+    assert_eq!(recent.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["i-2", "i-1"], "newest first");
+    assert_eq!((recent[0].billed_ms, recent[0].outcome.as_str()), (2, "success"), "records round-trip");
+
+    let pruned = store.prune_telemetry(at(50)).await.unwrap();
+    assert_eq!(pruned, 2, "one old line and one old record");
+    assert_eq!(store.read_logs(&name("tele"), 0, None, 100).await.unwrap().len(), 3);
+    store.delete_function(&name("tele")).await.unwrap();
+    assert!(store.read_logs(&name("tele"), 0, None, 100).await.unwrap().is_empty(), "logs go with the function");
+    assert_eq!(store.list_invocations(&name("tele"), 10).await.unwrap().len(), 2, "records stay");
 }
 
 fn trigger(function: &str, path: &str) -> HttpTrigger {

@@ -15,7 +15,10 @@ mod sqlite;
 mod sqlite_schema;
 
 use async_trait::async_trait;
-use hearth_types::{Function, FunctionName, HttpTrigger, TokenId, TokenRecord, TriggerId, Version};
+use chrono::{DateTime, Utc};
+use hearth_types::{
+    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
+};
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -56,7 +59,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         version: Option<&Version>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes a function, all its versions and its triggers. Returns whether it existed.
+    /// Deletes a function, all its versions, its triggers and its log. Invocation records
+    /// stay (they are the usage history). Returns whether it existed.
     async fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError>;
 
     /// Versions of the current incarnation of a function, oldest first.
@@ -80,4 +84,28 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_triggers(&self) -> Result<Vec<HttpTrigger>, StoreError>;
 
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError>;
+
+    async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;
+
+    /// A function's newest invocation records, newest first.
+    async fn list_invocations(
+        &self,
+        function: &FunctionName,
+        limit: usize,
+    ) -> Result<Vec<InvocationRecord>, StoreError>;
+
+    /// Appends log lines; their `seq` is assigned here (the given one is ignored).
+    async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError>;
+
+    /// A function's log lines with `seq > after`, oldest first, optionally one request's.
+    async fn read_logs(
+        &self,
+        function: &FunctionName,
+        after: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError>;
+
+    /// Drops log lines and invocation records older than `before`. Returns how many went.
+    async fn prune_telemetry(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

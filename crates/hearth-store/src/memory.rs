@@ -2,7 +2,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use hearth_types::{Function, FunctionName, HttpTrigger, TokenId, TokenRecord, TriggerId, Version};
+use chrono::{DateTime, Utc};
+use hearth_types::{
+    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
+};
 
 use crate::{Expect, MetadataStore, StoreError};
 
@@ -18,6 +21,9 @@ struct State {
     versions: BTreeMap<FunctionName, Vec<Version>>,
     tokens: Vec<TokenRecord>,
     triggers: Vec<HttpTrigger>,
+    invocations: Vec<InvocationRecord>,
+    logs: Vec<LogLine>,
+    next_seq: i64,
 }
 
 impl MemoryStore {
@@ -75,6 +81,7 @@ impl MetadataStore for MemoryStore {
         let existed = st.functions.remove(name).is_some();
         if existed {
             st.triggers.retain(|t| &t.function != name);
+            st.logs.retain(|l| &l.function != name);
         }
         Ok(existed)
     }
@@ -131,5 +138,58 @@ impl MetadataStore for MemoryStore {
         let before = st.triggers.len();
         st.triggers.retain(|t| t.id != id);
         Ok(st.triggers.len() != before)
+    }
+
+    async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
+        self.state().invocations.extend_from_slice(records);
+        Ok(())
+    }
+
+    async fn list_invocations(
+        &self,
+        function: &FunctionName,
+        limit: usize,
+    ) -> Result<Vec<InvocationRecord>, StoreError> {
+        let st = self.state();
+        let mut out: Vec<_> = st.invocations.iter().filter(|r| &r.function == function).cloned().collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
+        let mut st = self.state();
+        for line in lines {
+            st.next_seq += 1;
+            let seq = st.next_seq;
+            st.logs.push(LogLine { seq, ..line.clone() });
+        }
+        Ok(())
+    }
+
+    async fn read_logs(
+        &self,
+        function: &FunctionName,
+        after: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let st = self.state();
+        Ok(st
+            .logs
+            .iter()
+            .filter(|l| &l.function == function && l.seq > after)
+            .filter(|l| request_id.is_none_or(|r| l.request_id.as_deref() == Some(r)))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn prune_telemetry(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let n = st.logs.len() + st.invocations.len();
+        st.logs.retain(|l| l.at >= before);
+        st.invocations.retain(|r| r.started_at >= before);
+        Ok((n - st.logs.len() - st.invocations.len()) as u64)
     }
 }

@@ -2,7 +2,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hearth_types::{Function, FunctionName, HttpTrigger, TokenId, TokenRecord, TriggerId, Version};
+use chrono::{DateTime, Utc};
+use hearth_types::{
+    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -153,6 +156,7 @@ impl MetadataStore for SqliteStore {
             };
             tx.execute("DELETE FROM versions WHERE function_id = ?1", [&id])?;
             tx.execute("DELETE FROM triggers WHERE function = ?1", [&name])?;
+            tx.execute("DELETE FROM logs WHERE function = ?1", [&name])?;
             tx.execute("DELETE FROM functions WHERE id = ?1", [&id])?;
             tx.commit()?;
             Ok(true)
@@ -252,5 +256,96 @@ impl MetadataStore for SqliteStore {
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.with(move |c| Ok(c.execute("DELETE FROM triggers WHERE id = ?1", [id])? > 0)).await
+    }
+
+    async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
+        let rows = records
+            .iter()
+            .map(|r| Ok((r.request_id.clone(), r.function.to_string(), r.started_at.timestamp_millis(), encode(r)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare(
+                    "INSERT OR IGNORE INTO invocations (request_id, function, started_at, body) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (id, function, at, body) in &rows {
+                    stmt.execute(params![id, function, at, body])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_invocations(
+        &self,
+        function: &FunctionName,
+        limit: usize,
+    ) -> Result<Vec<InvocationRecord>, StoreError> {
+        let function = function.to_string();
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare("SELECT body FROM invocations WHERE function = ?1 ORDER BY started_at DESC LIMIT ?2")?;
+            let rows = stmt.query_map(params![function, limit as i64], |r| r.get::<_, String>(0))?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
+        let rows = lines
+            .iter()
+            .map(|l| Ok((l.function.to_string(), l.request_id.clone(), l.at.timestamp_millis(), encode(l)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt =
+                    tx.prepare("INSERT INTO logs (function, request_id, at, body) VALUES (?1, ?2, ?3, ?4)")?;
+                for (function, request_id, at, body) in &rows {
+                    stmt.execute(params![function, request_id, at, body])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_logs(
+        &self,
+        function: &FunctionName,
+        after: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let (function, request_id) = (function.to_string(), request_id.map(str::to_owned));
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, body FROM logs WHERE function = ?1 AND seq > ?2 AND (?3 IS NULL OR request_id = ?3)
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![function, after, request_id, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|r| {
+                let (seq, body) = r?;
+                Ok(LogLine { seq, ..decode(body)? })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn prune_telemetry(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = before.timestamp_millis();
+        self.with(move |c| {
+            let logs = c.execute("DELETE FROM logs WHERE at < ?1", [cutoff])?;
+            let records = c.execute("DELETE FROM invocations WHERE started_at < ?1", [cutoff])?;
+            Ok((logs + records) as u64)
+        })
+        .await
     }
 }

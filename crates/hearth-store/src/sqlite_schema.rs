@@ -32,6 +32,23 @@ const MIGRATIONS: &[&str] = &[
          body     TEXT NOT NULL
      );
      CREATE INDEX triggers_function ON triggers(function);",
+    // 3: telemetry: invocation records and log lines, pruned by age.
+    "CREATE TABLE invocations (
+         request_id TEXT PRIMARY KEY,
+         function   TEXT NOT NULL,
+         started_at INTEGER NOT NULL,
+         body       TEXT NOT NULL
+     );
+     CREATE INDEX invocations_function ON invocations(function, started_at);
+     CREATE TABLE logs (
+         seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+         function   TEXT NOT NULL,
+         request_id TEXT,
+         at         INTEGER NOT NULL,
+         body       TEXT NOT NULL
+     );
+     CREATE INDEX logs_function ON logs(function, seq);
+     CREATE INDEX logs_at ON logs(at);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

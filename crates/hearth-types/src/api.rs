@@ -109,3 +109,15 @@ pub struct TriggerSpec {
 pub struct TriggerList {
     pub triggers: Vec<crate::HttpTrigger>,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogPage {
+    pub lines: Vec<crate::LogLine>,
+    /// Pass as `after` to get the lines that follow.
+    pub next: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvocationList {
+    pub invocations: Vec<crate::InvocationRecord>,
+}

@@ -1,5 +1,6 @@
 pub mod functions;
 pub mod invoke;
+pub mod logs;
 pub mod tokens;
 pub mod triggers;
 

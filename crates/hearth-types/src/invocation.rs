@@ -1,0 +1,49 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{FunctionId, FunctionName};
+
+/// The metered facts of one invocation. Append-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InvocationRecord {
+    pub request_id: String,
+    pub function_id: FunctionId,
+    pub function: FunctionName,
+    pub version: u32,
+    pub started_at: DateTime<Utc>,
+    /// Time in the function, from handing over the event to its answer.
+    pub duration_ms: f64,
+    /// `duration_ms` rounded up to a whole millisecond.
+    pub billed_ms: u64,
+    pub memory_mb: u32,
+    pub cold_start: bool,
+    /// Instance start-up time, for the request that waited for it.
+    pub init_duration_ms: Option<f64>,
+    /// `success` or `error`.
+    pub outcome: String,
+    /// The error type when `outcome` is `error`.
+    pub error_type: Option<String>,
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// START / END / REPORT lines written by the platform.
+    Platform,
+}
+
+/// One line of a function's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogLine {
+    /// Position in the function's log (increasing; assigned by the store).
+    pub seq: i64,
+    pub function: FunctionName,
+    pub request_id: Option<String>,
+    pub at: DateTime<Utc>,
+    pub stream: LogStream,
+    pub message: String,
+}
