@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::driver::{Exit, SandboxControl};
 use crate::{Invocation, Outcome, RuntimeApi};
@@ -86,10 +86,14 @@ pub struct Instance {
     id: String,
     current: CurrentRequest,
     started_at: SystemTime,
-    state: Mutex<InstanceState>,
+    /// Invocations it serves at once (the function's per-instance concurrency).
+    slots: u32,
+    /// State and in-flight count change together.
+    state: Mutex<(InstanceState, u32)>,
     api: RuntimeApi,
     control: Box<dyn SandboxControl>,
-    exited: tokio::sync::Mutex<Option<oneshot::Receiver<Exit>>>,
+    /// `Some` once the process has ended; every waiter sees it.
+    exit: watch::Receiver<Option<Exit>>,
     started: Instant,
     served: Mutex<u64>,
 }
@@ -97,19 +101,27 @@ pub struct Instance {
 impl Instance {
     pub(crate) fn new(
         id: String,
+        slots: u32,
         current: CurrentRequest,
         api: RuntimeApi,
         control: Box<dyn SandboxControl>,
         exited: oneshot::Receiver<Exit>,
     ) -> Self {
+        let (tx, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            // A dropped sender (the driver's waiter gone) also means the process is gone.
+            let code = exited.await.unwrap_or(Exit::Code(-1));
+            let _ = tx.send(Some(code));
+        });
         Self {
             id,
             current,
             started_at: SystemTime::now(),
-            state: Mutex::new(InstanceState::Starting),
+            slots: slots.max(1),
+            state: Mutex::new((InstanceState::Starting, 0)),
             api,
             control,
-            exited: tokio::sync::Mutex::new(Some(exited)),
+            exit,
             started: Instant::now(),
             served: Mutex::new(0),
         }
@@ -123,8 +135,17 @@ impl Instance {
         self.started_at
     }
 
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
     pub fn state(&self) -> InstanceState {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock().0
+    }
+
+    /// Invocations running now.
+    pub fn in_flight(&self) -> u32 {
+        self.lock().1
     }
 
     pub fn requests_served(&self) -> u64 {
@@ -135,9 +156,17 @@ impl Instance {
         self.started.elapsed()
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, (InstanceState, u32)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The one place an instance changes state.
     pub fn transition(&self, to: InstanceState) -> Result<(), IllegalTransition> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
+        Self::apply(&mut state.0, to)
+    }
+
+    fn apply(state: &mut InstanceState, to: InstanceState) -> Result<(), IllegalTransition> {
         if !state.may_become(to) {
             return Err(IllegalTransition { from: *state, to });
         }
@@ -152,36 +181,29 @@ impl Instance {
 
     /// Whether the process has ended, without waiting.
     pub fn has_exited(&self) -> bool {
-        let Ok(mut guard) = self.exited.try_lock() else {
-            // Someone is waiting on the exit right now: the instance is in use, not gone.
-            return false;
-        };
-        match guard.as_mut().map(|rx| rx.try_recv()) {
-            None => true,
-            Some(Err(oneshot::error::TryRecvError::Empty)) => false,
-            Some(_) => {
-                *guard = None;
-                true
+        self.exit.borrow().is_some()
+    }
+
+    /// Waits for the process to end. Any number of callers may wait; all see the exit.
+    pub(crate) async fn wait_exit(&self) -> Option<Exit> {
+        let mut rx = self.exit.clone();
+        rx.wait_for(Option::is_some).await.ok().and_then(|v| *v)
+    }
+
+    /// Runs one invocation with the function's timeout, in one of the instance's slots (it is
+    /// `Busy` while all are taken). A timeout or a runtime exit kills the instance and marks it
+    /// failed; the caller gets the platform's error.
+    pub async fn invoke(&self, invocation: Invocation, timeout: Duration) -> Result<InvokeResult, IllegalTransition> {
+        {
+            let mut st = self.lock();
+            if st.0 != InstanceState::Ready {
+                return Err(IllegalTransition { from: st.0, to: InstanceState::Busy });
+            }
+            st.1 += 1;
+            if st.1 == self.slots {
+                Self::apply(&mut st.0, InstanceState::Busy)?;
             }
         }
-    }
-
-    /// Waits for the process to end. Cancel-safe: dropping the future keeps the exit
-    /// signal for the next waiter. Pends forever once the exit has been observed.
-    pub(crate) async fn wait_exit(&self) -> Option<Exit> {
-        let mut guard = self.exited.lock().await;
-        let Some(rx) = guard.as_mut() else {
-            return std::future::pending().await;
-        };
-        let exit = rx.await.ok();
-        *guard = None;
-        exit
-    }
-
-    /// Runs one invocation with the function's timeout. A timeout or a runtime exit kills the
-    /// instance and marks it failed; the caller gets the platform's error.
-    pub async fn invoke(&self, invocation: Invocation, timeout: Duration) -> Result<InvokeResult, IllegalTransition> {
-        self.transition(InstanceState::Busy)?;
         let request_id = invocation.request_id.clone();
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(request_id.clone());
         let result = tokio::select! {
@@ -196,12 +218,17 @@ impl Instance {
             }),
         };
         *self.served.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        match &result {
-            InvokeResult::Answered(_) => self.transition(InstanceState::Ready)?,
-            InvokeResult::Failed(_) => {
-                self.control.kill();
-                self.transition(InstanceState::Failed)?;
+        if matches!(result, InvokeResult::Failed(_)) {
+            self.control.kill();
+        }
+        let mut st = self.lock();
+        st.1 -= 1;
+        match (&result, st.0) {
+            (InvokeResult::Failed(_), InstanceState::Ready | InstanceState::Busy | InstanceState::Draining) => {
+                Self::apply(&mut st.0, InstanceState::Failed)?;
             }
+            (InvokeResult::Answered(_), InstanceState::Busy) => Self::apply(&mut st.0, InstanceState::Ready)?,
+            _ => {}
         }
         Ok(result)
     }

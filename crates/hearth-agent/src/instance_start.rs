@@ -87,10 +87,23 @@ pub fn lambda_environment(spec: &InstanceSpec, api: std::net::SocketAddr) -> Vec
         ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
         ("AWS_LAMBDA_LOG_STREAM_NAME", format!("[{version}]{}", spec.instance_id)),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        // How many events Hearth's own runtimes poll for at once (per-instance concurrency).
+        ("HEARTH_CONCURRENCY", spec.config.concurrency.to_string()),
         ("AWS_REGION", spec.region.clone()),
         ("AWS_DEFAULT_REGION", spec.region.clone()),
     ];
     env.extend(reserved.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env.insert("AWS_LAMBDA_LOG_FORMAT".into(), "Text".into());
+    env.insert("AWS_LAMBDA_LOG_LEVEL".into(), "INFO".into());
+    // Managed runtimes name themselves; OS-only (`provided`) runtimes leave it unset.
+    let execution_env = match spec.config.runtime {
+        hearth_types::Runtime::Python3 => Some("AWS_Lambda_python3"),
+        hearth_types::Runtime::Nodejs => Some("AWS_Lambda_nodejs"),
+        _ => None,
+    };
+    if let Some(v) = execution_env {
+        env.insert("AWS_EXECUTION_ENV".into(), v.into());
+    }
     env.into_iter().collect()
 }
 
@@ -114,7 +127,7 @@ pub async fn start_instance_logged(
     sink: Option<LogSink>,
 ) -> Result<Instance, StartFailure> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let api = RuntimeApi::serve(listener)?;
+    let api = RuntimeApi::serve(listener, spec.config.concurrency as usize)?;
     let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir)?;
     let launch = LaunchSpec {
         program,
@@ -128,7 +141,8 @@ pub async fn start_instance_logged(
     let current = CurrentRequest::default();
     capture_lines(label.clone(), LogStream::Stdout, sandbox.stdout, current.clone(), sink.clone());
     capture_lines(label, LogStream::Stderr, sandbox.stderr, current.clone(), sink);
-    let instance = Instance::new(spec.instance_id.clone(), current, api, sandbox.control, sandbox.exited);
+    let instance =
+        Instance::new(spec.instance_id.clone(), spec.config.concurrency, current, api, sandbox.control, sandbox.exited);
     let failure = tokio::select! {
         init = instance.api().init() => match init {
             Ok(InitOutcome::Ready) => None,

@@ -5,6 +5,7 @@
 //! runtime's answer; [`RuntimeApi::init`] resolves when the runtime first asks for work or
 //! reports an init error. Error bodies from the runtime are passed through verbatim.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +33,10 @@ type Reply = oneshot::Sender<Outcome>;
 struct Shared {
     init: Mutex<Option<oneshot::Sender<InitOutcome>>>,
     queue: tokio::sync::Mutex<mpsc::Receiver<(Invocation, Reply)>>,
-    current: Mutex<Option<(String, Reply)>>,
+    /// Invocations handed out and not yet answered, by request id.
+    current: Mutex<HashMap<String, Reply>>,
+    /// How many may be outstanding at once (the function's per-instance concurrency).
+    slots: usize,
 }
 
 /// The platform's side of one instance's Runtime API.
@@ -49,15 +53,18 @@ pub struct RuntimeApi {
 pub struct Closed;
 
 impl RuntimeApi {
-    /// Serves the API on `listener` (bound by the caller, e.g. `127.0.0.1:0`).
-    pub fn serve(listener: tokio::net::TcpListener) -> std::io::Result<Self> {
+    /// Serves the API on `listener` (bound by the caller, e.g. `127.0.0.1:0`), allowing
+    /// `slots` outstanding invocations (1 = classic Lambda).
+    pub fn serve(listener: tokio::net::TcpListener, slots: usize) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let (sender, receiver) = mpsc::channel(1);
+        let slots = slots.max(1);
+        let (sender, receiver) = mpsc::channel(slots);
         let (init_tx, init_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             init: Mutex::new(Some(init_tx)),
             queue: tokio::sync::Mutex::new(receiver),
-            current: Mutex::new(None),
+            current: Mutex::new(HashMap::new()),
+            slots,
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -114,7 +121,7 @@ fn invalid_state() -> Response {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.current.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+    if shared.current.lock().unwrap_or_else(|p| p.into_inner()).len() >= shared.slots {
         return invalid_state();
     }
     if let Some(init) = shared.init.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -142,7 +149,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
         set("lambda-runtime-client-context", c);
     }
     set("content-type", inv.content_type.as_deref().unwrap_or("application/json"));
-    *shared.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((inv.request_id.clone(), reply));
+    shared.current.lock().unwrap_or_else(|p| p.into_inner()).insert(inv.request_id.clone(), reply);
     (StatusCode::OK, headers, inv.payload).into_response()
 }
 
@@ -165,11 +172,13 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn check(current: &Option<(String, Reply)>, id: &str) -> Result<(), Refusal> {
-    match current {
-        None => Err(Refusal::InvalidState),
-        Some((cur, _)) if cur != id => Err(Refusal::InvalidRequestId),
-        Some(_) => Ok(()),
+fn check(current: &HashMap<String, Reply>, id: &str) -> Result<(), Refusal> {
+    if current.contains_key(id) {
+        Ok(())
+    } else if current.is_empty() {
+        Err(Refusal::InvalidState)
+    } else {
+        Err(Refusal::InvalidRequestId)
     }
 }
 
@@ -181,7 +190,7 @@ fn is_current(shared: &Shared, id: &str) -> Result<(), Refusal> {
 fn take_current(shared: &Shared, id: &str) -> Result<Reply, Refusal> {
     let mut current = shared.current.lock().unwrap_or_else(|p| p.into_inner());
     check(&current, id)?;
-    current.take().map(|(_, reply)| reply).ok_or(Refusal::InvalidState)
+    current.remove(id).ok_or(Refusal::InvalidState)
 }
 
 enum Read {

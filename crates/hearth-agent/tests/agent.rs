@@ -26,7 +26,7 @@ fn invocation(id: &str, payload: &str) -> Invocation {
 
 async fn api() -> (RuntimeApi, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = RuntimeApi::serve(listener).unwrap();
+    let api = RuntimeApi::serve(listener, 1).unwrap();
     let base = format!("http://{}/2018-06-01/runtime", api.address());
     (api, base)
 }
@@ -471,5 +471,38 @@ async fn output_lines_are_attributed_to_the_request_in_flight() {
         }
         assert!(std::time::Instant::now() < deadline, "lines never arrived: {lines:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn runtime_api_serves_as_many_invocations_as_it_has_slots() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = std::sync::Arc::new(RuntimeApi::serve(listener, 2).unwrap());
+    let base = format!("http://{}/2018-06-01/runtime", api.address());
+    let http = reqwest::Client::new();
+    let waiters: Vec<_> = ["c-1", "c-2"]
+        .into_iter()
+        .map(|id| {
+            let api = api.clone();
+            tokio::spawn(async move { api.invoke(invocation(id, "{}")).await.unwrap() })
+        })
+        .collect();
+    let mut ids = vec![];
+    for _ in 0..2 {
+        let r = http.get(format!("{base}/invocation/next")).send().await.unwrap();
+        ids.push(r.headers()["lambda-runtime-aws-request-id"].to_str().unwrap().to_owned());
+    }
+    ids.sort();
+    assert_eq!(ids, ["c-1", "c-2"]);
+    let third = http.get(format!("{base}/invocation/next")).send().await.unwrap();
+    assert_eq!(third.status(), 403, "no more than the slots outstanding");
+    // Answer out of order: each caller gets its own answer.
+    for id in ["c-2", "c-1"] {
+        let r = http.post(format!("{base}/invocation/{id}/response")).body(format!("\"{id}\"")).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    for (w, id) in waiters.into_iter().zip(["c-1", "c-2"]) {
+        let Outcome::Response { body, .. } = w.await.unwrap() else { panic!("expected a response") };
+        assert_eq!(body, Bytes::from(format!("\"{id}\"")));
     }
 }

@@ -1,5 +1,6 @@
-//! One function version's instances: the route cache entry (idle instances, taken without
-//! any I/O) and its activator (requests held in a bounded queue while instances start).
+//! One function version's instances: the route cache entry (the least-loaded instance with a
+//! free slot, found without any I/O) and its activator (requests held in a bounded queue
+//! while instances start).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,7 +28,7 @@ pub enum AcquireError {
     Init(Bytes),
 }
 
-/// An instance and when it was last used.
+/// An instance in the pool.
 pub struct Tracked {
     pub instance: Instance,
     /// How long the instance took to start (sandbox, runtime, init code).
@@ -41,14 +42,20 @@ impl Tracked {
     }
 }
 
+/// The pool's view of one instance's load.
+struct Slots {
+    tracked: Arc<Tracked>,
+    in_flight: u32,
+    /// When it last became fully idle (for keep-alive) or was last handed a request.
+    since: Instant,
+}
+
 type Waiter = oneshot::Sender<Result<Lease, AcquireError>>;
 
 #[derive(Default)]
 struct PoolState {
-    /// Ready instances, most recently used last (taken first, so the others age out).
-    idle: Vec<(Arc<Tracked>, Instant)>,
     /// Every instance not yet stopped, by id.
-    live: HashMap<String, Arc<Tracked>>,
+    live: HashMap<String, Slots>,
     starting: usize,
     waiters: VecDeque<Waiter>,
     draining: bool,
@@ -59,10 +66,11 @@ pub struct VersionPool {
     pub template: InstanceTemplate,
     launcher: Arc<Launcher>,
     queue_length: usize,
+    slots: u32,
     state: Mutex<PoolState>,
 }
 
-/// The right to send one request to one instance; returns the instance on drop.
+/// The right to send one request to one instance slot; returns the slot on drop.
 pub struct Lease {
     pool: Arc<VersionPool>,
     tracked: Option<Arc<Tracked>>,
@@ -71,18 +79,16 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The instance's start-up time when this request was its cold start.
-    pub fn init_duration(&self) -> Option<Duration> {
-        self.cold.then(|| self.tracked.as_ref().map(|t| t.init_duration)).flatten()
-    }
-}
-
-impl Lease {
     pub fn instance(&self) -> &Instance {
         &self.tracked.as_ref().expect("a lease holds its instance until dropped").instance
     }
 
-    /// Takes the instance out without returning it to the pool.
+    /// The instance's start-up time when this request was its cold start.
+    pub fn init_duration(&self) -> Option<Duration> {
+        self.cold.then(|| self.tracked.as_ref().map(|t| t.init_duration)).flatten()
+    }
+
+    /// Takes the instance out without running the release logic (the caller does).
     fn defuse(mut self) -> Arc<Tracked> {
         self.tracked.take().expect("a lease holds its instance until dropped")
     }
@@ -98,25 +104,20 @@ impl Drop for Lease {
 
 impl VersionPool {
     pub fn new(key: VersionKey, template: InstanceTemplate, launcher: Arc<Launcher>, queue_length: usize) -> Self {
-        Self { key, template, launcher, queue_length, state: Mutex::new(PoolState::default()) }
+        let slots = template.config.concurrency.max(1);
+        Self { key, template, launcher, queue_length, slots, state: Mutex::new(PoolState::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A ready instance at once (hot start) or, on a miss, after one is started for this
-    /// request (cold start), waiting at most `wait`.
+    /// A free slot at once (hot start) or, on a miss, after instances are started for the
+    /// held requests (cold start), waiting at most `wait`.
     pub async fn acquire(self: &Arc<Self>, wait: Duration) -> Result<Lease, AcquireError> {
         let rx = {
             let mut st = self.lock();
-            while let Some((t, _)) = st.idle.pop() {
-                if t.instance.has_exited() {
-                    // Died while idle: never hand a dead instance to a caller.
-                    t.instance.transition(InstanceState::Failed).ok();
-                    self.retire(&mut st, &t);
-                    continue;
-                }
+            if let Some(t) = self.take_slot(&mut st) {
                 return Ok(Lease { pool: self.clone(), tracked: Some(t), cold: false });
             }
             st.waiters.retain(|w| !w.is_closed());
@@ -136,10 +137,32 @@ impl VersionPool {
         }
     }
 
-    /// Starts enough instances for the held requests, within `max_instances`.
+    /// The least-loaded live instance with a free slot (most recently used on ties, so the
+    /// others can age out); dead ones are retired on the way.
+    fn take_slot(&self, st: &mut PoolState) -> Option<Arc<Tracked>> {
+        let dead: Vec<String> =
+            st.live.iter().filter(|(_, s)| s.tracked.instance.has_exited()).map(|(id, _)| id.clone()).collect();
+        for id in dead {
+            if let Some(s) = st.live.remove(&id) {
+                s.tracked.instance.transition(InstanceState::Failed).ok();
+                s.tracked.instance.stop();
+            }
+        }
+        let best = st
+            .live
+            .values_mut()
+            .filter(|s| s.in_flight < self.slots && s.tracked.instance.state() == InstanceState::Ready)
+            .min_by_key(|s| (s.in_flight, std::cmp::Reverse(s.since)))?;
+        best.in_flight += 1;
+        best.since = Instant::now();
+        Some(best.tracked.clone())
+    }
+
+    /// Starts enough instances for the held requests (each instance serves `slots`), within
+    /// `max_instances`.
     fn activate_for_waiters(self: &Arc<Self>, st: &mut PoolState) {
-        let wanted = st.waiters.len().saturating_sub(st.starting);
-        self.start(st, wanted);
+        let needed = st.waiters.len().div_ceil(self.slots as usize);
+        self.start(st, needed.saturating_sub(st.starting));
     }
 
     fn start(self: &Arc<Self>, st: &mut PoolState, wanted: usize) {
@@ -162,8 +185,8 @@ impl VersionPool {
             Ok(instance) => {
                 let id = instance.id().to_owned();
                 let t = Arc::new(Tracked { instance, init_duration, last_used: Mutex::new(SystemTime::now()) });
-                st.live.insert(id, t.clone());
-                self.hand_over(&mut st, t, true);
+                st.live.insert(id.clone(), Slots { tracked: t, in_flight: 0, since: Instant::now() });
+                self.serve_waiters(&mut st, &id, true);
             }
             Err(body) => {
                 // Everyone held now would meet the same broken code: fail them all rather
@@ -175,62 +198,73 @@ impl VersionPool {
         }
     }
 
-    /// Gives an instance to the first live waiter, else parks it idle (or stops it when
-    /// the version is draining).
-    fn hand_over(self: &Arc<Self>, st: &mut PoolState, t: Arc<Tracked>, cold: bool) {
-        while let Some(w) = st.waiters.pop_front() {
-            match w.send(Ok(Lease { pool: self.clone(), tracked: Some(t.clone()), cold })) {
-                Ok(()) => return,
-                // That caller gave up; defuse so the lease does not re-enter the pool.
-                Err(Ok(lease)) => drop(lease.defuse()),
-                Err(Err(_)) => {}
+    /// Gives the instance's free slots to held requests; an instance left without work on
+    /// a draining version is stopped.
+    fn serve_waiters(self: &Arc<Self>, st: &mut PoolState, id: &str, cold: bool) {
+        loop {
+            let Some(slot) = st.live.get_mut(id) else { return };
+            if slot.in_flight >= self.slots {
+                return;
+            }
+            let Some(w) = st.waiters.pop_front() else { break };
+            slot.in_flight += 1;
+            slot.since = Instant::now();
+            let lease = Lease { pool: self.clone(), tracked: Some(slot.tracked.clone()), cold };
+            if let Err(Ok(lease)) = w.send(Ok(lease)) {
+                // That caller gave up: take the slot back without re-entering the pool.
+                drop(lease.defuse());
+                slot.in_flight -= 1;
             }
         }
-        if st.draining {
-            self.retire(st, &t);
-        } else {
-            st.idle.push((t, Instant::now()));
+        if st.draining && st.live.get(id).is_some_and(|s| s.in_flight == 0) {
+            self.retire(st, id);
         }
     }
 
     fn release(self: Arc<Self>, t: Arc<Tracked>) {
         *t.last_used.lock().unwrap_or_else(|p| p.into_inner()) = SystemTime::now();
         let mut st = self.lock();
+        let id = t.instance.id().to_owned();
+        let Some(slot) = st.live.get_mut(&id) else { return };
+        slot.in_flight -= 1;
+        if slot.in_flight == 0 {
+            slot.since = Instant::now();
+        }
         match t.instance.state() {
             InstanceState::Failed | InstanceState::Stopped => {
-                st.live.remove(t.instance.id());
+                if slot.in_flight == 0 {
+                    st.live.remove(&id);
+                }
                 // Requests held meanwhile get a replacement.
                 self.activate_for_waiters(&mut st);
             }
-            _ => self.hand_over(&mut st, t, false),
+            _ => self.serve_waiters(&mut st, &id, false),
         }
     }
 
-    fn retire(&self, st: &mut PoolState, t: &Tracked) {
-        t.instance.stop();
-        st.live.remove(t.instance.id());
+    fn retire(&self, st: &mut PoolState, id: &str) {
+        if let Some(s) = st.live.remove(id) {
+            s.tracked.instance.stop();
+        }
     }
 
-    /// Stops idle instances unused for `keep_alive`, keeping `min_instances`; then starts
-    /// instances up to `min_instances`.
+    /// Stops instances idle for `keep_alive`, keeping `min_instances`; then starts instances
+    /// up to `min_instances`.
     pub fn reap(self: &Arc<Self>, keep_alive: Duration) {
         let mut st = self.lock();
         let min = if st.draining { 0 } else { self.template.config.min_instances as usize };
-        let mut expired = vec![];
-        st.idle.retain(|(t, since)| {
-            if since.elapsed() >= keep_alive {
-                expired.push(t.clone());
-                false
-            } else {
-                true
+        let mut expired: Vec<(String, Instant)> = st
+            .live
+            .iter()
+            .filter(|(_, s)| s.in_flight == 0 && s.since.elapsed() >= keep_alive)
+            .map(|(id, s)| (id.clone(), s.since))
+            .collect();
+        expired.sort_by_key(|(_, since)| *since);
+        for (id, _) in expired {
+            if st.live.len() <= min {
+                break;
             }
-        });
-        for t in expired {
-            if st.live.len() > min {
-                self.retire(&mut st, &t);
-            } else {
-                st.idle.push((t, Instant::now()));
-            }
+            self.retire(&mut st, &id);
         }
         let missing = min.saturating_sub(st.live.len() + st.starting);
         if missing > 0 {
@@ -239,12 +273,13 @@ impl VersionPool {
     }
 
     /// The version is no longer `$LATEST`: idle instances stop now, busy ones after their
-    /// request.
+    /// last request.
     pub fn drain(&self) {
         let mut st = self.lock();
         st.draining = true;
-        for (t, _) in std::mem::take(&mut st.idle) {
-            self.retire(&mut st, &t);
+        let idle: Vec<String> = st.live.iter().filter(|(_, s)| s.in_flight == 0).map(|(id, _)| id.clone()).collect();
+        for id in idle {
+            self.retire(&mut st, &id);
         }
     }
 
@@ -256,6 +291,6 @@ impl VersionPool {
 
     /// Instances for listings.
     pub fn instances(&self) -> Vec<Arc<Tracked>> {
-        self.lock().live.values().cloned().collect()
+        self.lock().live.values().map(|s| s.tracked.clone()).collect()
     }
 }

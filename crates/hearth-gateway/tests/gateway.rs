@@ -156,7 +156,7 @@ fn py(extra: Value) -> Value {
 #[tokio::test]
 async fn cold_then_warm_then_scaled_to_zero() {
     let s = start().await;
-    s.deploy("hello", FUNCTION, py(json!({"keep_alive_s": 1}))).await;
+    s.deploy("hello", FUNCTION, py(json!({"keep_alive_s": 2}))).await;
     let first = s.event("hello", json!({"n": 1})).await;
     assert_eq!(
         (first.status, first.cold, first.error.as_deref()),
@@ -173,7 +173,7 @@ async fn cold_then_warm_then_scaled_to_zero() {
     assert_eq!(list.len(), 1);
     assert_eq!((list[0]["state"].as_str(), list[0]["requests_served"].as_u64()), (Some("ready"), Some(2)));
 
-    // Idle past its 1 s keep-alive: reclaimed, and the next call is cold again.
+    // Idle past its 2 s keep-alive: reclaimed, and the next call is cold again.
     s.wait_instances("hello", Duration::from_secs(10), |l| l.is_empty()).await;
     let third = s.event("hello", json!({})).await;
     assert_eq!(third.cold, Some(true));
@@ -742,4 +742,98 @@ async fn invocations_leave_records_and_logs() {
     assert_eq!(page["lines"].as_array().unwrap().len(), 2);
     let rest = get(format!("{}/v1/functions/logged/logs?after={}", s.url, page["next"])).await;
     assert!(rest["lines"][0]["seq"].as_i64().unwrap() > page["next"].as_i64().unwrap());
+}
+
+#[tokio::test]
+async fn one_instance_serves_its_concurrency_at_once() {
+    let s = Arc::new(start().await);
+    let python = "import os, time\n\ndef handler(event, context):\n    start = time.time()\n    time.sleep(0.3)\n    return {'pid': os.getpid(), 'start': start, 'end': time.time()}\n";
+    let node = "export const handler = async () => { const start = Date.now() / 1000; await new Promise(r => setTimeout(r, 300)); return { pid: process.pid, start, end: Date.now() / 1000 }; };\n";
+    s.deploy("conc-py", python, py(json!({"concurrency": 4, "max_instances": 1, "timeout_s": 10}))).await;
+    let zip = deflated_zip(&[("index.mjs", node.as_bytes())]);
+    let pkg: Value = s
+        .http
+        .post(format!("{}/v1/packages", s.url))
+        .bearer_auth(&s.token)
+        .header("content-type", "application/zip")
+        .body(zip)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spec = json!({"runtime": "nodejs", "handler": "index.handler", "concurrency": 4, "max_instances": 1, "timeout_s": 10, "code_sha256": pkg["sha256"]});
+    assert!(
+        s.http
+            .put(format!("{}/v1/functions/conc-node", s.url))
+            .bearer_auth(&s.token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+
+    for name in ["conc-py", "conc-node"] {
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.event(name, json!({})).await })
+            })
+            .collect();
+        let mut answers = vec![];
+        for c in calls {
+            let r = c.await.unwrap();
+            assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, None), "{name}: {:?}", r.body);
+            answers.push(r.body);
+        }
+        let pids: std::collections::HashSet<_> = answers.iter().map(|a| a["pid"].as_u64().unwrap()).collect();
+        assert_eq!(pids.len(), 1, "{name}: one instance (max_instances 1)");
+        let latest_start = answers.iter().map(|a| a["start"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+        let earliest_end = answers.iter().map(|a| a["end"].as_f64().unwrap()).fold(f64::MAX, f64::min);
+        assert!(latest_start < earliest_end, "{name}: the four invocations ran at the same time");
+        assert_eq!(s.instances(name).await.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn min_instances_are_started_at_deploy_and_versions_can_be_pinned() {
+    let s = start().await;
+    s.deploy("ready", FUNCTION, py(json!({"min_instances": 1, "keep_alive_s": 1}))).await;
+    let list = s.wait_instances("ready", Duration::from_secs(10), |l| l.len() == 1 && l[0]["state"] == "ready").await;
+    assert_eq!(list[0]["requests_served"], 0, "started without any request");
+    let first = s.event("ready", json!({})).await;
+    assert_eq!(first.cold, Some(false), "the pre-started instance serves the first request warm");
+    // Past its keep-alive the minimum is still kept.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(s.instances("ready").await.len(), 1, "min_instances are kept through idle time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // ?version=N invokes an older version while $LATEST moves on.
+    s.deploy("ready", &FUNCTION.replace("\"echo\": event", "\"echo\": event, \"v\": 2"), py(json!({}))).await;
+    let r = s
+        .http
+        .post(format!("{}/v1/functions/ready/invoke?version=1", s.url))
+        .bearer_auth(&s.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-hearth-version"], "1");
+    assert!(r.json::<Value>().await.unwrap()["v"].is_null(), "version 1 has no v");
+    let latest = s.event("ready", json!({})).await;
+    assert_eq!(latest.body["v"], 2);
+    let r = s
+        .http
+        .post(format!("{}/v1/functions/ready/invoke?version=9", s.url))
+        .bearer_auth(&s.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -12,7 +12,9 @@ const [HOST, PORT] = (() => {
   const i = api.lastIndexOf(":");
   return [api.slice(0, i), Number(api.slice(i + 1))];
 })();
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+// HEARTH_CONCURRENCY loops poll for events at once, each on its own connection.
+const WORKERS = Math.max(1, Number(process.env.HEARTH_CONCURRENCY || 1) || 1);
+const agent = new http.Agent({ keepAlive: true, maxSockets: WORKERS });
 const PREFIX = "/2018-06-01/runtime";
 
 function call(method, p, body, headers = {}) {
@@ -116,6 +118,10 @@ async function main() {
     await postJson("/init/error", err ? errorDoc(err, type, message) : { errorType: type, errorMessage: message, trace: [] }, type);
     process.exit(1);
   }
+  await Promise.all(Array.from({ length: WORKERS }, () => serve(fn)));
+}
+
+async function serve(fn) {
   for (;;) {
     const next = await call("GET", "/invocation/next");
     const h = next.headers;

@@ -8,24 +8,33 @@ import importlib
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 
 _API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 _HOST, _PORT = _API.rsplit(":", 1)
-_CONN = http.client.HTTPConnection(_HOST, int(_PORT))
 _PREFIX = "/2018-06-01/runtime"
+# One connection per worker thread (HEARTH_CONCURRENCY workers poll for events at once).
+_LOCAL = threading.local()
+
+
+def _conn():
+    if not hasattr(_LOCAL, "conn"):
+        _LOCAL.conn = http.client.HTTPConnection(_HOST, int(_PORT))
+    return _LOCAL.conn
 
 
 def _call(method, path, body=None, headers=None):
+    conn = _conn()
     try:
-        _CONN.request(method, _PREFIX + path, body=body, headers=headers or {})
-        resp = _CONN.getresponse()
+        conn.request(method, _PREFIX + path, body=body, headers=headers or {})
+        resp = conn.getresponse()
         return resp.status, resp.headers, resp.read()
     except (OSError, http.client.HTTPException):
         # A broken connection (e.g. the platform refused an oversized response): start a
         # fresh one for the next call; the platform has already answered the caller.
-        _CONN.close()
+        conn.close()
         if path.endswith("/next"):
             raise
         return 0, {}, b""
@@ -93,6 +102,13 @@ def main():
         print(f"[ERROR] {error_type}: {message}", file=sys.stderr, flush=True)
         _post_json("/init/error", doc, error_type)
         sys.exit(1)
+    workers = max(1, int(os.environ.get("HEARTH_CONCURRENCY", "1") or 1))
+    for _ in range(workers - 1):
+        threading.Thread(target=_serve, args=(func,), daemon=True).start()
+    _serve(func)
+
+
+def _serve(func):
     while True:
         _status, headers, body = _call("GET", "/invocation/next")
         request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
