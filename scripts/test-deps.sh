@@ -2,7 +2,8 @@
 # Installs what the build and the test suite need beyond Rust, idempotently:
 #   - the pinned Rust toolchain name (see below);
 #   - .venv/ with moto's S3-compatible server (the real S3 protocol on loopback for the
-#     object-URL tests). Skipped with --toolchain-only.
+#     object-URL tests), and boto3 + the AWS CLI v1 (Lambda Invoke API compatibility).
+#     Skipped with --toolchain-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,13 +26,15 @@ MOTO_VERSION=5.2.5
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
-if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    echo "test-deps: installing moto[server]==$MOTO_VERSION into .venv (about 30 s, once)" >&2
+AWSCLI_VERSION=1.46.3
+if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null \
+    || ! .venv/bin/aws --version 2>&1 | grep -q "aws-cli/$AWSCLI_VERSION "; then
+    echo "test-deps: installing moto[server]==$MOTO_VERSION and awscli==$AWSCLI_VERSION into .venv (about 30 s, once)" >&2
     if ! "$PY" -m venv .venv 2>/dev/null; then
         apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
         "$PY" -m venv .venv
     fi
-    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION"
 fi
 # The official Python runtime interface client, packaged the way a user would ship it
 # inside a `provided` function (compatibility test).

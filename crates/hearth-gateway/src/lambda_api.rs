@@ -1,7 +1,10 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so AWS SDKs and
-//! the AWS CLI can invoke Hearth functions with `--endpoint-url`. Authentication is Hearth's
-//! bearer token (SDKs add it with a request hook), since only token hashes are stored and a
-//! SigV4 signature cannot be checked against them.
+//! the AWS CLI can invoke Hearth functions with `--endpoint-url`.
+//!
+//! Authentication is a Hearth token, given either as a bearer token or as the AWS access key
+//! id of a SigV4-signed request (`aws_access_key_id = hth_...`, any secret). Only token
+//! hashes are stored, so the signature itself cannot be checked; the token in the
+//! `Credential` is as good as a bearer token, and both travel in the header.
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
@@ -65,6 +68,14 @@ fn parse_function(raw: &str, qualifier: Option<String>) -> Result<(FunctionName,
     Ok((name, selector))
 }
 
+/// The access key id of `Authorization: AWS4-HMAC-SHA256 Credential=KEY/date/region/...`.
+fn sigv4_access_key(h: &HeaderMap) -> Option<String> {
+    let auth = header_text(h, "authorization")?;
+    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ")?;
+    let credential = rest.split(',').map(str::trim).find_map(|p| p.strip_prefix("Credential="))?;
+    credential.split('/').next().map(str::to_owned)
+}
+
 fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
@@ -93,6 +104,11 @@ pub(crate) async fn invocations(
     request: axum::extract::Request,
 ) -> Response {
     let (mut parts, body): (Parts, Body) = request.into_parts();
+    if let Some(token) = sigv4_access_key(&parts.headers).filter(|k| k.starts_with("hth_"))
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        parts.headers.insert(header::AUTHORIZATION, v);
+    }
     match Caller::from_request_parts(&mut parts, &state).await.and_then(|c| c.require(Scope::Invoke).map(|_| c)) {
         Ok(_) => {}
         Err(e) => return from_api(e),

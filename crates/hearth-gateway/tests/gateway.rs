@@ -621,6 +621,11 @@ try:
 except client.exceptions.ResourceNotFoundException as e:
     out["missing"] = e.response["Error"]["Code"]
 out["dry_run"] = client.invoke(FunctionName="sdk", InvocationType="DryRun")["StatusCode"]
+# Unmodified SDK use: SigV4-signed, the token as the access key id.
+signed = boto3.client("lambda", endpoint_url=url, region_name="us-east-1",
+                      aws_access_key_id=token, aws_secret_access_key="any",
+                      config=Config(retries={"max_attempts": 1}))
+out["signed"] = json.loads(signed.invoke(FunctionName="sdk", Payload=b'{"s": 1}')["Payload"].read())
 print(json.dumps(out))
 "#;
 
@@ -646,6 +651,39 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     assert_eq!(v["failed"]["payload"]["errorType"], "ValueError");
     assert_eq!(v["missing"], "ResourceNotFoundException");
     assert_eq!(v["dry_run"], 204);
+    assert_eq!(v["signed"], json!({"got": {"s": 1}}));
+
+    // The AWS CLI v1, unmodified, with the token as its access key id.
+    let aws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/aws");
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let (url, token, out_path) = (s.url.clone(), s.token.clone(), out_file.path().to_owned());
+    let cli = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(aws)
+            .args([
+                "lambda",
+                "invoke",
+                "--endpoint-url",
+                &url,
+                "--function-name",
+                "sdk",
+                "--payload",
+                r#"{"cli": true}"#,
+            ])
+            .arg(&out_path)
+            .env("AWS_ACCESS_KEY_ID", &token)
+            .env("AWS_SECRET_ACCESS_KEY", "any")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(cli.status.success(), "aws lambda invoke failed: {}", String::from_utf8_lossy(&cli.stderr));
+    let meta: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!((meta["StatusCode"].as_u64(), meta["ExecutedVersion"].as_str()), (Some(200), Some("1")));
+    let result: Value = serde_json::from_slice(&std::fs::read(out_file.path()).unwrap()).unwrap();
+    assert_eq!(result, json!({"got": {"cli": true}}));
 
     // Without a token the API refuses, in the SDK's error shape.
     let r = s.http.post(format!("{}/2015-03-31/functions/sdk/invocations", s.url)).body("{}").send().await.unwrap();
