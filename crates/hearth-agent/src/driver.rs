@@ -17,7 +17,8 @@ pub struct LaunchSpec {
     pub args: Vec<String>,
     /// The complete environment: nothing is inherited from the platform.
     pub env: Vec<(String, String)>,
-    /// The function's unpacked code (`LAMBDA_TASK_ROOT`), also the working directory.
+    /// The function's unpacked code on the host; the driver shows it to the process at
+    /// [`SandboxDriver::task_root`], which is also the working directory.
     pub task_root: PathBuf,
     pub memory_mb: u32,
 }
@@ -60,5 +61,9 @@ pub enum SandboxError {
 
 pub trait SandboxDriver: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+
+    /// Where code unpacked at `host_dir` appears inside the sandbox (`LAMBDA_TASK_ROOT`).
+    fn task_root(&self, host_dir: &std::path::Path) -> PathBuf;
+
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError>;
 }

@@ -61,8 +61,12 @@ impl StartFailure {
 
 /// The environment of a runtime process: defaults a function may override, then the
 /// function's own variables, then the platform's reserved variables.
-pub fn lambda_environment(spec: &InstanceSpec, api: std::net::SocketAddr) -> Vec<(String, String)> {
-    let task_root = spec.code_dir.display().to_string();
+pub fn lambda_environment(
+    spec: &InstanceSpec,
+    task_root: &std::path::Path,
+    api: std::net::SocketAddr,
+) -> Vec<(String, String)> {
+    let task_root = task_root.display().to_string();
     let mut env: BTreeMap<String, String> = [
         ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
         ("LANG", "C.UTF-8".to_owned()),
@@ -132,7 +136,7 @@ pub async fn start_instance_logged(
     let launch = LaunchSpec {
         program,
         args,
-        env: lambda_environment(spec, api.address()),
+        env: lambda_environment(spec, &driver.task_root(&spec.code_dir), api.address()),
         task_root: spec.code_dir.clone(),
         memory_mb: spec.config.memory_mb,
     };

@@ -1,6 +1,10 @@
 //! The plain-process sandbox driver: a child process in its own process group with an
-//! explicit environment. No isolation beyond that (the namespace sandbox replaces it).
+//! explicit environment. When running as root it also gets a private mount namespace with
+//! its code bind-mounted read-only at `/var/task`; no other isolation yet (the namespace
+//! sandbox replaces this driver).
 
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
@@ -10,8 +14,42 @@ use tokio::sync::oneshot;
 
 use crate::driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProcessDriver;
+/// Where every instance sees its code when the driver can mount it there.
+pub const TASK_ROOT: &str = "/var/task";
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessDriver {
+    mount_task_root: bool,
+}
+
+impl ProcessDriver {
+    /// Mounts code at `/var/task` when this process may (root, and the mount point exists or
+    /// can be created); otherwise instances see their code at its host path.
+    pub fn detect() -> Self {
+        let root = nix::unistd::geteuid().is_root();
+        let mount_task_root = root && std::fs::create_dir_all(TASK_ROOT).is_ok();
+        Self { mount_task_root }
+    }
+
+    /// Whether instances see their code at `/var/task`.
+    pub fn mounts_task_root(&self) -> bool {
+        self.mount_task_root
+    }
+}
+
+/// In the child between fork and exec: a private mount namespace with `code` bind-mounted
+/// read-only at /var/task. Only raw syscalls on strings prepared before the fork.
+fn mount_task_root(code: &CStr, target: &CStr) -> std::io::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let none: Option<&CStr> = None;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(none, c"/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
+    mount(Some(code), target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
+    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(none, target, none, ro, none)?;
+    nix::unistd::chdir(target)?;
+    Ok(())
+}
 
 struct GroupKiller {
     /// `None` when the child was already gone at spawn: never signal group 0 (our own).
@@ -32,8 +70,24 @@ impl SandboxDriver for ProcessDriver {
         "process"
     }
 
+    fn task_root(&self, host_dir: &std::path::Path) -> std::path::PathBuf {
+        if self.mount_task_root { TASK_ROOT.into() } else { host_dir.to_path_buf() }
+    }
+
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError> {
-        let mut child = tokio::process::Command::new(&spec.program)
+        let spawn_error = |source| SandboxError::Spawn { program: spec.program.display().to_string(), source };
+        let mut command = tokio::process::Command::new(&spec.program);
+        if self.mount_task_root {
+            let code = CString::new(spec.task_root.as_os_str().as_bytes())
+                .map_err(|e| spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+            let target = CString::new(TASK_ROOT).expect("no NUL in a constant");
+            // SAFETY: the closure runs in the forked child before exec and only makes raw
+            // syscalls (unshare, mount, chdir) on memory allocated before the fork.
+            unsafe {
+                command.pre_exec(move || mount_task_root(&code, &target));
+            }
+        }
+        let mut child = command
             .args(&spec.args)
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -44,7 +98,7 @@ impl SandboxDriver for ProcessDriver {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| SandboxError::Spawn { program: spec.program.display().to_string(), source })?;
+            .map_err(spawn_error)?;
         let pid = child.id().map(|p| Pid::from_raw(p as i32));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");

@@ -218,7 +218,7 @@ async fn python_instance_serves_events_with_a_lambda_context() {
     let mut cfg = config("python3", "main.handler");
     cfg.environment.insert("GREETING".into(), "hi".into());
     let rt = runtimes(dir.path());
-    let inst = start_instance(&ProcessDriver, &rt, &spec(&code, cfg), Duration::from_secs(30)).await.unwrap();
+    let inst = start_instance(&ProcessDriver::detect(), &rt, &spec(&code, cfg), Duration::from_secs(30)).await.unwrap();
     assert_eq!(inst.state(), InstanceState::Ready);
 
     let (v, err) = answered(inst.invoke(invocation("r-1", r#"{"n":1}"#), Duration::from_secs(10)).await.unwrap());
@@ -259,14 +259,14 @@ async fn timeout_and_crash_end_the_instance_with_platform_errors() {
     let rt = runtimes(dir.path());
     let s = spec(&code, config("python3", "main.handler"));
 
-    let inst = start_instance(&ProcessDriver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    let inst = start_instance(&ProcessDriver::detect(), &rt, &s, Duration::from_secs(30)).await.unwrap();
     let r = inst.invoke(invocation("slow", r#"{"sleep":30}"#), Duration::from_millis(500)).await.unwrap();
     let InvokeResult::Failed(e) = r else { panic!("expected a timeout, got {r:?}") };
     assert_eq!(e.error_type, "Sandbox.Timedout");
     assert!(e.message.contains("Task timed out after 0.50 seconds"), "{}", e.message);
     assert_eq!(inst.state(), InstanceState::Failed);
 
-    let inst = start_instance(&ProcessDriver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    let inst = start_instance(&ProcessDriver::detect(), &rt, &s, Duration::from_secs(30)).await.unwrap();
     let r = inst.invoke(invocation("crash", r#"{"exit":3}"#), Duration::from_secs(10)).await.unwrap();
     let InvokeResult::Failed(e) = r else { panic!("expected an exit error, got {r:?}") };
     assert_eq!(e.error_type, "Runtime.ExitError");
@@ -287,20 +287,25 @@ async fn init_failures_are_reported() {
         ("broken.handler", "Runtime.UserCodeSyntaxError"),
         ("main.nosuchfn", "Runtime.HandlerNotFound"),
     ] {
-        let err =
-            start_instance(&ProcessDriver, &rt, &spec(&code, config("python3", handler)), Duration::from_secs(30))
-                .await
-                .err()
-                .expect("init must fail");
+        let err = start_instance(
+            &ProcessDriver::detect(),
+            &rt,
+            &spec(&code, config("python3", handler)),
+            Duration::from_secs(30),
+        )
+        .await
+        .err()
+        .expect("init must fail");
         let StartFailure::Init { body, error_type: header } = &err else { panic!("{handler}: {err}") };
         assert_eq!(header.as_deref(), Some(error_type), "{handler}");
         let doc: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(doc["errorType"], error_type, "{handler}: {doc}");
     }
-    let err = start_instance(&ProcessDriver, &rt, &spec(&code, config("provided", "x")), Duration::from_secs(5))
-        .await
-        .err()
-        .unwrap();
+    let err =
+        start_instance(&ProcessDriver::detect(), &rt, &spec(&code, config("provided", "x")), Duration::from_secs(5))
+            .await
+            .err()
+            .unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&err.error_body()).unwrap()["errorType"], "Runtime.InvalidEntrypoint");
 }
 
@@ -324,10 +329,14 @@ done
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(code.join("bootstrap"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let rt = runtimes(dir.path());
-    let inst =
-        start_instance(&ProcessDriver, &rt, &spec(&code, config("provided", "handler")), Duration::from_secs(30))
-            .await
-            .unwrap();
+    let inst = start_instance(
+        &ProcessDriver::detect(),
+        &rt,
+        &spec(&code, config("provided", "handler")),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     for i in 0..3 {
         let (v, err) = answered(
             inst.invoke(invocation(&format!("sh-{i}"), &format!(r#"{{"i":{i}}}"#)), Duration::from_secs(10))
@@ -392,10 +401,14 @@ exports.cbError = (event, context, callback) => callback(new RangeError("via cal
     let run = |handler: &'static str| {
         let (rt, code) = (rt.clone(), code.clone());
         async move {
-            let inst =
-                start_instance(&ProcessDriver, &rt, &spec(&code, config("nodejs", handler)), Duration::from_secs(30))
-                    .await
-                    .unwrap();
+            let inst = start_instance(
+                &ProcessDriver::detect(),
+                &rt,
+                &spec(&code, config("nodejs", handler)),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
             let a = answered(inst.invoke(invocation("n-1", r#"{"k":1}"#), Duration::from_secs(10)).await.unwrap());
             let b = answered(inst.invoke(invocation("n-2", r#"{"fail":"x"}"#), Duration::from_secs(10)).await.unwrap());
             (a, b)
@@ -425,10 +438,15 @@ exports.cbError = (event, context, callback) => callback(new RangeError("via cal
         ("index.nothere", "Runtime.HandlerNotFound"),
         ("broken.handler", "Runtime.UserCodeSyntaxError"),
     ] {
-        let err = start_instance(&ProcessDriver, &rt, &spec(&code, config("nodejs", handler)), Duration::from_secs(30))
-            .await
-            .err()
-            .expect("init must fail");
+        let err = start_instance(
+            &ProcessDriver::detect(),
+            &rt,
+            &spec(&code, config("nodejs", handler)),
+            Duration::from_secs(30),
+        )
+        .await
+        .err()
+        .expect("init must fail");
         let StartFailure::Init { body, .. } = &err else { panic!("{handler}: {err}") };
         assert_eq!(serde_json::from_slice::<Value>(body).unwrap()["errorType"], error_type, "{handler}");
     }
@@ -447,9 +465,10 @@ async fn output_lines_are_attributed_to_the_request_in_flight() {
         std::sync::Arc::new(move |e| seen.lock().unwrap().push(e))
     };
     let s = spec(&code, config("python3", "main.handler"));
-    let inst = hearth_agent::start_instance_logged(&ProcessDriver, &rt, &s, Duration::from_secs(30), Some(sink))
-        .await
-        .unwrap();
+    let inst =
+        hearth_agent::start_instance_logged(&ProcessDriver::detect(), &rt, &s, Duration::from_secs(30), Some(sink))
+            .await
+            .unwrap();
     for id in ["req-a", "req-b"] {
         inst.invoke(invocation(id, "{}"), Duration::from_secs(10)).await.unwrap();
     }
@@ -505,4 +524,55 @@ async fn runtime_api_serves_as_many_invocations_as_it_has_slots() {
         let Outcome::Response { body, .. } = w.await.unwrap() else { panic!("expected a response") };
         assert_eq!(body, Bytes::from(format!("\"{id}\"")));
     }
+}
+
+#[tokio::test]
+async fn code_is_mounted_read_only_at_var_task() {
+    let driver = ProcessDriver::detect();
+    let root = nix_is_root();
+    assert_eq!(driver.mounts_task_root(), root, "as root the driver mounts /var/task");
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    let probe = r#"
+import os
+
+def handler(event, context):
+    try:
+        open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "written"), "w").write("x")
+        write = "allowed"
+    except OSError as e:
+        write = e.strerror
+    return {"cwd": os.getcwd(), "root": os.environ["LAMBDA_TASK_ROOT"],
+            "files": sorted(os.listdir(os.environ["LAMBDA_TASK_ROOT"])), "write": write}
+"#;
+    std::fs::write(code.join("main.py"), probe).unwrap();
+    // The cache keeps code read-only; do the same here.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(code.join("main.py"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    let rt = runtimes(dir.path());
+    let inst = start_instance(&driver, &rt, &spec(&code, config("python3", "main.handler")), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (v, err) = answered(inst.invoke(invocation("m-1", "{}"), Duration::from_secs(10)).await.unwrap());
+    assert!(!err, "{v}");
+    assert_eq!(v["files"], json!(["main.py"]));
+    assert_ne!(v["write"], "allowed", "the code is read-only");
+    if root {
+        assert_eq!((v["root"].as_str(), v["cwd"].as_str()), (Some("/var/task"), Some("/var/task")));
+        assert_eq!(v["write"], "Read-only file system");
+        let host_view: Vec<_> = std::fs::read_dir("/var/task").unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!host_view.iter().any(|f| f == "main.py"), "the mount is private to the instance");
+    } else {
+        assert_eq!(v["root"].as_str(), code.to_str());
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
+        .unwrap()
 }

@@ -166,7 +166,7 @@ async fn main() -> Result<()> {
         code.clone(),
         dir.path().join("cache"),
         runtimes,
-        Arc::new(ProcessDriver),
+        Arc::new(ProcessDriver::detect()),
         GatewaySettings::default(),
     );
     let _reaper = gateway.spawn_reaper();

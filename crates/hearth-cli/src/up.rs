@@ -71,7 +71,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         code.clone(),
         cfg.data_dir.join("cache"),
         runtimes,
-        Arc::new(ProcessDriver),
+        Arc::new(ProcessDriver::detect()),
         cfg.gateway.clone(),
     );
     let reaper = gateway.spawn_reaper();

@@ -46,7 +46,7 @@ async fn start() -> Server {
         code.clone(),
         dir.path().join("cache"),
         runtimes,
-        Arc::new(ProcessDriver),
+        Arc::new(ProcessDriver::detect()),
         settings,
     );
     gateway.spawn_reaper();
