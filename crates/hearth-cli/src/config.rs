@@ -6,7 +6,8 @@
 //! secret_access_key, allow_http`. Environment: `HEARTH_DATA_DIR`, `HEARTH_LISTEN`,
 //! `HEARTH_S3_ENDPOINT`, `HEARTH_S3_REGION`, `HEARTH_S3_ACCESS_KEY_ID`,
 //! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`; gateway limits `[gateway]
-//! queue_length, queue_wait_ms` or `HEARTH_QUEUE_LENGTH`, `HEARTH_QUEUE_WAIT_MS`.
+//! queue_length, queue_wait_ms, log_retention_hours` or `HEARTH_QUEUE_LENGTH`,
+//! `HEARTH_QUEUE_WAIT_MS`, `HEARTH_LOG_RETENTION_HOURS`.
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml` (written by `hearth up` on first start), keys `url` and
@@ -63,6 +64,7 @@ struct ServerFile {
 struct GatewayFile {
     queue_length: Option<usize>,
     queue_wait_ms: Option<u64>,
+    log_retention_hours: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +147,10 @@ impl ServerConfig {
         if let Some(v) = env("HEARTH_QUEUE_WAIT_MS").or(file.gateway.queue_wait_ms.map(|n| n.to_string())) {
             let ms: u64 = v.parse().with_context(|| format!("queue wait {v:?} is not a number of milliseconds"))?;
             gateway.queue_wait = Some(std::time::Duration::from_millis(ms));
+        }
+        if let Some(v) = env("HEARTH_LOG_RETENTION_HOURS").or(file.gateway.log_retention_hours.map(|n| n.to_string())) {
+            let hours: u64 = v.parse().with_context(|| format!("log retention {v:?} is not a number of hours"))?;
+            gateway.log_retention = std::time::Duration::from_secs(hours.max(1) * 3600);
         }
         Ok(Self { data_dir, listen, s3, client_config: client_config_path(env), gateway })
     }
@@ -250,9 +256,16 @@ mod tests {
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/file"), 9000));
         assert!(c.s3.allow_http);
 
-        let env = env_of(&[("HOME", home), ("HEARTH_LISTEN", "127.0.0.1:9100"), ("HEARTH_DATA_DIR", "/from/env")]);
+        let env = env_of(&[
+            ("HOME", home),
+            ("HEARTH_LISTEN", "127.0.0.1:9100"),
+            ("HEARTH_DATA_DIR", "/from/env"),
+            ("HEARTH_QUEUE_LENGTH", "5"),
+            ("HEARTH_LOG_RETENTION_HOURS", "2"),
+        ]);
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9100));
+        assert_eq!((c.gateway.queue_length, c.gateway.log_retention.as_secs()), (5, 7200));
 
         let flags = ServerFlags { listen: Some("127.0.0.1:9200".into()), ..flags };
         let c = ServerConfig::load(&flags, &env).unwrap();
