@@ -68,9 +68,14 @@ struct Reply {
 }
 
 impl Server {
+    /// Deploys `source` as the function's `main.py`.
     async fn deploy(&self, name: &str, source: &str, spec: Value) {
-        let zip = deflated_zip(&[("main.py", source.as_bytes())]);
-        let pkg: Value = self
+        self.deploy_zip(name, deflated_zip(&[("main.py", source.as_bytes())]), spec).await;
+    }
+
+    /// Uploads a package and points the function at it, code and configuration in one step.
+    async fn deploy_zip(&self, name: &str, zip: Vec<u8>, spec: Value) {
+        let r = self
             .http
             .post(format!("{}/v1/packages", self.url))
             .bearer_auth(&self.token)
@@ -78,10 +83,9 @@ impl Server {
             .body(zip)
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        assert!(r.status().is_success(), "upload for {name}: {}", r.status());
+        let pkg: Value = r.json().await.unwrap();
         let mut spec = spec;
         spec["code_sha256"] = pkg["sha256"].clone();
         let r = self
@@ -482,41 +486,8 @@ async fn trigger_methods_auth_and_lifecycle() {
 impl Server {
     /// Deploys a folder of `examples/`, keeping executable bits.
     async fn deploy_example(&self, name: &str, example: &str, spec: Value) {
-        use hearth_blob::fixtures::{RawEntry, raw_zip};
-        use std::os::unix::fs::PermissionsExt;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example);
-        let entries: Vec<RawEntry> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .map(|p| {
-                let mut e = RawEntry::file(p.file_name().unwrap().to_str().unwrap(), &std::fs::read(&p).unwrap());
-                e.unix_mode = 0o100000 | (std::fs::metadata(&p).unwrap().permissions().mode() & 0o777);
-                e
-            })
-            .collect();
-        let pkg: Value = self
-            .http
-            .post(format!("{}/v1/packages", self.url))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/zip")
-            .body(raw_zip(&entries))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut spec = spec;
-        spec["code_sha256"] = pkg["sha256"].clone();
-        let r = self
-            .http
-            .put(format!("{}/v1/functions/{name}", self.url))
-            .bearer_auth(&self.token)
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "deploy {name}: {}", r.text().await.unwrap());
+        self.deploy_zip(name, hearth_blob::fixtures::raw_zip(&entries_of(&dir, "")), spec).await;
     }
 }
 
@@ -569,21 +540,8 @@ async fn the_official_python_runtime_client_serves_invocations() {
     boot.unix_mode = 0o100755;
     entries.push(boot);
     let s = start().await;
-    let pkg: Value = s
-        .http
-        .post(format!("{}/v1/packages", s.url))
-        .bearer_auth(&s.token)
-        .header("content-type", "application/zip")
-        .body(hearth_blob::fixtures::raw_zip(&entries))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let spec = json!({"runtime": "provided", "code_sha256": pkg["sha256"], "timeout_s": 30});
-    let r = s.http.put(format!("{}/v1/functions/ric", s.url)).bearer_auth(&s.token).json(&spec).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    s.deploy_zip("ric", hearth_blob::fixtures::raw_zip(&entries), json!({"runtime": "provided", "timeout_s": 30}))
+        .await;
     for i in 0..2 {
         let r = s.event("ric", json!({"i": i})).await;
         assert_eq!(r.error, None, "{:?}", r.body);
@@ -788,31 +746,9 @@ async fn one_instance_serves_its_concurrency_at_once() {
     let python = "import os, time\n\ndef handler(event, context):\n    start = time.time()\n    time.sleep(0.3)\n    return {'pid': os.getpid(), 'start': start, 'end': time.time()}\n";
     let node = "export const handler = async () => { const start = Date.now() / 1000; await new Promise(r => setTimeout(r, 300)); return { pid: process.pid, start, end: Date.now() / 1000 }; };\n";
     s.deploy("conc-py", python, py(json!({"concurrency": 4, "max_instances": 1, "timeout_s": 10}))).await;
-    let zip = deflated_zip(&[("index.mjs", node.as_bytes())]);
-    let pkg: Value = s
-        .http
-        .post(format!("{}/v1/packages", s.url))
-        .bearer_auth(&s.token)
-        .header("content-type", "application/zip")
-        .body(zip)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let spec = json!({"runtime": "nodejs", "handler": "index.handler", "concurrency": 4, "max_instances": 1, "timeout_s": 10, "code_sha256": pkg["sha256"]});
-    assert!(
-        s.http
-            .put(format!("{}/v1/functions/conc-node", s.url))
-            .bearer_auth(&s.token)
-            .json(&spec)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    let spec =
+        json!({"runtime": "nodejs", "handler": "index.handler", "concurrency": 4, "max_instances": 1, "timeout_s": 10});
+    s.deploy_zip("conc-node", deflated_zip(&[("index.mjs", node.as_bytes())]), spec).await;
 
     for name in ["conc-py", "conc-node"] {
         let calls: Vec<_> = (0..4)
