@@ -27,6 +27,7 @@ const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 const ERROR_BODY_TRAILER: &str = "lambda-runtime-function-error-body";
 const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
 const ERROR_CAUSE_CT: &str = "application/vnd.aws.lambda.error.cause+json";
+const HTTP_INTEGRATION_CT: &str = "application/vnd.awslambda.http-integration-response";
 
 type Reply = oneshot::Sender<Outcome>;
 
@@ -275,7 +276,10 @@ async fn response(
                         .unwrap_or_default();
                     Outcome::FunctionError { body: body.into(), error_type: Some(error_type) }
                 }
-                None => Outcome::Response { body: data, content_type: header_str(&headers, "content-type") },
+                None => match header_str(&headers, "content-type").as_deref() {
+                    Some(HTTP_INTEGRATION_CT) => http_integration(&data),
+                    ct => Outcome::Response { body: data, content_type: ct.map(str::to_owned) },
+                },
             };
             let _ = reply.send(outcome);
             accepted()
@@ -299,6 +303,34 @@ async fn error(State(shared): State<Arc<Shared>>, Path(id): Path<String>, header
     let body = strip_error_cause(&headers, data);
     let _ = reply.send(Outcome::FunctionError { body, error_type: header_str(&headers, ERROR_TYPE) });
     accepted()
+}
+
+/// A streamed HTTP response (Node's `awslambda.HttpResponseStream`, Rust's `lambda_http`):
+/// a JSON prelude with status, headers and cookies, 8 NUL bytes, then the body. Turned into
+/// the structured result HTTP triggers understand, with the body in base64.
+fn http_integration(data: &Bytes) -> Outcome {
+    let split = data.windows(8).position(|w| w == [0u8; 8]);
+    let (prelude, body) = match split {
+        Some(i) => (&data[..i], &data[i + 8..]),
+        None => (&data[..], &[][..]),
+    };
+    let mut doc = match serde_json::from_slice::<serde_json::Value>(prelude) {
+        Ok(serde_json::Value::Object(o)) => o,
+        _ => {
+            let err = serde_json::json!({"errorMessage": "the streamed response's prelude is not a JSON object", "errorType": "Runtime.InvalidResponse"});
+            return Outcome::FunctionError {
+                body: err.to_string().into(),
+                error_type: Some("Runtime.InvalidResponse".into()),
+            };
+        }
+    };
+    doc.entry("statusCode").or_insert(200.into());
+    doc.insert("body".into(), base64::engine::general_purpose::STANDARD.encode(body).into());
+    doc.insert("isBase64Encoded".into(), true.into());
+    Outcome::Response {
+        body: serde_json::Value::Object(doc).to_string().into(),
+        content_type: Some("application/json".into()),
+    }
 }
 
 /// The error-cause content type carries X-Ray data the caller never sees.

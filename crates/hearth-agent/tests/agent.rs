@@ -576,3 +576,58 @@ fn nix_is_root() -> bool {
         .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
         .unwrap()
 }
+
+#[tokio::test]
+async fn streamed_http_responses_and_error_trailers_are_understood() {
+    let (api, base) = api().await;
+    let api = std::sync::Arc::new(api);
+    let http = reqwest::Client::new();
+    // A streamed HTTP response: JSON prelude, 8 NUL bytes, body (as Node's HttpResponseStream sends).
+    let a = api.clone();
+    let waiter = tokio::spawn(async move { a.invoke(invocation("s-1", "{}")).await.unwrap() });
+    http.get(format!("{base}/invocation/next")).send().await.unwrap();
+    let mut body = br#"{"statusCode":201,"headers":{"x-a":"b"},"cookies":["c=d"]}"#.to_vec();
+    body.extend_from_slice(&[0; 8]);
+    body.extend_from_slice(b"streamed body");
+    let r = http
+        .post(format!("{base}/invocation/s-1/response"))
+        .header("lambda-runtime-function-response-mode", "streaming")
+        .header("content-type", "application/vnd.awslambda.http-integration-response")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let Outcome::Response { body, .. } = waiter.await.unwrap() else { panic!("expected a response") };
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["statusCode"].as_u64(), v["headers"]["x-a"].as_str(), v["cookies"][0].as_str()),
+        (Some(201), Some("b"), Some("c=d"))
+    );
+    assert_eq!((v["body"].as_str(), v["isBase64Encoded"].as_bool()), (Some("c3RyZWFtZWQgYm9keQ=="), Some(true)));
+
+    // A stream that fails midway reports the error in HTTP trailers (base64 error document).
+    let a = api.clone();
+    let waiter = tokio::spawn(async move { a.invoke(invocation("s-2", "{}")).await.unwrap() });
+    http.get(format!("{base}/invocation/next")).send().await.unwrap();
+    let doc = r#"{"errorType":"Error","errorMessage":"mid-stream failure"}"#;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(doc);
+    let raw = format!(
+        "POST /2018-06-01/runtime/invocation/s-2/response HTTP/1.1\r\nHost: runtime\r\n\
+         Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\
+         Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n\
+         5\r\npart1\r\n0\r\nLambda-Runtime-Function-Error-Type: Error\r\n\
+         Lambda-Runtime-Function-Error-Body: {b64}\r\n\r\n"
+    );
+    let mut conn = tokio::net::TcpStream::connect(api.address()).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(raw.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 202");
+    let Outcome::FunctionError { body, error_type } = waiter.await.unwrap() else {
+        panic!("expected the trailer's error")
+    };
+    assert_eq!((error_type.as_deref(), &body[..]), (Some("Error"), doc.as_bytes()));
+}
