@@ -1,0 +1,282 @@
+//! Invoking: cold and warm starts, scaling, failures, versions, records and logs.
+
+use super::*;
+
+#[tokio::test]
+async fn cold_then_warm_then_scaled_to_zero() {
+    let s = start().await;
+    s.deploy("hello", FUNCTION, py(json!({"keep_alive_s": 2}))).await;
+    let first = s.event("hello", json!({"n": 1})).await;
+    assert_eq!(
+        (first.status, first.cold, first.error.as_deref()),
+        (StatusCode::OK, Some(true), None),
+        "{:?}",
+        first.body
+    );
+    assert_eq!(first.body["echo"], json!({"n": 1}));
+    let second = s.event("hello", json!({"n": 2})).await;
+    assert_eq!(second.cold, Some(false), "the warm instance is reused");
+    assert_eq!(first.body["pid"], second.body["pid"]);
+    assert_ne!(first.request_id, second.request_id);
+    let list = s.instances("hello").await;
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0]["state"].as_str(), list[0]["requests_served"].as_u64()), (Some("ready"), Some(2)));
+
+    // Idle past its 2 s keep-alive: reclaimed, and the next call is cold again.
+    s.wait_instances("hello", Duration::from_secs(10), |l| l.is_empty()).await;
+    let third = s.event("hello", json!({})).await;
+    assert_eq!(third.cold, Some(true));
+    assert_ne!(third.body["pid"], first.body["pid"]);
+}
+
+#[tokio::test]
+async fn burst_from_zero_is_served_within_max_instances() {
+    let s = Arc::new(start().await);
+    s.deploy("burst", FUNCTION, py(json!({"max_instances": 4, "timeout_s": 30}))).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.event("burst", json!({"i": i})).await })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    let mut pids = std::collections::HashSet::new();
+    let mut echoed = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, None), "{:?}", r.body);
+        ids.insert(r.request_id.unwrap());
+        pids.insert(r.body["pid"].as_u64().unwrap());
+        echoed.insert(r.body["echo"]["i"].as_u64().unwrap());
+    }
+    assert_eq!(ids.len(), 200, "every request has its own id");
+    assert_eq!(echoed.len(), 200, "every event answered exactly once");
+    assert!(pids.len() <= 4, "at most max_instances instances: {}", pids.len());
+    assert!(s.instances("burst").await.len() <= 4);
+}
+
+#[tokio::test]
+async fn failures_are_reported_and_the_next_call_succeeds() {
+    let s = start().await;
+    s.deploy("fragile", FUNCTION, py(json!({"timeout_s": 1}))).await;
+    let ok = s.event("fragile", json!({})).await;
+    assert_eq!(ok.error, None);
+
+    let r = s.event("fragile", json!({"sleep": 5})).await;
+    assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, Some("Sandbox.Timedout")));
+    assert!(r.body["errorMessage"].as_str().unwrap().contains("Task timed out after 1.00 seconds"));
+    let next = s.event("fragile", json!({})).await;
+    assert_eq!((next.error.as_deref(), next.cold), (None, Some(true)), "a fresh instance replaces the killed one");
+
+    let r = s.event("fragile", json!({"exit": 7})).await;
+    assert_eq!(r.error.as_deref(), Some("Runtime.ExitError"));
+    assert!(r.body["errorMessage"].as_str().unwrap().contains("exit status 7"), "{:?}", r.body);
+    assert_eq!(s.event("fragile", json!({})).await.error, None);
+
+    let r = s.event("fragile", json!({"big": 7 * 1024 * 1024})).await;
+    assert_eq!(r.error.as_deref(), Some("Function.ResponseSizeTooLarge"));
+    assert_eq!(s.event("fragile", json!({})).await.error, None);
+
+    let r = s.invoke("fragile", vec![b' '; 6 * 1024 * 1024 + 101]).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestTooLarge")));
+    assert_eq!(s.event("fragile", json!({})).await.error, None);
+
+    s.deploy("broken", "import nosuchmodule\n", py(json!({}))).await;
+    let r = s.event("broken", json!({})).await;
+    assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, Some("Runtime.ImportModuleError")));
+    assert!(r.body["errorMessage"].as_str().unwrap().contains("nosuchmodule"));
+    assert!(s.instances("broken").await.is_empty(), "a failed init leaves no instance");
+    s.deploy("broken", FUNCTION, py(json!({}))).await;
+    assert_eq!(s.event("broken", json!({})).await.error, None, "fixed code serves on a fresh instance");
+}
+
+#[tokio::test]
+async fn a_new_version_drains_the_old_one() {
+    let s = start().await;
+    s.deploy("evolving", FUNCTION, py(json!({}))).await;
+    let v1 = s.event("evolving", json!({})).await;
+    assert_eq!(v1.error, None);
+    s.deploy("evolving", &FUNCTION.replace("\"echo\": event", "\"echo\": event, \"v\": 2"), py(json!({}))).await;
+    let v2 = s.event("evolving", json!({})).await;
+    assert_eq!((v2.body["v"].as_u64(), v2.cold), (Some(2), Some(true)));
+    let list = s.wait_instances("evolving", Duration::from_secs(10), |l| l.iter().all(|i| i["version"] == 2)).await;
+    assert_eq!(list.len(), 1, "only the new version's instance is left");
+}
+
+#[tokio::test]
+async fn refusals_have_codes() {
+    let s = start().await;
+    let r = s.event("nope", json!({})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::NOT_FOUND, Some("FunctionNotFound")));
+    let put = s
+        .http
+        .put(format!("{}/v1/functions/empty", s.url))
+        .bearer_auth(&s.token)
+        .json(&py(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let r = s.event("empty", json!({})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::CONFLICT, Some("CodeNotFound")));
+    let anon = s.http.post(format!("{}/v1/functions/empty/invoke", s.url)).body("{}").send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let reader: Value = s
+        .http
+        .post(format!("{}/v1/tokens", s.url))
+        .bearer_auth(&s.token)
+        .json(&json!({"scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/functions/empty/invoke", s.url))
+        .bearer_auth(reader["token"].as_str().unwrap())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "invoking needs the invoke scope");
+}
+
+#[tokio::test]
+async fn invocations_leave_records_and_logs() {
+    let s = start().await;
+    let function = "import sys\n\ndef handler(event, context):\n    print('handling', context.aws_request_id)\n    print('to stderr', file=sys.stderr)\n    if event.get('fail'):\n        raise ValueError('nope')\n    return {'ok': True}\n";
+    s.deploy("logged", function, py(json!({"memory_mb": 256}))).await;
+    let cold = s.event("logged", json!({})).await;
+    let warm = s.event("logged", json!({})).await;
+    let failed = s.event("logged", json!({"fail": true})).await;
+    let get = |path: String| {
+        let (http, token) = (s.http.clone(), s.token.clone());
+        async move { http.get(path).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let logs_of = |id: String| get(format!("{}/v1/functions/logged/logs?request_id={id}", s.url));
+
+    let id = cold.request_id.clone().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let page = logs_of(id.clone()).await;
+        let lines: Vec<String> =
+            page["lines"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap().to_owned()).collect();
+        if lines.iter().any(|l| l == &format!("handling {id}")) && lines.iter().any(|l| l == "to stderr") {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "function output never reached the log: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(lines[0], format!("START RequestId: {id} Version: 1"));
+    let report = lines.iter().find(|l| l.starts_with("REPORT")).expect("a REPORT line");
+    for part in ["Duration: ", "Billed Duration: ", "Memory Size: 256 MB", "Init Duration: "] {
+        assert!(report.contains(part), "{report}");
+    }
+    assert!(lines.contains(&format!("END RequestId: {id}")));
+    let warm_lines = logs_of(warm.request_id.clone().unwrap()).await;
+    let warm_report = warm_lines["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .find(|l| l.starts_with("REPORT"))
+        .unwrap()
+        .to_owned();
+    assert!(!warm_report.contains("Init Duration"), "only cold starts report init: {warm_report}");
+
+    let records = get(format!("{}/v1/functions/logged/invocations", s.url)).await;
+    let records = records["invocations"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    let by_id =
+        |id: &Option<String>| records.iter().find(|r| r["request_id"].as_str() == id.as_deref()).unwrap().clone();
+    let (c, w, f) = (by_id(&cold.request_id), by_id(&warm.request_id), by_id(&failed.request_id));
+    assert_eq!((c["cold_start"].as_bool(), w["cold_start"].as_bool()), (Some(true), Some(false)));
+    assert!(c["init_duration_ms"].as_f64().unwrap() > 0.0 && w["init_duration_ms"].is_null());
+    assert_eq!(
+        (c["memory_mb"].as_u64(), c["version"].as_u64(), c["outcome"].as_str()),
+        (Some(256), Some(1), Some("success"))
+    );
+    let (duration, billed) = (c["duration_ms"].as_f64().unwrap(), c["billed_ms"].as_u64().unwrap());
+    assert!(duration > 0.0 && billed as f64 >= duration && (billed as f64) < duration + 1.0, "{duration} -> {billed}");
+    assert_eq!((f["outcome"].as_str(), f["error_type"].as_str()), (Some("error"), Some("ValueError")));
+
+    // Paging: `next` continues after the last line returned.
+    let page = get(format!("{}/v1/functions/logged/logs?limit=2", s.url)).await;
+    assert_eq!(page["lines"].as_array().unwrap().len(), 2);
+    let rest = get(format!("{}/v1/functions/logged/logs?after={}", s.url, page["next"])).await;
+    assert!(rest["lines"][0]["seq"].as_i64().unwrap() > page["next"].as_i64().unwrap());
+}
+
+#[tokio::test]
+async fn one_instance_serves_its_concurrency_at_once() {
+    let s = Arc::new(start().await);
+    let python = "import os, time\n\ndef handler(event, context):\n    start = time.time()\n    time.sleep(0.3)\n    return {'pid': os.getpid(), 'start': start, 'end': time.time()}\n";
+    let node = "export const handler = async () => { const start = Date.now() / 1000; await new Promise(r => setTimeout(r, 300)); return { pid: process.pid, start, end: Date.now() / 1000 }; };\n";
+    s.deploy("conc-py", python, py(json!({"concurrency": 4, "max_instances": 1, "timeout_s": 10}))).await;
+    let spec =
+        json!({"runtime": "nodejs", "handler": "index.handler", "concurrency": 4, "max_instances": 1, "timeout_s": 10});
+    s.deploy_zip("conc-node", deflated_zip(&[("index.mjs", node.as_bytes())]), spec).await;
+
+    for name in ["conc-py", "conc-node"] {
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.event(name, json!({})).await })
+            })
+            .collect();
+        let mut answers = vec![];
+        for c in calls {
+            let r = c.await.unwrap();
+            assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, None), "{name}: {:?}", r.body);
+            answers.push(r.body);
+        }
+        let pids: std::collections::HashSet<_> = answers.iter().map(|a| a["pid"].as_u64().unwrap()).collect();
+        assert_eq!(pids.len(), 1, "{name}: one instance (max_instances 1)");
+        let latest_start = answers.iter().map(|a| a["start"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+        let earliest_end = answers.iter().map(|a| a["end"].as_f64().unwrap()).fold(f64::MAX, f64::min);
+        assert!(latest_start < earliest_end, "{name}: the four invocations ran at the same time");
+        assert_eq!(s.instances(name).await.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn min_instances_are_started_at_deploy_and_versions_can_be_pinned() {
+    let s = start().await;
+    s.deploy("ready", FUNCTION, py(json!({"min_instances": 1, "keep_alive_s": 1}))).await;
+    let list = s.wait_instances("ready", Duration::from_secs(10), |l| l.len() == 1 && l[0]["state"] == "ready").await;
+    assert_eq!(list[0]["requests_served"], 0, "started without any request");
+    let first = s.event("ready", json!({})).await;
+    assert_eq!(first.cold, Some(false), "the pre-started instance serves the first request warm");
+    // Past its keep-alive the minimum is still kept.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(s.instances("ready").await.len(), 1, "min_instances are kept through idle time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // ?version=N invokes an older version while $LATEST moves on.
+    s.deploy("ready", &FUNCTION.replace("\"echo\": event", "\"echo\": event, \"v\": 2"), py(json!({}))).await;
+    let r = s
+        .http
+        .post(format!("{}/v1/functions/ready/invoke?version=1", s.url))
+        .bearer_auth(&s.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-hearth-version"], "1");
+    assert!(r.json::<Value>().await.unwrap()["v"].is_null(), "version 1 has no v");
+    let latest = s.event("ready", json!({})).await;
+    assert_eq!(latest.body["v"], 2);
+    let r = s
+        .http
+        .post(format!("{}/v1/functions/ready/invoke?version=9", s.url))
+        .bearer_auth(&s.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,203 @@
+//! The gateway end to end over real HTTP: deploy through the API, invoke real Python, Node
+//! and `provided` instances, watch the route cache, the activator and the keep-alive reaper
+//! work. One test binary; the tests are grouped by concept in the modules below.
+
+mod compat;
+mod invoke;
+mod triggers;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_agent::{ProcessDriver, Runtimes};
+use hearth_api::{AppState, ensure_admin_token};
+use hearth_blob::fixtures::deflated_zip;
+use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_gateway::{Gateway, GatewaySettings, app, openapi};
+use hearth_store::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const FUNCTION: &str = r#"
+import os, time
+
+def handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("exit") is not None:
+        os._exit(event["exit"])
+    if event.get("big"):
+        return "x" * event["big"]
+    return {"pid": os.getpid(), "echo": event}
+"#;
+
+struct Server {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
+    let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
+    let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
+    let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
+    let settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
+    let gateway = Gateway::new(
+        store.clone(),
+        code.clone(),
+        dir.path().join("cache"),
+        runtimes,
+        Arc::new(ProcessDriver::detect()),
+        settings,
+    );
+    gateway.spawn_reaper();
+    gateway.prewarm().await.unwrap();
+    let router = app(AppState::new(store, code, ObjectSource::default()), gateway);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    Server { url, token, http: reqwest::Client::new(), _dir: dir }
+}
+
+struct Reply {
+    status: StatusCode,
+    cold: Option<bool>,
+    error: Option<String>,
+    request_id: Option<String>,
+    body: Value,
+}
+
+impl Server {
+    /// Deploys `source` as the function's `main.py`.
+    async fn deploy(&self, name: &str, source: &str, spec: Value) {
+        self.deploy_zip(name, deflated_zip(&[("main.py", source.as_bytes())]), spec).await;
+    }
+
+    /// Uploads a package and points the function at it, code and configuration in one step.
+    async fn deploy_zip(&self, name: &str, zip: Vec<u8>, spec: Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/packages", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/zip")
+            .body(zip)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "upload for {name}: {}", r.status());
+        let pkg: Value = r.json().await.unwrap();
+        let mut spec = spec;
+        spec["code_sha256"] = pkg["sha256"].clone();
+        let r = self
+            .http
+            .put(format!("{}/v1/functions/{name}", self.url))
+            .bearer_auth(&self.token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "deploy {name}: {}", r.text().await.unwrap());
+    }
+
+    async fn invoke(&self, name: &str, event: Vec<u8>) -> Reply {
+        let r = self
+            .http
+            .post(format!("{}/v1/functions/{name}/invoke", self.url))
+            .bearer_auth(&self.token)
+            .body(event)
+            .send()
+            .await
+            .unwrap();
+        let header = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_owned());
+        let (status, cold, error, request_id) = (
+            r.status(),
+            header("x-hearth-cold-start").map(|v| v == "true"),
+            header("x-hearth-function-error"),
+            header("x-hearth-request-id"),
+        );
+        let text = r.text().await.unwrap();
+        Reply { status, cold, error, request_id, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    async fn event(&self, name: &str, event: Value) -> Reply {
+        self.invoke(name, event.to_string().into_bytes()).await
+    }
+
+    async fn instances(&self, name: &str) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/v1/functions/{name}/instances", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["instances"].as_array().unwrap().clone()
+    }
+
+    /// Polls until `cond` holds for the instance list, failing after `limit`.
+    async fn wait_instances(&self, name: &str, limit: Duration, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let list = self.instances(name).await;
+            if cond(&list) {
+                return list;
+            }
+            assert!(Instant::now() < deadline, "instances never reached the expected state: {list:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn py(extra: Value) -> Value {
+    let mut spec = json!({"runtime": "python3", "handler": "main.handler"});
+    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    spec
+}
+
+impl Server {
+    async fn add_trigger(&self, spec: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/triggers", self.url))
+            .bearer_auth(&self.token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Server {
+    /// Deploys a folder of `examples/`, keeping executable bits.
+    async fn deploy_example(&self, name: &str, example: &str, spec: Value) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example);
+        self.deploy_zip(name, hearth_blob::fixtures::raw_zip(&entries_of(&dir, "")), spec).await;
+    }
+}
+
+/// Every file under `dir` as zip entries named relative to `prefix`, modes kept.
+fn entries_of(dir: &Path, prefix: &str) -> Vec<hearth_blob::fixtures::RawEntry> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = format!("{prefix}{}", p.file_name().unwrap().to_str().unwrap());
+        if p.is_dir() {
+            out.extend(entries_of(&p, &format!("{name}/")));
+        } else {
+            let mut entry = hearth_blob::fixtures::RawEntry::file(&name, &std::fs::read(&p).unwrap());
+            entry.unix_mode = 0o100000 | (std::fs::metadata(&p).unwrap().permissions().mode() & 0o777);
+            out.push(entry);
+        }
+    }
+    out
+}
