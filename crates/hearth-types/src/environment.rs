@@ -3,7 +3,9 @@ use std::collections::BTreeMap;
 use crate::{ValidationError, limits};
 
 /// Variables the platform sets for every instance (Lambda's reserved set plus Hearth's own
-/// prefix); a function may not override them.
+/// prefix); a function may not override them. Unlike on Lambda, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` are the function's to set: Hearth has no
+/// execution roles, so this is how a function gets AWS credentials.
 pub const RESERVED_ENV_NAMES: &[&str] = &[
     "_HANDLER",
     "_X_AMZN_TRACE_ID",
@@ -16,10 +18,6 @@ pub const RESERVED_ENV_NAMES: &[&str] = &[
     "AWS_LAMBDA_INITIALIZATION_TYPE",
     "AWS_LAMBDA_LOG_GROUP_NAME",
     "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
     "AWS_LAMBDA_RUNTIME_API",
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
@@ -67,5 +65,6 @@ mod tests {
         assert_eq!(validate_environment(&env("A-B", "x")).unwrap_err().code(), "InvalidEnvironmentVariable");
         assert_eq!(validate_environment(&env("BIG", &"x".repeat(5000))).unwrap_err().code(), "EnvironmentTooLarge");
         assert!(validate_environment(&env("GREETING", "hi")).is_ok());
+        assert!(validate_environment(&env("AWS_ACCESS_KEY_ID", "AKIA")).is_ok(), "credentials are the function's");
     }
 }
