@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 /// Everything needed to start one instance's runtime process.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
+    /// Names the instance's resources (cgroups).
+    pub instance_id: String,
     pub program: PathBuf,
     pub args: Vec<String>,
     /// The complete environment: nothing is inherited from the platform.
@@ -42,6 +44,16 @@ impl std::fmt::Display for Exit {
 /// Stops a sandbox. Killing is idempotent and also reaches processes the runtime started.
 pub trait SandboxControl: Send + Sync {
     fn kill(&self);
+
+    /// Whether the kernel killed the sandbox for exceeding its memory limit.
+    fn oom_killed(&self) -> bool {
+        false
+    }
+
+    /// The most memory the sandbox has used, if the driver measures it.
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A running sandbox: its output streams, its exit, and a way to stop it.

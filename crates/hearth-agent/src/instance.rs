@@ -148,6 +148,11 @@ impl Instance {
         self.lock().1
     }
 
+    /// The most memory the instance has used, in MB, when the sandbox measures it.
+    pub fn max_memory_used_mb(&self) -> Option<u64> {
+        self.control.peak_memory_bytes().map(|b| b.div_ceil(1024 * 1024))
+    }
+
     pub fn requests_served(&self) -> u64 {
         *self.served.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -211,7 +216,14 @@ impl Instance {
                 Ok(outcome) => InvokeResult::Answered(outcome),
                 Err(_) => InvokeResult::Failed(exit_error(&request_id, None)),
             },
-            code = self.wait_exit() => InvokeResult::Failed(exit_error(&request_id, code)),
+            code = self.wait_exit() => InvokeResult::Failed(if self.control.oom_killed() {
+                PlatformError {
+                    error_type: "Runtime.OutOfMemory",
+                    message: format!("RequestId: {request_id} Error: Runtime exited with error: signal: killed (the function used more than its memory size)"),
+                }
+            } else {
+                exit_error(&request_id, code)
+            }),
             _ = tokio::time::sleep(timeout) => InvokeResult::Failed(PlatformError {
                 error_type: "Sandbox.Timedout",
                 message: format!("RequestId: {request_id} Error: Task timed out after {:.2} seconds", timeout.as_secs_f64()),

@@ -134,6 +134,7 @@ pub async fn start_instance_logged(
     let api = RuntimeApi::serve(listener, spec.config.concurrency as usize)?;
     let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir)?;
     let launch = LaunchSpec {
+        instance_id: spec.instance_id.clone(),
         program,
         args,
         env: lambda_environment(spec, &driver.task_root(&spec.code_dir), api.address()),

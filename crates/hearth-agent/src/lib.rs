@@ -6,6 +6,7 @@
 //! - [`CodeCache`]: packages unpacked once per digest, read-only.
 //! - [`Runtimes`]: the language runtimes shipped in the binary.
 
+mod cgroup;
 mod code_cache;
 mod driver;
 mod instance;
@@ -15,6 +16,7 @@ mod process_driver;
 mod runtime_api;
 mod runtimes;
 
+pub use cgroup::{CgroupVersion, Cgroups, PIDS_MAX};
 pub use code_cache::{CodeCache, CodeCacheError};
 pub use driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
 pub use instance::{

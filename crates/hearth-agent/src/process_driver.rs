@@ -12,14 +12,16 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
+use crate::cgroup::{Cgroups, InstanceCgroup};
 use crate::driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
 
 /// Where every instance sees its code when the driver can mount it there.
 pub const TASK_ROOT: &str = "/var/task";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProcessDriver {
     mount_task_root: bool,
+    cgroups: Option<Cgroups>,
 }
 
 impl ProcessDriver {
@@ -28,13 +30,30 @@ impl ProcessDriver {
     pub fn detect() -> Self {
         let root = nix::unistd::geteuid().is_root();
         let mount_task_root = root && std::fs::create_dir_all(TASK_ROOT).is_ok();
-        Self { mount_task_root }
+        Self { mount_task_root, cgroups: Cgroups::detect() }
+    }
+
+    /// The cgroups instances are limited by, if this process can manage them.
+    pub fn cgroups(&self) -> Option<&Cgroups> {
+        self.cgroups.as_ref()
     }
 
     /// Whether instances see their code at `/var/task`.
     pub fn mounts_task_root(&self) -> bool {
         self.mount_task_root
     }
+}
+
+/// In the child between fork and exec: joins its cgroups (writing `0` to `cgroup.procs`
+/// moves the writer). Only raw syscalls on strings prepared before the fork.
+fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    for file in procs {
+        let fd = open(file.as_c_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+        nix::unistd::write(&fd, b"0")?;
+    }
+    Ok(())
 }
 
 /// In the child between fork and exec: a private mount namespace with `code` bind-mounted
@@ -54,6 +73,7 @@ fn mount_task_root(code: &CStr, target: &CStr) -> std::io::Result<()> {
 struct GroupKiller {
     /// `None` when the child was already gone at spawn: never signal group 0 (our own).
     pgid: Option<Pid>,
+    cgroup: Option<InstanceCgroup>,
 }
 
 impl SandboxControl for GroupKiller {
@@ -62,6 +82,18 @@ impl SandboxControl for GroupKiller {
             // ESRCH once the group is gone: nothing left to kill.
             let _ = killpg(pgid, Signal::SIGKILL);
         }
+        if let Some(cg) = &self.cgroup {
+            // Also whatever left the process group (setsid) but not the cgroup.
+            cg.kill_all();
+        }
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|cg| cg.oom_kills() > 0)
+    }
+
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        self.cgroup.as_ref().and_then(InstanceCgroup::peak_bytes)
     }
 }
 
@@ -77,6 +109,18 @@ impl SandboxDriver for ProcessDriver {
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError> {
         let spawn_error = |source| SandboxError::Spawn { program: spec.program.display().to_string(), source };
         let mut command = tokio::process::Command::new(&spec.program);
+        let cgroup = match &self.cgroups {
+            Some(cg) => Some(cg.create(&spec.instance_id, spec.memory_mb).map_err(spawn_error)?),
+            None => None,
+        };
+        if let Some(cg) = &cgroup {
+            let procs = cg.procs_files();
+            // SAFETY: runs in the forked child before exec; only open/write/close syscalls
+            // on strings allocated before the fork.
+            unsafe {
+                command.pre_exec(move || join_cgroups(&procs));
+            }
+        }
         if self.mount_task_root {
             let code = CString::new(spec.task_root.as_os_str().as_bytes())
                 .map_err(|e| spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
@@ -118,7 +162,7 @@ impl SandboxDriver for ProcessDriver {
             stdout: Box::pin(stdout),
             stderr: Box::pin(stderr),
             exited,
-            control: Box::new(GroupKiller { pgid: pid }),
+            control: Box::new(GroupKiller { pgid: pid, cgroup }),
         })
     }
 }

@@ -159,7 +159,7 @@ fn config(runtime: &str, handler: &str) -> FunctionConfig {
 
 fn spec(code: &Path, cfg: FunctionConfig) -> InstanceSpec {
     InstanceSpec {
-        instance_id: "i-test".into(),
+        instance_id: format!("i{}", uuid_like()),
         function: "probe".parse().unwrap(),
         version: 3,
         config: cfg,
@@ -258,7 +258,6 @@ async fn timeout_and_crash_end_the_instance_with_platform_errors() {
     std::fs::write(code.join("main.py"), PY_FUNCTION).unwrap();
     let rt = runtimes(dir.path());
     let s = spec(&code, config("python3", "main.handler"));
-
     let inst = start_instance(&ProcessDriver::detect(), &rt, &s, Duration::from_secs(30)).await.unwrap();
     let r = inst.invoke(invocation("slow", r#"{"sleep":30}"#), Duration::from_millis(500)).await.unwrap();
     let InvokeResult::Failed(e) = r else { panic!("expected a timeout, got {r:?}") };
@@ -266,6 +265,7 @@ async fn timeout_and_crash_end_the_instance_with_platform_errors() {
     assert!(e.message.contains("Task timed out after 0.50 seconds"), "{}", e.message);
     assert_eq!(inst.state(), InstanceState::Failed);
 
+    let s = spec(&code, config("python3", "main.handler"));
     let inst = start_instance(&ProcessDriver::detect(), &rt, &s, Duration::from_secs(30)).await.unwrap();
     let r = inst.invoke(invocation("crash", r#"{"exit":3}"#), Duration::from_secs(10)).await.unwrap();
     let InvokeResult::Failed(e) = r else { panic!("expected an exit error, got {r:?}") };
@@ -630,4 +630,119 @@ async fn streamed_http_responses_and_error_trailers_are_understood() {
         panic!("expected the trailer's error")
     };
     assert_eq!((error_type.as_deref(), &body[..]), (Some("Error"), doc.as_bytes()));
+}
+
+const LIMITS_PROBE: &str = r#"
+import os, time
+
+def cgroup_file(controller, v1_name, v2_name):
+    lines = [l.strip().split(":", 2) for l in open("/proc/self/cgroup")]
+    for _, ctrls, path in lines:
+        if controller in ctrls.split(","):
+            return f"/sys/fs/cgroup/{controller}{path}/{v1_name}"
+    for _, ctrls, path in lines:
+        if ctrls == "":
+            return f"/sys/fs/cgroup{path}/{v2_name}"
+
+def read(f):
+    try:
+        return open(f).read().strip()
+    except OSError:
+        return None
+
+def handler(event, context):
+    mem = read(cgroup_file("memory", "memory.limit_in_bytes", "memory.max"))
+    pids = read(cgroup_file("pids", "pids.max", "pids.max"))
+    if event.get("probe"):
+        return {"memory_limit": mem, "pids_max": pids}
+    if event.get("bomb"):
+        # Destructive: only inside a memory limit of at most 1 GiB.
+        if mem is None or not mem.isdigit() or int(mem) > 1 << 30:
+            raise RuntimeError("refusing to run the memory bomb: no memory limit in place")
+        hog = []
+        while True:
+            hog.append(bytearray(8 << 20))
+    if event.get("forks"):
+        # Destructive: only under a pids limit.
+        if pids is None or not pids.isdigit() or int(pids) > 1024:
+            raise RuntimeError("refusing to fork-bomb: no pids limit in place")
+        n = 0
+        try:
+            while n < 5000:
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                n += 1
+        except OSError:
+            pass
+        return {"forked": n}
+    return {"ok": True}
+"#;
+
+#[tokio::test]
+async fn cgroups_limit_memory_and_processes() {
+    let driver = ProcessDriver::detect();
+    if !nix_is_root() {
+        assert!(driver.cgroups().is_none(), "without root there are no cgroups to manage");
+        return;
+    }
+    let cg = driver.cgroups().expect("as root, cgroups (v1 or v2) are managed").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), LIMITS_PROBE).unwrap();
+    let rt = runtimes(dir.path());
+    let spec_for = |memory_mb: u32| {
+        let mut cfg = config("python3", "main.handler");
+        cfg.memory_mb = memory_mb;
+        InstanceSpec { instance_id: format!("t{}", uuid_like()), ..spec(&code, cfg) }
+    };
+
+    // The sandbox is in place before anything destructive runs.
+    let s = spec_for(128);
+    let inst = start_instance(&driver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    let (v, _) = answered(inst.invoke(invocation("p-1", r#"{"probe":1}"#), Duration::from_secs(10)).await.unwrap());
+    assert_eq!(v["memory_limit"], (128u64 << 20).to_string(), "memory limit = the function's memory size: {v}");
+    assert_eq!(v["pids_max"], hearth_agent::PIDS_MAX.to_string());
+    assert!(inst.max_memory_used_mb().is_some_and(|mb| mb > 0 && mb <= 128), "peak memory is measured");
+
+    // Memory bomb: killed by the kernel, reported as Runtime.OutOfMemory.
+    let r = inst.invoke(invocation("p-2", r#"{"bomb":1}"#), Duration::from_secs(30)).await.unwrap();
+    let InvokeResult::Failed(e) = r else { panic!("expected an OOM kill, got {r:?}") };
+    assert_eq!(e.error_type, "Runtime.OutOfMemory", "{}", e.message);
+    drop(inst);
+
+    // Fork bomb (with memory to spare, so the pids limit is what stops it); the instance
+    // still answers afterwards.
+    let forker = spec_for(2048);
+    let inst = start_instance(&driver, &rt, &forker, Duration::from_secs(30)).await.unwrap();
+    let (v, err) = answered(inst.invoke(invocation("p-3", r#"{"forks":1}"#), Duration::from_secs(30)).await.unwrap());
+    assert!(!err, "{v}");
+    let forked = v["forked"].as_u64().unwrap();
+    assert!(forked > 0 && forked < hearth_agent::PIDS_MAX, "forks stop at the pids limit: {forked}");
+    let (v, err) = answered(inst.invoke(invocation("p-4", "{}"), Duration::from_secs(10)).await.unwrap());
+    assert!(!err && v["ok"] == true);
+    drop(inst);
+
+    // Stopped instances leave no cgroup behind; leftovers of dead servers are swept.
+    let base = match cg.version() {
+        hearth_agent::CgroupVersion::V1 => std::path::PathBuf::from("/sys/fs/cgroup/memory/hearth"),
+        hearth_agent::CgroupVersion::V2 => std::path::PathBuf::from("/sys/fs/cgroup/hearth"),
+    };
+    let ours = |id: &str| base.join(format!("{}-{id}", std::process::id()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ours(&s.instance_id).exists() || ours(&forker.instance_id).exists() {
+        assert!(std::time::Instant::now() < deadline, "an instance's cgroup was not removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stale = base.join("4000000-stale");
+    std::fs::create_dir(&stale).unwrap();
+    assert!(cg.sweep_leftovers() >= 1);
+    assert!(!stale.exists(), "a dead server's group is swept");
+}
+
+/// A name unique within this test process.
+fn uuid_like() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{}x{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }

@@ -111,29 +111,31 @@ impl Gateway {
                 message,
             })
         };
-        let record = |duration: Duration, cold_start, init: Option<Duration>, error_type: Option<String>| {
-            let ms = duration.as_secs_f64() * 1000.0;
-            meter.record(InvocationRecord {
-                request_id: request_id.clone(),
-                function_id: version.function_id,
-                function: name.clone(),
-                version: version.number,
-                started_at: started_at_wall,
-                duration_ms: ms,
-                billed_ms: ms.ceil() as u64,
-                memory_mb: version.config.memory_mb,
-                cold_start,
-                init_duration_ms: init.map(|d| d.as_secs_f64() * 1000.0),
-                outcome: if error_type.is_some() { "error" } else { "success" }.into(),
-                error_type,
-            })
-        };
+        let record =
+            |duration: Duration, cold_start, init: Option<Duration>, peak: Option<u64>, error_type: Option<String>| {
+                let ms = duration.as_secs_f64() * 1000.0;
+                meter.record(InvocationRecord {
+                    request_id: request_id.clone(),
+                    function_id: version.function_id,
+                    function: name.clone(),
+                    version: version.number,
+                    started_at: started_at_wall,
+                    duration_ms: ms,
+                    billed_ms: ms.ceil() as u64,
+                    memory_mb: version.config.memory_mb,
+                    max_memory_used_mb: peak,
+                    cold_start,
+                    init_duration_ms: init.map(|d| d.as_secs_f64() * 1000.0),
+                    outcome: if error_type.is_some() { "error" } else { "success" }.into(),
+                    error_type,
+                })
+            };
         let lease = match pool.acquire(wait).await {
             Ok(lease) => lease,
             Err(AcquireError::Init(body)) => {
                 let kind = error_type_of(&body, None);
                 platform(format!("INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"));
-                record(Duration::ZERO, true, None, Some(kind.clone()));
+                record(Duration::ZERO, true, None, None, Some(kind.clone()));
                 return Ok(respond(body, Some("application/json".into()), Some(kind), true));
             }
             Err(e) => return Err(InvokeError::Unavailable(e)),
@@ -157,9 +159,10 @@ impl Gateway {
         let task = tokio::spawn(async move {
             let began = Instant::now();
             let result = lease.instance().invoke(invocation, timeout).await;
-            (result, lease.cold, began.elapsed())
+            let took = began.elapsed();
+            (result, lease.cold, took, lease.instance().max_memory_used_mb())
         });
-        let (result, cold, took) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
+        let (result, cold, took, peak) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
         let json = Some("application/json".to_owned());
         let response = match result.map_err(|e| InvokeError::Internal(e.to_string()))? {
             InvokeResult::Answered(Outcome::Response { body, content_type }) => respond(body, content_type, None, cold),
@@ -179,12 +182,13 @@ impl Gateway {
         let init_text =
             init.map(|d| format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
         platform(format!("END RequestId: {request_id}"));
+        let peak_text = peak.map(|mb| format!("\tMax Memory Used: {mb} MB")).unwrap_or_default();
         platform(format!(
-            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB{init_text}",
+            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB{peak_text}{init_text}",
             ms.ceil() as u64,
             version.config.memory_mb,
         ));
-        record(took, cold, init, response.function_error.clone());
+        record(took, cold, init, peak, response.function_error.clone());
         Ok(response)
     }
 }

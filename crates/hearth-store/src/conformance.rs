@@ -102,6 +102,7 @@ async fn telemetry(store: &dyn MetadataStore) {
         duration_ms: 1.5,
         billed_ms: 2,
         memory_mb: 128,
+        max_memory_used_mb: Some(40),
         cold_start: false,
         init_duration_ms: None,
         outcome: "success".into(),

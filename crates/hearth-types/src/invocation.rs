@@ -17,6 +17,9 @@ pub struct InvocationRecord {
     /// `duration_ms` rounded up to a whole millisecond.
     pub billed_ms: u64,
     pub memory_mb: u32,
+    /// Peak memory of the instance so far, when the sandbox measures it.
+    #[serde(default)]
+    pub max_memory_used_mb: Option<u64>,
     pub cold_start: bool,
     /// Instance start-up time, for the request that waited for it.
     pub init_duration_ms: Option<f64>,

@@ -1,0 +1,203 @@
+//! Resource limits for instances through cgroups, on v1 (separate controller hierarchies,
+//! as on this machine) and v2 (one unified hierarchy). Every instance gets its own group
+//! under `hearth/`: memory = the function's memory size (swap off), pids capped. The child
+//! joins its groups itself between fork and exec, so no process ever runs unlimited.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// Processes one instance may have (fork bombs stop here).
+pub const PIDS_MAX: u64 = 256;
+
+const ROOT: &str = "/sys/fs/cgroup";
+const PARENT: &str = "hearth";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// The cgroup hierarchy Hearth manages on this machine.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    version: CgroupVersion,
+}
+
+/// One instance's groups (one per controller on v1, one on v2). Removed on drop.
+#[derive(Debug)]
+pub struct InstanceCgroup {
+    version: CgroupVersion,
+    /// v1: `memory/hearth/<id>`, `pids/hearth/<id>`; v2: `hearth/<id>`.
+    dirs: Vec<PathBuf>,
+}
+
+fn write(path: &Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, value).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+impl Cgroups {
+    /// The hierarchy, if this process may manage it (root, and memory + pids controllers
+    /// available).
+    pub fn detect() -> Option<Self> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let root = Path::new(ROOT);
+        let v2 = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
+        let cg = match v2 {
+            Some(c) if c.split_whitespace().any(|x| x == "memory") && c.split_whitespace().any(|x| x == "pids") => {
+                let parent = root.join(PARENT);
+                std::fs::create_dir_all(&parent).ok()?;
+                write(&root.join("cgroup.subtree_control"), "+memory +pids").ok()?;
+                write(&parent.join("cgroup.subtree_control"), "+memory +pids").ok()?;
+                Self { version: CgroupVersion::V2 }
+            }
+            _ if root.join("memory/memory.limit_in_bytes").exists() && root.join("pids").exists() => {
+                for c in ["memory", "pids"] {
+                    std::fs::create_dir_all(root.join(c).join(PARENT)).ok()?;
+                }
+                Self { version: CgroupVersion::V1 }
+            }
+            _ => return None,
+        };
+        Some(cg)
+    }
+
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    fn parents(&self) -> Vec<PathBuf> {
+        let root = Path::new(ROOT);
+        match self.version {
+            CgroupVersion::V1 => vec![root.join("memory").join(PARENT), root.join("pids").join(PARENT)],
+            CgroupVersion::V2 => vec![root.join(PARENT)],
+        }
+    }
+
+    /// Kills and removes the groups of servers that are gone (killed without cleaning up).
+    /// Groups are named `<server pid>-<instance>`, so live servers' instances are left alone.
+    pub fn sweep_leftovers(&self) -> usize {
+        let mut removed = 0;
+        for parent in self.parents() {
+            let Ok(entries) = std::fs::read_dir(&parent) else { continue };
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let owner = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+                let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    tracing::info!(group = %e.path().display(), "removing a leftover instance cgroup");
+                    drop(InstanceCgroup { version: self.version, dirs: vec![e.path()] });
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Creates the groups of instance `id` (of this server) with its limits.
+    pub fn create(&self, id: &str, memory_mb: u32) -> std::io::Result<InstanceCgroup> {
+        let bytes = (u64::from(memory_mb) * 1024 * 1024).to_string();
+        let name = format!("{}-{id}", std::process::id());
+        let dirs: Vec<PathBuf> = self.parents().into_iter().map(|p| p.join(&name)).collect();
+        for d in &dirs {
+            std::fs::create_dir(d)?;
+        }
+        let cg = InstanceCgroup { version: self.version, dirs };
+        match self.version {
+            CgroupVersion::V1 => {
+                let (mem, pids) = (&cg.dirs[0], &cg.dirs[1]);
+                write(&mem.join("memory.limit_in_bytes"), &bytes)?;
+                // Swap off: memory + swap may not exceed memory.
+                let memsw = mem.join("memory.memsw.limit_in_bytes");
+                if memsw.exists() {
+                    write(&memsw, &bytes)?;
+                }
+                write(&pids.join("pids.max"), &PIDS_MAX.to_string())?;
+            }
+            CgroupVersion::V2 => {
+                let d = &cg.dirs[0];
+                write(&d.join("memory.max"), &bytes)?;
+                write(&d.join("memory.swap.max"), "0").ok();
+                write(&d.join("pids.max"), &PIDS_MAX.to_string())?;
+            }
+        }
+        Ok(cg)
+    }
+}
+
+impl InstanceCgroup {
+    /// The `cgroup.procs` files a child writes `0` to, joining the groups itself.
+    pub fn procs_files(&self) -> Vec<CString> {
+        self.dirs
+            .iter()
+            .filter_map(|d| CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes()).ok())
+            .collect()
+    }
+
+    fn memory_dir(&self) -> &Path {
+        &self.dirs[0]
+    }
+
+    /// How many times the kernel's OOM killer killed a process of this instance.
+    pub fn oom_kills(&self) -> u64 {
+        let file = match self.version {
+            CgroupVersion::V1 => "memory.oom_control",
+            CgroupVersion::V2 => "memory.events",
+        };
+        std::fs::read_to_string(self.memory_dir().join(file))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// The most memory the instance has used, in bytes.
+    pub fn peak_bytes(&self) -> Option<u64> {
+        let file = match self.version {
+            CgroupVersion::V1 => "memory.max_usage_in_bytes",
+            CgroupVersion::V2 => "memory.peak",
+        };
+        std::fs::read_to_string(self.memory_dir().join(file)).ok()?.trim().parse().ok()
+    }
+
+    /// SIGKILL to every process in the instance's groups.
+    pub fn kill_all(&self) {
+        if self.version == CgroupVersion::V2 && write(&self.dirs[0].join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        for d in &self.dirs {
+            let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) else { continue };
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for InstanceCgroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        let busy: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|d| matches!(std::fs::remove_dir(d), Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)))
+            .cloned()
+            .collect();
+        if busy.is_empty() {
+            return;
+        }
+        // A group can only go once its processes are reaped; they were just killed. Retry
+        // off the caller's thread for up to a second.
+        std::thread::spawn(move || {
+            for d in busy {
+                for _ in 0..100 {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    if !matches!(std::fs::remove_dir(&d), Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)) {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
