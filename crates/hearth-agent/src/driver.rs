@@ -22,6 +22,8 @@ pub struct LaunchSpec {
     /// The function's unpacked code on the host; the driver shows it to the process at
     /// [`SandboxDriver::task_root`], which is also the working directory.
     pub task_root: PathBuf,
+    /// The embedded runtimes on the host, shown at [`SandboxDriver::runtime_root`].
+    pub runtime_dir: PathBuf,
     pub memory_mb: u32,
 }
 
@@ -76,6 +78,9 @@ pub trait SandboxDriver: Send + Sync + 'static {
 
     /// Where code unpacked at `host_dir` appears inside the sandbox (`LAMBDA_TASK_ROOT`).
     fn task_root(&self, host_dir: &std::path::Path) -> PathBuf;
+
+    /// Where the runtimes installed at `host_dir` appear inside the sandbox.
+    fn runtime_root(&self, host_dir: &std::path::Path) -> PathBuf;
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError>;
 }

@@ -132,13 +132,16 @@ pub async fn start_instance_logged(
 ) -> Result<Instance, StartFailure> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let api = RuntimeApi::serve(listener, spec.config.concurrency as usize)?;
-    let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir)?;
+    let task_root = driver.task_root(&spec.code_dir);
+    let runtime_root = driver.runtime_root(runtimes.dir());
+    let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir, &task_root, &runtime_root)?;
     let launch = LaunchSpec {
         instance_id: spec.instance_id.clone(),
         program,
         args,
-        env: lambda_environment(spec, &driver.task_root(&spec.code_dir), api.address()),
+        env: lambda_environment(spec, &task_root, api.address()),
         task_root: spec.code_dir.clone(),
+        runtime_dir: runtimes.dir().to_path_buf(),
         memory_mb: spec.config.memory_mb,
     };
     let sandbox = driver.launch(&launch)?;

@@ -12,16 +12,24 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::cgroup::{Cgroups, InstanceCgroup};
 use crate::driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
+use crate::privileges::Privileges;
 
 /// Where every instance sees its code when the driver can mount it there.
 pub const TASK_ROOT: &str = "/var/task";
+/// Where every instance sees the embedded runtimes.
+pub const RUNTIME_ROOT: &str = "/var/runtime";
 
 #[derive(Debug, Clone)]
 pub struct ProcessDriver {
     mount_task_root: bool,
     cgroups: Option<Cgroups>,
+    privileges: Option<Privileges>,
+    next_uid: Arc<AtomicU64>,
 }
 
 impl ProcessDriver {
@@ -29,8 +37,27 @@ impl ProcessDriver {
     /// can be created); otherwise instances see their code at its host path.
     pub fn detect() -> Self {
         let root = nix::unistd::geteuid().is_root();
-        let mount_task_root = root && std::fs::create_dir_all(TASK_ROOT).is_ok();
-        Self { mount_task_root, cgroups: Cgroups::detect() }
+        let mount_task_root =
+            root && std::fs::create_dir_all(TASK_ROOT).is_ok() && std::fs::create_dir_all(RUNTIME_ROOT).is_ok();
+        // Dropping privileges needs the mounts: the unprivileged process cannot reach the
+        // code and runtimes in the (0700) data directory otherwise.
+        let privileges = if mount_task_root {
+            match Privileges::new() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(%e, "instances will keep root privileges");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Self { mount_task_root, cgroups: Cgroups::detect(), privileges, next_uid: Arc::default() }
+    }
+
+    /// Whether instances run as an unprivileged uid under the seccomp filter.
+    pub fn drops_privileges(&self) -> bool {
+        self.privileges.is_some()
     }
 
     /// The cgroups instances are limited by, if this process can manage them.
@@ -56,17 +83,22 @@ fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// In the child between fork and exec: a private mount namespace with `code` bind-mounted
-/// read-only at /var/task. Only raw syscalls on strings prepared before the fork.
-fn mount_task_root(code: &CStr, target: &CStr) -> std::io::Result<()> {
+/// In the child between fork and exec: a private mount namespace with each `(source,
+/// target)` bind-mounted read-only (nosuid, nodev), then `chdir` to the first target. Only
+/// raw syscalls on strings prepared before the fork.
+fn mount_private(binds: &[(CString, CString)]) -> std::io::Result<()> {
     use nix::mount::{MsFlags, mount};
     let none: Option<&CStr> = None;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     mount(none, c"/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
-    mount(Some(code), target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
     let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mount(none, target, none, ro, none)?;
-    nix::unistd::chdir(target)?;
+    for (source, target) in binds {
+        mount(Some(source.as_c_str()), target.as_c_str(), none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
+        mount(none, target.as_c_str(), none, ro, none)?;
+    }
+    if let Some((_, first)) = binds.first() {
+        nix::unistd::chdir(first.as_c_str())?;
+    }
     Ok(())
 }
 
@@ -106,6 +138,10 @@ impl SandboxDriver for ProcessDriver {
         if self.mount_task_root { TASK_ROOT.into() } else { host_dir.to_path_buf() }
     }
 
+    fn runtime_root(&self, host_dir: &std::path::Path) -> std::path::PathBuf {
+        if self.mount_task_root { RUNTIME_ROOT.into() } else { host_dir.to_path_buf() }
+    }
+
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError> {
         let spawn_error = |source| SandboxError::Spawn { program: spec.program.display().to_string(), source };
         let mut command = tokio::process::Command::new(&spec.program);
@@ -122,13 +158,26 @@ impl SandboxDriver for ProcessDriver {
             }
         }
         if self.mount_task_root {
-            let code = CString::new(spec.task_root.as_os_str().as_bytes())
-                .map_err(|e| spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-            let target = CString::new(TASK_ROOT).expect("no NUL in a constant");
+            let c = |p: &std::path::Path| {
+                CString::new(p.as_os_str().as_bytes())
+                    .map_err(|e| spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))
+            };
+            let binds = vec![
+                (c(&spec.task_root)?, CString::new(TASK_ROOT).expect("no NUL in a constant")),
+                (c(&spec.runtime_dir)?, CString::new(RUNTIME_ROOT).expect("no NUL in a constant")),
+            ];
             // SAFETY: the closure runs in the forked child before exec and only makes raw
             // syscalls (unshare, mount, chdir) on memory allocated before the fork.
             unsafe {
-                command.pre_exec(move || mount_task_root(&code, &target));
+                command.pre_exec(move || mount_private(&binds));
+            }
+        }
+        if let Some(privileges) = self.privileges.clone() {
+            let uid = Privileges::uid_for(self.next_uid.fetch_add(1, Ordering::Relaxed));
+            // SAFETY: runs in the forked child before exec, after the mounts (which need
+            // root); prctl/setgroups/setres[ug]id/seccomp on memory prepared before the fork.
+            unsafe {
+                command.pre_exec(move || privileges.apply(uid, uid));
             }
         }
         let mut child = command

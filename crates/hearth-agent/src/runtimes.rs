@@ -59,15 +59,27 @@ impl Runtimes {
         })
     }
 
-    /// Program and arguments that start `runtime` for code unpacked at `task_root`.
-    pub fn command(&self, runtime: Runtime, task_root: &Path) -> Result<(PathBuf, Vec<String>), RuntimeError> {
+    /// Where the bootstraps are installed on the host.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Program and arguments that start `runtime` for code unpacked at `host_task_root`;
+    /// paths in them are as the sandbox shows them (`task_root`, `runtime_root`).
+    pub fn command(
+        &self,
+        runtime: Runtime,
+        host_task_root: &Path,
+        task_root: &Path,
+        runtime_root: &Path,
+    ) -> Result<(PathBuf, Vec<String>), RuntimeError> {
         match runtime {
             Runtime::Python3 => {
                 let python = self.python.clone().ok_or(RuntimeError::NoInterpreter {
                     what: "python3",
                     hint: "install Debian's python3 (apt-get install python3)",
                 })?;
-                let boot = self.dir.join("python/bootstrap.py");
+                let boot = runtime_root.join("python/bootstrap.py");
                 // -u: unbuffered output, so log lines reach the platform as they are printed.
                 Ok((python, vec!["-u".into(), boot.display().to_string()]))
             }
@@ -76,14 +88,13 @@ impl Runtimes {
                     what: "node",
                     hint: "install Node.js 20 or later as /usr/bin/node",
                 })?;
-                Ok((node, vec![self.dir.join("nodejs/bootstrap.mjs").display().to_string()]))
+                Ok((node, vec![runtime_root.join("nodejs/bootstrap.mjs").display().to_string()]))
             }
             Runtime::Provided => {
-                let boot = task_root.join("bootstrap");
-                if !is_executable(&boot) {
+                if !is_executable(&host_task_root.join("bootstrap")) {
                     return Err(RuntimeError::NoBootstrap);
                 }
-                Ok((boot, vec![]))
+                Ok((task_root.join("bootstrap"), vec![]))
             }
             other => Err(RuntimeError::Unavailable(other)),
         }

@@ -746,3 +746,82 @@ fn uuid_like() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     format!("{}x{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
+
+const HOSTILE: &str = r#"
+import ctypes, os
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+def attempt(fn, *args):
+    ctypes.set_errno(0)
+    rc = fn(*args)
+    return "allowed" if rc == 0 else os.strerror(ctypes.get_errno())
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+
+def try_open(path, mode):
+    try:
+        open(path, mode).close()
+        return "allowed"
+    except OSError as e:
+        return e.strerror
+
+def handler(event, context):
+    return {
+        "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+        "cap_eff": status("CapEff"), "cap_bnd": status("CapBnd"),
+        "no_new_privs": status("NoNewPrivs"), "seccomp": status("Seccomp"),
+        "mount": attempt(libc.mount, b"none", b"/tmp", b"tmpfs", 0, None),
+        "unshare_user": attempt(libc.unshare, 0x10000000),
+        "unshare_net": attempt(libc.unshare, 0x40000000),
+        "ptrace": attempt(libc.ptrace, 0, 0, None, None),
+        "chroot": attempt(libc.chroot, b"/tmp"),
+        "setuid_root": attempt(libc.setuid, 0),
+        "shadow": try_open("/etc/shadow", "r"),
+        "write_etc": try_open("/etc/hearth-was-here", "w"),
+        "write_task": try_open(os.environ["LAMBDA_TASK_ROOT"] + "/x", "w"),
+    }
+"#;
+
+#[tokio::test]
+async fn instances_run_unprivileged_under_seccomp() {
+    let driver = ProcessDriver::detect();
+    if !nix_is_root() {
+        assert!(!driver.drops_privileges(), "without root there is nothing to drop");
+        return;
+    }
+    assert!(driver.drops_privileges(), "as root, instances drop privileges");
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), HOSTILE).unwrap();
+    let rt = runtimes(dir.path());
+    let inst = start_instance(&driver, &rt, &spec(&code, config("python3", "main.handler")), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (v, err) = answered(inst.invoke(invocation("h-1", "{}"), Duration::from_secs(10)).await.unwrap());
+    assert!(!err, "{v}");
+    let uid = v["uid"].as_u64().unwrap();
+    assert!(uid >= u64::from(hearth_agent::UID_BASE), "an unprivileged uid of its own: {v}");
+    assert_eq!((v["euid"].as_u64(), v["gid"].as_u64()), (Some(uid), Some(uid)));
+    assert_eq!(v["cap_eff"], "0000000000000000", "no capabilities");
+    assert_eq!(v["cap_bnd"], "0000000000000000", "empty bounding set");
+    assert_eq!(
+        (v["no_new_privs"].as_str(), v["seccomp"].as_str()),
+        (Some("1"), Some("2")),
+        "no_new_privs and a seccomp filter"
+    );
+    for call in ["mount", "unshare_user", "unshare_net", "ptrace", "chroot", "setuid_root"] {
+        assert_eq!(v[call], "Operation not permitted", "{call}: {v}");
+    }
+    assert_eq!(v["shadow"], "Permission denied");
+    assert_eq!(v["write_etc"], "Permission denied");
+    assert_ne!(v["write_task"], "allowed");
+    assert!(!std::path::Path::new("/etc/hearth-was-here").exists());
+    // The instance still serves after the attempts.
+    let (again, err) = answered(inst.invoke(invocation("h-2", "{}"), Duration::from_secs(10)).await.unwrap());
+    assert!(!err && again["uid"] == v["uid"]);
+}
