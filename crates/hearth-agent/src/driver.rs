@@ -24,6 +24,8 @@ pub struct LaunchSpec {
     pub task_root: PathBuf,
     /// The embedded runtimes on the host, shown at [`SandboxDriver::runtime_root`].
     pub runtime_dir: PathBuf,
+    /// The network namespace to join (from [`SandboxDriver::runtime_api_listener`]).
+    pub netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     pub memory_mb: u32,
 }
 
@@ -81,6 +83,14 @@ pub trait SandboxDriver: Send + Sync + 'static {
 
     /// Where the runtimes installed at `host_dir` appear inside the sandbox.
     fn runtime_root(&self, host_dir: &std::path::Path) -> PathBuf;
+
+    /// The listener the instance's Runtime API is served on, opened where only the instance
+    /// can reach it, and the network namespace the instance must join (if any).
+    fn runtime_api_listener(&self) -> std::io::Result<(std::net::TcpListener, Option<std::os::fd::OwnedFd>)> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        Ok((listener, None))
+    }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError>;
 }

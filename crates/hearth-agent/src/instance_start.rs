@@ -130,8 +130,8 @@ pub async fn start_instance_logged(
     init_timeout: Duration,
     sink: Option<LogSink>,
 ) -> Result<Instance, StartFailure> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let api = RuntimeApi::serve(listener, spec.config.concurrency as usize)?;
+    let (listener, netns) = driver.runtime_api_listener()?;
+    let api = RuntimeApi::serve(tokio::net::TcpListener::from_std(listener)?, spec.config.concurrency as usize)?;
     let task_root = driver.task_root(&spec.code_dir);
     let runtime_root = driver.runtime_root(runtimes.dir());
     let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir, &task_root, &runtime_root)?;
@@ -142,6 +142,7 @@ pub async fn start_instance_logged(
         env: lambda_environment(spec, &task_root, api.address()),
         task_root: spec.code_dir.clone(),
         runtime_dir: runtimes.dir().to_path_buf(),
+        netns: netns.map(std::sync::Arc::new),
         memory_mb: spec.config.memory_mb,
     };
     let sandbox = driver.launch(&launch)?;

@@ -12,6 +12,7 @@ mod driver;
 mod instance;
 mod instance_start;
 mod invocation;
+mod netns;
 mod privileges;
 mod process_driver;
 mod runtime_api;

@@ -83,13 +83,15 @@ fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// In the child between fork and exec: a private mount namespace with each `(source,
-/// target)` bind-mounted read-only (nosuid, nodev), then `chdir` to the first target. Only
-/// raw syscalls on strings prepared before the fork.
+/// In the child between fork and exec: private mount, uts and ipc namespaces with each
+/// `(source, target)` bind-mounted read-only (nosuid, nodev), then `chdir` to the first
+/// target. Only raw syscalls on strings prepared before the fork.
 fn mount_private(binds: &[(CString, CString)]) -> std::io::Result<()> {
     use nix::mount::{MsFlags, mount};
+    use nix::sched::CloneFlags;
     let none: Option<&CStr> = None;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)?;
+    nix::unistd::sethostname("hearth")?;
     mount(none, c"/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
     let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     for (source, target) in binds {
@@ -99,6 +101,53 @@ fn mount_private(binds: &[(CString, CString)]) -> std::io::Result<()> {
     if let Some((_, first)) = binds.first() {
         nix::unistd::chdir(first.as_c_str())?;
     }
+    Ok(())
+}
+
+/// In the child between fork and exec: a new pid namespace. The calling process stays
+/// outside as a reaper that waits for the runtime (PID 1 inside, with its own `/proc`) and
+/// ends the same way; only the runtime returns from here.
+fn enter_pid_namespace() -> std::io::Result<()> {
+    use nix::libc;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)?;
+    // SAFETY: fork/waitpid/kill/_exit in a single-threaded child; no allocation.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid > 0 {
+            // The reaper never execs: close everything but stdio, above all the pipe on
+            // which the parent's spawn() waits for exec (it would wait forever).
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                for fd in 3..4096 {
+                    libc::close(fd);
+                }
+            }
+            let mut status = 0;
+            while libc::waitpid(pid, &mut status, 0) < 0 {
+                if *libc::__errno_location() != libc::EINTR {
+                    libc::_exit(127);
+                }
+            }
+            if libc::WIFSIGNALED(status) {
+                let sig = libc::WTERMSIG(status);
+                libc::signal(sig, libc::SIG_DFL);
+                libc::kill(libc::getpid(), sig);
+                libc::_exit(128 + sig);
+            }
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+    }
+    let none: Option<&CStr> = None;
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some(c"proc"), c"/proc", Some(c"proc"), flags, none)?;
+    Ok(())
+}
+
+/// In the child between fork and exec: join the network namespace made for the instance.
+fn join_netns(fd: &std::os::fd::OwnedFd) -> std::io::Result<()> {
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)?;
     Ok(())
 }
 
@@ -142,6 +191,16 @@ impl SandboxDriver for ProcessDriver {
         if self.mount_task_root { RUNTIME_ROOT.into() } else { host_dir.to_path_buf() }
     }
 
+    fn runtime_api_listener(&self) -> std::io::Result<(std::net::TcpListener, Option<std::os::fd::OwnedFd>)> {
+        if self.mount_task_root {
+            let (ns, listener) = crate::netns::namespace_with_listener()?;
+            return Ok((listener, Some(ns)));
+        }
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
+        Ok((listener, None))
+    }
+
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError> {
         let spawn_error = |source| SandboxError::Spawn { program: spec.program.display().to_string(), source };
         let mut command = tokio::process::Command::new(&spec.program);
@@ -167,9 +226,16 @@ impl SandboxDriver for ProcessDriver {
                 (c(&spec.runtime_dir)?, CString::new(RUNTIME_ROOT).expect("no NUL in a constant")),
             ];
             // SAFETY: the closure runs in the forked child before exec and only makes raw
-            // syscalls (unshare, mount, chdir) on memory allocated before the fork.
+            // syscalls (unshare, mount, chdir, fork, waitpid) on memory allocated before the fork.
             unsafe {
                 command.pre_exec(move || mount_private(&binds));
+                command.pre_exec(enter_pid_namespace);
+            }
+        }
+        if let Some(ns) = spec.netns.clone() {
+            // SAFETY: setns on a descriptor opened before the fork.
+            unsafe {
+                command.pre_exec(move || join_netns(&ns));
             }
         }
         if let Some(privileges) = self.privileges.clone() {

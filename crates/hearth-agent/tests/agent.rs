@@ -769,8 +769,22 @@ def try_open(path, mode):
     except OSError as e:
         return e.strerror
 
+def connect(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return "allowed"
+    except OSError as e:
+        return e.strerror or str(e)
+
 def handler(event, context):
     return {
+        "pid": os.getpid(),
+        "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "interfaces": sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]),
+        "hostname": os.uname().nodename,
+        "host_listener": connect(event["host_port"]),
+        "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
         "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
         "cap_eff": status("CapEff"), "cap_bnd": status("CapBnd"),
         "no_new_privs": status("NoNewPrivs"), "seccomp": status("Seccomp"),
@@ -802,8 +816,22 @@ async fn instances_run_unprivileged_under_seccomp() {
     let inst = start_instance(&driver, &rt, &spec(&code, config("python3", "main.handler")), Duration::from_secs(30))
         .await
         .unwrap();
-    let (v, err) = answered(inst.invoke(invocation("h-1", "{}"), Duration::from_secs(10)).await.unwrap());
+    // A listener on this machine's loopback: the instance must not reach it.
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let event = json!({"host_port": host.local_addr().unwrap().port()}).to_string();
+    let (v, err) = answered(inst.invoke(invocation("h-1", &event), Duration::from_secs(10)).await.unwrap());
     assert!(!err, "{v}");
+    assert_eq!(v["pid"], 1, "the runtime is PID 1 of its own pid namespace");
+    assert!(v["processes"].as_array().unwrap().len() <= 2, "no host processes visible: {}", v["processes"]);
+    assert_eq!(v["interfaces"], json!(["lo"]), "only its own loopback");
+    assert_eq!(v["hostname"], "hearth");
+    assert_eq!(v["host_listener"], "Connection refused", "no way out to the host's loopback");
+    let api = v["runtime_api"].as_str().unwrap().to_owned();
+    let from_host = reqwest::get(format!("http://{api}/2018-06-01/ping")).await;
+    assert!(
+        from_host.is_err() || from_host.unwrap().text().await.unwrap() != "pong",
+        "the Runtime API is unreachable from the host"
+    );
     let uid = v["uid"].as_u64().unwrap();
     assert!(uid >= u64::from(hearth_agent::UID_BASE), "an unprivileged uid of its own: {v}");
     assert_eq!((v["euid"].as_u64(), v["gid"].as_u64()), (Some(uid), Some(uid)));
@@ -822,6 +850,6 @@ async fn instances_run_unprivileged_under_seccomp() {
     assert_ne!(v["write_task"], "allowed");
     assert!(!std::path::Path::new("/etc/hearth-was-here").exists());
     // The instance still serves after the attempts.
-    let (again, err) = answered(inst.invoke(invocation("h-2", "{}"), Duration::from_secs(10)).await.unwrap());
+    let (again, err) = answered(inst.invoke(invocation("h-2", &event), Duration::from_secs(10)).await.unwrap());
     assert!(!err && again["uid"] == v["uid"]);
 }

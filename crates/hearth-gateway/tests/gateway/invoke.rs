@@ -16,7 +16,7 @@ async fn cold_then_warm_then_scaled_to_zero() {
     assert_eq!(first.body["echo"], json!({"n": 1}));
     let second = s.event("hello", json!({"n": 2})).await;
     assert_eq!(second.cold, Some(false), "the warm instance is reused");
-    assert_eq!(first.body["pid"], second.body["pid"]);
+    assert_eq!(first.body["instance"], second.body["instance"]);
     assert_ne!(first.request_id, second.request_id);
     let list = s.instances("hello").await;
     assert_eq!(list.len(), 1);
@@ -26,7 +26,7 @@ async fn cold_then_warm_then_scaled_to_zero() {
     s.wait_instances("hello", Duration::from_secs(10), |l| l.is_empty()).await;
     let third = s.event("hello", json!({})).await;
     assert_eq!(third.cold, Some(true));
-    assert_ne!(third.body["pid"], first.body["pid"]);
+    assert_ne!(third.body["instance"], first.body["instance"]);
 }
 
 #[tokio::test]
@@ -40,18 +40,18 @@ async fn burst_from_zero_is_served_within_max_instances() {
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
-    let mut pids = std::collections::HashSet::new();
+    let mut instances = std::collections::HashSet::new();
     let mut echoed = std::collections::HashSet::new();
     for t in tasks {
         let r = t.await.unwrap();
         assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, None), "{:?}", r.body);
         ids.insert(r.request_id.unwrap());
-        pids.insert(r.body["pid"].as_u64().unwrap());
+        instances.insert(r.body["instance"].as_str().unwrap().to_owned());
         echoed.insert(r.body["echo"]["i"].as_u64().unwrap());
     }
     assert_eq!(ids.len(), 200, "every request has its own id");
     assert_eq!(echoed.len(), 200, "every event answered exactly once");
-    assert!(pids.len() <= 4, "at most max_instances instances: {}", pids.len());
+    assert!(instances.len() <= 4, "at most max_instances instances: {}", instances.len());
     assert!(s.instances("burst").await.len() <= 4);
 }
 
@@ -212,8 +212,8 @@ async fn invocations_leave_records_and_logs() {
 #[tokio::test]
 async fn one_instance_serves_its_concurrency_at_once() {
     let s = Arc::new(start().await);
-    let python = "import os, time\n\ndef handler(event, context):\n    start = time.time()\n    time.sleep(0.3)\n    return {'pid': os.getpid(), 'start': start, 'end': time.time()}\n";
-    let node = "export const handler = async () => { const start = Date.now() / 1000; await new Promise(r => setTimeout(r, 300)); return { pid: process.pid, start, end: Date.now() / 1000 }; };\n";
+    let python = "import time, uuid\n\nINSTANCE = uuid.uuid4().hex\n\ndef handler(event, context):\n    start = time.time()\n    time.sleep(0.3)\n    return {'instance': INSTANCE, 'start': start, 'end': time.time()}\n";
+    let node = "const INSTANCE = Math.random().toString(36); export const handler = async () => { const start = Date.now() / 1000; await new Promise(r => setTimeout(r, 300)); return { instance: INSTANCE, start, end: Date.now() / 1000 }; };\n";
     s.deploy("conc-py", python, py(json!({"concurrency": 4, "max_instances": 1, "timeout_s": 10}))).await;
     let spec =
         json!({"runtime": "nodejs", "handler": "index.handler", "concurrency": 4, "max_instances": 1, "timeout_s": 10});
@@ -232,8 +232,8 @@ async fn one_instance_serves_its_concurrency_at_once() {
             assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, None), "{name}: {:?}", r.body);
             answers.push(r.body);
         }
-        let pids: std::collections::HashSet<_> = answers.iter().map(|a| a["pid"].as_u64().unwrap()).collect();
-        assert_eq!(pids.len(), 1, "{name}: one instance (max_instances 1)");
+        let instances: std::collections::HashSet<_> = answers.iter().map(|a| a["instance"].as_str().unwrap()).collect();
+        assert_eq!(instances.len(), 1, "{name}: one instance (max_instances 1)");
         let latest_start = answers.iter().map(|a| a["start"].as_f64().unwrap()).fold(f64::MIN, f64::max);
         let earliest_end = answers.iter().map(|a| a["end"].as_f64().unwrap()).fold(f64::MAX, f64::min);
         assert!(latest_start < earliest_end, "{name}: the four invocations ran at the same time");

@@ -20,7 +20,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const FUNCTION: &str = r#"
-import os, time
+import os, time, uuid
+
+# Identifies this instance (every runtime is PID 1 of its own namespace, so pids cannot).
+INSTANCE = uuid.uuid4().hex
 
 def handler(event, context):
     if event.get("sleep"):
@@ -29,7 +32,7 @@ def handler(event, context):
         os._exit(event["exit"])
     if event.get("big"):
         return "x" * event["big"]
-    return {"pid": os.getpid(), "echo": event}
+    return {"instance": INSTANCE, "echo": event}
 "#;
 
 struct Server {
