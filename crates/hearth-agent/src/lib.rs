@@ -15,6 +15,7 @@ mod invocation;
 mod netns;
 mod privileges;
 mod process_driver;
+mod rootfs;
 mod runtime_api;
 mod runtimes;
 

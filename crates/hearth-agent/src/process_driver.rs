@@ -4,7 +4,6 @@
 //! sandbox replaces this driver).
 
 use std::ffi::{CStr, CString};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
@@ -18,11 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::cgroup::{Cgroups, InstanceCgroup};
 use crate::driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
 use crate::privileges::Privileges;
+use crate::rootfs::RootPlan;
 
 /// Where every instance sees its code when the driver can mount it there.
 pub const TASK_ROOT: &str = "/var/task";
 /// Where every instance sees the embedded runtimes.
 pub const RUNTIME_ROOT: &str = "/var/runtime";
+/// Size of an instance's writable `/tmp` (Lambda's default ephemeral storage).
+const TMP_MB: u32 = 512;
 
 #[derive(Debug, Clone)]
 pub struct ProcessDriver {
@@ -37,8 +39,7 @@ impl ProcessDriver {
     /// can be created); otherwise instances see their code at its host path.
     pub fn detect() -> Self {
         let root = nix::unistd::geteuid().is_root();
-        let mount_task_root =
-            root && std::fs::create_dir_all(TASK_ROOT).is_ok() && std::fs::create_dir_all(RUNTIME_ROOT).is_ok();
+        let mount_task_root = root && crate::rootfs::prepare_host().is_ok();
         // Dropping privileges needs the mounts: the unprivileged process cannot reach the
         // code and runtimes in the (0700) data directory otherwise.
         let privileges = if mount_task_root {
@@ -83,25 +84,16 @@ fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// In the child between fork and exec: private mount, uts and ipc namespaces with each
-/// `(source, target)` bind-mounted read-only (nosuid, nodev), then `chdir` to the first
-/// target. Only raw syscalls on strings prepared before the fork.
-fn mount_private(binds: &[(CString, CString)]) -> std::io::Result<()> {
+/// In the child between fork and exec: private mount, uts and ipc namespaces, then the
+/// minimal root of `plan`. Only raw syscalls on memory prepared before the fork.
+fn enter_root(plan: &RootPlan) -> std::io::Result<()> {
     use nix::mount::{MsFlags, mount};
     use nix::sched::CloneFlags;
     let none: Option<&CStr> = None;
     nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)?;
     nix::unistd::sethostname("hearth")?;
     mount(none, c"/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
-    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    for (source, target) in binds {
-        mount(Some(source.as_c_str()), target.as_c_str(), none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
-        mount(none, target.as_c_str(), none, ro, none)?;
-    }
-    if let Some((_, first)) = binds.first() {
-        nix::unistd::chdir(first.as_c_str())?;
-    }
-    Ok(())
+    plan.enter()
 }
 
 /// In the child between fork and exec: a new pid namespace. The calling process stays
@@ -217,18 +209,14 @@ impl SandboxDriver for ProcessDriver {
             }
         }
         if self.mount_task_root {
-            let c = |p: &std::path::Path| {
-                CString::new(p.as_os_str().as_bytes())
-                    .map_err(|e| spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))
-            };
-            let binds = vec![
-                (c(&spec.task_root)?, CString::new(TASK_ROOT).expect("no NUL in a constant")),
-                (c(&spec.runtime_dir)?, CString::new(RUNTIME_ROOT).expect("no NUL in a constant")),
-            ];
+            let plan = RootPlan::new(&spec.task_root, &spec.runtime_dir, TMP_MB).ok_or_else(|| {
+                spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path contains a NUL byte"))
+            })?;
             // SAFETY: the closure runs in the forked child before exec and only makes raw
-            // syscalls (unshare, mount, chdir, fork, waitpid) on memory allocated before the fork.
+            // syscalls (unshare, mount, mkdir, pivot_root, chdir, fork, waitpid) on memory
+            // allocated before the fork.
             unsafe {
-                command.pre_exec(move || mount_private(&binds));
+                command.pre_exec(move || enter_root(&plan));
                 command.pre_exec(enter_pid_namespace);
             }
         }
