@@ -27,7 +27,7 @@ pub use instance::{
 };
 pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
-pub use privileges::{Privileges, UID_BASE};
+pub use privileges::{NOFILE, Privileges, UID_BASE};
 pub use process_driver::ProcessDriver;
 pub use runtime_api::{Closed, RuntimeApi};
 pub use runtimes::{RuntimeError, Runtimes};

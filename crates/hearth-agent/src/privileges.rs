@@ -9,6 +9,9 @@ use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 
+/// Open files an instance may hold (Lambda's limit).
+pub const NOFILE: u64 = 1024;
+
 /// First uid (and gid) handed to instances; one per instance, none with a passwd entry.
 pub const UID_BASE: u32 = 100_000;
 const UID_COUNT: u32 = 65_536;
@@ -109,6 +112,9 @@ impl Privileges {
     /// set, become `uid`/`gid` with no supplementary groups (which clears every capability),
     /// then install the filters (which also sets `no_new_privs`). Raw syscalls only.
     pub fn apply(&self, uid: u32, gid: u32) -> std::io::Result<()> {
+        use nix::sys::resource::{Resource, setrlimit};
+        setrlimit(Resource::RLIMIT_NOFILE, NOFILE, NOFILE)?;
+        setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
         for cap in 0..64 {
             // SAFETY: prctl with integer arguments; EINVAL past the kernel's last cap is fine.
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };

@@ -772,7 +772,36 @@ def connect(port):
     except OSError as e:
         return e.strerror or str(e)
 
+def open_many(n):
+    held = []
+    try:
+        for _ in range(n):
+            held.append(open("/dev/null"))
+        return "allowed"
+    except OSError as e:
+        return f"{len(held)}: {e.strerror}"
+    finally:
+        for f in held:
+            f.close()
+
 def handler(event, context):
+    if event.get("fill_tmp"):
+        written = 0
+        chunk = b"x" * (1 << 20)
+        try:
+            with open("/tmp/fill", "wb") as f:
+                while written < (2 << 30):
+                    f.write(chunk)
+                    f.flush()
+                    written += len(chunk)
+            return {"fill": "allowed", "mb": written >> 20}
+        except OSError as e:
+            return {"fill": e.strerror, "mb": written >> 20}
+        finally:
+            try:
+                os.remove("/tmp/fill")
+            except OSError:
+                pass
     return {
         "pid": os.getpid(),
         "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
@@ -793,6 +822,10 @@ def handler(event, context):
         "write_etc": try_open("/etc/hearth-was-here", "w"),
         "write_task": try_open(os.environ["LAMBDA_TASK_ROOT"] + "/x", "w"),
         "host_home": os.path.exists("/root") or os.path.exists("/home") or os.path.exists("/work"),
+        "init_module": attempt(libc.init_module, None, 0, b""),
+        "finit_module": attempt(libc.syscall, 313, 0, b"", 0),
+        "pid1_environ": open("/proc/1/environ").read().count("CARGO_MANIFEST_DIR"),
+        "open_files": open_many(10_000),
         "tmp": try_open("/tmp/scratch", "w"),
     }
 "#;
@@ -846,8 +879,27 @@ async fn instances_run_unprivileged_under_seccomp() {
     assert_eq!(v["write_etc"], "Read-only file system");
     assert_eq!(v["host_home"], false, "the host's /root and /home are out of view");
     assert_eq!(v["tmp"], "allowed", "/tmp is writable");
+    assert_eq!(
+        (v["init_module"].as_str(), v["finit_module"].as_str()),
+        (Some("Operation not permitted"), Some("Operation not permitted"))
+    );
+    assert_eq!(v["pid1_environ"], 0, "/proc/1 is the instance itself, not the host's init");
+    let files = v["open_files"].as_str().unwrap();
+    assert!(files.ends_with("Too many open files"), "10,000 open files stop at the limit: {files}");
     assert_ne!(v["write_task"], "allowed");
     assert!(!std::path::Path::new("/etc/hearth-was-here").exists());
+    // Filling /tmp stops at its cap (memory to spare: tmpfs pages count against the memory
+    // limit, so the cap must be what stops it).
+    let mut big = config("python3", "main.handler");
+    big.memory_mb = 1024;
+    let filler = start_instance(&driver, &rt, &spec(&code, big), Duration::from_secs(30)).await.unwrap();
+    let (f, err) =
+        answered(filler.invoke(invocation("h-fill", r#"{"fill_tmp":1}"#), Duration::from_secs(60)).await.unwrap());
+    assert!(!err, "{f}");
+    assert_eq!(f["fill"], "No space left on device", "{f}");
+    let mb = f["mb"].as_u64().unwrap();
+    assert!((400..=512).contains(&mb), "/tmp is capped at 512 MB: {mb}");
+    drop(filler);
     // The instance still serves after the attempts.
     let (again, err) = answered(inst.invoke(invocation("h-2", &event), Duration::from_secs(10)).await.unwrap());
     assert!(!err && again["uid"] == v["uid"]);

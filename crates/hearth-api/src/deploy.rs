@@ -10,7 +10,9 @@ use hearth_types::{CodeRef, Function, FunctionConfig, FunctionId, FunctionName, 
 
 use crate::ApiError;
 
-const ATTEMPTS: usize = 8;
+/// Each round of a write race has a winner, so N concurrent writers need at most N
+/// attempts; the bound is generous and the backoff keeps losers from spinning.
+const ATTEMPTS: u32 = 64;
 
 /// The result of a deploy write.
 pub struct Deployed {
@@ -42,7 +44,11 @@ async fn apply(
     config: Option<FunctionConfig>,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Lost the race: back off a little more each time (at most ~2 s in all).
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
+        }
         let now = Utc::now();
         let (mut next, expect, created) = match (store.get_function(name).await?, &config) {
             (None, None) => return Err(ApiError::function_not_found(name.as_str())),
