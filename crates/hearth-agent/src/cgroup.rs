@@ -8,6 +8,14 @@ use std::path::{Path, PathBuf};
 
 /// Processes one instance may have (fork bombs stop here).
 pub const PIDS_MAX: u64 = 256;
+/// Memory size that buys one full CPU, as on Lambda.
+pub const MB_PER_VCPU: u64 = 1_769;
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// CPU time per 100 ms period for a function of `memory_mb` (at least 1 ms).
+pub fn cpu_quota_us(memory_mb: u32) -> u64 {
+    (u64::from(memory_mb) * CPU_PERIOD_US / MB_PER_VCPU).max(1_000)
+}
 
 const ROOT: &str = "/sys/fs/cgroup";
 const PARENT: &str = "hearth";
@@ -28,7 +36,7 @@ pub struct Cgroups {
 #[derive(Debug)]
 pub struct InstanceCgroup {
     version: CgroupVersion,
-    /// v1: `memory/hearth/<id>`, `pids/hearth/<id>`; v2: `hearth/<id>`.
+    /// v1: `memory/hearth/<id>`, `pids/hearth/<id>`, `cpu/hearth/<id>`; v2: `hearth/<id>`.
     dirs: Vec<PathBuf>,
 }
 
@@ -46,15 +54,18 @@ impl Cgroups {
         let root = Path::new(ROOT);
         let v2 = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
         let cg = match v2 {
-            Some(c) if c.split_whitespace().any(|x| x == "memory") && c.split_whitespace().any(|x| x == "pids") => {
+            Some(c) if ["memory", "pids", "cpu"].iter().all(|want| c.split_whitespace().any(|x| x == *want)) => {
                 let parent = root.join(PARENT);
                 std::fs::create_dir_all(&parent).ok()?;
-                write(&root.join("cgroup.subtree_control"), "+memory +pids").ok()?;
-                write(&parent.join("cgroup.subtree_control"), "+memory +pids").ok()?;
+                write(&root.join("cgroup.subtree_control"), "+memory +pids +cpu").ok()?;
+                write(&parent.join("cgroup.subtree_control"), "+memory +pids +cpu").ok()?;
                 Self { version: CgroupVersion::V2 }
             }
-            _ if root.join("memory/memory.limit_in_bytes").exists() && root.join("pids").exists() => {
-                for c in ["memory", "pids"] {
+            _ if root.join("memory/memory.limit_in_bytes").exists()
+                && root.join("pids").exists()
+                && root.join("cpu/cpu.cfs_quota_us").exists() =>
+            {
+                for c in ["memory", "pids", "cpu"] {
                     std::fs::create_dir_all(root.join(c).join(PARENT)).ok()?;
                 }
                 Self { version: CgroupVersion::V1 }
@@ -71,7 +82,9 @@ impl Cgroups {
     fn parents(&self) -> Vec<PathBuf> {
         let root = Path::new(ROOT);
         match self.version {
-            CgroupVersion::V1 => vec![root.join("memory").join(PARENT), root.join("pids").join(PARENT)],
+            CgroupVersion::V1 => {
+                vec![root.join("memory").join(PARENT), root.join("pids").join(PARENT), root.join("cpu").join(PARENT)]
+            }
             CgroupVersion::V2 => vec![root.join(PARENT)],
         }
     }
@@ -161,6 +174,21 @@ impl InstanceCgroup {
         std::fs::read_to_string(self.memory_dir().join(file)).ok()?.trim().parse().ok()
     }
 
+    /// Caps CPU at the share `memory_mb` buys (1 vCPU at 1,769 MB) as a quota. Applied once
+    /// the runtime is initialised: under the quota a small function's start-up would take
+    /// many times longer.
+    pub fn limit_cpu(&self, memory_mb: u32) -> std::io::Result<()> {
+        let quota = cpu_quota_us(memory_mb);
+        match self.version {
+            CgroupVersion::V1 => {
+                let cpu = &self.dirs[2];
+                write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())
+            }
+            CgroupVersion::V2 => write(&self.dirs[0].join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}")),
+        }
+    }
+
     /// SIGKILL to every process in the instance's groups.
     pub fn kill_all(&self) {
         if self.version == CgroupVersion::V2 && write(&self.dirs[0].join("cgroup.kill"), "1").is_ok() {
@@ -199,5 +227,16 @@ impl Drop for InstanceCgroup {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_share_follows_memory() {
+        assert_eq!(super::cpu_quota_us(1_769), 100_000, "1 vCPU at 1,769 MB");
+        assert_eq!(super::cpu_quota_us(3_538), 200_000);
+        assert_eq!(super::cpu_quota_us(128), 7_235);
+        assert_eq!(super::cpu_quota_us(1), 1_000, "at least 1 ms per period");
     }
 }

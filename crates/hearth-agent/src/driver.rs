@@ -58,6 +58,9 @@ pub trait SandboxControl: Send + Sync {
     fn peak_memory_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Called once the runtime is initialised: apply limits that would slow start-up.
+    fn initialised(&self) {}
 }
 
 /// A running sandbox: its output streams, its exit, and a way to stop it.

@@ -180,6 +180,11 @@ impl Instance {
         Ok(())
     }
 
+    /// The runtime finished its init: the sandbox may now apply start-up-sensitive limits.
+    pub(crate) fn initialised(&self) {
+        self.control.initialised();
+    }
+
     pub(crate) fn api(&self) -> &RuntimeApi {
         &self.api
     }

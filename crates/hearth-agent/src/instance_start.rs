@@ -163,6 +163,7 @@ pub async fn start_instance_logged(
     };
     match failure {
         None => {
+            instance.initialised();
             instance.transition(InstanceState::Ready).expect("Starting -> Ready is allowed");
             Ok(instance)
         }

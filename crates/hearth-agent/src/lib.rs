@@ -19,7 +19,7 @@ mod rootfs;
 mod runtime_api;
 mod runtimes;
 
-pub use cgroup::{CgroupVersion, Cgroups, PIDS_MAX};
+pub use cgroup::{CgroupVersion, Cgroups, MB_PER_VCPU, PIDS_MAX, cpu_quota_us};
 pub use code_cache::{CodeCache, CodeCacheError};
 pub use driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
 pub use instance::{

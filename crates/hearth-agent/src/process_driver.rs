@@ -147,6 +147,7 @@ struct GroupKiller {
     /// `None` when the child was already gone at spawn: never signal group 0 (our own).
     pgid: Option<Pid>,
     cgroup: Option<InstanceCgroup>,
+    memory_mb: u32,
 }
 
 impl SandboxControl for GroupKiller {
@@ -167,6 +168,14 @@ impl SandboxControl for GroupKiller {
 
     fn peak_memory_bytes(&self) -> Option<u64> {
         self.cgroup.as_ref().and_then(InstanceCgroup::peak_bytes)
+    }
+
+    fn initialised(&self) {
+        if let Some(cg) = &self.cgroup
+            && let Err(e) = cg.limit_cpu(self.memory_mb)
+        {
+            tracing::warn!(%e, "could not apply the CPU quota");
+        }
     }
 }
 
@@ -265,7 +274,7 @@ impl SandboxDriver for ProcessDriver {
             stdout: Box::pin(stdout),
             stderr: Box::pin(stderr),
             exited,
-            control: Box::new(GroupKiller { pgid: pid, cgroup }),
+            control: Box::new(GroupKiller { pgid: pid, cgroup, memory_mb: spec.memory_mb }),
         })
     }
 }

@@ -641,6 +641,11 @@ def handler(event, context):
         hog = []
         while True:
             hog.append(bytearray(8 << 20))
+    if event.get("spin"):
+        end = time.time() + event["spin"]
+        while time.time() < end:
+            pass
+        return {"cpu_seconds": time.process_time()}
     if event.get("forks"):
         n = 0
         try:
@@ -698,6 +703,16 @@ async fn cgroups_limit_memory_and_processes() {
     assert_limited(&cg, &s.instance_id, "pids", "pids.max", &hearth_agent::PIDS_MAX.to_string());
     let (v, _) = answered(inst.invoke(invocation("p-1", "{}"), Duration::from_secs(10)).await.unwrap());
     assert_eq!(v["ok"], true);
+    // CPU: a quota proportional to memory (128 MB ≈ 7% of a CPU), applied after init.
+    let quota = hearth_agent::cpu_quota_us(128).to_string();
+    if v1 {
+        assert_limited(&cg, &s.instance_id, "cpu", "cpu.cfs_quota_us", &quota);
+    } else {
+        assert_limited(&cg, &s.instance_id, "cpu", "cpu.max", &format!("{quota} 100000"));
+    }
+    let (v, _) = answered(inst.invoke(invocation("p-spin", r#"{"spin":1}"#), Duration::from_secs(10)).await.unwrap());
+    let cpu = v["cpu_seconds"].as_f64().unwrap();
+    assert!(cpu < 0.5, "a 1 s spin at 128 MB gets only its CPU share, not a whole CPU: {cpu} s");
     assert!(inst.max_memory_used_mb().is_some_and(|mb| mb > 0 && mb <= 128), "peak memory is measured");
 
     // Memory bomb: killed by the kernel, reported as Runtime.OutOfMemory.
