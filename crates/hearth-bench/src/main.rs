@@ -98,6 +98,9 @@ impl Bench {
             code_sha256: Some(code.sha256.to_string()),
             max_instances: Some(32),
             timeout_s: Some(30),
+            // One full CPU (the quota is proportional to memory): measure the platform,
+            // not a small function's CPU share.
+            memory_mb: Some(1_769),
             ..Default::default()
         };
         self.client.put_function(name, &spec).await?;
