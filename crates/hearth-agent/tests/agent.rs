@@ -919,3 +919,47 @@ async fn instances_run_unprivileged_under_seccomp() {
     let (again, err) = answered(inst.invoke(invocation("h-2", &event), Duration::from_secs(10)).await.unwrap());
     assert!(!err && again["uid"] == v["uid"]);
 }
+
+#[tokio::test]
+async fn a_hostile_shell_function_is_contained_too() {
+    let driver = ProcessDriver::detect();
+    if !nix_is_root() {
+        return; // Without root there is no sandbox; the unprivileged test above checks that.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    // A `provided` runtime in sh: it tries its attacks with ordinary tools, then reports.
+    let bootstrap = r#"#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+r() { if "$@" >/dev/null 2>&1; then echo allowed; else echo refused; fi; }
+while true; do
+  H=$(mktemp)
+  curl -sS -o /dev/null -D "$H" "$API/invocation/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
+  # Destructive: only as PID 1 of its own pid namespace and not root.
+  if [ "$$" = 1 ] && [ "$(id -u)" != 0 ]; then KILL=$(r kill -9 -1); else KILL=skipped; fi
+  REPORT="{\"kill_all\":\"$KILL\",\"shadow\":\"$(r cat /etc/shadow)\",\"mount\":\"$(r mount -t tmpfs none /tmp)\",\
+\"remount\":\"$(r mount -o remount,rw /)\",\"write_task\":\"$(r touch /var/task/x)\",\
+\"write_usr\":\"$(r touch /usr/x)\",\"root_home\":\"$(r ls /root)\",\
+\"procs\":$(ls /proc | grep -c '^[0-9]'),\"uid\":$(id -u)}"
+  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" -d "$REPORT"
+done
+"#;
+    std::fs::write(code.join("bootstrap"), bootstrap).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(code.join("bootstrap"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rt = runtimes(dir.path());
+    let inst =
+        start_instance(&driver, &rt, &spec(&code, config("provided", "x")), Duration::from_secs(30)).await.unwrap();
+    let (v, err) = answered(inst.invoke(invocation("sh-1", "{}"), Duration::from_secs(20)).await.unwrap());
+    assert!(!err, "{v}");
+    for attack in ["shadow", "mount", "remount", "write_task", "write_usr", "root_home"] {
+        assert_eq!(v[attack], "refused", "{attack}: {v}");
+    }
+    assert!(v["uid"].as_u64().unwrap() >= u64::from(hearth_agent::UID_BASE));
+    assert!(v["procs"].as_u64().unwrap() <= 8, "only its own processes are visible: {v}");
+    // `kill -9 -1` ran (the sandbox was verified first) and reached only the instance's own
+    // processes: this test process, its parent and the server are still here.
+    assert_ne!(v["kill_all"], "skipped", "the sandbox was in place, so the attack ran: {v}");
+}
