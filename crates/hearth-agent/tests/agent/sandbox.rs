@@ -1,0 +1,372 @@
+//! The sandbox (as root): /var/task, cgroup limits, privileges, namespaces, minimal root, and
+//! hostile functions. Destructive tests first verify the limits they rely on.
+
+use super::*;
+
+#[tokio::test]
+async fn code_is_mounted_read_only_at_var_task() {
+    let driver = ProcessDriver::detect();
+    let root = nix_is_root();
+    assert_eq!(driver.mounts_task_root(), root, "as root the driver mounts /var/task");
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    let probe = r#"
+import os
+
+def handler(event, context):
+    try:
+        open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "written"), "w").write("x")
+        write = "allowed"
+    except OSError as e:
+        write = e.strerror
+    return {"cwd": os.getcwd(), "root": os.environ["LAMBDA_TASK_ROOT"],
+            "files": sorted(os.listdir(os.environ["LAMBDA_TASK_ROOT"])), "write": write}
+"#;
+    std::fs::write(code.join("main.py"), probe).unwrap();
+    // The cache keeps code read-only; do the same here.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(code.join("main.py"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    let rt = runtimes(dir.path());
+    let inst = start_instance(&driver, &rt, &spec(&code, config("python3", "main.handler")), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (v, err) = answered(inst.invoke(invocation("m-1", "{}"), Duration::from_secs(10)).await.unwrap());
+    assert!(!err, "{v}");
+    assert_eq!(v["files"], json!(["main.py"]));
+    assert_ne!(v["write"], "allowed", "the code is read-only");
+    if root {
+        assert_eq!((v["root"].as_str(), v["cwd"].as_str()), (Some("/var/task"), Some("/var/task")));
+        assert_eq!(v["write"], "Read-only file system");
+        let host_view: Vec<_> =
+            std::fs::read_dir("/var/task").map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+        assert!(!host_view.iter().any(|f| f == "main.py"), "the mount is private to the instance");
+    } else {
+        assert_eq!(v["root"].as_str(), code.to_str());
+    }
+}
+
+const LIMITS_PROBE: &str = r#"
+import os, time
+
+def handler(event, context):
+    if event.get("bomb"):
+        hog = []
+        while True:
+            hog.append(bytearray(8 << 20))
+    if event.get("spin"):
+        end = time.time() + event["spin"]
+        while time.time() < end:
+            pass
+        return {"cpu_seconds": time.process_time()}
+    if event.get("forks"):
+        n = 0
+        try:
+            while n < 5000:
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                n += 1
+        except OSError:
+            pass
+        return {"forked": n}
+    return {"ok": True}
+"#;
+
+/// Destructive tests check from the host, before anything runs, that the instance's
+/// processes sit in a group with the expected limit.
+fn assert_limited(cg: &hearth_agent::Cgroups, instance_id: &str, controller: &str, file: &str, expected: &str) {
+    let dir = match cg.version() {
+        hearth_agent::CgroupVersion::V1 => {
+            format!("/sys/fs/cgroup/{controller}/hearth/{}-{instance_id}", std::process::id())
+        }
+        hearth_agent::CgroupVersion::V2 => format!("/sys/fs/cgroup/hearth/{}-{instance_id}", std::process::id()),
+    };
+    let limit = std::fs::read_to_string(format!("{dir}/{file}")).expect("the instance's cgroup exists");
+    assert_eq!(limit.trim(), expected, "{dir}/{file}");
+    let procs = std::fs::read_to_string(format!("{dir}/cgroup.procs")).unwrap();
+    assert!(!procs.trim().is_empty(), "the instance's processes are in {dir}");
+}
+
+#[tokio::test]
+async fn cgroups_limit_memory_and_processes() {
+    let driver = ProcessDriver::detect();
+    if !nix_is_root() {
+        assert!(driver.cgroups().is_none(), "without root there are no cgroups to manage");
+        return;
+    }
+    let cg = driver.cgroups().expect("as root, cgroups (v1 or v2) are managed").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), LIMITS_PROBE).unwrap();
+    let rt = runtimes(dir.path());
+    let spec_for = |memory_mb: u32| {
+        let mut cfg = config("python3", "main.handler");
+        cfg.memory_mb = memory_mb;
+        InstanceSpec { instance_id: format!("t{}", uuid_like()), ..spec(&code, cfg) }
+    };
+
+    // The sandbox is in place before anything destructive runs.
+    let s = spec_for(128);
+    let inst = start_instance(&driver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    let v1 = cg.version() == hearth_agent::CgroupVersion::V1;
+    let memory_file = if v1 { "memory.limit_in_bytes" } else { "memory.max" };
+    assert_limited(&cg, &s.instance_id, "memory", memory_file, &(128u64 << 20).to_string());
+    assert_limited(&cg, &s.instance_id, "pids", "pids.max", &hearth_agent::PIDS_MAX.to_string());
+    let (v, _) = answered(inst.invoke(invocation("p-1", "{}"), Duration::from_secs(10)).await.unwrap());
+    assert_eq!(v["ok"], true);
+    // CPU: a quota proportional to memory (128 MB ≈ 7% of a CPU), applied after init.
+    let quota = hearth_agent::cpu_quota_us(128).to_string();
+    if v1 {
+        assert_limited(&cg, &s.instance_id, "cpu", "cpu.cfs_quota_us", &quota);
+    } else {
+        assert_limited(&cg, &s.instance_id, "cpu", "cpu.max", &format!("{quota} 100000"));
+    }
+    let (v, _) = answered(inst.invoke(invocation("p-spin", r#"{"spin":1}"#), Duration::from_secs(10)).await.unwrap());
+    let cpu = v["cpu_seconds"].as_f64().unwrap();
+    assert!(cpu < 0.5, "a 1 s spin at 128 MB gets only its CPU share, not a whole CPU: {cpu} s");
+    assert!(inst.max_memory_used_mb().is_some_and(|mb| mb > 0 && mb <= 128), "peak memory is measured");
+
+    // Memory bomb: killed by the kernel, reported as Runtime.OutOfMemory.
+    let r = inst.invoke(invocation("p-2", r#"{"bomb":1}"#), Duration::from_secs(30)).await.unwrap();
+    let InvokeResult::Failed(e) = r else { panic!("expected an OOM kill, got {r:?}") };
+    assert_eq!(e.error_type, "Runtime.OutOfMemory", "{}", e.message);
+    drop(inst);
+
+    // Fork bomb (with memory to spare, so the pids limit is what stops it); the instance
+    // still answers afterwards.
+    let forker = spec_for(2048);
+    let inst = start_instance(&driver, &rt, &forker, Duration::from_secs(30)).await.unwrap();
+    assert_limited(&cg, &forker.instance_id, "pids", "pids.max", &hearth_agent::PIDS_MAX.to_string());
+    let (v, err) = answered(inst.invoke(invocation("p-3", r#"{"forks":1}"#), Duration::from_secs(30)).await.unwrap());
+    assert!(!err, "{v}");
+    let forked = v["forked"].as_u64().unwrap();
+    assert!(forked > 0 && forked < hearth_agent::PIDS_MAX, "forks stop at the pids limit: {forked}");
+    let (v, err) = answered(inst.invoke(invocation("p-4", "{}"), Duration::from_secs(10)).await.unwrap());
+    assert!(!err && v["ok"] == true);
+    drop(inst);
+
+    // Stopped instances leave no cgroup behind; leftovers of dead servers are swept.
+    let base = match cg.version() {
+        hearth_agent::CgroupVersion::V1 => std::path::PathBuf::from("/sys/fs/cgroup/memory/hearth"),
+        hearth_agent::CgroupVersion::V2 => std::path::PathBuf::from("/sys/fs/cgroup/hearth"),
+    };
+    let ours = |id: &str| base.join(format!("{}-{id}", std::process::id()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ours(&s.instance_id).exists() || ours(&forker.instance_id).exists() {
+        assert!(std::time::Instant::now() < deadline, "an instance's cgroup was not removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stale = base.join("4000000-stale");
+    std::fs::create_dir(&stale).unwrap();
+    assert!(cg.sweep_leftovers() >= 1);
+    assert!(!stale.exists(), "a dead server's group is swept");
+}
+
+const HOSTILE: &str = r#"
+import ctypes, os
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+def attempt(fn, *args):
+    ctypes.set_errno(0)
+    rc = fn(*args)
+    return "allowed" if rc == 0 else os.strerror(ctypes.get_errno())
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+
+def try_open(path, mode):
+    try:
+        open(path, mode).close()
+        return "allowed"
+    except OSError as e:
+        return e.strerror
+
+def connect(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return "allowed"
+    except OSError as e:
+        return e.strerror or str(e)
+
+def open_many(n):
+    held = []
+    try:
+        for _ in range(n):
+            held.append(open("/dev/null"))
+        return "allowed"
+    except OSError as e:
+        return f"{len(held)}: {e.strerror}"
+    finally:
+        for f in held:
+            f.close()
+
+def handler(event, context):
+    if event.get("fill_tmp"):
+        written = 0
+        chunk = b"x" * (1 << 20)
+        try:
+            with open("/tmp/fill", "wb") as f:
+                while written < (2 << 30):
+                    f.write(chunk)
+                    f.flush()
+                    written += len(chunk)
+            return {"fill": "allowed", "mb": written >> 20}
+        except OSError as e:
+            return {"fill": e.strerror, "mb": written >> 20}
+        finally:
+            try:
+                os.remove("/tmp/fill")
+            except OSError:
+                pass
+    return {
+        "pid": os.getpid(),
+        "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "interfaces": sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]),
+        "hostname": os.uname().nodename,
+        "host_listener": connect(event["host_port"]),
+        "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+        "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+        "cap_eff": status("CapEff"), "cap_bnd": status("CapBnd"),
+        "no_new_privs": status("NoNewPrivs"), "seccomp": status("Seccomp"),
+        "mount": attempt(libc.mount, b"none", b"/tmp", b"tmpfs", 0, None),
+        "unshare_user": attempt(libc.unshare, 0x10000000),
+        "unshare_net": attempt(libc.unshare, 0x40000000),
+        "ptrace": attempt(libc.ptrace, 0, 0, None, None),
+        "chroot": attempt(libc.chroot, b"/tmp"),
+        "setuid_root": attempt(libc.setuid, 0),
+        "shadow": try_open("/etc/shadow", "r"),
+        "write_etc": try_open("/etc/hearth-was-here", "w"),
+        "write_task": try_open(os.environ["LAMBDA_TASK_ROOT"] + "/x", "w"),
+        "host_home": os.path.exists("/root") or os.path.exists("/home") or os.path.exists("/work"),
+        "init_module": attempt(libc.init_module, None, 0, b""),
+        "finit_module": attempt(libc.syscall, 313, 0, b"", 0),
+        "pid1_environ": open("/proc/1/environ").read().count("CARGO_MANIFEST_DIR"),
+        "open_files": open_many(10_000),
+        "tmp": try_open("/tmp/scratch", "w"),
+    }
+"#;
+
+#[tokio::test]
+async fn instances_run_unprivileged_under_seccomp() {
+    let driver = ProcessDriver::detect();
+    if !nix_is_root() {
+        assert!(!driver.drops_privileges(), "without root there is nothing to drop");
+        return;
+    }
+    assert!(driver.drops_privileges(), "as root, instances drop privileges");
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), HOSTILE).unwrap();
+    let rt = runtimes(dir.path());
+    let inst = start_instance(&driver, &rt, &spec(&code, config("python3", "main.handler")), Duration::from_secs(30))
+        .await
+        .unwrap();
+    // A listener on this machine's loopback: the instance must not reach it.
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let event = json!({"host_port": host.local_addr().unwrap().port()}).to_string();
+    let (v, err) = answered(inst.invoke(invocation("h-1", &event), Duration::from_secs(10)).await.unwrap());
+    assert!(!err, "{v}");
+    assert_eq!(v["pid"], 1, "the runtime is PID 1 of its own pid namespace");
+    assert!(v["processes"].as_array().unwrap().len() <= 2, "no host processes visible: {}", v["processes"]);
+    assert_eq!(v["interfaces"], json!(["lo"]), "only its own loopback");
+    assert_eq!(v["hostname"], "hearth");
+    assert_eq!(v["host_listener"], "Connection refused", "no way out to the host's loopback");
+    let api = v["runtime_api"].as_str().unwrap().to_owned();
+    let from_host = reqwest::get(format!("http://{api}/2018-06-01/ping")).await;
+    assert!(
+        from_host.is_err() || from_host.unwrap().text().await.unwrap() != "pong",
+        "the Runtime API is unreachable from the host"
+    );
+    let uid = v["uid"].as_u64().unwrap();
+    assert!(uid >= u64::from(hearth_agent::UID_BASE), "an unprivileged uid of its own: {v}");
+    assert_eq!((v["euid"].as_u64(), v["gid"].as_u64()), (Some(uid), Some(uid)));
+    assert_eq!(v["cap_eff"], "0000000000000000", "no capabilities");
+    assert_eq!(v["cap_bnd"], "0000000000000000", "empty bounding set");
+    assert_eq!(
+        (v["no_new_privs"].as_str(), v["seccomp"].as_str()),
+        (Some("1"), Some("2")),
+        "no_new_privs and a seccomp filter"
+    );
+    for call in ["mount", "unshare_user", "unshare_net", "ptrace", "chroot", "setuid_root"] {
+        assert_eq!(v[call], "Operation not permitted", "{call}: {v}");
+    }
+    assert_eq!(v["shadow"], "No such file or directory", "the host's /etc is out of view");
+    assert_eq!(v["write_etc"], "Read-only file system");
+    assert_eq!(v["host_home"], false, "the host's /root and /home are out of view");
+    assert_eq!(v["tmp"], "allowed", "/tmp is writable");
+    assert_eq!(
+        (v["init_module"].as_str(), v["finit_module"].as_str()),
+        (Some("Operation not permitted"), Some("Operation not permitted"))
+    );
+    assert_eq!(v["pid1_environ"], 0, "/proc/1 is the instance itself, not the host's init");
+    let files = v["open_files"].as_str().unwrap();
+    assert!(files.ends_with("Too many open files"), "10,000 open files stop at the limit: {files}");
+    assert_ne!(v["write_task"], "allowed");
+    assert!(!std::path::Path::new("/etc/hearth-was-here").exists());
+    // Filling /tmp stops at its cap (memory to spare: tmpfs pages count against the memory
+    // limit, so the cap must be what stops it).
+    let mut big = config("python3", "main.handler");
+    big.memory_mb = 1024;
+    let filler = start_instance(&driver, &rt, &spec(&code, big), Duration::from_secs(30)).await.unwrap();
+    let (f, err) =
+        answered(filler.invoke(invocation("h-fill", r#"{"fill_tmp":1}"#), Duration::from_secs(60)).await.unwrap());
+    assert!(!err, "{f}");
+    assert_eq!(f["fill"], "No space left on device", "{f}");
+    let mb = f["mb"].as_u64().unwrap();
+    assert!((400..=512).contains(&mb), "/tmp is capped at 512 MB: {mb}");
+    drop(filler);
+    // The instance still serves after the attempts.
+    let (again, err) = answered(inst.invoke(invocation("h-2", &event), Duration::from_secs(10)).await.unwrap());
+    assert!(!err && again["uid"] == v["uid"]);
+}
+
+#[tokio::test]
+async fn a_hostile_shell_function_is_contained_too() {
+    let driver = ProcessDriver::detect();
+    if !nix_is_root() {
+        return; // Without root there is no sandbox; the unprivileged test above checks that.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    // A `provided` runtime in sh: it tries its attacks with ordinary tools, then reports.
+    let bootstrap = r#"#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+r() { if "$@" >/dev/null 2>&1; then echo allowed; else echo refused; fi; }
+while true; do
+  H=$(mktemp)
+  curl -sS -o /dev/null -D "$H" "$API/invocation/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
+  # Destructive: only as PID 1 of its own pid namespace and not root.
+  if [ "$$" = 1 ] && [ "$(id -u)" != 0 ]; then KILL=$(r kill -9 -1); else KILL=skipped; fi
+  REPORT="{\"kill_all\":\"$KILL\",\"shadow\":\"$(r cat /etc/shadow)\",\"mount\":\"$(r mount -t tmpfs none /tmp)\",\
+\"remount\":\"$(r mount -o remount,rw /)\",\"write_task\":\"$(r touch /var/task/x)\",\
+\"write_usr\":\"$(r touch /usr/x)\",\"root_home\":\"$(r ls /root)\",\
+\"procs\":$(ls /proc | grep -c '^[0-9]'),\"uid\":$(id -u)}"
+  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" -d "$REPORT"
+done
+"#;
+    std::fs::write(code.join("bootstrap"), bootstrap).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(code.join("bootstrap"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rt = runtimes(dir.path());
+    let inst =
+        start_instance(&driver, &rt, &spec(&code, config("provided", "x")), Duration::from_secs(30)).await.unwrap();
+    let (v, err) = answered(inst.invoke(invocation("sh-1", "{}"), Duration::from_secs(20)).await.unwrap());
+    assert!(!err, "{v}");
+    for attack in ["shadow", "mount", "remount", "write_task", "write_usr", "root_home"] {
+        assert_eq!(v[attack], "refused", "{attack}: {v}");
+    }
+    assert!(v["uid"].as_u64().unwrap() >= u64::from(hearth_agent::UID_BASE));
+    assert!(v["procs"].as_u64().unwrap() <= 8, "only its own processes are visible: {v}");
+    // `kill -9 -1` ran (the sandbox was verified first) and reached only the instance's own
+    // processes: this test process, its parent and the server are still here.
+    assert_ne!(v["kill_all"], "skipped", "the sandbox was in place, so the attack ran: {v}");
+}
