@@ -56,6 +56,11 @@ impl ProcessDriver {
         Self { mount_task_root, cgroups: Cgroups::detect(), privileges, next_uid: Arc::default() }
     }
 
+    /// Plain child processes with no sandbox at all, whoever runs them (for comparisons).
+    pub fn plain() -> Self {
+        Self { mount_task_root: false, cgroups: None, privileges: None, next_uid: Arc::default() }
+    }
+
     /// Whether instances run as an unprivileged uid under the seccomp filter.
     pub fn drops_privileges(&self) -> bool {
         self.privileges.is_some()

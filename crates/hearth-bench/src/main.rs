@@ -155,9 +155,8 @@ async fn baseline_server() -> Result<SocketAddr> {
     Ok(addr)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
+/// A server on a temporary data directory whose instances are made by `driver`.
+async fn server(driver: ProcessDriver) -> Result<(Arc<Bench>, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteStore::open(&dir.path().join("metadata.db"))?);
     let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT)?;
@@ -169,7 +168,7 @@ async fn main() -> Result<()> {
         code.clone(),
         dir.path().join("cache"),
         runtimes,
-        Arc::new(ProcessDriver::detect()),
+        Arc::new(driver),
         GatewaySettings::default(),
     );
     let _reaper = gateway.spawn_reaper();
@@ -178,7 +177,36 @@ async fn main() -> Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, router).await });
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let bench = Arc::new(Bench { client: Client::new(&url, Some(token)), url, http });
+    Ok((Arc::new(Bench { client: Client::new(&url, Some(token)), url, http }), dir))
+}
+
+impl Bench {
+    /// Cold starts: each new function's first request, from arrival to response.
+    async fn cold_starts(
+        &self,
+        runtime: &str,
+        handler: &str,
+        file: &str,
+        source: &str,
+        n: usize,
+        tag: &str,
+    ) -> Result<Vec<Duration>> {
+        let mut cold = vec![];
+        for i in 0..n {
+            let name = format!("cold-{tag}-{runtime}-{i}");
+            self.deploy(&name, runtime, handler, file, source).await?;
+            cold.push(self.get(&format!("/{name}")).await?);
+        }
+        Ok(cold)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let driver = ProcessDriver::detect();
+    let sandboxed = driver.drops_privileges();
+    let (bench, _dir) = server(driver).await?;
     let mut figures = vec![];
     let say = |s: &str| {
         if !args.json {
@@ -194,16 +222,27 @@ async fn main() -> Result<()> {
         ("nodejs", "index.handler", "index.mjs", NODE_HELLO, node_exec, "exec node -e 0"),
     ] {
         say(&format!("cold starts: {runtime} x {}", args.cold_starts));
-        let mut cold = vec![];
-        for i in 0..args.cold_starts {
-            let name = format!("cold-{runtime}-{i}");
-            bench.deploy(&name, runtime, handler, file, source).await?;
-            cold.push(bench.get(&format!("/{name}")).await?);
-        }
+        let mut cold = bench.cold_starts(runtime, handler, file, source, args.cold_starts, "s").await?;
         let short = if runtime == "python3" { "python" } else { "node" };
         for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
             let (v, b) = (percentile(&mut cold, p), percentile(&mut exec, p));
             figures.push(figure(&format!("cold_start.{short}.{label}"), v, "ms", exec_name, b));
+        }
+        if sandboxed {
+            // The same without any sandbox, on a second server: the difference is the
+            // sandbox's set-up cost.
+            say(&format!("cold starts without the sandbox: {runtime} x {}", args.cold_starts));
+            let (plain, _plain_dir) = server(ProcessDriver::plain()).await?;
+            let mut unsandboxed = plain.cold_starts(runtime, handler, file, source, args.cold_starts, "p").await?;
+            let with = percentile(&mut cold, 0.5);
+            let without = percentile(&mut unsandboxed, 0.5);
+            figures.push(figure(
+                &format!("cold_start.{short}.sandbox.p50"),
+                with,
+                "ms",
+                "the same without the sandbox",
+                without,
+            ));
         }
     }
 
