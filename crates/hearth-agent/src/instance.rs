@@ -2,7 +2,7 @@
 //! Runtime API. Every state change goes through [`Instance::transition`].
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -94,7 +94,6 @@ pub struct Instance {
     control: Box<dyn SandboxControl>,
     /// `Some` once the process has ended; every waiter sees it.
     exit: watch::Receiver<Option<Exit>>,
-    started: Instant,
     served: Mutex<u64>,
 }
 
@@ -122,7 +121,6 @@ impl Instance {
             api,
             control,
             exit,
-            started: Instant::now(),
             served: Mutex::new(0),
         }
     }
@@ -155,10 +153,6 @@ impl Instance {
 
     pub fn requests_served(&self) -> u64 {
         *self.served.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn age(&self) -> Duration {
-        self.started.elapsed()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (InstanceState, u32)> {

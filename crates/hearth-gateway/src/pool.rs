@@ -281,6 +281,10 @@ impl VersionPool {
         for id in idle {
             self.retire(&mut st, &id);
         }
+        // The busy ones finish their requests as Draining (never handed new work), then stop.
+        for s in st.live.values() {
+            s.tracked.instance.transition(InstanceState::Draining).ok();
+        }
     }
 
     /// Drained and empty: can be dropped from the route cache.

@@ -92,11 +92,25 @@ async fn failures_are_reported_and_the_next_call_succeeds() {
 
 #[tokio::test]
 async fn a_new_version_drains_the_old_one() {
-    let s = start().await;
-    s.deploy("evolving", FUNCTION, py(json!({}))).await;
-    let v1 = s.event("evolving", json!({})).await;
-    assert_eq!(v1.error, None);
+    let s = Arc::new(start().await);
+    s.deploy("evolving", FUNCTION, py(json!({"timeout_s": 10}))).await;
+    // A request in flight on version 1 while version 2 is deployed.
+    let slow = {
+        let s = s.clone();
+        tokio::spawn(async move { s.event("evolving", json!({"sleep": 1.5})).await })
+    };
+    s.wait_instances("evolving", Duration::from_secs(10), |l| l.len() == 1 && l[0]["state"] == "busy").await;
     s.deploy("evolving", &FUNCTION.replace("\"echo\": event", "\"echo\": event, \"v\": 2"), py(json!({}))).await;
+    let old = s.instances("evolving").await;
+    assert_eq!((old[0]["version"].as_u64(), old[0]["state"].as_str()), (Some(1), Some("draining")), "{old:?}");
+    let v1 = slow.await.unwrap();
+    assert_eq!(
+        (v1.status, v1.error.as_deref()),
+        (StatusCode::OK, None),
+        "the in-flight request finishes: {:?}",
+        v1.body
+    );
+    assert!(v1.body["v"].is_null(), "it ran on version 1");
     let v2 = s.event("evolving", json!({})).await;
     assert_eq!((v2.body["v"].as_u64(), v2.cold), (Some(2), Some(true)));
     let list = s.wait_instances("evolving", Duration::from_secs(10), |l| l.iter().all(|i| i["version"] == 2)).await;
@@ -249,12 +263,16 @@ async fn min_instances_are_started_at_deploy_and_versions_can_be_pinned() {
     assert_eq!(list[0]["requests_served"], 0, "started without any request");
     let first = s.event("ready", json!({})).await;
     assert_eq!(first.cold, Some(false), "the pre-started instance serves the first request warm");
-    // Past its keep-alive the minimum is still kept.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        assert_eq!(s.instances("ready").await.len(), 1, "min_instances are kept through idle time");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let kept_id = list[0]["id"].clone();
+    // Past its keep-alive the minimum is still kept. A control function with the same
+    // keep-alive and no minimum, used after `ready`, shows when the reaper has passed that
+    // point: once its instance is gone, `ready`'s idle instance was due too.
+    s.deploy("control", FUNCTION, py(json!({"keep_alive_s": 1}))).await;
+    assert_eq!(s.event("control", json!({})).await.error, None);
+    s.wait_instances("control", Duration::from_secs(10), |l| l.is_empty()).await;
+    let kept = s.instances("ready").await;
+    assert_eq!(kept.len(), 1, "min_instances are kept through idle time");
+    assert_eq!(kept[0]["id"], kept_id, "the same instance, not a replacement");
 
     // ?version=N invokes an older version while $LATEST moves on.
     s.deploy("ready", &FUNCTION.replace("\"echo\": event", "\"echo\": event, \"v\": 2"), py(json!({}))).await;
