@@ -47,6 +47,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
     })?;
     let url = local_url(listener.local_addr()?);
 
+    let runtimes = Runtimes::install(&cfg.data_dir.join("runtimes")).context("cannot install the language runtimes")?;
+    let driver = ProcessDriver::detect();
+    match driver.cgroups() {
+        Some(cg) => {
+            // Groups left by a server that was killed without cleaning up.
+            let swept = cg.sweep_leftovers();
+            tracing::info!(version = ?cg.version(), swept, sandboxed = driver.drops_privileges(), "instances are sandboxed");
+        }
+        None => tracing::warn!("not running as root: instances run without a sandbox; run only code you trust"),
+    }
     let minted = ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow!("{}: {}", e.code, e.message))?;
     let mut out = std::io::stdout().lock();
     match minted {
@@ -65,13 +75,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     out.flush()?;
     drop(out);
 
-    let runtimes = Runtimes::install(&cfg.data_dir.join("runtimes")).context("cannot install the language runtimes")?;
     let gateway = Gateway::new(
         store.clone(),
         code.clone(),
         cfg.data_dir.join("cache"),
         runtimes,
-        Arc::new(ProcessDriver::detect()),
+        Arc::new(driver),
         cfg.gateway.clone(),
     );
     let reaper = gateway.spawn_reaper();

@@ -209,9 +209,34 @@ fn quickstart_versions_and_restart() {
     assert_eq!(tree(&old), tree(Path::new(example)), "the old version is still downloadable");
     assert_eq!(count_packages(&home), 2);
 
-    // Kill -9 and start again: everything is still there, nothing re-uploaded.
+    // Kill -9 (with a live instance) and start again: everything is still there, nothing
+    // re-uploaded, and the dead server's sandbox leftovers are swept.
+    home.ok(&["invoke", "hello"]);
+    let old_pid = server.child.id();
+    let groups_of = |pid: u32| -> Vec<String> {
+        ["/sys/fs/cgroup/memory/hearth", "/sys/fs/cgroup/hearth"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.starts_with(&format!("{pid}-")))
+            .collect()
+    };
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let sandboxed = !groups_of(old_pid).is_empty();
+    assert_eq!(sandboxed, root, "as root, instances live in cgroups named after their server");
     server.kill();
     let server = home.up();
+    if sandboxed {
+        // Removal finishes once the killed processes are reaped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !groups_of(old_pid).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the restart did not sweep the killed server's cgroups");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     assert!(!server.banner.contains("admin token"), "no new token on restart");
     let list = home.json(&["fn", "list"]);
     assert_eq!((list[0]["name"].as_str(), list[0]["latest_version"].as_u64()), (Some("hello"), Some(2)));
