@@ -3,6 +3,7 @@
 #   - the pinned Rust toolchain name (see below);
 #   - .venv/ with moto's S3-compatible server (the real S3 protocol on loopback for the
 #     object-URL tests), and boto3 + the AWS CLI v1 (Lambda Invoke API compatibility).
+#   - as root, Debian's nftables (NAT for instances with network egress).
 #     Skipped with --toolchain-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,12 @@ if [ -n "$host" ] && [ ! -e "$rustup_home/toolchains/$pinned-$host" ] \
 fi
 
 [ "${1:-}" = "--toolchain-only" ] && exit 0
+
+# nftables: network egress (NAT for instances with `network: egress`) and its test, as root.
+if [ "$(id -u)" = 0 ] && ! command -v nft >/dev/null && [ ! -x /usr/sbin/nft ]; then
+    echo "test-deps: installing nftables (Debian package; egress NAT)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends nftables >/dev/null
+fi
 
 MOTO_VERSION=5.2.5
 # Debian's interpreter, not a pyenv shim (shims are slow and depend on the user's set-up).

@@ -7,7 +7,13 @@
 use std::path::PathBuf;
 use std::pin::Pin;
 
+use hearth_types::Network;
 use tokio::io::AsyncRead;
+
+pub use crate::netns::InstanceNetwork;
+
+/// What [`SandboxDriver::network`] returns.
+pub type NetworkFuture<'a> = Pin<Box<dyn std::future::Future<Output = std::io::Result<InstanceNetwork>> + Send + 'a>>;
 use tokio::sync::oneshot;
 
 /// Everything needed to start one instance's runtime process.
@@ -24,9 +30,11 @@ pub struct LaunchSpec {
     pub task_root: PathBuf,
     /// The embedded runtimes on the host, shown at [`SandboxDriver::runtime_root`].
     pub runtime_dir: PathBuf,
-    /// The network namespace to join (from [`SandboxDriver::runtime_api_listener`]).
+    /// The network namespace to join (from [`SandboxDriver::network`]).
     pub netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     pub memory_mb: u32,
+    /// Size of the writable `/tmp`.
+    pub tmp_mb: u32,
 }
 
 /// How a sandboxed process ended.
@@ -87,12 +95,11 @@ pub trait SandboxDriver: Send + Sync + 'static {
     /// Where the runtimes installed at `host_dir` appear inside the sandbox.
     fn runtime_root(&self, host_dir: &std::path::Path) -> PathBuf;
 
-    /// The listener the instance's Runtime API is served on, opened where only the instance
-    /// can reach it, and the network namespace the instance must join (if any).
-    fn runtime_api_listener(&self) -> std::io::Result<(std::net::TcpListener, Option<std::os::fd::OwnedFd>)> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        listener.set_nonblocking(true)?;
-        Ok((listener, None))
+    /// The instance's network: the listener its Runtime API is served on, opened where only
+    /// the instance can reach it, and the network namespace the instance must join (if any).
+    fn network(&self, mode: Network) -> NetworkFuture<'_> {
+        let _ = mode;
+        Box::pin(std::future::ready(InstanceNetwork::host()))
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError>;

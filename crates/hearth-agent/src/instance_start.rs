@@ -130,8 +130,9 @@ pub async fn start_instance_logged(
     init_timeout: Duration,
     sink: Option<LogSink>,
 ) -> Result<Instance, StartFailure> {
-    let (listener, netns) = driver.runtime_api_listener()?;
-    let api = RuntimeApi::serve(tokio::net::TcpListener::from_std(listener)?, spec.config.concurrency as usize)?;
+    let network = driver.network(spec.config.network).await?;
+    let api =
+        RuntimeApi::serve(tokio::net::TcpListener::from_std(network.listener)?, spec.config.concurrency as usize)?;
     let task_root = driver.task_root(&spec.code_dir);
     let runtime_root = driver.runtime_root(runtimes.dir());
     let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir, &task_root, &runtime_root)?;
@@ -142,8 +143,9 @@ pub async fn start_instance_logged(
         env: lambda_environment(spec, &task_root, api.address()),
         task_root: spec.code_dir.clone(),
         runtime_dir: runtimes.dir().to_path_buf(),
-        netns: netns.map(std::sync::Arc::new),
+        netns: network.netns.map(std::sync::Arc::new),
         memory_mb: spec.config.memory_mb,
+        tmp_mb: spec.config.ephemeral_storage_mb,
     };
     let sandbox = driver.launch(&launch)?;
     let label = format!("{}:{}/{}", spec.function, spec.version, spec.instance_id);

@@ -9,6 +9,7 @@
 mod cgroup;
 mod code_cache;
 mod driver;
+mod egress;
 mod instance;
 mod instance_start;
 mod invocation;
@@ -21,13 +22,16 @@ mod runtimes;
 
 pub use cgroup::{CgroupVersion, Cgroups, MB_PER_VCPU, PIDS_MAX, cpu_quota_us};
 pub use code_cache::{CodeCache, CodeCacheError};
-pub use driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
+pub use driver::{
+    Exit, InstanceNetwork, LaunchSpec, NetworkFuture, Sandbox, SandboxControl, SandboxDriver, SandboxError,
+};
+pub use egress::{EgressLink, HOST_IF_PREFIX, SUBNET, SUBNET_PREFIX};
 pub use instance::{
     IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
 };
 pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
-pub use privileges::{NOFILE, Privileges, UID_BASE};
+pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BASE};
 pub use process_driver::ProcessDriver;
 pub use runtime_api::{Closed, RuntimeApi};
 pub use runtimes::{RuntimeError, Runtimes};

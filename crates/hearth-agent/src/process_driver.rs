@@ -15,16 +15,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup::{Cgroups, InstanceCgroup};
-use crate::driver::{Exit, LaunchSpec, Sandbox, SandboxControl, SandboxDriver, SandboxError};
-use crate::privileges::Privileges;
+use crate::driver::{
+    Exit, InstanceNetwork, LaunchSpec, NetworkFuture, Sandbox, SandboxControl, SandboxDriver, SandboxError,
+};
+use crate::egress::Egress;
+use crate::netns::NetworkPool;
+use crate::privileges::{Identity, Privileges};
 use crate::rootfs::RootPlan;
+use hearth_types::Network;
 
 /// Where every instance sees its code when the driver can mount it there.
 pub const TASK_ROOT: &str = "/var/task";
 /// Where every instance sees the embedded runtimes.
 pub const RUNTIME_ROOT: &str = "/var/runtime";
-/// Size of an instance's writable `/tmp` (Lambda's default ephemeral storage).
-const TMP_MB: u32 = 512;
+/// Network namespaces kept ready per mode.
+const NETNS_POOL: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct ProcessDriver {
@@ -32,6 +37,7 @@ pub struct ProcessDriver {
     cgroups: Option<Cgroups>,
     privileges: Option<Privileges>,
     next_uid: Arc<AtomicU64>,
+    networks: Option<NetworkPool>,
 }
 
 impl ProcessDriver {
@@ -53,12 +59,23 @@ impl ProcessDriver {
         } else {
             None
         };
-        Self { mount_task_root, cgroups: Cgroups::detect(), privileges, next_uid: Arc::default() }
+        let networks = if mount_task_root {
+            match NetworkPool::start(NETNS_POOL, Egress::default()) {
+                Ok(pool) => Some(pool),
+                Err(e) => {
+                    tracing::error!(%e, "cannot start the network namespace pool");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Self { mount_task_root, cgroups: Cgroups::detect(), privileges, next_uid: Arc::default(), networks }
     }
 
     /// Plain child processes with no sandbox at all, whoever runs them (for comparisons).
     pub fn plain() -> Self {
-        Self { mount_task_root: false, cgroups: None, privileges: None, next_uid: Arc::default() }
+        Self { mount_task_root: false, cgroups: None, privileges: None, next_uid: Arc::default(), networks: None }
     }
 
     /// Whether instances run as an unprivileged uid under the seccomp filter.
@@ -197,14 +214,15 @@ impl SandboxDriver for ProcessDriver {
         if self.mount_task_root { RUNTIME_ROOT.into() } else { host_dir.to_path_buf() }
     }
 
-    fn runtime_api_listener(&self) -> std::io::Result<(std::net::TcpListener, Option<std::os::fd::OwnedFd>)> {
-        if self.mount_task_root {
-            let (ns, listener) = crate::netns::namespace_with_listener()?;
-            return Ok((listener, Some(ns)));
+    fn network(&self, mode: Network) -> NetworkFuture<'_> {
+        match &self.networks {
+            Some(pool) => Box::pin(pool.take(mode)),
+            None if mode == Network::Egress => Box::pin(std::future::ready(Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "network egress needs the sandbox (run Hearth as root)",
+            )))),
+            None => Box::pin(std::future::ready(InstanceNetwork::host())),
         }
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        listener.set_nonblocking(true)?;
-        Ok((listener, None))
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError> {
@@ -223,7 +241,7 @@ impl SandboxDriver for ProcessDriver {
             }
         }
         if self.mount_task_root {
-            let plan = RootPlan::new(&spec.task_root, &spec.runtime_dir, TMP_MB).ok_or_else(|| {
+            let plan = RootPlan::new(&spec.task_root, &spec.runtime_dir, spec.tmp_mb).ok_or_else(|| {
                 spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path contains a NUL byte"))
             })?;
             // SAFETY: the closure runs in the forked child before exec and only makes raw
@@ -242,10 +260,11 @@ impl SandboxDriver for ProcessDriver {
         }
         if let Some(privileges) = self.privileges.clone() {
             let uid = Privileges::uid_for(self.next_uid.fetch_add(1, Ordering::Relaxed));
+            let identity = Identity::new(uid, uid);
             // SAFETY: runs in the forked child before exec, after the mounts (which need
             // root); prctl/setgroups/setres[ug]id/seccomp on memory prepared before the fork.
             unsafe {
-                command.pre_exec(move || privileges.apply(uid, uid));
+                command.pre_exec(move || privileges.apply(&identity));
             }
         }
         let mut child = command

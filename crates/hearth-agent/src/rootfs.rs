@@ -21,9 +21,11 @@ pub fn prepare_host() -> std::io::Result<()> {
     let files = [
         (
             "passwd",
-            "root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+            "root:x:0:0:root:/root:/usr/sbin/nologin\n\
+             sbx_user1051:x:993:990::/tmp:/usr/sbin/nologin\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
         ),
-        ("group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("group", "root:x:0:\nsbx_user1051:x:990:\nnogroup:x:65534:\n"),
         ("hosts", "127.0.0.1\tlocalhost hearth\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
     ];
     for (name, content) in files {

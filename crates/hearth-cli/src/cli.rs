@@ -124,6 +124,12 @@ pub struct DeployArgs {
     /// Seconds an idle instance stays warm (default 90).
     #[arg(long, value_name = "SECONDS")]
     pub keep_alive: Option<i64>,
+    /// Size of the writable /tmp in MB (512-10240, default 512).
+    #[arg(long, value_name = "MB")]
+    pub ephemeral_storage: Option<i64>,
+    /// none (default: no network at all) or egress (outbound connections through NAT).
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
     #[arg(long)]
     pub description: Option<String>,
 }

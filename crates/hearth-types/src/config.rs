@@ -36,6 +36,9 @@ pub mod limits {
     pub const MIN_INSTANCES: Limit = Limit { field: "min_instances", min: 0, max: 1_000, default: 0 };
     pub const MAX_INSTANCES: Limit = Limit { field: "max_instances", min: 1, max: 1_000, default: 10 };
     pub const KEEP_ALIVE_S: Limit = Limit { field: "keep_alive_s", min: 1, max: 86_400, default: 90 };
+    /// Size of the writable `/tmp`, as Lambda's ephemeral storage.
+    pub const EPHEMERAL_STORAGE_MB: Limit =
+        Limit { field: "ephemeral_storage_mb", min: 512, max: 10_240, default: 512 };
     /// Lambda's handler limit.
     pub const HANDLER_MAX_LEN: usize = 128;
     pub const DESCRIPTION_MAX_LEN: usize = 256;
@@ -76,6 +79,14 @@ pub struct FunctionSpec {
     /// Seconds an idle instance is kept warm, default 90.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_s: Option<i64>,
+    /// Size of the writable `/tmp` in MB, 512..=10240, default 512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_mb: Option<i64>,
+    /// `none` (default: only the instance's own loopback) or `egress` (outbound connections
+    /// through NAT on the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "none")]
+    pub network: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// sha256 of a package uploaded with `POST /v1/packages`: sets code and configuration
@@ -96,7 +107,46 @@ pub struct FunctionConfig {
     pub min_instances: u32,
     pub max_instances: u32,
     pub keep_alive_s: u32,
+    #[serde(default = "default_ephemeral_storage_mb")]
+    pub ephemeral_storage_mb: u32,
+    #[serde(default)]
+    pub network: Network,
     pub description: String,
+}
+
+fn default_ephemeral_storage_mb() -> u32 {
+    limits::EPHEMERAL_STORAGE_MB.default as u32
+}
+
+/// What an instance may reach over the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// Only the instance's own loopback: no connection in or out.
+    #[default]
+    None,
+    /// A virtual link to the host with NAT to its uplink: outbound connections succeed.
+    Egress,
+}
+
+impl std::str::FromStr for Network {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "egress" => Ok(Self::Egress),
+            other => Err(ValidationError::InvalidNetwork(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Egress => "egress",
+        })
+    }
 }
 
 impl FunctionSpec {
@@ -114,6 +164,8 @@ impl FunctionSpec {
             return Err(ValidationError::MinAboveMax { min: min_instances.into(), max: max_instances.into() });
         }
         let keep_alive_s = limits::KEEP_ALIVE_S.check(self.keep_alive_s)?;
+        let ephemeral_storage_mb = limits::EPHEMERAL_STORAGE_MB.check(self.ephemeral_storage_mb)?;
+        let network = self.network.as_deref().map(str::parse).transpose()?.unwrap_or_default();
         let description = self.description.clone().unwrap_or_default();
         let len = description.chars().count();
         if len > limits::DESCRIPTION_MAX_LEN {
@@ -129,6 +181,8 @@ impl FunctionSpec {
             min_instances,
             max_instances,
             keep_alive_s,
+            ephemeral_storage_mb,
+            network,
             description,
         })
     }
@@ -190,10 +244,27 @@ mod tests {
                 "InvalidInstanceCount",
             ),
             (FunctionSpec { concurrency: Some(0), ..spec("python3") }, "InvalidConcurrency"),
+            (FunctionSpec { ephemeral_storage_mb: Some(511), ..spec("python3") }, "InvalidEphemeralStorage"),
+            (FunctionSpec { ephemeral_storage_mb: Some(10_241), ..spec("python3") }, "InvalidEphemeralStorage"),
+            (FunctionSpec { network: Some("host".into()), ..spec("python3") }, "InvalidNetwork"),
         ];
         for (s, code) in cases {
             assert_eq!(s.validate().unwrap_err().code(), code, "{s:?}");
         }
+    }
+
+    #[test]
+    fn network_and_storage_parse_and_default() {
+        let c = spec("python3").validate().unwrap();
+        assert_eq!((c.network, c.ephemeral_storage_mb), (Network::None, 512));
+        let s = FunctionSpec { network: Some("egress".into()), ephemeral_storage_mb: Some(2048), ..spec("python3") };
+        let c = s.validate().unwrap();
+        assert_eq!((c.network, c.ephemeral_storage_mb), (Network::Egress, 2048));
+        // Versions stored before these fields existed still load, with the defaults.
+        let mut old = serde_json::to_value(&c).unwrap();
+        old.as_object_mut().unwrap().retain(|k, _| k != "network" && k != "ephemeral_storage_mb");
+        let back: FunctionConfig = serde_json::from_value(old).unwrap();
+        assert_eq!((back.network, back.ephemeral_storage_mb), (Network::None, 512));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum ValidationError {
         "the path {0:?} is reserved by the platform (/v1, /2015-03-31, /fn, /metrics, /healthz, /console); choose another"
     )]
     ReservedTriggerPath(String),
+    #[error("unknown network mode {0:?}: expected none or egress")]
+    InvalidNetwork(String),
     #[error("unknown HTTP method {0:?}: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")]
     InvalidMethod(String),
 }
@@ -49,6 +51,7 @@ impl ValidationError {
                 "concurrency" => "InvalidConcurrency",
                 "min_instances" | "max_instances" => "InvalidInstanceCount",
                 "keep_alive_s" => "InvalidKeepAlive",
+                "ephemeral_storage_mb" => "InvalidEphemeralStorage",
                 _ => "InvalidParameterValue",
             },
             Self::MinAboveMax { .. } => "InvalidInstanceCount",
@@ -60,6 +63,7 @@ impl ValidationError {
             Self::InvalidTriggerPath(..) => "InvalidTriggerPath",
             Self::ReservedTriggerPath(_) => "ReservedTriggerPath",
             Self::InvalidMethod(_) => "InvalidMethod",
+            Self::InvalidNetwork(_) => "InvalidNetwork",
         }
     }
 }

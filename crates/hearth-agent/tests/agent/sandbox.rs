@@ -232,6 +232,7 @@ def handler(event, context):
         "host_listener": connect(event["host_port"]),
         "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
         "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+        "uid_map": open("/proc/self/uid_map").read().split(),
         "cap_eff": status("CapEff"), "cap_bnd": status("CapBnd"),
         "no_new_privs": status("NoNewPrivs"), "seccomp": status("Seccomp"),
         "mount": attempt(libc.mount, b"none", b"/tmp", b"tmpfs", 0, None),
@@ -284,9 +285,14 @@ async fn instances_run_unprivileged_under_seccomp() {
         from_host.is_err() || from_host.unwrap().text().await.unwrap() != "pong",
         "the Runtime API is unreachable from the host"
     );
-    let uid = v["uid"].as_u64().unwrap();
-    assert!(uid >= u64::from(hearth_agent::UID_BASE), "an unprivileged uid of its own: {v}");
-    assert_eq!((v["euid"].as_u64(), v["gid"].as_u64()), (Some(uid), Some(uid)));
+    // In a user namespace of its own, where only its own unprivileged host uid is mapped.
+    let inner = u64::from(hearth_agent::INNER_UID);
+    assert_eq!((v["uid"].as_u64(), v["euid"].as_u64()), (Some(inner), Some(inner)), "{v}");
+    assert_eq!(v["gid"].as_u64(), Some(u64::from(hearth_agent::INNER_GID)));
+    let map: Vec<u64> = v["uid_map"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(map.len(), 3, "a single mapping: {v}");
+    assert_eq!((map[0], map[2]), (inner, 1));
+    assert!(map[1] >= u64::from(hearth_agent::UID_BASE), "an unprivileged host uid of its own: {v}");
     assert_eq!(v["cap_eff"], "0000000000000000", "no capabilities");
     assert_eq!(v["cap_bnd"], "0000000000000000", "empty bounding set");
     assert_eq!(
@@ -294,9 +300,11 @@ async fn instances_run_unprivileged_under_seccomp() {
         (Some("1"), Some("2")),
         "no_new_privs and a seccomp filter"
     );
-    for call in ["mount", "unshare_user", "unshare_net", "ptrace", "chroot", "setuid_root"] {
+    for call in ["mount", "unshare_user", "unshare_net", "ptrace", "chroot"] {
         assert_eq!(v[call], "Operation not permitted", "{call}: {v}");
     }
+    // uid 0 does not even exist in the instance's user namespace.
+    assert_eq!(v["setuid_root"], "Invalid argument", "{v}");
     assert_eq!(v["shadow"], "No such file or directory", "the host's /etc is out of view");
     assert_eq!(v["write_etc"], "Read-only file system");
     assert_eq!(v["host_home"], false, "the host's /root and /home are out of view");
@@ -324,7 +332,7 @@ async fn instances_run_unprivileged_under_seccomp() {
     drop(filler);
     // The instance still serves after the attempts.
     let (again, err) = answered(inst.invoke(invocation("h-2", &event), Duration::from_secs(10)).await.unwrap());
-    assert!(!err && again["uid"] == v["uid"]);
+    assert!(!err && again["uid_map"] == v["uid_map"]);
 }
 
 #[tokio::test]
@@ -364,7 +372,7 @@ done
     for attack in ["shadow", "mount", "remount", "write_task", "write_usr", "root_home"] {
         assert_eq!(v[attack], "refused", "{attack}: {v}");
     }
-    assert!(v["uid"].as_u64().unwrap() >= u64::from(hearth_agent::UID_BASE));
+    assert_eq!(v["uid"].as_u64(), Some(u64::from(hearth_agent::INNER_UID)), "not root: {v}");
     assert!(v["procs"].as_u64().unwrap() <= 8, "only its own processes are visible: {v}");
     // `kill -9 -1` ran (the sandbox was verified first) and reached only the instance's own
     // processes: this test process, its parent and the server are still here.

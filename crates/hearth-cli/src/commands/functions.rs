@@ -41,6 +41,8 @@ async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
         min_instances: args.min_instances,
         max_instances: args.max_instances,
         keep_alive_s: args.keep_alive,
+        ephemeral_storage_mb: args.ephemeral_storage,
+        network: args.network,
         description: args.description,
         code_sha256: None,
     };

@@ -3,7 +3,9 @@
 //! work. One test binary; the tests are grouped by concept in the modules below.
 
 mod compat;
+mod hostile;
 mod invoke;
+mod network;
 mod triggers;
 
 use std::path::Path;

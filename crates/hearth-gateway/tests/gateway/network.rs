@@ -1,0 +1,141 @@
+//! `network: egress`: the instance gets a link to the host with NAT beyond it. Traffic goes
+//! only to servers this test starts: one on the host end of the instance's veth pair, one in
+//! a network namespace the test makes itself (standing in for the uplink).
+
+use std::io::{Read, Write};
+use std::process::Command;
+
+use super::*;
+
+const NET_FUNCTION: &str = r#"
+import socket, struct
+
+def gateway():
+    for line in open("/proc/net/route").readlines()[1:]:
+        f = line.split()
+        if f[1] == "00000000":
+            return socket.inet_ntoa(struct.pack("<L", int(f[2], 16)))
+    return None
+
+def handler(event, context):
+    host = event.get("host") or gateway()
+    if host is None:
+        return {"error": "no default route"}
+    try:
+        s = socket.create_connection((host, event["port"]), timeout=2)
+        own = s.getsockname()[0]
+        s.sendall(b"hello")
+        reply = s.recv(100).decode()
+        s.close()
+        return {"reply": reply, "own": own, "host": host}
+    except OSError as e:
+        return {"error": e.strerror or str(e), "host": host}
+"#;
+
+/// Accepts one connection on `listener`, reads the greeting and answers with the peer's IP.
+fn answer_one(listener: std::net::TcpListener) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let (mut conn, peer) = listener.accept().unwrap();
+        let mut buf = [0u8; 5];
+        conn.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        conn.write_all(peer.ip().to_string().as_bytes()).unwrap();
+        peer.ip().to_string()
+    })
+}
+
+fn ip(args: &str) {
+    let out = Command::new("ip").args(args.split_whitespace()).output().unwrap();
+    assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A network namespace made by this test, linked to the host by a veth pair with
+/// 198.18.<n>.1 (host) and 198.18.<n>.2 (inside; RFC 2544's benchmarking range). Removed on drop.
+struct Uplink {
+    name: String,
+    inside: String,
+}
+
+impl Uplink {
+    fn new() -> Self {
+        let n = std::process::id() % 250;
+        let name = format!("hearth-test-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&format!("netns add {name}"));
+        let (host_if, inner_if) = (format!("hto{n}"), format!("hti{n}"));
+        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
+        ip(&format!("link add {host_if} type veth peer name {inner_if} netns {name}"));
+        ip(&format!("addr add 198.18.{n}.1/30 dev {host_if}"));
+        ip(&format!("link set {host_if} up"));
+        ip(&format!("-n {name} addr add 198.18.{n}.2/30 dev {inner_if}"));
+        ip(&format!("-n {name} link set {inner_if} up"));
+        Self { name, inside: format!("198.18.{n}.2") }
+    }
+
+    /// A listener inside the namespace.
+    fn listen(&self) -> std::net::TcpListener {
+        let path = format!("/run/netns/{}", self.name);
+        let inside = self.inside.clone();
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(path).unwrap();
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            std::net::TcpListener::bind((inside.as_str(), 0)).unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        // Deleting the namespace removes the veth pair with it.
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+#[tokio::test]
+async fn egress_reaches_the_host_end_and_is_masqueraded_beyond() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // Egress needs the sandbox, which needs root.
+    }
+    let s = start().await;
+    s.deploy("net", NET_FUNCTION, py(json!({"network": "egress", "timeout_s": 10}))).await;
+
+    // The host end of the pair: a server this test starts on the host.
+    let host_side = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = host_side.local_addr().unwrap().port();
+    let seen = answer_one(host_side);
+    let r = s.event("net", json!({"port": port})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let own = r.body["own"].as_str().unwrap_or_default().to_owned();
+    assert!(own.starts_with("10.211."), "the instance has an address of its own: {:?}", r.body);
+    assert_eq!(r.body["reply"], own, "the host end sees the instance's own address: {:?}", r.body);
+    assert_eq!(seen.join().unwrap(), own);
+
+    // Beyond the host: the uplink sees the host's address, not the instance's (NAT).
+    let uplink = Uplink::new();
+    let remote = uplink.listen();
+    let port = remote.local_addr().unwrap().port();
+    let seen = answer_one(remote);
+    let r = s.event("net", json!({"host": uplink.inside, "port": port})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let via = seen.join().unwrap();
+    assert_eq!(r.body["reply"], via);
+    assert!(via.starts_with("198.18.") && via.ends_with(".1"), "masqueraded to the host's address: {via}");
+
+    // Instances cannot reach one another through the host.
+    s.deploy("net2", NET_FUNCTION, py(json!({"network": "egress", "timeout_s": 10}))).await;
+    let probe = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    let _seen = answer_one(probe);
+    let other = s.event("net2", json!({"port": port})).await;
+    let other_addr = other.body["own"].as_str().unwrap().to_owned();
+    assert_ne!(other_addr, own);
+    let r = s.event("net", json!({"host": other_addr, "port": 9})).await;
+    assert_eq!(r.body["error"], "timed out", "forwarding between instances is dropped: {:?}", r.body);
+
+    // A function without egress has no route out at all.
+    s.deploy("closed", NET_FUNCTION, py(json!({}))).await;
+    let r = s.event("closed", json!({"port": 9})).await;
+    assert_eq!(r.body["error"], "no default route", "{:?}", r.body);
+}
