@@ -240,6 +240,14 @@ impl SandboxDriver for ProcessDriver {
                 command.pre_exec(move || join_cgroups(&procs));
             }
         }
+        // Before the pid namespace, so that the reaper is in the instance's network namespace
+        // too.
+        if let Some(ns) = spec.netns.clone() {
+            // SAFETY: setns on a descriptor opened before the fork.
+            unsafe {
+                command.pre_exec(move || join_netns(&ns));
+            }
+        }
         if self.mount_task_root {
             let plan = RootPlan::new(&spec.task_root, &spec.runtime_dir, spec.tmp_mb).ok_or_else(|| {
                 spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path contains a NUL byte"))
@@ -250,12 +258,6 @@ impl SandboxDriver for ProcessDriver {
             unsafe {
                 command.pre_exec(move || enter_root(&plan));
                 command.pre_exec(enter_pid_namespace);
-            }
-        }
-        if let Some(ns) = spec.netns.clone() {
-            // SAFETY: setns on a descriptor opened before the fork.
-            unsafe {
-                command.pre_exec(move || join_netns(&ns));
             }
         }
         if let Some(privileges) = self.privileges.clone() {

@@ -227,6 +227,24 @@ fn quickstart_versions_and_restart() {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
     let sandboxed = !groups_of(old_pid).is_empty();
     assert_eq!(sandboxed, root, "as root, instances live in cgroups named after their server");
+    // The live instance's network and mount namespaces, seen from its processes.
+    let instance_namespaces: Vec<String> = groups_of(old_pid)
+        .iter()
+        .flat_map(|g| {
+            ["/sys/fs/cgroup/memory/hearth", "/sys/fs/cgroup/hearth"]
+                .iter()
+                .filter_map(move |d| std::fs::read_to_string(format!("{d}/{g}/cgroup.procs")).ok())
+        })
+        .flat_map(|procs| procs.lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|p| ["net", "mnt"].map(|ns| std::fs::read_link(format!("/proc/{p}/ns/{ns}"))))
+        .filter_map(Result::ok)
+        .map(|l| l.display().to_string())
+        .collect();
+    let own = |ns: &str| std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap().display().to_string();
+    if sandboxed {
+        assert!(!instance_namespaces.is_empty());
+        assert!(!instance_namespaces.contains(&own("net")) && !instance_namespaces.contains(&own("mnt")));
+    }
     server.kill();
     let server = home.up();
     if sandboxed {
@@ -236,6 +254,19 @@ fn quickstart_versions_and_restart() {
             assert!(std::time::Instant::now() < deadline, "the restart did not sweep the killed server's cgroups");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // No process is left in the killed instance's namespaces, so the kernel has freed them
+        // (Hearth never pins a namespace with a bind mount), and with them its mounts and veths.
+        let in_use: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .flat_map(|e| ["net", "mnt"].map(|ns| std::fs::read_link(e.path().join("ns").join(ns))))
+            .filter_map(Result::ok)
+            .map(|l| l.display().to_string())
+            .collect();
+        let leaked: Vec<_> = instance_namespaces.iter().filter(|ns| in_use.contains(ns)).collect();
+        assert!(leaked.is_empty(), "namespaces still in use after kill -9 and restart: {leaked:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains("/run/hearth/root"), "an instance's root is mounted on the host: {mounts}");
     }
     assert!(!server.banner.contains("admin token"), "no new token on restart");
     let list = home.json(&["fn", "list"]);
