@@ -83,6 +83,16 @@ async fn hostile_reads_writes_and_views_fail() {
     assert_sandboxed(&s, "hostile").await;
 }
 
+/// The cgroup directories of an instance of this (in-process) server.
+fn cgroup_dirs(instance: &str) -> Vec<std::path::PathBuf> {
+    let name = format!("{}-{instance}", std::process::id());
+    ["memory/hearth", "pids/hearth", "cpu/hearth", "hearth"]
+        .iter()
+        .map(|d| Path::new("/sys/fs/cgroup").join(d).join(&name))
+        .filter(|p| p.exists())
+        .collect()
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -171,9 +181,18 @@ async fn hostile_resource_exhaustion_is_contained() {
     let forked = r.body["forked"].as_u64().unwrap();
     assert!(forked < hearth_agent::PIDS_MAX, "{:?}", r.body);
     assert_eq!(r.body["error"], "Resource temporarily unavailable", "{:?}", r.body);
-    // Memory bomb: killed at its 256 MB, reported as such.
+    // Memory bomb: killed at its 256 MB, reported as such; the crashed instance's cgroups go
+    // with it.
+    let crashed = s.instances("hostile").await[0]["id"].as_str().unwrap().to_owned();
+    let groups = cgroup_dirs(&crashed);
+    assert!(!groups.is_empty(), "the instance has cgroups");
     let r = s.attack("hostile", json!({"attack": "memory_bomb"})).await;
     assert_eq!(r.error.as_deref(), Some("Runtime.OutOfMemory"), "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while groups.iter().any(|g| g.exists()) {
+        assert!(Instant::now() < deadline, "cgroups left after the crash: {groups:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Filling /tmp stops at its 512 MB cap (the memory limit leaves room: 1 GB here).
     s.deploy("filler", HOSTILE, py(json!({"memory_mb": 1024, "timeout_s": 60}))).await;
     let r = s.attack("filler", json!({"attack": "fill_tmp"})).await;
