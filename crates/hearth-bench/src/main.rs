@@ -21,9 +21,13 @@ use hearth_types::FunctionSpec;
 use hearth_types::api::TriggerSpec;
 use serde::Serialize;
 
+mod replay;
+
 #[derive(Parser)]
 #[command(about = "Benchmark a Hearth server started on a temporary data directory")]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// Requests per warm-latency figure.
     #[arg(long, default_value_t = 2000)]
     warm_requests: usize,
@@ -31,8 +35,15 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     cold_starts: usize,
     /// One JSON object per figure instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum Subcommand {
+    /// Replay the Azure Functions 2019 trace sample against the keep-alive policies, in
+    /// virtual time: cold-start rate, idle memory and added latency per policy.
+    Replay(replay::ReplayArgs),
 }
 
 /// One measured figure, with the baseline it is compared to.
@@ -204,6 +215,37 @@ impl Bench {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(Subcommand::Replay(replay_args)) = &args.command {
+        let mut figures = vec![];
+        let results = replay::run(replay_args)?;
+        let baseline = &results[0];
+        for (name, r) in &results {
+            let (b, base) = (baseline.0, &baseline.1);
+            figures.push(figure(
+                &format!("replay.{name}.cold_start_rate"),
+                r.cold_start_rate() * 100.0,
+                "%",
+                b,
+                base.cold_start_rate() * 100.0,
+            ));
+            figures.push(figure(
+                &format!("replay.{name}.idle_memory"),
+                r.idle_gb_seconds,
+                "GB-s",
+                b,
+                base.idle_gb_seconds,
+            ));
+            figures.push(figure(
+                &format!("replay.{name}.p99_added_latency"),
+                r.p99_added_ms,
+                "ms",
+                b,
+                base.p99_added_ms,
+            ));
+        }
+        print_figures(&figures, args.json)?;
+        return Ok(());
+    }
     let driver = ProcessDriver::detect();
     let sandboxed = driver.drops_privileges();
     let (bench, _dir) = server(driver).await?;
@@ -264,14 +306,19 @@ async fn main() -> Result<()> {
         figures.push(figure(&format!("throughput.http.c{concurrency}"), rps, "req/s", "bare axum server", floor_rps));
     }
 
-    if args.json {
-        for f in &figures {
+    print_figures(&figures, args.json)
+}
+
+/// One JSON object per figure, or a markdown table.
+fn print_figures(figures: &[Figure], json: bool) -> Result<()> {
+    if json {
+        for f in figures {
             println!("{}", serde_json::to_string(f)?);
         }
     } else {
         println!("| figure | value | baseline | baseline value | ratio |");
         println!("|---|---|---|---|---|");
-        for f in &figures {
+        for f in figures {
             println!(
                 "| {} | {:.2} {} | {} | {:.2} {} | {:.2} |",
                 f.name, f.value, f.unit, f.baseline, f.baseline_value, f.unit, f.ratio

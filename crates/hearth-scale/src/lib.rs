@@ -1,0 +1,16 @@
+//! Scaling decisions, as pure code with time passed in, so that the server and the trace
+//! simulator run exactly the same logic:
+//!
+//! - [`keep_alive`]: how long an idle function keeps instances, and when to pre-warm one
+//!   ([`KeepAlivePolicy`]: [`Fixed`], [`Adaptive`] after Shahrad et al., ATC 2020).
+//! - [`autoscaler`]: how many instances a function needs ([`Autoscaler`], after Knative's KPA).
+//! - [`trace`] and [`simulate`]: the Azure Functions 2019 trace, replayed in virtual time
+//!   against keep-alive policies.
+
+pub mod autoscaler;
+pub mod keep_alive;
+pub mod simulate;
+pub mod trace;
+
+pub use autoscaler::{Autoscaler, AutoscalerConfig, Bounds, Decision};
+pub use keep_alive::{Adaptive, Fixed, KeepAlivePolicy, PolicyKind, Windows};
