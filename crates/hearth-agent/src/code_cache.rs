@@ -31,6 +31,11 @@ impl CodeCache {
         Self { root, store, inflight: Mutex::new(HashMap::new()) }
     }
 
+    /// Where packages are unpacked (one folder per digest).
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// The unpacked folder for `digest`, unpacking it first if needed.
     pub async fn materialize(&self, digest: &CodeDigest) -> Result<PathBuf, CodeCacheError> {
         let dir = self.root.join(digest.as_str());

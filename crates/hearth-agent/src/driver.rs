@@ -35,6 +35,8 @@ pub struct LaunchSpec {
     pub memory_mb: u32,
     /// Size of the writable `/tmp`.
     pub tmp_mb: u32,
+    /// Give the process a pipe on stdin (otherwise `/dev/null`).
+    pub stdin: bool,
 }
 
 /// How a sandboxed process ended.
@@ -73,6 +75,8 @@ pub trait SandboxControl: Send + Sync {
 
 /// A running sandbox: its output streams, its exit, and a way to stop it.
 pub struct Sandbox {
+    /// The write end of the process's stdin, when [`LaunchSpec::stdin`] asked for one.
+    pub stdin: Option<Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
     pub stdout: Pin<Box<dyn AsyncRead + Send>>,
     pub stderr: Pin<Box<dyn AsyncRead + Send>>,
     /// Resolves once when the process has ended.

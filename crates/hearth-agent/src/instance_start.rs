@@ -146,14 +146,34 @@ pub async fn start_instance_logged(
         netns: network.netns.map(std::sync::Arc::new),
         memory_mb: spec.config.memory_mb,
         tmp_mb: spec.config.ephemeral_storage_mb,
+        stdin: false,
     };
     let sandbox = driver.launch(&launch)?;
+    let instance = assemble(spec, api, sandbox.stdout, sandbox.stderr, sandbox.control, sandbox.exited, sink);
+    await_init(instance, init_timeout).await
+}
+
+/// An [`Instance`] for a launched sandbox: its output attributed to requests (and sent to
+/// `sink`), its Runtime API, its control.
+pub(crate) fn assemble(
+    spec: &InstanceSpec,
+    api: RuntimeApi,
+    stdout: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    stderr: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    control: Box<dyn crate::SandboxControl>,
+    exited: tokio::sync::oneshot::Receiver<Exit>,
+    sink: Option<LogSink>,
+) -> Instance {
     let label = format!("{}:{}/{}", spec.function, spec.version, spec.instance_id);
     let current = CurrentRequest::default();
-    capture_lines(label.clone(), LogStream::Stdout, sandbox.stdout, current.clone(), sink.clone());
-    capture_lines(label, LogStream::Stderr, sandbox.stderr, current.clone(), sink);
-    let instance =
-        Instance::new(spec.instance_id.clone(), spec.config.concurrency, current, api, sandbox.control, sandbox.exited);
+    capture_lines(label.clone(), LogStream::Stdout, stdout, current.clone(), sink.clone());
+    capture_lines(label, LogStream::Stderr, stderr, current.clone(), sink);
+    Instance::new(spec.instance_id.clone(), spec.config.concurrency, current, api, control, exited)
+}
+
+/// Waits until the instance's runtime asks for its first event: then it is Ready (and its
+/// start-up-sparing limits apply); otherwise it is stopped and the reason returned.
+pub(crate) async fn await_init(instance: Instance, init_timeout: Duration) -> Result<Instance, StartFailure> {
     let failure = tokio::select! {
         init = instance.api().init() => match init {
             Ok(InitOutcome::Ready) => None,

@@ -14,6 +14,7 @@ mod instance;
 mod instance_start;
 mod invocation;
 mod netns;
+mod prewarm;
 mod privileges;
 mod process_driver;
 mod rootfs;
@@ -31,6 +32,7 @@ pub use instance::{
 };
 pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
+pub use prewarm::{PoolKey, PrewarmPool, PrewarmSettings};
 pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BASE};
 pub use process_driver::ProcessDriver;
 pub use runtime_api::{Closed, RuntimeApi};

@@ -5,6 +5,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::unix::process::ExitStatusExt;
+use std::pin::Pin;
 use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
@@ -274,7 +275,7 @@ impl SandboxDriver for ProcessDriver {
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&spec.task_root)
-            .stdin(Stdio::null())
+            .stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -282,6 +283,7 @@ impl SandboxDriver for ProcessDriver {
             .spawn()
             .map_err(spawn_error)?;
         let pid = child.id().map(|p| Pid::from_raw(p as i32));
+        let stdin = child.stdin.take().map(|s| Box::pin(s) as Pin<Box<dyn tokio::io::AsyncWrite + Send>>);
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, exited) = oneshot::channel();
@@ -297,6 +299,7 @@ impl SandboxDriver for ProcessDriver {
             let _ = tx.send(exit);
         });
         Ok(Sandbox {
+            stdin,
             stdout: Box::pin(stdout),
             stderr: Box::pin(stderr),
             exited,

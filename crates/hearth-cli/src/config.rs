@@ -6,8 +6,11 @@
 //! secret_access_key, allow_http`. Environment: `HEARTH_DATA_DIR`, `HEARTH_LISTEN`,
 //! `HEARTH_S3_ENDPOINT`, `HEARTH_S3_REGION`, `HEARTH_S3_ACCESS_KEY_ID`,
 //! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`; gateway limits `[gateway]
-//! queue_length, queue_wait_ms, log_retention_hours` or `HEARTH_QUEUE_LENGTH`,
-//! `HEARTH_QUEUE_WAIT_MS`, `HEARTH_LOG_RETENTION_HOURS`.
+//! queue_length, queue_wait_ms, log_retention_hours, prewarm, prewarm_budget_mb` or
+//! `HEARTH_QUEUE_LENGTH`, `HEARTH_QUEUE_WAIT_MS`, `HEARTH_LOG_RETENTION_HOURS`,
+//! `HEARTH_PREWARM` (pre-warmed sandboxes kept from the start, e.g.
+//! `python3:128,nodejs:128`, the default; empty for none) and `HEARTH_PREWARM_BUDGET_MB`
+//! (memory the pool may hold, default 2048; 0 turns pre-warming off).
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml` (written by `hearth up` on first start), keys `url` and
@@ -65,7 +68,12 @@ struct GatewayFile {
     queue_length: Option<usize>,
     queue_wait_ms: Option<u64>,
     log_retention_hours: Option<u64>,
+    prewarm: Option<String>,
+    prewarm_budget_mb: Option<u32>,
 }
+
+/// Pre-warmed sandboxes kept ready from the start.
+pub const DEFAULT_PREWARM: &str = "python3:128,nodejs:128";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +160,19 @@ impl ServerConfig {
             let hours: u64 = v.parse().with_context(|| format!("log retention {v:?} is not a number of hours"))?;
             gateway.log_retention = std::time::Duration::from_secs(hours.max(1) * 3600);
         }
+        let keys = env("HEARTH_PREWARM").or(file.gateway.prewarm).unwrap_or_else(|| DEFAULT_PREWARM.to_owned());
+        let keys = keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| k.parse::<hearth_agent::PoolKey>().map_err(|e| anyhow::anyhow!("HEARTH_PREWARM: {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        let budget = match env("HEARTH_PREWARM_BUDGET_MB") {
+            Some(v) => v.parse().with_context(|| format!("pre-warm budget {v:?} is not a number of MB"))?,
+            None => file.gateway.prewarm_budget_mb.unwrap_or(hearth_agent::PrewarmSettings::default().budget_mb),
+        };
+        gateway.prewarm =
+            (budget > 0).then(|| hearth_agent::PrewarmSettings { keys, budget_mb: budget, ..Default::default() });
         Ok(Self { data_dir, listen, s3, client_config: client_config_path(env), gateway })
     }
 }
@@ -262,10 +283,16 @@ mod tests {
             ("HEARTH_DATA_DIR", "/from/env"),
             ("HEARTH_QUEUE_LENGTH", "5"),
             ("HEARTH_LOG_RETENTION_HOURS", "2"),
+            ("HEARTH_PREWARM", "nodejs:512"),
         ]);
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9100));
         assert_eq!((c.gateway.queue_length, c.gateway.log_retention.as_secs()), (5, 7200));
+        assert_eq!(c.gateway.prewarm.unwrap().keys, ["nodejs:512".parse().unwrap()]);
+        let off = env_of(&[("HOME", home), ("HEARTH_PREWARM_BUDGET_MB", "0")]);
+        assert!(ServerConfig::load(&ServerFlags::default(), &off).unwrap().gateway.prewarm.is_none());
+        let bad = env_of(&[("HOME", home), ("HEARTH_PREWARM", "cobol:128")]);
+        assert!(ServerConfig::load(&ServerFlags::default(), &bad).is_err());
 
         let flags = ServerFlags { listen: Some("127.0.0.1:9200".into()), ..flags };
         let c = ServerConfig::load(&flags, &env).unwrap();

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use hearth_agent::{ProcessDriver, Runtimes};
 use hearth_api::{AppState, ensure_admin_token, hash_secret};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
@@ -34,9 +34,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     // One server per data directory: SQLite and the code cache assume a single writer.
     let lock = File::create(cfg.data_dir.join("hearth.lock")).context("cannot create the data directory lock file")?;
-    lock.try_lock().map_err(|_| {
-        anyhow!("another hearth server is already using {}; stop it or pass another --data-dir", cfg.data_dir.display())
-    })?;
+    // A server killed a moment ago may still have a child between fork and exec holding the
+    // lock's file: allow it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while lock.try_lock().is_err() {
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "another hearth server is already using {}; stop it or pass another --data-dir",
+                cfg.data_dir.display()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let store =
         Arc::new(SqliteStore::open(&cfg.data_dir.join("metadata.db")).context("cannot open the metadata store")?);

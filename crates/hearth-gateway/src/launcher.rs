@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hearth_agent::{
-    CodeCache, Instance, InstanceSpec, LogEvent, LogSink, Runtimes, SandboxDriver, StartFailure, start_instance_logged,
+    CodeCache, Instance, InstanceSpec, LogEvent, LogSink, PrewarmPool, Runtimes, SandboxDriver, StartFailure,
+    start_instance_logged,
 };
 use hearth_types::{CodeDigest, FunctionConfig, FunctionName, LogLine};
 
@@ -23,6 +24,7 @@ pub struct InstanceTemplate {
 pub struct Launcher {
     pub meter: Meter,
     pub cache: CodeCache,
+    pub prewarm: Option<PrewarmPool>,
     pub runtimes: Runtimes,
     pub driver: Arc<dyn SandboxDriver>,
     pub init_timeout: Duration,
@@ -59,8 +61,18 @@ impl Launcher {
                 message: e.line,
             })
         });
-        let started = start_instance_logged(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout, Some(sink));
-        started.await.map_err(|f: StartFailure| {
+        // A pre-warmed sandbox if the function can use one and one is ready.
+        let from_pool = match &self.prewarm {
+            Some(pool) => pool.specialize(&spec, self.init_timeout, Some(sink.clone())).await,
+            None => None,
+        };
+        let started = match from_pool {
+            Some(result) => result,
+            None => {
+                start_instance_logged(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout, Some(sink)).await
+            }
+        };
+        started.map_err(|f: StartFailure| {
             tracing::warn!(function = %template.function, version = template.version, error = %f, "instance failed to start");
             f.error_body()
         })

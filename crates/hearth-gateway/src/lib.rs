@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hearth_agent::{CodeCache, InstanceState, Runtimes, SandboxDriver};
+use hearth_agent::{CodeCache, InstanceState, PrewarmPool, Runtimes, SandboxDriver};
 use hearth_api::DeployHooks;
 use hearth_blob::CodeStore;
 use hearth_store::{MetadataStore, StoreError};
@@ -75,9 +75,17 @@ impl Gateway {
         settings: GatewaySettings,
     ) -> Self {
         let meter = Meter::start(store.clone(), settings.log_retention);
+        let cache = CodeCache::new(cache_dir, code);
+        let prewarm = settings.prewarm.clone().and_then(|s| {
+            let slots = cache.root().join(".slots");
+            PrewarmPool::start(driver.clone(), runtimes.clone(), slots, s)
+                .inspect_err(|e| tracing::error!(%e, "cannot start the pre-warmed sandbox pool"))
+                .ok()
+        });
         let launcher = Arc::new(Launcher {
             meter: meter.clone(),
-            cache: CodeCache::new(cache_dir, code),
+            cache,
+            prewarm,
             runtimes,
             driver,
             init_timeout: settings.init_timeout,

@@ -15,6 +15,8 @@ pub struct GatewaySettings {
     pub region: String,
     /// How long invocation records and log lines are kept.
     pub log_retention: Duration,
+    /// The pool of pre-warmed sandboxes; `None` turns it off.
+    pub prewarm: Option<hearth_agent::PrewarmSettings>,
 }
 
 impl Default for GatewaySettings {
@@ -26,6 +28,7 @@ impl Default for GatewaySettings {
             reap_interval: Duration::from_millis(500),
             region: "us-east-1".into(),
             log_retention: Duration::from_secs(7 * 24 * 3600),
+            prewarm: Some(hearth_agent::PrewarmSettings::default()),
         }
     }
 }

@@ -7,14 +7,42 @@ import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [HOST, PORT] = (() => {
+let HOST, PORT, WORKERS, agent;
+
+// Pre-warmed (HEARTH_PREWARMED=1): started before any function is chosen, it says
+// HEARTH_PREWARMED_READY on stdout and waits for one line on stdin, {"env": {...}}, the
+// function's whole environment; its code is at LAMBDA_TASK_ROOT by then.
+function specialize() {
+  process.stdout.write("HEARTH_PREWARMED_READY\n");
+  const chunks = [];
+  const buf = Buffer.alloc(65536);
+  for (;;) {
+    let n;
+    try {
+      n = fs.readSync(0, buf, 0, buf.length, null);
+    } catch (err) {
+      if (err.code === "EAGAIN") continue;
+      throw err;
+    }
+    if (n === 0) process.exit(0);
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    if (buf.subarray(0, n).includes(10)) break;
+  }
+  const { env } = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, env);
+  process.chdir(process.env.LAMBDA_TASK_ROOT || "/var/task");
+}
+
+function configure() {
   const api = process.env.AWS_LAMBDA_RUNTIME_API;
   const i = api.lastIndexOf(":");
-  return [api.slice(0, i), Number(api.slice(i + 1))];
-})();
-// HEARTH_CONCURRENCY loops poll for events at once, each on its own connection.
-const WORKERS = Math.max(1, Number(process.env.HEARTH_CONCURRENCY || 1) || 1);
-const agent = new http.Agent({ keepAlive: true, maxSockets: WORKERS });
+  [HOST, PORT] = [api.slice(0, i), Number(api.slice(i + 1))];
+  // HEARTH_CONCURRENCY loops poll for events at once, each on its own connection.
+  WORKERS = Math.max(1, Number(process.env.HEARTH_CONCURRENCY || 1) || 1);
+  agent = new http.Agent({ keepAlive: true, maxSockets: WORKERS });
+}
+
 const PREFIX = "/2018-06-01/runtime";
 
 function call(method, p, body, headers = {}) {
@@ -111,6 +139,8 @@ function run(fn, event, ctx) {
 }
 
 async function main() {
+  if (process.env.HEARTH_PREWARMED === "1") specialize();
+  configure();
   const { fn, failure } = await load();
   if (failure) {
     const [type, message, err] = failure;

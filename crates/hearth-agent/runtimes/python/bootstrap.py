@@ -2,6 +2,10 @@
 
 Imports `module.function` from `_HANDLER` (relative to LAMBDA_TASK_ROOT) during init,
 reporting failures to /runtime/init/error, then serves events one at a time.
+
+Pre-warmed (HEARTH_PREWARMED=1): started before any function is chosen, it says
+HEARTH_PREWARMED_READY on stdout and waits for one line on stdin, `{"env": {...}}`, the
+function's whole environment; its code is at LAMBDA_TASK_ROOT by then.
 """
 import http.client
 import importlib
@@ -12,8 +16,7 @@ import threading
 import time
 import traceback
 
-_API = os.environ["AWS_LAMBDA_RUNTIME_API"]
-_HOST, _PORT = _API.rsplit(":", 1)
+_HOST, _PORT = None, None
 _PREFIX = "/2018-06-01/runtime"
 # One connection per worker thread (HEARTH_CONCURRENCY workers poll for events at once).
 _LOCAL = threading.local()
@@ -94,7 +97,25 @@ def _init():
     return func, None
 
 
+def _specialize():
+    # Common standard modules, loaded ahead while nobody waits.
+    import base64, datetime, decimal, hashlib, logging, re, urllib.parse, uuid  # noqa: F401
+    print("HEARTH_PREWARMED_READY", flush=True)
+    line = sys.stdin.buffer.readline()
+    if not line:
+        sys.exit(0)
+    env = json.loads(line)["env"]
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(os.environ.get("LAMBDA_TASK_ROOT", "/var/task"))
+    importlib.invalidate_caches()
+
+
 def main():
+    global _HOST, _PORT
+    if os.environ.get("HEARTH_PREWARMED") == "1":
+        _specialize()
+    _HOST, _PORT = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
     func, failure = _init()
     if failure:
         error_type, message, *exc = failure

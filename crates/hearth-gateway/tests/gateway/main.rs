@@ -6,6 +6,7 @@ mod compat;
 mod hostile;
 mod invoke;
 mod network;
+mod prewarm;
 mod triggers;
 
 use std::path::Path;
@@ -45,12 +46,18 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+/// A server with its settings adjusted by `adjust`.
+async fn start_with(adjust: impl FnOnce(&mut GatewaySettings)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
     let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
     let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
     let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
-    let settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
+    let mut settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
+    adjust(&mut settings);
     let gateway = Gateway::new(
         store.clone(),
         code.clone(),

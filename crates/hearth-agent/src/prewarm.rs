@@ -1,0 +1,469 @@
+//! Pre-warmed sandboxes (OpenWhisk's stem cells, Fission's pool manager): per runtime and
+//! memory size, sandboxes whose interpreter is already started with the bootstrap loaded,
+//! waiting for a function. A cold start takes one and specializes it: the function's code is
+//! hard-linked into the cell's (read-only) `/var/task`, its whole environment is sent on the
+//! runtime's stdin, and the runtime imports the handler. Namespaces, cgroup (with the memory
+//! limit of the key), privileges and interpreter start-up are all paid before the request.
+//!
+//! The pool refills in the background, one cell at a time; each key's target follows its
+//! recent demand (cold starts that wanted a cell), within a memory budget counted in the
+//! cells' memory limits.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_types::{FunctionConfig, Network, Runtime, limits};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::{Notify, oneshot};
+
+use crate::driver::{Exit, LaunchSpec, SandboxControl, SandboxDriver};
+use crate::instance::{Instance, LogSink};
+use crate::instance_start::{InstanceSpec, StartFailure, assemble, await_init, lambda_environment};
+use crate::runtime_api::RuntimeApi;
+use crate::runtimes::Runtimes;
+
+/// What a pre-warmed cell is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub runtime: Runtime,
+    pub memory_mb: u32,
+}
+
+/// Environment variables that change how an interpreter starts: functions setting them
+/// start their own.
+const STARTUP_VARIABLES: &[&str] = &["PYTHON", "NODE_", "LD_", "UV_", "TZ", "LANG", "LC_"];
+
+impl PoolKey {
+    /// The cells a function's instances can be made from, if any: Python and Node with the
+    /// default network, ephemeral storage, and no start-up variables.
+    pub fn for_config(c: &FunctionConfig) -> Option<Self> {
+        let pooled_runtime = matches!(c.runtime, Runtime::Python3 | Runtime::Nodejs);
+        let default_storage = i64::from(c.ephemeral_storage_mb) == limits::EPHEMERAL_STORAGE_MB.default;
+        let plain_env = !c.environment.keys().any(|k| STARTUP_VARIABLES.iter().any(|p| k.starts_with(p)));
+        (pooled_runtime && default_storage && plain_env && c.network == Network::None)
+            .then_some(Self { runtime: c.runtime, memory_mb: c.memory_mb })
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        let (runtime, memory) = s.split_once(':')?;
+        Some(Self { runtime: runtime.parse().ok()?, memory_mb: memory.parse().ok()? })
+    }
+}
+
+impl std::str::FromStr for PoolKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| format!("expected RUNTIME:MEMORY_MB, e.g. python3:128, got {s:?}"))
+    }
+}
+
+/// How the pool behaves.
+#[derive(Debug, Clone)]
+pub struct PrewarmSettings {
+    /// Keys kept ready from the start (one cell each), e.g. python3:128.
+    pub keys: Vec<PoolKey>,
+    /// The most memory (sum of the cells' memory limits) the pool may hold, in MB.
+    pub budget_mb: u32,
+    /// The most cells per key.
+    pub max_per_key: usize,
+}
+
+impl Default for PrewarmSettings {
+    fn default() -> Self {
+        Self { keys: vec![], budget_mb: 2048, max_per_key: 8 }
+    }
+}
+
+type Reader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A started runtime waiting for its function.
+struct Cell {
+    id: String,
+    slot: PathBuf,
+    task_root: PathBuf,
+    listener: std::net::TcpListener,
+    stdin: Pin<Box<dyn AsyncWrite + Send>>,
+    stdout: Reader,
+    stderr: Reader,
+    exited: oneshot::Receiver<Exit>,
+    control: Box<dyn SandboxControl>,
+}
+
+#[derive(Default)]
+struct State {
+    ready: HashMap<PoolKey, Vec<Cell>>,
+    starting: Option<PoolKey>,
+    /// When cold starts wanted a cell of each key (the last 10 minutes).
+    demand: HashMap<PoolKey, VecDeque<Instant>>,
+    /// Keys whose last cell failed to start, and when: left alone for a minute.
+    broken: HashMap<PoolKey, Instant>,
+}
+
+struct Inner {
+    driver: Arc<dyn SandboxDriver>,
+    runtimes: Runtimes,
+    slots: PathBuf,
+    settings: PrewarmSettings,
+    state: Mutex<State>,
+    wake: Arc<Notify>,
+}
+
+/// The pool of pre-warmed cells. Cheap to clone; the refill task ends with the last clone.
+#[derive(Clone)]
+pub struct PrewarmPool {
+    inner: Arc<Inner>,
+}
+
+const DEMAND_MEMORY: Duration = Duration::from_secs(600);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl PrewarmPool {
+    /// Starts the pool; `slots` holds the cells' `/var/task` folders (emptied now: cells do
+    /// not survive their server) and must be on the code cache's filesystem, so code can be
+    /// hard-linked.
+    pub fn start(
+        driver: Arc<dyn SandboxDriver>,
+        runtimes: Runtimes,
+        slots: PathBuf,
+        settings: PrewarmSettings,
+    ) -> std::io::Result<Self> {
+        let _ = std::fs::remove_dir_all(&slots);
+        std::fs::create_dir_all(&slots)?;
+        let inner =
+            Arc::new(Inner { driver, runtimes, slots, settings, state: Mutex::default(), wake: Arc::default() });
+        tokio::spawn(refill(Arc::downgrade(&inner)));
+        inner.wake.notify_one();
+        Ok(Self { inner })
+    }
+
+    /// Cells ready for `key`.
+    pub fn ready(&self, key: PoolKey) -> usize {
+        self.inner.state.lock().expect("pool lock").ready.get(&key).map_or(0, Vec::len)
+    }
+
+    /// An instance of `spec` made from a pre-warmed cell, or `None` when the function cannot
+    /// use one or none is ready (the caller starts one the usual way).
+    pub async fn specialize(
+        &self,
+        spec: &InstanceSpec,
+        init_timeout: Duration,
+        sink: Option<LogSink>,
+    ) -> Option<Result<Instance, StartFailure>> {
+        let key = PoolKey::for_config(&spec.config)?;
+        let cell = {
+            let mut st = self.inner.state.lock().expect("pool lock");
+            st.demand.entry(key).or_default().push_back(Instant::now());
+            let ready = st.ready.entry(key).or_default();
+            let mut found = None;
+            while let Some(mut c) = ready.pop() {
+                // A cell whose runtime died while waiting is dropped (and its slot removed).
+                if matches!(c.exited.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+                    found = Some(c);
+                    break;
+                }
+                discard(c);
+            }
+            found
+        };
+        self.inner.wake.notify_one();
+        Some(self.become_function(cell?, spec, init_timeout, sink).await)
+    }
+
+    async fn become_function(
+        &self,
+        mut cell: Cell,
+        spec: &InstanceSpec,
+        init_timeout: Duration,
+        sink: Option<LogSink>,
+    ) -> Result<Instance, StartFailure> {
+        let mut spec = spec.clone();
+        spec.instance_id = cell.id.clone();
+        if let Err(e) = link_tree(&spec.code_dir, &cell.slot) {
+            discard(cell);
+            return Err(StartFailure::Io(e));
+        }
+        let api =
+            RuntimeApi::serve(tokio::net::TcpListener::from_std(cell.listener)?, spec.config.concurrency as usize)?;
+        let env: HashMap<String, String> =
+            lambda_environment(&spec, &cell.task_root, api.address()).into_iter().collect();
+        let mut line = serde_json::to_vec(&serde_json::json!({ "env": env })).expect("JSON of strings");
+        line.push(b'\n');
+        let sent = async {
+            cell.stdin.write_all(&line).await?;
+            cell.stdin.flush().await
+        };
+        let sent = sent.await;
+        let control = Box::new(WithSlot { inner: cell.control, slot: cell.slot });
+        let instance = assemble(&spec, api, cell.stdout, cell.stderr, control, cell.exited, sink);
+        if let Err(e) = sent {
+            instance.stop();
+            return Err(StartFailure::Io(e));
+        }
+        await_init(instance, init_timeout).await
+    }
+}
+
+fn discard(cell: Cell) {
+    cell.control.kill();
+    drop(WithSlot { inner: cell.control, slot: cell.slot });
+}
+
+/// How many cells `key` should have: its recent demand, at least one while it has any (or
+/// is configured), at most `max`.
+fn target(st: &mut State, key: PoolKey, configured: bool, max: usize, now: Instant) -> usize {
+    let demand = st.demand.entry(key).or_default();
+    while demand.front().is_some_and(|t| now.duration_since(*t) > DEMAND_MEMORY) {
+        demand.pop_front();
+    }
+    // Cold starts in the busiest 10 s of the last minute: what a burst would take at once.
+    let recent: Vec<&Instant> = demand.iter().filter(|t| now.duration_since(**t) <= Duration::from_secs(60)).collect();
+    let peak = recent
+        .iter()
+        .map(|start| recent.iter().filter(|t| t.duration_since(**start) < Duration::from_secs(10)).count())
+        .max()
+        .unwrap_or(0);
+    let floor = usize::from(configured || !demand.is_empty());
+    peak.clamp(floor, max.max(floor))
+}
+
+/// The key most short of its target that fits in the budget, if any.
+fn next_job(inner: &Inner) -> Option<PoolKey> {
+    let mut st = inner.state.lock().expect("pool lock");
+    if st.starting.is_some() {
+        return None;
+    }
+    let now = Instant::now();
+    let used: u32 = st.ready.iter().map(|(k, cells)| k.memory_mb * cells.len() as u32).sum();
+    let mut keys: Vec<PoolKey> = st.demand.keys().copied().chain(inner.settings.keys.iter().copied()).collect();
+    keys.sort_by_key(|k| (k.memory_mb, k.runtime.as_str()));
+    keys.dedup();
+    let mut best: Option<(usize, PoolKey)> = None;
+    st.broken.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+    for key in keys {
+        if st.broken.contains_key(&key) {
+            continue;
+        }
+        let want = target(&mut st, key, inner.settings.keys.contains(&key), inner.settings.max_per_key, now);
+        let have = st.ready.get(&key).map_or(0, Vec::len);
+        if have < want
+            && used + key.memory_mb <= inner.settings.budget_mb
+            && best.is_none_or(|(gap, _)| want - have > gap)
+        {
+            best = Some((want - have, key));
+        }
+    }
+    let key = best?.1;
+    st.starting = Some(key);
+    Some(key)
+}
+
+/// The refill loop: one cell at a time, while some key is short; otherwise waits to be woken
+/// (or re-checks every 10 s as demand ages).
+async fn refill(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        match next_job(&strong) {
+            Some(key) => {
+                let made = make_cell(&strong, key).await;
+                let failed = {
+                    let mut st = strong.state.lock().expect("pool lock");
+                    st.starting = None;
+                    match made {
+                        Ok(cell) => {
+                            st.ready.entry(key).or_default().push(cell);
+                            false
+                        }
+                        Err(e) => {
+                            tracing::warn!(runtime = %key.runtime, memory_mb = key.memory_mb, %e, "cannot pre-warm a sandbox");
+                            // Not retried in a loop: left alone for a minute.
+                            st.broken.insert(key, Instant::now());
+                            true
+                        }
+                    }
+                };
+                drop(strong);
+                if failed {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            None => {
+                let wake = strong.wake.clone();
+                drop(strong);
+                let _ = tokio::time::timeout(Duration::from_secs(10), wake.notified()).await;
+            }
+        }
+    }
+}
+
+async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    // Named `.starting-<id>` until the runtime is ready, then `<id>` (the sandbox's bind
+    // mount follows the folder).
+    let slot = inner.slots.join(format!(".starting-{id}"));
+    std::fs::create_dir_all(&slot)?;
+    let guard = WithSlot { inner: Box::new(NoControl), slot: slot.clone() };
+    let network = inner.driver.network(Network::None).await?;
+    let task_root = inner.driver.task_root(&slot);
+    let runtime_root = inner.driver.runtime_root(inner.runtimes.dir());
+    let (program, args) = inner.runtimes.command(key.runtime, &slot, &task_root, &runtime_root)?;
+    let api = network.listener.local_addr()?;
+    let root = task_root.display().to_string();
+    let mut env: Vec<(String, String)> = [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("LANG", "C.UTF-8".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("HOME", "/tmp".to_owned()),
+        ("LD_LIBRARY_PATH", format!("{root}/lib")),
+        ("LAMBDA_TASK_ROOT", root),
+        ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
+        ("HEARTH_PREWARMED", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if key.runtime == Runtime::Nodejs {
+        env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs".into()));
+    }
+    let launch = LaunchSpec {
+        instance_id: id.clone(),
+        program,
+        args,
+        env,
+        task_root: slot.clone(),
+        runtime_dir: inner.runtimes.dir().to_path_buf(),
+        netns: network.netns.map(Arc::new),
+        memory_mb: key.memory_mb,
+        tmp_mb: limits::EPHEMERAL_STORAGE_MB.default as u32,
+        stdin: true,
+    };
+    let sandbox = inner.driver.launch(&launch)?;
+    std::mem::forget(guard); // the cell owns the slot from here
+    let mut stdout = BufReader::new(sandbox.stdout);
+    let mut first = String::new();
+    let ready = tokio::time::timeout(READY_TIMEOUT, stdout.read_line(&mut first)).await;
+    let cell = Cell {
+        id,
+        slot,
+        task_root,
+        listener: network.listener,
+        stdin: sandbox.stdin.expect("stdin was asked for"),
+        stdout: Box::pin(stdout),
+        stderr: sandbox.stderr,
+        exited: sandbox.exited,
+        control: sandbox.control,
+    };
+    match ready {
+        Ok(Ok(_)) if first.trim_end() == "HEARTH_PREWARMED_READY" => {
+            let mut cell = cell;
+            let named = inner.slots.join(&cell.id);
+            std::fs::rename(&cell.slot, &named)?;
+            cell.slot = named;
+            Ok(cell)
+        }
+        _ => {
+            discard(cell);
+            Err(StartFailure::Io(std::io::Error::other(format!(
+                "the pre-warmed runtime did not become ready (first output: {:?})",
+                first.trim_end()
+            ))))
+        }
+    }
+}
+
+/// Hard-links the tree at `from` into the (empty) folder `to`: code appears in a cell's
+/// `/var/task` without copying. Symbolic links are recreated as they are.
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir(&dst)?;
+            link_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// A sandbox control that also removes the cell's slot folder when the instance goes.
+struct WithSlot {
+    inner: Box<dyn SandboxControl>,
+    slot: PathBuf,
+}
+
+impl SandboxControl for WithSlot {
+    fn kill(&self) {
+        self.inner.kill();
+    }
+    fn oom_killed(&self) -> bool {
+        self.inner.oom_killed()
+    }
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        self.inner.peak_memory_bytes()
+    }
+    fn initialised(&self) {
+        self.inner.initialised();
+    }
+}
+
+impl Drop for WithSlot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.slot);
+    }
+}
+
+/// For a slot guard before there is a sandbox.
+struct NoControl;
+impl SandboxControl for NoControl {
+    fn kill(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_types::FunctionSpec;
+
+    fn config(extra: FunctionSpec) -> FunctionConfig {
+        FunctionSpec { runtime: "python3".into(), handler: Some("main.handler".into()), ..extra }.validate().unwrap()
+    }
+
+    #[test]
+    fn only_plain_python_and_node_functions_use_cells() {
+        assert_eq!(
+            PoolKey::for_config(&config(FunctionSpec::default())),
+            Some(PoolKey { runtime: Runtime::Python3, memory_mb: 128 })
+        );
+        let env = [("PYTHONPATH".to_owned(), "/x".to_owned())].into();
+        assert_eq!(PoolKey::for_config(&config(FunctionSpec { environment: env, ..Default::default() })), None);
+        let egress = FunctionSpec { network: Some("egress".into()), ..Default::default() };
+        assert_eq!(PoolKey::for_config(&config(egress)), None);
+        let big_tmp = FunctionSpec { ephemeral_storage_mb: Some(1024), ..Default::default() };
+        assert_eq!(PoolKey::for_config(&config(big_tmp)), None);
+        assert_eq!("nodejs:256".parse::<PoolKey>().unwrap(), PoolKey { runtime: Runtime::Nodejs, memory_mb: 256 });
+        assert!("python3".parse::<PoolKey>().is_err());
+    }
+
+    #[test]
+    fn targets_follow_bursts_of_demand() {
+        let key = PoolKey { runtime: Runtime::Python3, memory_mb: 128 };
+        let now = Instant::now();
+        let mut st = State::default();
+        assert_eq!(target(&mut st, key, false, 8, now), 0, "no demand, not configured");
+        assert_eq!(target(&mut st, key, true, 8, now), 1, "configured keys keep one");
+        st.demand
+            .entry(key)
+            .or_default()
+            .extend((0..5).map(|i| now - Duration::from_secs(30) + Duration::from_millis(i)));
+        assert_eq!(target(&mut st, key, false, 8, now), 5, "a burst of 5 cold starts");
+        assert_eq!(target(&mut st, key, false, 3, now), 3, "capped");
+        assert_eq!(target(&mut st, key, false, 8, now + Duration::from_secs(120)), 1, "old demand keeps one");
+        assert_eq!(target(&mut st, key, false, 8, now + Duration::from_secs(700)), 0, "forgotten after 10 minutes");
+    }
+}
