@@ -2,25 +2,22 @@
 //! it, printing each figure beside a baseline measured in the same run.
 //!
 //! cargo run --release -p hearth-bench [-- --json]
+//! cargo run --release -p hearth-bench -- replay [--trace DIR]
 
-use std::net::SocketAddr;
-use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Parser;
-use hearth_agent::{ProcessDriver, Runtimes};
-use hearth_api::{AppState, ensure_admin_token};
-use hearth_blob::fixtures::{RawEntry, raw_zip};
-use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
-use hearth_client::Client;
-use hearth_gateway::{Gateway, GatewaySettings, app};
-use hearth_store::SqliteStore;
-use hearth_types::FunctionSpec;
-use hearth_types::api::TriggerSpec;
+use hearth_agent::{PoolKey, PrewarmSettings, ProcessDriver};
+use hearth_types::Runtime;
 use serde::Serialize;
 
+use harness::{
+    BENCH_MEMORY_MB, Bench, NODE, PROVIDED, PYTHON, ServerSetup, baseline_server, exec_times, idle_pss_kb,
+    instance_pids, pss_kb,
+};
+
+mod harness;
 mod replay;
 
 #[derive(Parser)]
@@ -34,6 +31,9 @@ struct Args {
     /// Cold starts measured per runtime.
     #[arg(long, default_value_t = 20)]
     cold_starts: usize,
+    /// Concurrent first requests in the burst from zero.
+    #[arg(long, default_value_t = 500)]
+    burst: usize,
     /// One JSON object per figure instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -66,150 +66,6 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples.sort();
     let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[i].as_secs_f64() * 1000.0
-}
-
-/// Wall time of running a command to completion, `n` times after 2 warm-ups.
-fn exec_times(program: &str, args: &[&str], n: usize) -> Result<Vec<Duration>> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n + 2 {
-        let t = Instant::now();
-        let status = Command::new(program)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", "/tmp")
-            .env("LANG", "C.UTF-8")
-            .status()
-            .with_context(|| format!("cannot run {program}"))?;
-        if !status.success() {
-            bail!("{program} failed: {status}");
-        }
-        if i >= 2 {
-            out.push(t.elapsed());
-        }
-    }
-    Ok(out)
-}
-
-const PY_HELLO: &str = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'Hello FaaS'}\n";
-const NODE_HELLO: &str = "export const handler = async () => ({ statusCode: 200, body: 'Hello FaaS' });\n";
-
-struct Bench {
-    url: String,
-    client: Client,
-    http: reqwest::Client,
-}
-
-impl Bench {
-    async fn deploy(&self, name: &str, runtime: &str, handler: &str, file: &str, source: &str) -> Result<()> {
-        let code = self.client.upload_package(raw_zip(&[RawEntry::file(file, source.as_bytes())])).await?;
-        let spec = FunctionSpec {
-            runtime: runtime.into(),
-            handler: Some(handler.into()),
-            code_sha256: Some(code.sha256.to_string()),
-            max_instances: Some(32),
-            timeout_s: Some(30),
-            // One full CPU (the quota is proportional to memory): measure the platform,
-            // not a small function's CPU share.
-            memory_mb: Some(1_769),
-            ..Default::default()
-        };
-        self.client.put_function(name, &spec).await?;
-        let trigger =
-            TriggerSpec { kind: None, function: name.into(), path: format!("/{name}"), methods: vec![], auth: None };
-        self.client.create_trigger(&trigger).await?;
-        Ok(())
-    }
-
-    async fn get(&self, path: &str) -> Result<Duration> {
-        let t = Instant::now();
-        let r = self.http.get(format!("{}{path}", self.url)).send().await?;
-        let ok = r.status().is_success();
-        let body = r.bytes().await?;
-        if !ok || &body[..] != b"Hello FaaS" {
-            bail!("unexpected answer from {path}: {}", String::from_utf8_lossy(&body));
-        }
-        Ok(t.elapsed())
-    }
-
-    /// `total` requests from `concurrency` concurrent callers; latencies and throughput.
-    async fn load(self: &Arc<Self>, path: &str, total: usize, concurrency: usize) -> Result<(Vec<Duration>, f64)> {
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let (b, path) = (self.clone(), path.to_owned());
-                let n = total / concurrency;
-                tokio::spawn(async move {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(b.get(&path).await?);
-                    }
-                    anyhow::Ok(v)
-                })
-            })
-            .collect();
-        let mut all = vec![];
-        for t in tasks {
-            all.extend(t.await??);
-        }
-        let rps = all.len() as f64 / started.elapsed().as_secs_f64();
-        Ok((all, rps))
-    }
-}
-
-/// A minimal HTTP server answering the same body: the floor for a warm request.
-async fn baseline_server() -> Result<SocketAddr> {
-    let app = axum::Router::new().fallback(|| async { "Hello FaaS" });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(addr)
-}
-
-/// A server on a temporary data directory whose instances are made by `driver`.
-async fn server(driver: ProcessDriver) -> Result<(Arc<Bench>, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(&dir.path().join("metadata.db"))?);
-    let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT)?;
-    let token =
-        ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow::anyhow!(e.message))?.context("fresh store")?;
-    let runtimes = Runtimes::install(&dir.path().join("runtimes"))?;
-    let gateway = Gateway::new(
-        store.clone(),
-        code.clone(),
-        dir.path().join("cache"),
-        runtimes,
-        Arc::new(driver),
-        GatewaySettings::default(),
-    );
-    let _reaper = gateway.spawn_reaper();
-    let router = app(AppState::new(store, code, ObjectSource::default()), gateway);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    Ok((Arc::new(Bench { client: Client::new(&url, Some(token)), url, http }), dir))
-}
-
-impl Bench {
-    /// Cold starts: each new function's first request, from arrival to response.
-    async fn cold_starts(
-        &self,
-        runtime: &str,
-        handler: &str,
-        file: &str,
-        source: &str,
-        n: usize,
-        tag: &str,
-    ) -> Result<Vec<Duration>> {
-        let mut cold = vec![];
-        for i in 0..n {
-            let name = format!("cold-{tag}-{runtime}-{i}");
-            self.deploy(&name, runtime, handler, file, source).await?;
-            cold.push(self.get(&format!("/{name}")).await?);
-        }
-        Ok(cold)
-    }
 }
 
 #[tokio::main]
@@ -246,9 +102,6 @@ async fn main() -> Result<()> {
         print_figures(&figures, args.json)?;
         return Ok(());
     }
-    let driver = ProcessDriver::detect();
-    let sandboxed = driver.drops_privileges();
-    let (bench, _dir) = server(driver).await?;
     let mut figures = vec![];
     let say = |s: &str| {
         if !args.json {
@@ -256,28 +109,50 @@ async fn main() -> Result<()> {
         }
     };
 
-    // Cold starts: each function's first request, from arrival to response.
-    let python_exec = exec_times("/usr/bin/python3", &["-I", "-S", "-c", "pass"], args.cold_starts)?;
-    let node_exec = exec_times("/usr/bin/node", &["-e", "0"], args.cold_starts)?;
-    for (runtime, handler, file, source, mut exec, exec_name) in [
-        ("python3", "main.handler", "main.py", PY_HELLO, python_exec, "exec python3 -I -S -c pass"),
-        ("nodejs", "index.handler", "index.mjs", NODE_HELLO, node_exec, "exec node -e 0"),
+    let sandboxed = ProcessDriver::detect().drops_privileges();
+    let n = args.cold_starts;
+    let pool_settings = || PrewarmSettings {
+        keys: vec![
+            PoolKey { runtime: Runtime::Python3, memory_mb: BENCH_MEMORY_MB },
+            PoolKey { runtime: Runtime::Nodejs, memory_mb: BENCH_MEMORY_MB },
+        ],
+        budget_mb: 4 * BENCH_MEMORY_MB,
+        ..Default::default()
+    };
+    let pooled = Bench::start(ServerSetup { driver: ProcessDriver::detect(), prewarm: Some(pool_settings()) }).await?;
+    let unpooled = Bench::start(ServerSetup { driver: ProcessDriver::detect(), prewarm: None }).await?;
+
+    // Cold starts: each function's first request, from arrival to response, vs executing
+    // the bare interpreter.
+    let python_exec = exec_times("/usr/bin/python3", &["-I", "-S", "-c", "pass"], n)?;
+    let node_exec = exec_times("/usr/bin/node", &["-e", "0"], n)?;
+    let sh_exec = exec_times("/bin/sh", &["-c", "exit 0"], n)?;
+    for (code, short, mut exec, exec_name) in [
+        (PYTHON, "python", python_exec, "exec python3 -I -S -c pass"),
+        (NODE, "node", node_exec, "exec node -e 0"),
+        (PROVIDED, "provided", sh_exec, "exec sh -c 'exit 0'"),
     ] {
-        say(&format!("cold starts: {runtime} x {}", args.cold_starts));
-        let mut cold = bench.cold_starts(runtime, handler, file, source, args.cold_starts, "s").await?;
-        let short = if runtime == "python3" { "python" } else { "node" };
+        if code.runtime != "provided" {
+            say(&format!("cold starts from the pre-warmed pool: {} x {n}", code.runtime));
+            let mut cold = pooled.cold_starts(code, n, "pool").await?;
+            for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
+                let (v, b) = (percentile(&mut cold, p), percentile(&mut exec, p));
+                figures.push(figure(&format!("cold_start.{short}.pool.{label}"), v, "ms", exec_name, b));
+            }
+        }
+        say(&format!("cold starts without the pool: {} x {n}", code.runtime));
+        let mut cold = unpooled.cold_starts(code, n, "own").await?;
         for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
             let (v, b) = (percentile(&mut cold, p), percentile(&mut exec, p));
             figures.push(figure(&format!("cold_start.{short}.{label}"), v, "ms", exec_name, b));
         }
-        if sandboxed {
-            // The same without any sandbox, on a second server: the difference is the
+        if sandboxed && code.runtime != "provided" {
+            // The same without any sandbox, on a third server: the difference is the
             // sandbox's set-up cost.
-            say(&format!("cold starts without the sandbox: {runtime} x {}", args.cold_starts));
-            let (plain, _plain_dir) = server(ProcessDriver::plain()).await?;
-            let mut unsandboxed = plain.cold_starts(runtime, handler, file, source, args.cold_starts, "p").await?;
-            let with = percentile(&mut cold, 0.5);
-            let without = percentile(&mut unsandboxed, 0.5);
+            say(&format!("cold starts without the sandbox: {} x {n}", code.runtime));
+            let plain = Bench::start(ServerSetup { driver: ProcessDriver::plain(), prewarm: None }).await?;
+            let mut unsandboxed = plain.cold_starts(code, n, "plain").await?;
+            let (with, without) = (percentile(&mut cold, 0.5), percentile(&mut unsandboxed, 0.5));
             figures.push(figure(
                 &format!("cold_start.{short}.sandbox.p50"),
                 with,
@@ -289,21 +164,82 @@ async fn main() -> Result<()> {
     }
 
     // Warm invocations through the HTTP trigger, vs a bare server answering the same body.
-    bench.deploy("warm", "python3", "main.handler", "main.py", PY_HELLO).await?;
-    let base = baseline_server().await?;
-    let baseline =
-        Arc::new(Bench { url: format!("http://{base}"), client: bench.client.clone(), http: bench.http.clone() });
-    for concurrency in [1, 16] {
+    pooled.deploy("warm", PYTHON, BENCH_MEMORY_MB, 32).await?;
+    let baseline = pooled.other(format!("http://{}", baseline_server().await?));
+    let mut floor_rps = 0.0;
+    for concurrency in [1, 32] {
         say(&format!("warm: {} requests at concurrency {concurrency}", args.warm_requests));
-        bench.load("/warm", concurrency * 4, concurrency).await?; // warm instances and connections
+        pooled.load("/warm", concurrency * 4, concurrency).await?; // warm instances and connections
         baseline.load("/", concurrency * 4, concurrency).await?;
-        let (mut warm, rps) = bench.load("/warm", args.warm_requests, concurrency).await?;
-        let (mut floor, floor_rps) = baseline.load("/", args.warm_requests, concurrency).await?;
+        let (mut warm, _) = pooled.load("/warm", args.warm_requests, concurrency).await?;
+        let (mut floor, rps) = baseline.load("/", args.warm_requests, concurrency).await?;
+        floor_rps = f64::max(floor_rps, rps);
         for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
             let (v, b) = (percentile(&mut warm, p), percentile(&mut floor, p));
-            figures.push(figure(&format!("warm.http.c{concurrency}.{label}"), v, "ms", "bare axum server", b));
+            figures.push(figure(&format!("warm.http.c{concurrency}.{label}"), v, "ms", "bare axum/hyper server", b));
         }
-        figures.push(figure(&format!("throughput.http.c{concurrency}"), rps, "req/s", "bare axum server", floor_rps));
+    }
+
+    // Throughput of a Python function with one instance, and with N.
+    for (instances, concurrency) in [(1u32, 4usize), (4, 32)] {
+        let name = format!("echo-{instances}");
+        pooled.deploy(&name, PYTHON, BENCH_MEMORY_MB, instances).await?;
+        say(&format!(
+            "throughput: {} requests at concurrency {concurrency}, {instances} instance(s)",
+            args.warm_requests
+        ));
+        let path = format!("/{name}");
+        pooled.load(&path, concurrency * 4, concurrency).await?;
+        let (_, rps) = pooled.load(&path, args.warm_requests, concurrency).await?;
+        figures.push(figure(
+            &format!("throughput.python.i{instances}"),
+            rps,
+            "req/s",
+            "bare axum/hyper server",
+            floor_rps,
+        ));
+    }
+
+    // A burst from zero: `burst` concurrent first requests to a new function.
+    say(&format!("burst: {} concurrent first requests", args.burst));
+    pooled.deploy("burst", PYTHON, 512, 32).await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.burst)
+        .map(|_| {
+            let b = pooled.clone();
+            tokio::spawn(async move { b.get("/burst").await })
+        })
+        .collect();
+    let mut errors = 0;
+    for t in tasks {
+        if !matches!(t.await, Ok(Ok(_))) {
+            errors += 1;
+        }
+    }
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    let created = pooled.instance_ids("burst").await?.len();
+    let one_cold = figures.iter().find(|f| f.name == "cold_start.python.pool.p50").map_or(0.0, |f| f.value);
+    figures.push(figure("burst.duration", took, "ms", "one pooled cold start", one_cold));
+    figures.push(figure("burst.errors", f64::from(errors), "requests", "none", 0.0));
+    figures.push(figure("burst.instances", created as f64, "instances", "max_instances", 32.0));
+
+    // Memory of an idle warm instance (PSS of its processes), vs the bare interpreter idle.
+    if sandboxed {
+        pooled.deploy("idle-node", NODE, BENCH_MEMORY_MB, 1).await?;
+        pooled.get("/idle-node").await?;
+        for (name, short, program, argv) in [
+            ("warm", "python", "/usr/bin/python3", &["-I", "-S", "-c", "import sys; sys.stdin.read()"][..]),
+            ("idle-node", "node", "/usr/bin/node", &["-e", "process.stdin.resume()"][..]),
+        ] {
+            let ids = pooled.instance_ids(name).await?;
+            let per: Vec<u64> = ids.iter().map(|id| pss_kb(&instance_pids(id))).filter(|&k| k > 0).collect();
+            if per.is_empty() {
+                continue;
+            }
+            let avg = per.iter().sum::<u64>() as f64 / per.len() as f64 / 1024.0;
+            let bare = idle_pss_kb(program, argv)? as f64 / 1024.0;
+            figures.push(figure(&format!("memory.idle.{short}.pss"), avg, "MB", "the bare interpreter, idle", bare));
+        }
     }
 
     print_figures(&figures, args.json)
