@@ -127,6 +127,10 @@ pub struct DeployArgs {
     /// Size of the writable /tmp in MB (512-10240, default 512).
     #[arg(long, value_name = "MB")]
     pub ephemeral_storage: Option<i64>,
+    /// fixed (idle instances kept --keep-alive seconds) or adaptive (learned from the
+    /// function's idle times); default: the server's setting.
+    #[arg(long, value_name = "POLICY")]
+    pub keep_alive_policy: Option<String>,
     /// none (default: no network at all) or egress (outbound connections through NAT).
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,

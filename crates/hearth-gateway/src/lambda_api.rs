@@ -181,7 +181,7 @@ pub(crate) async fn invocations(
     };
     let r = match state.gateway.invoke(&name, selector, request).await {
         Ok(r) => r,
-        Err(InvokeError::Unavailable(AcquireError::Throttled { .. })) => {
+        Err(InvokeError::Unavailable(AcquireError::Throttled { .. } | AcquireError::NodeFull { .. })) => {
             return aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.");
         }
         Err(e) => return from_api(e.into()),

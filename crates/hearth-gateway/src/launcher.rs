@@ -23,12 +23,59 @@ pub struct InstanceTemplate {
 
 pub struct Launcher {
     pub meter: Meter,
+    /// Memory this node admits for instances, and what live and starting ones hold.
+    pub memory: Arc<NodeMemory>,
     pub cache: CodeCache,
     pub prewarm: Option<PrewarmPool>,
     pub runtimes: Runtimes,
     pub driver: Arc<dyn SandboxDriver>,
     pub init_timeout: Duration,
     pub region: String,
+}
+
+/// The node's memory budget for instances: admission control, so that a full node refuses
+/// new instances instead of over-committing.
+#[derive(Debug)]
+pub struct NodeMemory {
+    pub limit_mb: u64,
+    committed_mb: std::sync::atomic::AtomicU64,
+}
+
+/// Memory held for one instance; given back on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    memory: Arc<NodeMemory>,
+    mb: u64,
+}
+
+impl NodeMemory {
+    pub fn new(limit_mb: u64) -> Arc<Self> {
+        Arc::new(Self { limit_mb, committed_mb: Default::default() })
+    }
+
+    pub fn committed_mb(&self) -> u64 {
+        self.committed_mb.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Instances of `mb` that still fit.
+    pub fn room(&self, mb: u64) -> u32 {
+        (self.limit_mb.saturating_sub(self.committed_mb()) / mb.max(1)).min(u64::from(u32::MAX)) as u32
+    }
+
+    /// Holds `mb` for an instance, if they fit.
+    pub fn reserve(self: &Arc<Self>, mb: u64) -> Option<Reservation> {
+        use std::sync::atomic::Ordering;
+        self.committed_mb
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used + mb <= self.limit_mb).then_some(used + mb))
+            .ok()
+            .map(|_| Reservation { memory: self.clone(), mb })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.memory.committed_mb.fetch_sub(self.mb, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Launcher {

@@ -84,6 +84,7 @@ impl Gateway {
         });
         let launcher = Arc::new(Launcher {
             meter: meter.clone(),
+            memory: launcher::NodeMemory::new(settings.node_memory_mb),
             cache,
             prewarm,
             runtimes,
@@ -113,7 +114,17 @@ impl Gateway {
                     config: v.config.clone(),
                     digest: v.code.sha256.clone(),
                 };
-                Arc::new(VersionPool::new(key, template, self.inner.launcher.clone(), self.inner.settings.queue_length))
+                let settings = &self.inner.settings;
+                let kind = v.config.keep_alive_policy.unwrap_or(settings.keep_alive_policy);
+                let policy = hearth_scale::keep_alive_policy(kind, Duration::from_secs(v.config.keep_alive_s.into()));
+                Arc::new(VersionPool::new(
+                    key,
+                    template,
+                    self.inner.launcher.clone(),
+                    settings.queue_length,
+                    policy,
+                    settings.autoscaler,
+                ))
             })
             .clone()
     }
@@ -131,7 +142,7 @@ impl Gateway {
                 let gw = Gateway { inner };
                 let pools: Vec<_> = gw.pools().values().cloned().collect();
                 for p in &pools {
-                    p.reap(Duration::from_secs(u64::from(p.template.config.keep_alive_s)));
+                    p.reap();
                 }
                 gw.pools().retain(|_, p| !p.is_finished());
             }
@@ -166,7 +177,7 @@ impl Gateway {
                 self.inner.functions.resolve(name, hearth_types::VersionSelector::Latest).await?
         {
             // Reaping also tops the pool up to min_instances.
-            self.pool(&v).reap(Duration::from_secs(u64::from(v.config.keep_alive_s)));
+            self.pool(&v).reap();
         }
         Ok(())
     }

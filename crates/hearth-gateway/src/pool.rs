@@ -1,6 +1,7 @@
 //! One function version's instances: the route cache entry (the least-loaded instance with a
 //! free slot, found without any I/O) and its activator (requests held in a bounded queue
-//! while instances start).
+//! while instances start), scaled by its autoscaler and kept by its keep-alive policy
+//! (`hearth_scale`), within the node's memory.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +12,9 @@ use hearth_agent::{Instance, InstanceState};
 use hearth_types::FunctionId;
 use tokio::sync::oneshot;
 
-use crate::launcher::{InstanceTemplate, Launcher};
+use hearth_scale::{Autoscaler, AutoscalerConfig, Bounds, KeepAlivePolicy};
+
+use crate::launcher::{InstanceTemplate, Launcher, Reservation};
 
 /// A function version: the unit instances serve.
 pub type VersionKey = (FunctionId, u32);
@@ -23,6 +26,8 @@ pub enum AcquireError {
     Throttled { held: usize, limit: usize },
     #[error("no instance became available within {0:?}")]
     Timeout(Duration),
+    #[error("this node has no memory left for another instance ({committed_mb} of {limit_mb} MB committed)")]
+    NodeFull { committed_mb: u64, limit_mb: u64 },
     /// Starting an instance failed; the error document for the caller.
     #[error("the instance failed to initialise")]
     Init(Bytes),
@@ -34,6 +39,8 @@ pub struct Tracked {
     /// How long the instance took to start (sandbox, runtime, init code).
     pub init_duration: Duration,
     last_used: Mutex<SystemTime>,
+    /// The node memory it holds, given back when it goes.
+    _memory: Reservation,
 }
 
 impl Tracked {
@@ -52,13 +59,52 @@ struct Slots {
 
 type Waiter = oneshot::Sender<Result<Lease, AcquireError>>;
 
-#[derive(Default)]
 struct PoolState {
     /// Every instance not yet stopped, by id.
     live: HashMap<String, Slots>,
     starting: usize,
     waiters: VecDeque<Waiter>,
     draining: bool,
+    scaling: Scaling,
+}
+
+/// The version's keep-alive policy and autoscaler, and what they observe.
+struct Scaling {
+    policy: Box<dyn KeepAlivePolicy>,
+    /// Since when nothing has been in flight (until the next arrival).
+    quiet_since: Option<Instant>,
+    /// How long idle instances are kept now (the policy's last window).
+    keep_alive: Duration,
+    /// A pre-warm the policy asked for: one instance at this time.
+    prewarm_at: Option<Instant>,
+    autoscaler: Autoscaler,
+    epoch: Instant,
+    /// Concurrency (in flight + held) integrated over time since the last tick.
+    area: f64,
+    level: f64,
+    changed: Instant,
+    last_tick: Instant,
+}
+
+impl Scaling {
+    /// Accounts the concurrency held since the last change (call before changing it).
+    fn touch(&mut self, level: usize, now: Instant) {
+        self.area += self.level * now.duration_since(self.changed).as_secs_f64();
+        self.level = level as f64;
+        self.changed = now;
+    }
+}
+
+impl PoolState {
+    fn concurrency(&self) -> usize {
+        self.live.values().map(|s| s.in_flight as usize).sum::<usize>() + self.waiters.len()
+    }
+
+    /// Records the current concurrency for the autoscaler; call after each change.
+    fn touch(&mut self) {
+        let level = self.concurrency();
+        self.scaling.touch(level, Instant::now());
+    }
 }
 
 pub struct VersionPool {
@@ -103,9 +149,37 @@ impl Drop for Lease {
 }
 
 impl VersionPool {
-    pub fn new(key: VersionKey, template: InstanceTemplate, launcher: Arc<Launcher>, queue_length: usize) -> Self {
+    pub fn new(
+        key: VersionKey,
+        template: InstanceTemplate,
+        launcher: Arc<Launcher>,
+        queue_length: usize,
+        policy: Box<dyn KeepAlivePolicy>,
+        autoscaler: AutoscalerConfig,
+    ) -> Self {
         let slots = template.config.concurrency.max(1);
-        Self { key, template, launcher, queue_length, slots, state: Mutex::new(PoolState::default()) }
+        let now = Instant::now();
+        let keep_alive = policy.windows().keep_alive;
+        let scaling = Scaling {
+            policy,
+            quiet_since: None,
+            keep_alive,
+            prewarm_at: None,
+            autoscaler: Autoscaler::new(autoscaler),
+            epoch: now,
+            area: 0.0,
+            level: 0.0,
+            changed: now,
+            last_tick: now,
+        };
+        let state = PoolState {
+            live: HashMap::new(),
+            starting: 0,
+            waiters: VecDeque::new(),
+            draining: false,
+            scaling,
+        };
+        Self { key, template, launcher, queue_length, slots, state: Mutex::new(state) }
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
@@ -117,7 +191,15 @@ impl VersionPool {
     pub async fn acquire(self: &Arc<Self>, wait: Duration) -> Result<Lease, AcquireError> {
         let rx = {
             let mut st = self.lock();
+            // An arrival after a quiet spell: the keep-alive policy learns the idle time.
+            if st.concurrency() == 0
+                && let Some(quiet) = st.scaling.quiet_since.take()
+            {
+                st.scaling.policy.observe_idle(quiet.elapsed());
+                st.scaling.prewarm_at = None;
+            }
             if let Some(t) = self.take_slot(&mut st) {
+                st.touch();
                 return Ok(Lease { pool: self.clone(), tracked: Some(t), cold: false });
             }
             st.waiters.retain(|w| !w.is_closed());
@@ -126,6 +208,7 @@ impl VersionPool {
             }
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(tx);
+            st.touch();
             self.activate_for_waiters(&mut st);
             rx
         };
@@ -168,14 +251,27 @@ impl VersionPool {
     fn start(self: &Arc<Self>, st: &mut PoolState, wanted: usize) {
         let max = self.template.config.max_instances as usize;
         let room = max.saturating_sub(st.live.len() + st.starting);
+        let memory = &self.launcher.memory;
         for _ in 0..wanted.min(room) {
+            let Some(reservation) = memory.reserve(u64::from(self.template.config.memory_mb)) else {
+                // The node is full. With nothing running or starting, held requests would
+                // wait for nothing: refuse them now.
+                if st.live.is_empty() && st.starting == 0 {
+                    let e = AcquireError::NodeFull { committed_mb: memory.committed_mb(), limit_mb: memory.limit_mb };
+                    for w in st.waiters.drain(..) {
+                        let _ = w.send(Err(e.clone()));
+                    }
+                    st.touch();
+                }
+                return;
+            };
             st.starting += 1;
             let pool = self.clone();
-            tokio::spawn(async move { pool.activate().await });
+            tokio::spawn(async move { pool.activate(reservation).await });
         }
     }
 
-    async fn activate(self: Arc<Self>) {
+    async fn activate(self: Arc<Self>, reservation: Reservation) {
         let started = Instant::now();
         let result = self.launcher.launch(&self.template).await;
         let init_duration = started.elapsed();
@@ -184,7 +280,12 @@ impl VersionPool {
         match result {
             Ok(instance) => {
                 let id = instance.id().to_owned();
-                let t = Arc::new(Tracked { instance, init_duration, last_used: Mutex::new(SystemTime::now()) });
+                let t = Arc::new(Tracked {
+                    instance,
+                    init_duration,
+                    last_used: Mutex::new(SystemTime::now()),
+                    _memory: reservation,
+                });
                 st.live.insert(id.clone(), Slots { tracked: t, in_flight: 0, since: Instant::now() });
                 self.serve_waiters(&mut st, &id, true);
             }
@@ -194,6 +295,7 @@ impl VersionPool {
                 for w in st.waiters.drain(..) {
                     let _ = w.send(Err(AcquireError::Init(body.clone())));
                 }
+                st.touch();
             }
         }
     }
@@ -227,12 +329,17 @@ impl VersionPool {
         let id = t.instance.id().to_owned();
         let Some(slot) = st.live.get_mut(&id) else { return };
         slot.in_flight -= 1;
-        if slot.in_flight == 0 {
+        let idle = slot.in_flight == 0;
+        if idle {
             slot.since = Instant::now();
+        }
+        st.touch();
+        if st.concurrency() == 0 {
+            self.went_quiet(&mut st);
         }
         match t.instance.state() {
             InstanceState::Failed | InstanceState::Stopped => {
-                if slot.in_flight == 0 {
+                if idle {
                     st.live.remove(&id);
                 }
                 // Requests held meanwhile get a replacement.
@@ -248,10 +355,45 @@ impl VersionPool {
         }
     }
 
-    /// Stops instances idle for `keep_alive`, keeping `min_instances`; then starts instances
-    /// up to `min_instances`.
-    pub fn reap(self: &Arc<Self>, keep_alive: Duration) {
+    /// Nothing is in flight any more: the keep-alive policy sets the windows. With a
+    /// pre-warm window, idle instances go now and one comes back shortly before the next
+    /// arrival is expected.
+    fn went_quiet(&self, st: &mut PoolState) {
+        let now = Instant::now();
+        st.scaling.quiet_since = Some(now);
+        let w = st.scaling.policy.windows();
+        st.scaling.keep_alive = w.keep_alive;
+        if !w.prewarm.is_zero() && !st.draining {
+            let min = self.template.config.min_instances as usize;
+            let idle: Vec<String> =
+                st.live.iter().filter(|(_, s)| s.in_flight == 0).map(|(id, _)| id.clone()).collect();
+            for id in idle {
+                if st.live.len() <= min {
+                    break;
+                }
+                self.retire(st, &id);
+            }
+            st.scaling.prewarm_at = Some(now + w.prewarm);
+        }
+    }
+
+    /// Every tick of the reaper: the autoscaler scales up ahead of demand (and down while
+    /// busy); idle instances past the keep-alive window stop, keeping `min_instances`; a
+    /// pre-warm that is due starts one instance; `min_instances` are topped up.
+    pub fn reap(self: &Arc<Self>) {
         let mut st = self.lock();
+        let now = Instant::now();
+        st.touch();
+        self.autoscale(&mut st, now);
+        if let Some(at) = st.scaling.prewarm_at
+            && at <= now
+        {
+            st.scaling.prewarm_at = None;
+            if !st.draining && st.live.is_empty() && st.starting == 0 {
+                self.start(&mut st, 1);
+            }
+        }
+        let keep_alive = st.scaling.keep_alive;
         let min = if st.draining { 0 } else { self.template.config.min_instances as usize };
         let mut expired: Vec<(String, Instant)> = st
             .live
@@ -269,6 +411,55 @@ impl VersionPool {
         let missing = min.saturating_sub(st.live.len() + st.starting);
         if missing > 0 {
             self.start(&mut st, missing);
+        }
+    }
+
+    /// One autoscaler step: observe the concurrency averaged since the last tick, then start
+    /// instances up to the decision (ahead of the queue), or, when over-provisioned and not
+    /// panicking, let instances idle for a panic window go.
+    fn autoscale(self: &Arc<Self>, st: &mut PoolState, now: Instant) {
+        let sc = &mut st.scaling;
+        let span = now.duration_since(sc.last_tick).as_secs_f64();
+        if span <= 0.0 {
+            return;
+        }
+        let observed = sc.area / span;
+        sc.area = 0.0;
+        sc.last_tick = now;
+        let t = now.duration_since(sc.epoch);
+        sc.autoscaler.observe(t, observed);
+        if st.draining {
+            return;
+        }
+        let config = &self.template.config;
+        let current = st.live.len() + st.starting;
+        let bounds = Bounds {
+            min_instances: config.min_instances,
+            max_instances: config.max_instances,
+            per_instance: self.slots,
+            current: current as u32,
+            room: self.launcher.memory.room(u64::from(config.memory_mb)),
+        };
+        let decision = st.scaling.autoscaler.decide(t, bounds);
+        let desired = decision.desired as usize;
+        if desired > current {
+            self.start(st, desired - current);
+        } else if !decision.panicking && desired > 0 && desired < st.live.len() {
+            let panic_window = st.scaling.autoscaler.config().panic_window;
+            let mut idle: Vec<(String, Instant)> = st
+                .live
+                .iter()
+                .filter(|(_, s)| s.in_flight == 0 && s.since.elapsed() >= panic_window)
+                .map(|(id, s)| (id.clone(), s.since))
+                .collect();
+            idle.sort_by_key(|(_, since)| *since);
+            let floor = desired.max(config.min_instances as usize);
+            for (id, _) in idle {
+                if st.live.len() <= floor {
+                    break;
+                }
+                self.retire(st, &id);
+            }
         }
     }
 

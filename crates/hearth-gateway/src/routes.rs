@@ -146,6 +146,11 @@ impl From<InvokeError> for ApiError {
             InvokeError::Unavailable(AcquireError::Throttled { .. }) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", format!("{msg}; retry later"))
             }
+            InvokeError::Unavailable(AcquireError::NodeFull { .. }) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "NodeMemoryFull",
+                format!("{msg}; retry later, or lower the function's memory_mb"),
+            ),
             InvokeError::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "InstanceUnavailable",

@@ -17,6 +17,23 @@ pub struct GatewaySettings {
     pub log_retention: Duration,
     /// The pool of pre-warmed sandboxes; `None` turns it off.
     pub prewarm: Option<hearth_agent::PrewarmSettings>,
+    /// The keep-alive policy of functions that do not choose one.
+    pub keep_alive_policy: hearth_types::KeepAlivePolicyKind,
+    /// Memory (sum of instances' `memory_mb`) this node admits; beyond it, new instances
+    /// are refused rather than over-committed.
+    pub node_memory_mb: u64,
+    pub autoscaler: hearth_scale::AutoscalerConfig,
+}
+
+/// 90% of the machine's memory, in MB (8 GiB if it cannot be read).
+pub fn default_node_memory_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(8 * 1024, |kb| kb / 1024 * 9 / 10)
 }
 
 impl Default for GatewaySettings {
@@ -29,6 +46,9 @@ impl Default for GatewaySettings {
             region: "us-east-1".into(),
             log_retention: Duration::from_secs(7 * 24 * 3600),
             prewarm: Some(hearth_agent::PrewarmSettings::default()),
+            keep_alive_policy: hearth_types::KeepAlivePolicyKind::Fixed,
+            node_memory_mb: default_node_memory_mb(),
+            autoscaler: hearth_scale::AutoscalerConfig::default(),
         }
     }
 }

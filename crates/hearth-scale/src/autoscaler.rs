@@ -44,8 +44,9 @@ pub struct Decision {
 #[derive(Debug, Clone, Default)]
 pub struct Autoscaler {
     config: AutoscalerConfig,
-    /// (time, observed concurrency), oldest first, within the stable window.
-    samples: VecDeque<(Duration, f64)>,
+    /// (time, concurrency averaged since the previous sample, time since it), oldest first,
+    /// within the stable window.
+    samples: VecDeque<(Duration, f64, Duration)>,
     panic_since: Option<Duration>,
     /// The highest decision while panicking (no scale-down in panic).
     panic_desired: u32,
@@ -62,18 +63,30 @@ impl Autoscaler {
         Self { config, ..Default::default() }
     }
 
-    /// Records the concurrency observed at `now` (time since any fixed origin).
+    pub fn config(&self) -> &AutoscalerConfig {
+        &self.config
+    }
+
+    /// Records the concurrency observed at `now` (time since any fixed origin), averaged
+    /// over the time since the previous observation.
     pub fn observe(&mut self, now: Duration, concurrency: f64) {
-        self.samples.push_back((now, concurrency));
-        while self.samples.front().is_some_and(|(t, _)| now.saturating_sub(*t) > self.config.stable_window) {
+        let since = self.samples.back().map_or(Duration::ZERO, |(t, _, _)| now.saturating_sub(*t));
+        self.samples.push_back((now, concurrency, since));
+        while self.samples.front().is_some_and(|(t, _, _)| now.saturating_sub(*t) > self.config.stable_window) {
             self.samples.pop_front();
         }
     }
 
+    /// The time-weighted mean over `window` before `now`; time without observations counts
+    /// as no load (so a brief spike in a new function does not look like a trend).
     fn average(&self, now: Duration, window: Duration) -> f64 {
-        let recent: Vec<f64> =
-            self.samples.iter().filter(|(t, _)| now.saturating_sub(*t) < window).map(|(_, c)| *c).collect();
-        if recent.is_empty() { 0.0 } else { recent.iter().sum::<f64>() / recent.len() as f64 }
+        let sum: f64 = self
+            .samples
+            .iter()
+            .filter(|(t, _, _)| now.saturating_sub(*t) < window)
+            .map(|(_, c, dt)| c * dt.as_secs_f64())
+            .sum();
+        sum / window.as_secs_f64()
     }
 
     /// The instances the function should have at `now`.
@@ -182,9 +195,10 @@ mod tests {
     fn bounds_and_node_room_limit_the_decision() {
         let mut a = Autoscaler::default();
         a.observe(s(0), 100.0);
-        let d = a.decide(s(0), Bounds { max_instances: 10, ..bounds(1) });
+        a.observe(s(1), 100.0);
+        let d = a.decide(s(1), Bounds { max_instances: 10, ..bounds(1) });
         assert_eq!(d.desired, 10);
-        let d = a.decide(s(0), Bounds { room: 3, ..bounds(1) });
+        let d = a.decide(s(1), Bounds { room: 3, ..bounds(1) });
         assert_eq!(d.desired, 4, "only 3 more fit on the node");
         let mut idle = Autoscaler::default();
         idle.observe(s(0), 0.0);

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 
 /// What a policy decides when a function's last running invocation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,43 +34,16 @@ pub trait KeepAlivePolicy: Send + Sync + std::fmt::Debug {
     fn windows(&self) -> Windows;
 }
 
-/// The policies a function or the server can select.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyKind {
-    #[default]
-    Fixed,
-    Adaptive,
-}
+/// The policies a function or the server can select (defined with the function
+/// configuration).
+pub use hearth_types::KeepAlivePolicyKind as PolicyKind;
 
-impl std::str::FromStr for PolicyKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "fixed" => Ok(Self::Fixed),
-            "adaptive" => Ok(Self::Adaptive),
-            other => Err(format!("unknown keep-alive policy {other:?}: expected fixed or adaptive")),
-        }
-    }
-}
-
-impl std::fmt::Display for PolicyKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Fixed => "fixed",
-            Self::Adaptive => "adaptive",
-        })
-    }
-}
-
-impl PolicyKind {
-    /// A fresh policy of this kind, with `keep_alive` as the fixed time (and the adaptive
-    /// policy's fallback).
-    pub fn build(self, keep_alive: Duration) -> Box<dyn KeepAlivePolicy> {
-        match self {
-            Self::Fixed => Box::new(Fixed(keep_alive)),
-            Self::Adaptive => Box::new(Adaptive::new(keep_alive)),
-        }
+/// A fresh policy of `kind`, with `keep_alive` as the fixed time (and the adaptive
+/// policy's fallback).
+pub fn build(kind: PolicyKind, keep_alive: Duration) -> Box<dyn KeepAlivePolicy> {
+    match kind {
+        PolicyKind::Fixed => Box::new(Fixed(keep_alive)),
+        PolicyKind::Adaptive => Box::new(Adaptive::new(keep_alive)),
     }
 }
 
@@ -236,6 +208,6 @@ mod tests {
     fn kinds_parse_and_build() {
         assert_eq!("adaptive".parse::<PolicyKind>().unwrap(), PolicyKind::Adaptive);
         assert!("lru".parse::<PolicyKind>().is_err());
-        assert_eq!(PolicyKind::Fixed.build(MIN).kind(), PolicyKind::Fixed);
+        assert_eq!(build(PolicyKind::Fixed, MIN).kind(), PolicyKind::Fixed);
     }
 }

@@ -13,4 +13,4 @@ pub mod simulate;
 pub mod trace;
 
 pub use autoscaler::{Autoscaler, AutoscalerConfig, Bounds, Decision};
-pub use keep_alive::{Adaptive, Fixed, KeepAlivePolicy, PolicyKind, Windows};
+pub use keep_alive::{Adaptive, Fixed, KeepAlivePolicy, PolicyKind, Windows, build as keep_alive_policy};

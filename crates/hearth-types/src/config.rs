@@ -82,6 +82,11 @@ pub struct FunctionSpec {
     /// Size of the writable `/tmp` in MB, 512..=10240, default 512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral_storage_mb: Option<i64>,
+    /// `fixed` (idle instances kept for `keep_alive_s`) or `adaptive` (per-function
+    /// histogram of idle times); default: the server's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "adaptive")]
+    pub keep_alive_policy: Option<String>,
     /// `none` (default: only the instance's own loopback) or `egress` (outbound connections
     /// through NAT on the host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,7 +116,41 @@ pub struct FunctionConfig {
     pub ephemeral_storage_mb: u32,
     #[serde(default)]
     pub network: Network,
+    /// `None`: the server's default policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive_policy: Option<KeepAlivePolicyKind>,
     pub description: String,
+}
+
+/// How idle instances are kept (see `hearth_scale::keep_alive`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepAlivePolicyKind {
+    /// Idle instances stay for the function's `keep_alive_s`.
+    #[default]
+    Fixed,
+    /// A per-function histogram of idle times decides when to unload and when to pre-warm.
+    Adaptive,
+}
+
+impl std::str::FromStr for KeepAlivePolicyKind {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fixed" => Ok(Self::Fixed),
+            "adaptive" => Ok(Self::Adaptive),
+            other => Err(ValidationError::InvalidKeepAlivePolicy(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for KeepAlivePolicyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fixed => "fixed",
+            Self::Adaptive => "adaptive",
+        })
+    }
 }
 
 fn default_ephemeral_storage_mb() -> u32 {
@@ -166,6 +205,7 @@ impl FunctionSpec {
         let keep_alive_s = limits::KEEP_ALIVE_S.check(self.keep_alive_s)?;
         let ephemeral_storage_mb = limits::EPHEMERAL_STORAGE_MB.check(self.ephemeral_storage_mb)?;
         let network = self.network.as_deref().map(str::parse).transpose()?.unwrap_or_default();
+        let keep_alive_policy = self.keep_alive_policy.as_deref().map(str::parse).transpose()?;
         let description = self.description.clone().unwrap_or_default();
         let len = description.chars().count();
         if len > limits::DESCRIPTION_MAX_LEN {
@@ -183,6 +223,7 @@ impl FunctionSpec {
             keep_alive_s,
             ephemeral_storage_mb,
             network,
+            keep_alive_policy,
             description,
         })
     }
@@ -247,6 +288,7 @@ mod tests {
             (FunctionSpec { ephemeral_storage_mb: Some(511), ..spec("python3") }, "InvalidEphemeralStorage"),
             (FunctionSpec { ephemeral_storage_mb: Some(10_241), ..spec("python3") }, "InvalidEphemeralStorage"),
             (FunctionSpec { network: Some("host".into()), ..spec("python3") }, "InvalidNetwork"),
+            (FunctionSpec { keep_alive_policy: Some("lru".into()), ..spec("python3") }, "InvalidKeepAlivePolicy"),
         ];
         for (s, code) in cases {
             assert_eq!(s.validate().unwrap_err().code(), code, "{s:?}");

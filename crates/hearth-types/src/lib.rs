@@ -17,7 +17,7 @@ mod token;
 mod trigger;
 mod validation;
 
-pub use config::{FunctionConfig, FunctionSpec, Limit, Network, limits};
+pub use config::{FunctionConfig, FunctionSpec, KeepAlivePolicyKind, Limit, Network, limits};
 pub use digest::CodeDigest;
 pub use environment::{RESERVED_ENV_NAMES, validate_environment};
 pub use function::{CodeRef, Function, Version, VersionSelector};

@@ -34,6 +34,8 @@ pub enum ValidationError {
     ReservedTriggerPath(String),
     #[error("unknown network mode {0:?}: expected none or egress")]
     InvalidNetwork(String),
+    #[error("unknown keep-alive policy {0:?}: expected fixed or adaptive")]
+    InvalidKeepAlivePolicy(String),
     #[error("unknown HTTP method {0:?}: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")]
     InvalidMethod(String),
 }
@@ -64,6 +66,7 @@ impl ValidationError {
             Self::ReservedTriggerPath(_) => "ReservedTriggerPath",
             Self::InvalidMethod(_) => "InvalidMethod",
             Self::InvalidNetwork(_) => "InvalidNetwork",
+            Self::InvalidKeepAlivePolicy(_) => "InvalidKeepAlivePolicy",
         }
     }
 }

@@ -43,6 +43,7 @@ async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
         keep_alive_s: args.keep_alive,
         ephemeral_storage_mb: args.ephemeral_storage,
         network: args.network,
+        keep_alive_policy: args.keep_alive_policy,
         description: args.description,
         code_sha256: None,
     };
