@@ -116,7 +116,8 @@ impl Gateway {
                 };
                 let settings = &self.inner.settings;
                 let kind = v.config.keep_alive_policy.unwrap_or(settings.keep_alive_policy);
-                let policy = hearth_scale::keep_alive_policy(kind, Duration::from_secs(v.config.keep_alive_s.into()));
+                let keep_alive = Duration::from_secs(v.config.keep_alive_s.into());
+                let policy = hearth_scale::keep_alive_policy(kind, keep_alive, settings.adaptive_bin);
                 Arc::new(VersionPool::new(
                     key,
                     template,

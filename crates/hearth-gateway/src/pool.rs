@@ -172,13 +172,7 @@ impl VersionPool {
             changed: now,
             last_tick: now,
         };
-        let state = PoolState {
-            live: HashMap::new(),
-            starting: 0,
-            waiters: VecDeque::new(),
-            draining: false,
-            scaling,
-        };
+        let state = PoolState { live: HashMap::new(), starting: 0, waiters: VecDeque::new(), draining: false, scaling };
         Self { key, template, launcher, queue_length, slots, state: Mutex::new(state) }
     }
 

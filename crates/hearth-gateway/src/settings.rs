@@ -23,6 +23,9 @@ pub struct GatewaySettings {
     /// are refused rather than over-committed.
     pub node_memory_mb: u64,
     pub autoscaler: hearth_scale::AutoscalerConfig,
+    /// Width of the adaptive keep-alive policy's histogram bins (one minute; shorter only
+    /// to test it in seconds).
+    pub adaptive_bin: Duration,
 }
 
 /// 90% of the machine's memory, in MB (8 GiB if it cannot be read).
@@ -49,6 +52,7 @@ impl Default for GatewaySettings {
             keep_alive_policy: hearth_types::KeepAlivePolicyKind::Fixed,
             node_memory_mb: default_node_memory_mb(),
             autoscaler: hearth_scale::AutoscalerConfig::default(),
+            adaptive_bin: Duration::from_secs(60),
         }
     }
 }

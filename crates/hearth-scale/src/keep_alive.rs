@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-
 /// What a policy decides when a function's last running invocation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Windows {
@@ -39,11 +38,12 @@ pub trait KeepAlivePolicy: Send + Sync + std::fmt::Debug {
 pub use hearth_types::KeepAlivePolicyKind as PolicyKind;
 
 /// A fresh policy of `kind`, with `keep_alive` as the fixed time (and the adaptive
-/// policy's fallback).
-pub fn build(kind: PolicyKind, keep_alive: Duration) -> Box<dyn KeepAlivePolicy> {
+/// policy's fallback); the adaptive histogram has 240 bins of `bin` (one minute in
+/// production, as in the paper).
+pub fn build(kind: PolicyKind, keep_alive: Duration, bin: Duration) -> Box<dyn KeepAlivePolicy> {
     match kind {
         PolicyKind::Fixed => Box::new(Fixed(keep_alive)),
-        PolicyKind::Adaptive => Box::new(Adaptive::new(keep_alive)),
+        PolicyKind::Adaptive => Box::new(Adaptive::with_bins(keep_alive, bin, 240)),
     }
 }
 
@@ -208,6 +208,6 @@ mod tests {
     fn kinds_parse_and_build() {
         assert_eq!("adaptive".parse::<PolicyKind>().unwrap(), PolicyKind::Adaptive);
         assert!("lru".parse::<PolicyKind>().is_err());
-        assert_eq!(build(PolicyKind::Fixed, MIN).kind(), PolicyKind::Fixed);
+        assert_eq!(build(PolicyKind::Fixed, MIN, MIN).kind(), PolicyKind::Fixed);
     }
 }

@@ -7,6 +7,7 @@ mod hostile;
 mod invoke;
 mod network;
 mod prewarm;
+mod scaling;
 mod triggers;
 
 use std::path::Path;
