@@ -57,7 +57,7 @@ pub struct UpArgs {
 #[derive(Debug, Subcommand)]
 pub enum FnCommand {
     /// Create or update a function from a folder or a zip.
-    Deploy(DeployArgs),
+    Deploy(Box<DeployArgs>),
     /// List functions.
     #[command(alias = "ls")]
     List,

@@ -10,7 +10,10 @@
 //! `HEARTH_QUEUE_LENGTH`, `HEARTH_QUEUE_WAIT_MS`, `HEARTH_LOG_RETENTION_HOURS`,
 //! `HEARTH_PREWARM` (pre-warmed sandboxes kept from the start, e.g.
 //! `python3:128,nodejs:128`, the default; empty for none) and `HEARTH_PREWARM_BUDGET_MB`
-//! (memory the pool may hold, default 2048; 0 turns pre-warming off).
+//! (memory the pool may hold, default 2048; 0 turns pre-warming off),
+//! `HEARTH_KEEP_ALIVE_POLICY` (`fixed` or `adaptive`, for functions that choose none) and
+//! `HEARTH_NODE_MEMORY_MB` (memory admitted for instances, default 90% of RAM); file keys
+//! `keep_alive_policy`, `node_memory_mb`.
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml` (written by `hearth up` on first start), keys `url` and
@@ -70,6 +73,8 @@ struct GatewayFile {
     log_retention_hours: Option<u64>,
     prewarm: Option<String>,
     prewarm_budget_mb: Option<u32>,
+    keep_alive_policy: Option<String>,
+    node_memory_mb: Option<u64>,
 }
 
 /// Pre-warmed sandboxes kept ready from the start.
@@ -173,6 +178,12 @@ impl ServerConfig {
         };
         gateway.prewarm =
             (budget > 0).then(|| hearth_agent::PrewarmSettings { keys, budget_mb: budget, ..Default::default() });
+        if let Some(v) = env("HEARTH_KEEP_ALIVE_POLICY").or(file.gateway.keep_alive_policy) {
+            gateway.keep_alive_policy = v.parse().map_err(|e| anyhow::anyhow!("HEARTH_KEEP_ALIVE_POLICY: {e}"))?;
+        }
+        if let Some(v) = env("HEARTH_NODE_MEMORY_MB").or(file.gateway.node_memory_mb.map(|n| n.to_string())) {
+            gateway.node_memory_mb = v.parse().with_context(|| format!("node memory {v:?} is not a number of MB"))?;
+        }
         Ok(Self { data_dir, listen, s3, client_config: client_config_path(env), gateway })
     }
 }
@@ -284,10 +295,14 @@ mod tests {
             ("HEARTH_QUEUE_LENGTH", "5"),
             ("HEARTH_LOG_RETENTION_HOURS", "2"),
             ("HEARTH_PREWARM", "nodejs:512"),
+            ("HEARTH_KEEP_ALIVE_POLICY", "adaptive"),
+            ("HEARTH_NODE_MEMORY_MB", "4096"),
         ]);
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9100));
         assert_eq!((c.gateway.queue_length, c.gateway.log_retention.as_secs()), (5, 7200));
+        assert_eq!(c.gateway.keep_alive_policy, hearth_types::KeepAlivePolicyKind::Adaptive);
+        assert_eq!(c.gateway.node_memory_mb, 4096);
         assert_eq!(c.gateway.prewarm.unwrap().keys, ["nodejs:512".parse().unwrap()]);
         let off = env_of(&[("HOME", home), ("HEARTH_PREWARM_BUDGET_MB", "0")]);
         assert!(ServerConfig::load(&ServerFlags::default(), &off).unwrap().gateway.prewarm.is_none());

@@ -10,7 +10,7 @@ use crate::package::package;
 
 pub async fn run(cmd: FnCommand, json: bool) -> Result<()> {
     match cmd {
-        FnCommand::Deploy(args) => deploy(args, json).await,
+        FnCommand::Deploy(args) => deploy(*args, json).await,
         FnCommand::List => list(json).await,
         FnCommand::Get { name } => get(&name, json).await,
         FnCommand::Delete { name } => {
