@@ -229,33 +229,42 @@ fn target(st: &mut State, key: PoolKey, configured: bool, max: usize, now: Insta
     peak.clamp(floor, max.max(floor))
 }
 
-/// The key most short of its target that fits in the budget, if any.
+/// The key most short of its target, if any. Cells beyond their key's target are dropped
+/// first; when the short key does not fit in the budget, one cell of the key with the most
+/// ready is dropped to make room (demand moves between keys).
 fn next_job(inner: &Inner) -> Option<PoolKey> {
     let mut st = inner.state.lock().expect("pool lock");
     if st.starting.is_some() {
         return None;
     }
     let now = Instant::now();
-    let used: u32 = st.ready.iter().map(|(k, cells)| k.memory_mb * cells.len() as u32).sum();
     let mut keys: Vec<PoolKey> = st.demand.keys().copied().chain(inner.settings.keys.iter().copied()).collect();
+    keys.extend(st.ready.keys().copied());
     keys.sort_by_key(|k| (k.memory_mb, k.runtime.as_str()));
     keys.dedup();
-    let mut best: Option<(usize, PoolKey)> = None;
     st.broken.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+    let mut best: Option<(usize, PoolKey)> = None;
     for key in keys {
-        if st.broken.contains_key(&key) {
-            continue;
-        }
         let want = target(&mut st, key, inner.settings.keys.contains(&key), inner.settings.max_per_key, now);
-        let have = st.ready.get(&key).map_or(0, Vec::len);
-        if have < want
-            && used + key.memory_mb <= inner.settings.budget_mb
-            && best.is_none_or(|(gap, _)| want - have > gap)
-        {
+        let ready = st.ready.entry(key).or_default();
+        while ready.len() > want {
+            discard(ready.remove(0));
+        }
+        let have = ready.len();
+        if !st.broken.contains_key(&key) && have < want && best.is_none_or(|(gap, _)| want - have > gap) {
             best = Some((want - have, key));
         }
     }
     let key = best?.1;
+    let used = |st: &State| -> u32 { st.ready.iter().map(|(k, cells)| k.memory_mb * cells.len() as u32).sum() };
+    while used(&st) + key.memory_mb > inner.settings.budget_mb {
+        let victim = st.ready.iter().filter(|(k, c)| **k != key && !c.is_empty()).max_by_key(|(_, c)| c.len());
+        let victim = victim.map(|(k, _)| *k)?;
+        let cell = st.ready.get_mut(&victim).and_then(|c| (!c.is_empty()).then(|| c.remove(0)));
+        if let Some(cell) = cell {
+            discard(cell);
+        }
+    }
     st.starting = Some(key);
     Some(key)
 }

@@ -171,6 +171,8 @@ impl Bench {
                 self.wait_prewarmed(key).await?;
             }
             cold.push(self.get(&format!("/{name}")).await?);
+            // Its instance goes with it: the node's memory is not held by finished runs.
+            self.client.delete_function(&name).await?;
         }
         Ok(cold)
     }

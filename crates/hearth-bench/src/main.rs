@@ -116,7 +116,7 @@ async fn main() -> Result<()> {
             PoolKey { runtime: Runtime::Python3, memory_mb: BENCH_MEMORY_MB },
             PoolKey { runtime: Runtime::Nodejs, memory_mb: BENCH_MEMORY_MB },
         ],
-        budget_mb: 4 * BENCH_MEMORY_MB,
+        budget_mb: 8 * BENCH_MEMORY_MB,
         ..Default::default()
     };
     let pooled = Bench::start(ServerSetup { driver: ProcessDriver::detect(), prewarm: Some(pool_settings()) }).await?;
