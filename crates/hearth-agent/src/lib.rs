@@ -37,3 +37,12 @@ pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BAS
 pub use process_driver::ProcessDriver;
 pub use runtime_api::{Closed, RuntimeApi};
 pub use runtimes::{RuntimeError, Runtimes};
+
+/// Raises this process's open-file limit to its hard limit: each instance holds a few pipes
+/// and sockets, and a busy node holds thousands. Returns the new limit.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(hard)
+}

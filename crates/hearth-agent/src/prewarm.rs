@@ -230,8 +230,8 @@ fn target(st: &mut State, key: PoolKey, configured: bool, max: usize, now: Insta
 }
 
 /// The key most short of its target, if any. Cells beyond their key's target are dropped
-/// first; when the short key does not fit in the budget, one cell of the key with the most
-/// ready is dropped to make room (demand moves between keys).
+/// first; when a key with no cell does not fit in the budget, a key with several gives one
+/// up (demand moves between keys).
 fn next_job(inner: &Inner) -> Option<PoolKey> {
     let mut st = inner.state.lock().expect("pool lock");
     if st.starting.is_some() {
@@ -257,10 +257,13 @@ fn next_job(inner: &Inner) -> Option<PoolKey> {
     }
     let key = best?.1;
     let used = |st: &State| -> u32 { st.ready.iter().map(|(k, cells)| k.memory_mb * cells.len() as u32).sum() };
+    let first = st.ready.get(&key).is_none_or(Vec::is_empty);
     while used(&st) + key.memory_mb > inner.settings.budget_mb {
-        let victim = st.ready.iter().filter(|(k, c)| **k != key && !c.is_empty()).max_by_key(|(_, c)| c.len());
-        let victim = victim.map(|(k, _)| *k)?;
-        let cell = st.ready.get_mut(&victim).and_then(|c| (!c.is_empty()).then(|| c.remove(0)));
+        // Only a key with several cells gives one up, and only so that another gets its
+        // first (otherwise two keys in demand would take turns evicting each other).
+        let victim = st.ready.iter().filter(|(k, c)| **k != key && c.len() > 1).max_by_key(|(_, c)| c.len());
+        let victim = victim.filter(|_| first).map(|(k, _)| *k)?;
+        let cell = st.ready.get_mut(&victim).map(|c| c.remove(0));
         if let Some(cell) = cell {
             discard(cell);
         }

@@ -71,6 +71,15 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Warnings from the servers under test (HEARTH_LOG to see more).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    hearth_agent::raise_open_file_limit()?;
     if let Some(Subcommand::Replay(replay_args)) = &args.command {
         let mut figures = vec![];
         let results = replay::run(replay_args)?;
@@ -164,7 +173,8 @@ async fn main() -> Result<()> {
     }
 
     // Warm invocations through the HTTP trigger, vs a bare server answering the same body.
-    pooled.deploy("warm", PYTHON, BENCH_MEMORY_MB, 32).await?;
+    // At most 8 one-CPU instances on this node's memory (and 2 cores).
+    pooled.deploy("warm", PYTHON, BENCH_MEMORY_MB, 8).await?;
     let baseline = pooled.other(format!("http://{}", baseline_server().await?));
     let mut floor_rps = 0.0;
     for concurrency in [1, 32] {
@@ -179,6 +189,8 @@ async fn main() -> Result<()> {
             figures.push(figure(&format!("warm.http.c{concurrency}.{label}"), v, "ms", "bare axum/hyper server", b));
         }
     }
+
+    pooled.client.delete_function("warm").await?;
 
     // Throughput of a Python function with one instance, and with N.
     for (instances, concurrency) in [(1u32, 4usize), (4, 32)] {
@@ -198,6 +210,7 @@ async fn main() -> Result<()> {
             "bare axum/hyper server",
             floor_rps,
         ));
+        pooled.client.delete_function(&name).await?;
     }
 
     // A burst from zero: `burst` concurrent first requests to a new function.
@@ -222,13 +235,16 @@ async fn main() -> Result<()> {
     figures.push(figure("burst.duration", took, "ms", "one pooled cold start", one_cold));
     figures.push(figure("burst.errors", f64::from(errors), "requests", "none", 0.0));
     figures.push(figure("burst.instances", created as f64, "instances", "max_instances", 32.0));
+    pooled.client.delete_function("burst").await?;
 
     // Memory of an idle warm instance (PSS of its processes), vs the bare interpreter idle.
     if sandboxed {
-        pooled.deploy("idle-node", NODE, BENCH_MEMORY_MB, 1).await?;
-        pooled.get("/idle-node").await?;
+        for (name, code) in [("idle-python", PYTHON), ("idle-node", NODE)] {
+            pooled.deploy(name, code, BENCH_MEMORY_MB, 1).await?;
+            pooled.get(&format!("/{name}")).await?;
+        }
         for (name, short, program, argv) in [
-            ("warm", "python", "/usr/bin/python3", &["-I", "-S", "-c", "import sys; sys.stdin.read()"][..]),
+            ("idle-python", "python", "/usr/bin/python3", &["-I", "-S", "-c", "import sys; sys.stdin.read()"][..]),
             ("idle-node", "node", "/usr/bin/node", &["-e", "process.stdin.resume()"][..]),
         ] {
             let ids = pooled.instance_ids(name).await?;

@@ -57,6 +57,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let url = local_url(listener.local_addr()?);
 
     let runtimes = Runtimes::install(&cfg.data_dir.join("runtimes")).context("cannot install the language runtimes")?;
+    if let Err(e) = hearth_agent::raise_open_file_limit() {
+        tracing::warn!(%e, "cannot raise the open-file limit; a busy node may run out of file descriptors");
+    }
     let driver = ProcessDriver::detect();
     match driver.cgroups() {
         Some(cg) => {
