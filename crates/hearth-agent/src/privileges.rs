@@ -187,8 +187,6 @@ impl Privileges {
     /// `no_new_privs`). Raw syscalls only.
     pub fn apply(&self, id: &Identity) -> std::io::Result<()> {
         use nix::sys::resource::{Resource, setrlimit};
-        setrlimit(Resource::RLIMIT_NOFILE, NOFILE, NOFILE)?;
-        setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
         drop_bounding_set();
         // SAFETY: plain syscalls with valid arguments.
         let rc = unsafe { libc::setgroups(0, std::ptr::null()) };
@@ -211,6 +209,10 @@ impl Privileges {
             drop_bounding_set();
             clear_capabilities()?;
         }
+        // Last of the steps that open files: the child still holds every descriptor of the
+        // (busy) server until exec, and may be above the limit.
+        setrlimit(Resource::RLIMIT_NOFILE, NOFILE, NOFILE)?;
+        setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
         for f in &self.filters {
             seccompiler::apply_filter(f).map_err(|e| std::io::Error::other(e.to_string()))?;
         }
