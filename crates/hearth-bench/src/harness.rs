@@ -59,6 +59,15 @@ pub struct Bench {
 pub struct ServerSetup {
     pub driver: ProcessDriver,
     pub prewarm: Option<PrewarmSettings>,
+    /// The adaptive keep-alive policy's bin width (a minute, or less for time-compressed
+    /// replays).
+    pub adaptive_bin: Duration,
+}
+
+impl ServerSetup {
+    pub fn new(driver: ProcessDriver, prewarm: Option<PrewarmSettings>) -> Self {
+        Self { driver, prewarm, adaptive_bin: Duration::from_secs(60) }
+    }
 }
 
 impl Bench {
@@ -70,7 +79,8 @@ impl Bench {
         let token =
             ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow::anyhow!(e.message))?.context("fresh store")?;
         let runtimes = Runtimes::install(&dir.path().join("runtimes"))?;
-        let settings = GatewaySettings { prewarm: setup.prewarm, ..Default::default() };
+        let settings =
+            GatewaySettings { prewarm: setup.prewarm, adaptive_bin: setup.adaptive_bin, ..Default::default() };
         let gateway = Gateway::new(
             store.clone(),
             code.clone(),

@@ -19,6 +19,7 @@ use harness::{
 
 mod harness;
 mod replay;
+mod replay_live;
 
 #[derive(Parser)]
 #[command(about = "Benchmark a Hearth server started on a temporary data directory")]
@@ -80,6 +81,53 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     hearth_agent::raise_open_file_limit()?;
+    if let Some(Subcommand::Replay(replay_args)) = &args.command
+        && replay_args.live
+    {
+        let mut figures = vec![];
+        let mut runs = vec![];
+        for (name, policy, keep) in
+            [("fixed_90s", "fixed", 90), ("fixed_10min", "fixed", 600), ("adaptive", "adaptive", 90)]
+        {
+            eprintln!("live replay, {name}: {} trace minutes at {}x", replay_args.minutes, replay_args.speed);
+            runs.push((name, replay_live::run(replay_args, policy, keep).await?));
+        }
+        let (base_name, base) = (runs[0].0, &runs[0].1);
+        let rate = |r: &replay_live::LiveResult| r.cold_starts as f64 * 100.0 / r.invocations.max(1) as f64;
+        for (name, r) in &runs {
+            figures.push(figure(&format!("replay_live.{name}.cold_start_rate"), rate(r), "%", base_name, rate(base)));
+            figures.push(figure(
+                &format!("replay_live.{name}.idle_memory"),
+                r.idle_gb_seconds,
+                "GB-s",
+                base_name,
+                base.idle_gb_seconds,
+            ));
+            figures.push(figure(
+                &format!("replay_live.{name}.p99_latency"),
+                r.p99_latency_ms,
+                "ms",
+                base_name,
+                base.p99_latency_ms,
+            ));
+            figures.push(figure(
+                &format!("replay_live.{name}.errors"),
+                r.errors as f64,
+                "requests",
+                base_name,
+                base.errors as f64,
+            ));
+            figures.push(figure(
+                &format!("replay_live.{name}.invocations"),
+                r.invocations as f64,
+                "requests",
+                base_name,
+                base.invocations as f64,
+            ));
+        }
+        print_figures(&figures, args.json)?;
+        return Ok(());
+    }
     if let Some(Subcommand::Replay(replay_args)) = &args.command {
         let mut figures = vec![];
         let results = replay::run(replay_args)?;
@@ -128,8 +176,8 @@ async fn main() -> Result<()> {
         budget_mb: 8 * BENCH_MEMORY_MB,
         ..Default::default()
     };
-    let pooled = Bench::start(ServerSetup { driver: ProcessDriver::detect(), prewarm: Some(pool_settings()) }).await?;
-    let unpooled = Bench::start(ServerSetup { driver: ProcessDriver::detect(), prewarm: None }).await?;
+    let pooled = Bench::start(ServerSetup::new(ProcessDriver::detect(), Some(pool_settings()))).await?;
+    let unpooled = Bench::start(ServerSetup::new(ProcessDriver::detect(), None)).await?;
 
     // Cold starts: each function's first request, from arrival to response, vs executing
     // the bare interpreter.
@@ -159,7 +207,7 @@ async fn main() -> Result<()> {
             // The same without any sandbox, on a third server: the difference is the
             // sandbox's set-up cost.
             say(&format!("cold starts without the sandbox: {} x {n}", code.runtime));
-            let plain = Bench::start(ServerSetup { driver: ProcessDriver::plain(), prewarm: None }).await?;
+            let plain = Bench::start(ServerSetup::new(ProcessDriver::plain(), None)).await?;
             let mut unsandboxed = plain.cold_starts(code, n, "plain").await?;
             let (with, without) = (percentile(&mut cold, 0.5), percentile(&mut unsandboxed, 0.5));
             figures.push(figure(

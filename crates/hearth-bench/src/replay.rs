@@ -20,6 +20,24 @@ pub struct ReplayArgs {
     /// Seed for the arrival times within each minute (spread uniformly at random).
     #[arg(long, default_value_t = 2019)]
     pub seed: u64,
+    /// Replay a time-compressed slice against a real server instead of simulating.
+    #[arg(long)]
+    pub live: bool,
+    /// Live: how many times faster than the trace.
+    #[arg(long, default_value_t = 120.0)]
+    pub speed: f64,
+    /// Live: the slice's first minute (from the trace's start).
+    #[arg(long, default_value_t = 0)]
+    pub from_minute: usize,
+    /// Live: the slice's length in trace minutes.
+    #[arg(long, default_value_t = 120)]
+    pub minutes: usize,
+    /// Live: at most this many functions.
+    #[arg(long, default_value_t = 20)]
+    pub functions: usize,
+    /// Live: only functions called at most this often in any minute.
+    #[arg(long, default_value_t = 20)]
+    pub max_per_minute: u32,
 }
 
 type Factory = Box<dyn Fn() -> Box<dyn KeepAlivePolicy>>;
