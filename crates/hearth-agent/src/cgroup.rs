@@ -30,6 +30,8 @@ pub enum CgroupVersion {
 #[derive(Debug, Clone)]
 pub struct Cgroups {
     version: CgroupVersion,
+    /// `/sys/fs/cgroup`, or a plain folder standing in for it in tests.
+    root: PathBuf,
 }
 
 /// One instance's groups (one per controller on v1, one on v2). Removed on drop.
@@ -59,7 +61,7 @@ impl Cgroups {
                 std::fs::create_dir_all(&parent).ok()?;
                 write(&root.join("cgroup.subtree_control"), "+memory +pids +cpu").ok()?;
                 write(&parent.join("cgroup.subtree_control"), "+memory +pids +cpu").ok()?;
-                Self { version: CgroupVersion::V2 }
+                Self { version: CgroupVersion::V2, root: root.to_path_buf() }
             }
             _ if root.join("memory/memory.limit_in_bytes").exists()
                 && root.join("pids").exists()
@@ -68,7 +70,7 @@ impl Cgroups {
                 for c in ["memory", "pids", "cpu"] {
                     std::fs::create_dir_all(root.join(c).join(PARENT)).ok()?;
                 }
-                Self { version: CgroupVersion::V1 }
+                Self { version: CgroupVersion::V1, root: root.to_path_buf() }
             }
             _ => return None,
         };
@@ -79,8 +81,14 @@ impl Cgroups {
         self.version
     }
 
+    /// A hierarchy of `version` at `root`, as it is (for tests of the files written).
+    #[doc(hidden)]
+    pub fn at(root: &Path, version: CgroupVersion) -> Self {
+        Self { version, root: root.to_path_buf() }
+    }
+
     fn parents(&self) -> Vec<PathBuf> {
-        let root = Path::new(ROOT);
+        let root = self.root.as_path();
         match self.version {
             CgroupVersion::V1 => {
                 vec![root.join("memory").join(PARENT), root.join("pids").join(PARENT), root.join("cpu").join(PARENT)]
@@ -232,11 +240,50 @@ impl Drop for InstanceCgroup {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The files each version's instance groups get, written into plain folders standing in
+    /// for the hierarchy (this machine has v1 controllers, so v2 is checked this way).
+    #[test]
+    fn each_version_writes_its_limits() {
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(PARENT)).unwrap();
+        let v2 = Cgroups::at(dir.path(), CgroupVersion::V2).create("i2", 256).unwrap();
+        let d = dir.path().join(PARENT).join(format!("{}-i2", std::process::id()));
+        assert_eq!(read(d.join("memory.max")), (256u64 << 20).to_string());
+        assert_eq!(read(d.join("memory.swap.max")), "0");
+        assert_eq!(read(d.join("pids.max")), PIDS_MAX.to_string());
+        v2.limit_cpu(1_769).unwrap();
+        assert_eq!(read(d.join("cpu.max")), "100000 100000");
+        std::fs::write(d.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(d.join("memory.peak"), "1234\n").unwrap();
+        assert_eq!((v2.oom_kills(), v2.peak_bytes()), (1, Some(1234)));
+        assert_eq!(v2.procs_files(), [CString::new(d.join("cgroup.procs").display().to_string()).unwrap()]);
+        std::mem::forget(v2); // a plain folder cannot be removed like a cgroup
+
+        let dir = tempfile::tempdir().unwrap();
+        for c in ["memory", "pids", "cpu"] {
+            std::fs::create_dir_all(dir.path().join(c).join(PARENT)).unwrap();
+        }
+        let v1 = Cgroups::at(dir.path(), CgroupVersion::V1).create("i1", 128).unwrap();
+        let name = format!("{}-i1", std::process::id());
+        let at = |c: &str| dir.path().join(c).join(PARENT).join(&name);
+        assert_eq!(read(at("memory").join("memory.limit_in_bytes")), (128u64 << 20).to_string());
+        assert_eq!(read(at("pids").join("pids.max")), PIDS_MAX.to_string());
+        v1.limit_cpu(128).unwrap();
+        assert_eq!(read(at("cpu").join("cpu.cfs_quota_us")), "7235");
+        std::fs::write(at("memory").join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+            .unwrap();
+        assert_eq!(v1.oom_kills(), 2);
+        std::mem::forget(v1);
+    }
+
     #[test]
     fn cpu_share_follows_memory() {
-        assert_eq!(super::cpu_quota_us(1_769), 100_000, "1 vCPU at 1,769 MB");
-        assert_eq!(super::cpu_quota_us(3_538), 200_000);
-        assert_eq!(super::cpu_quota_us(128), 7_235);
-        assert_eq!(super::cpu_quota_us(1), 1_000, "at least 1 ms per period");
+        assert_eq!(cpu_quota_us(1_769), 100_000, "1 vCPU at 1,769 MB");
+        assert_eq!(cpu_quota_us(3_538), 200_000);
+        assert_eq!(cpu_quota_us(128), 7_235);
+        assert_eq!(cpu_quota_us(1), 1_000, "at least 1 ms per period");
     }
 }
