@@ -117,6 +117,37 @@ impl Cgroups {
         removed
     }
 
+    /// At shutdown: kills what is left in this server's groups and removes them, waiting up
+    /// to `limit` for the killed processes to be reaped. Returns how many remain.
+    pub fn remove_own(&self, limit: std::time::Duration) -> usize {
+        let prefix = format!("{}-", std::process::id());
+        let ours = |parent: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(parent)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left: Vec<PathBuf> = self.parents().iter().flat_map(|p| ours(p)).collect();
+            for d in &left {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = std::fs::remove_dir(d);
+            }
+            let remaining = self.parents().iter().map(|p| ours(p).len()).sum();
+            if remaining == 0 || std::time::Instant::now() >= deadline {
+                return remaining;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Creates the groups of instance `id` (of this server) with its limits.
     pub fn create(&self, id: &str, memory_mb: u32) -> std::io::Result<InstanceCgroup> {
         let bytes = (u64::from(memory_mb) * 1024 * 1024).to_string();

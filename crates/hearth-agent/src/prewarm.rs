@@ -375,12 +375,15 @@ async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
             cell.slot = named;
             Ok(cell)
         }
-        _ => {
+        Err(_) => {
             discard(cell);
-            Err(StartFailure::Io(std::io::Error::other(format!(
-                "the pre-warmed runtime did not become ready (first output: {:?})",
-                first.trim_end()
-            ))))
+            Err(StartFailure::TimedOut(READY_TIMEOUT))
+        }
+        Ok(_) => {
+            // It ended (or said something else) before it was ready.
+            tracing::debug!(first = %first.trim_end(), "a pre-warmed runtime did not become ready");
+            discard(cell);
+            Err(StartFailure::Exited(Exit::Code(-1)))
         }
     }
 }

@@ -61,6 +61,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tracing::warn!(%e, "cannot raise the open-file limit; a busy node may run out of file descriptors");
     }
     let driver = ProcessDriver::detect();
+    let cgroups = driver.cgroups().cloned();
     match driver.cgroups() {
         Some(cg) => {
             // Groups left by a server that was killed without cleaning up.
@@ -104,6 +105,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let result = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await;
     reaper.abort();
     drop(gateway);
+    if let Some(cg) = &cgroups {
+        let left = cg.remove_own(std::time::Duration::from_secs(2));
+        if left > 0 {
+            tracing::warn!(left, "some instance cgroups are still busy; the next start removes them");
+        }
+    }
     result.context("server failed")?;
     tracing::info!("stopped");
     drop(lock);

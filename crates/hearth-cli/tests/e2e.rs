@@ -100,6 +100,13 @@ struct Server {
 }
 
 impl Server {
+    /// SIGTERM, then wait for the server to finish.
+    fn terminate(mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        assert!(self.child.wait().unwrap().success(), "a graceful stop exits 0");
+    }
+
     fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -284,6 +291,14 @@ fn quickstart_versions_and_restart() {
 
     home.ok(&["fn", "delete", "hello"]);
     assert_eq!(home.json(&["fn", "list"]), serde_json::json!([]));
+
+    // A graceful stop (SIGTERM) leaves no cgroup behind, pre-warmed sandboxes included.
+    home.ok(&["fn", "deploy", example, "--name", "again", "--runtime", "python3", "--handler", "main.handler"]);
+    home.ok(&["invoke", "again"]);
+    let pid = server.child.id();
+    assert_eq!(!groups_of(pid).is_empty(), sandboxed);
+    server.terminate();
+    assert!(groups_of(pid).is_empty(), "cgroups left after a graceful stop: {:?}", groups_of(pid));
 }
 
 #[test]
