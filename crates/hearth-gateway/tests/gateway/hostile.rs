@@ -212,3 +212,37 @@ async fn hostile_resource_exhaustion_is_contained() {
     let r = s.attack("spinner", json!({"attack": "spin"})).await;
     assert_eq!(r.error.as_deref(), Some("Sandbox.Timedout"), "{:?}", r.body);
 }
+
+/// A `provided` function in sh: `kill -9 -1` (every process it may signal), after checking
+/// it is PID 1 of its own pid namespace and not root; plus attacks with ordinary tools.
+const SHELL_ATTACKER: &str = r#"#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+r() { if "$@" >/dev/null 2>&1; then echo allowed; else echo refused; fi; }
+while true; do
+  H=$(mktemp)
+  curl -sS -o /dev/null -D "$H" "$API/invocation/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
+  if [ "$$" = 1 ] && [ "$(id -u)" != 0 ]; then KILL=$(r kill -9 -1); else KILL=skipped; fi
+  REPORT="{\"kill_all\":\"$KILL\",\"mount\":\"$(r mount -t tmpfs none /tmp)\",\"su\":\"$(r su -c true root)\",\"uid\":$(id -u)}"
+  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" -d "$REPORT"
+done
+"#;
+
+#[tokio::test]
+async fn a_hostile_provided_function_is_contained() {
+    if !is_root() {
+        return;
+    }
+    let s = hostile_server().await;
+    let mut entry = hearth_blob::fixtures::RawEntry::file("bootstrap", SHELL_ATTACKER.as_bytes());
+    entry.unix_mode = 0o100755;
+    s.deploy_zip("shell", hearth_blob::fixtures::raw_zip(&[entry]), json!({"runtime": "provided"})).await;
+    let r = s.attack("shell", json!({"attack": "kill_all"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_ne!(r.body["kill_all"], "skipped", "the sandbox was in place, so the attack ran: {:?}", r.body);
+    assert_eq!((r.body["mount"].as_str(), r.body["su"].as_str()), (Some("refused"), Some("refused")), "{:?}", r.body);
+    assert_ne!(r.body["uid"], 0);
+    // `kill -9 -1` reached only the instance's own processes: the server (this process)
+    // still serves, and so do other instances.
+    assert_eq!(s.event("hostile", json!({"attack": "processes"})).await.status, StatusCode::OK);
+}
