@@ -408,9 +408,10 @@ impl VersionPool {
         }
     }
 
-    /// One autoscaler step: observe the concurrency averaged since the last tick, then start
-    /// instances up to the decision (ahead of the queue), or, when over-provisioned and not
-    /// panicking, let instances idle for a panic window go.
+    /// One autoscaler step: observe the concurrency averaged since the last tick, then, while
+    /// requests are in flight or held, start instances up to the decision (ahead of the
+    /// queue), or, when over-provisioned and not panicking, let instances idle for a panic
+    /// window go.
     fn autoscale(self: &Arc<Self>, st: &mut PoolState, now: Instant) {
         let sc = &mut st.scaling;
         let span = now.duration_since(sc.last_tick).as_secs_f64();
@@ -436,7 +437,10 @@ impl VersionPool {
         };
         let decision = st.scaling.autoscaler.decide(t, bounds);
         let desired = decision.desired as usize;
-        if desired > current {
+        // Ahead of the load, but only while there is load: once nothing is in flight or
+        // held, the keep-alive policy decides (the windows' averages would otherwise bring
+        // back the instances it reclaims).
+        if desired > current && st.concurrency() > 0 {
             self.start(st, desired - current);
         } else if !decision.panicking && desired > 0 && desired < st.live.len() {
             let panic_window = st.scaling.autoscaler.config().panic_window;
