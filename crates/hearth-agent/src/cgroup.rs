@@ -108,7 +108,7 @@ impl Cgroups {
                 let owner = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
                 let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
                 if !alive {
-                    tracing::info!(group = %e.path().display(), "removing a leftover instance cgroup");
+                    tracing::debug!(group = %e.path().display(), "removing a leftover instance cgroup");
                     drop(InstanceCgroup { version: self.version, dirs: vec![e.path()] });
                     removed += 1;
                 }
