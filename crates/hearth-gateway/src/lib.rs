@@ -60,6 +60,8 @@ struct Inner {
     triggers: TriggerTable,
     meter: Meter,
     pools: Mutex<HashMap<VersionKey, Arc<VersionPool>>>,
+    /// Keep-alive policies per function (and policy settings), shared by its versions.
+    policies: Mutex<HashMap<(hearth_types::FunctionId, hearth_types::KeepAlivePolicyKind, u32), pool::SharedPolicy>>,
     launcher: Arc<Launcher>,
     settings: GatewaySettings,
 }
@@ -95,7 +97,16 @@ impl Gateway {
         let functions = FunctionCache::new(store.clone());
         let triggers = TriggerTable::new(store.clone());
         Self {
-            inner: Arc::new(Inner { store, functions, triggers, meter, pools: Mutex::default(), launcher, settings }),
+            inner: Arc::new(Inner {
+                store,
+                functions,
+                triggers,
+                meter,
+                pools: Mutex::default(),
+                policies: Mutex::default(),
+                launcher,
+                settings,
+            }),
         }
     }
 
@@ -117,7 +128,16 @@ impl Gateway {
                 let settings = &self.inner.settings;
                 let kind = v.config.keep_alive_policy.unwrap_or(settings.keep_alive_policy);
                 let keep_alive = Duration::from_secs(v.config.keep_alive_s.into());
-                let policy = hearth_scale::keep_alive_policy(kind, keep_alive, settings.adaptive_bin);
+                let policy = self
+                    .inner
+                    .policies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry((v.function_id, kind, v.config.keep_alive_s))
+                    .or_insert_with(|| {
+                        Arc::new(Mutex::new(hearth_scale::keep_alive_policy(kind, keep_alive, settings.adaptive_bin)))
+                    })
+                    .clone();
                 Arc::new(VersionPool::new(
                     key,
                     template,
@@ -170,6 +190,11 @@ impl Gateway {
         let latest: Option<VersionKey> = current.as_ref().and_then(|f| f.latest_version.map(|n| (f.id, n)));
         let stale: Vec<_> =
             self.pools().values().filter(|p| p.template.function == *name && Some(p.key) != latest).cloned().collect();
+        if current.is_none() {
+            // Deleted: what its keep-alive policy learned goes too.
+            let gone: Vec<_> = stale.iter().map(|p| p.key.0).collect();
+            self.inner.policies.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, ..), _| !gone.contains(id));
+        }
         for p in stale {
             p.drain();
         }

@@ -68,9 +68,13 @@ struct PoolState {
     scaling: Scaling,
 }
 
+/// A function's keep-alive policy, shared by its versions so that what it learned survives
+/// a deploy.
+pub type SharedPolicy = Arc<Mutex<Box<dyn KeepAlivePolicy>>>;
+
 /// The version's keep-alive policy and autoscaler, and what they observe.
 struct Scaling {
-    policy: Box<dyn KeepAlivePolicy>,
+    policy: SharedPolicy,
     /// Since when nothing has been in flight (until the next arrival).
     quiet_since: Option<Instant>,
     /// How long idle instances are kept now (the policy's last window).
@@ -154,12 +158,12 @@ impl VersionPool {
         template: InstanceTemplate,
         launcher: Arc<Launcher>,
         queue_length: usize,
-        policy: Box<dyn KeepAlivePolicy>,
+        policy: SharedPolicy,
         autoscaler: AutoscalerConfig,
     ) -> Self {
         let slots = template.config.concurrency.max(1);
         let now = Instant::now();
-        let keep_alive = policy.windows().keep_alive;
+        let keep_alive = policy.lock().unwrap_or_else(|p| p.into_inner()).windows().keep_alive;
         let scaling = Scaling {
             policy,
             quiet_since: None,
@@ -189,7 +193,7 @@ impl VersionPool {
             if st.concurrency() == 0
                 && let Some(quiet) = st.scaling.quiet_since.take()
             {
-                st.scaling.policy.observe_idle(quiet.elapsed());
+                st.scaling.policy.lock().unwrap_or_else(|p| p.into_inner()).observe_idle(quiet.elapsed());
                 st.scaling.prewarm_at = None;
             }
             if let Some(t) = self.take_slot(&mut st) {
@@ -355,7 +359,7 @@ impl VersionPool {
     fn went_quiet(&self, st: &mut PoolState) {
         let now = Instant::now();
         st.scaling.quiet_since = Some(now);
-        let w = st.scaling.policy.windows();
+        let w = st.scaling.policy.lock().unwrap_or_else(|p| p.into_inner()).windows();
         st.scaling.keep_alive = w.keep_alive;
         if !w.prewarm.is_zero() && !st.draining {
             let min = self.template.config.min_instances as usize;

@@ -104,4 +104,18 @@ async fn adaptive_keep_alive_unloads_between_regular_calls_and_prewarms_before_t
     assert!(unloaded >= 3, "unloaded between calls once trained: {unloaded}");
     let late_cold = colds[12..].iter().filter(|c| **c).count();
     assert!(late_cold <= 1, "pre-warmed before the next call: {colds:?}");
+
+    // A new version keeps what the function's policy learned: right after its first call
+    // its instance goes (the fixed fallback would keep it 60 s).
+    let spec = json!({"keep_alive_policy": "adaptive", "keep_alive_s": 60, "description": "v2"});
+    s.deploy("timer", SLEEPER, py(spec)).await;
+    let restart = tokio::time::Instant::now();
+    assert_eq!(s.event("timer", json!({})).await.status, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_millis(1_500);
+    while !s.instances("timer").await.is_empty() {
+        assert!(Instant::now() < deadline, "the new version's instance was kept: the policy forgot");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep_until(restart + gap).await;
+    assert_eq!(s.event("timer", json!({})).await.status, StatusCode::OK);
 }
