@@ -310,17 +310,18 @@ async fn refill(inner: std::sync::Weak<Inner>) {
     }
 }
 
-async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
-    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    // Named `.starting-<id>` until the runtime is ready, then `<id>` (the sandbox's bind
-    // mount follows the folder).
-    let slot = inner.slots.join(format!(".starting-{id}"));
-    std::fs::create_dir_all(&slot)?;
-    let guard = WithSlot { inner: Box::new(NoControl), slot: slot.clone() };
+/// Starts a cell's sandbox with `slot` as its (empty) `/var/task`: the sandbox, its Runtime
+/// API listener, and where it sees its task root.
+async fn launch_cell(
+    inner: &Inner,
+    key: PoolKey,
+    id: &str,
+    slot: &Path,
+) -> Result<(crate::driver::Sandbox, std::net::TcpListener, PathBuf), StartFailure> {
     let network = inner.driver.network(Network::None).await?;
-    let task_root = inner.driver.task_root(&slot);
+    let task_root = inner.driver.task_root(slot);
     let runtime_root = inner.driver.runtime_root(inner.runtimes.dir());
-    let (program, args) = inner.runtimes.command(key.runtime, &slot, &task_root, &runtime_root)?;
+    let (program, args) = inner.runtimes.command(key.runtime, slot, &task_root, &runtime_root)?;
     let api = network.listener.local_addr()?;
     let root = task_root.display().to_string();
     let mut env: Vec<(String, String)> = [
@@ -340,11 +341,11 @@ async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
         env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs".into()));
     }
     let launch = LaunchSpec {
-        instance_id: id.clone(),
+        instance_id: id.to_owned(),
         program,
         args,
         env,
-        task_root: slot.clone(),
+        task_root: slot.to_path_buf(),
         runtime_dir: inner.runtimes.dir().to_path_buf(),
         netns: network.netns.map(Arc::new),
         memory_mb: key.memory_mb,
@@ -352,7 +353,23 @@ async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
         stdin: true,
     };
     let sandbox = inner.driver.launch(&launch)?;
-    std::mem::forget(guard); // the cell owns the slot from here
+    Ok((sandbox, network.listener, task_root))
+}
+
+async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    // Named `.starting-<id>` until the runtime is ready, then `<id>` (the sandbox's bind
+    // mount follows the folder).
+    let slot = inner.slots.join(format!(".starting-{id}"));
+    std::fs::create_dir_all(&slot)?;
+    let launched = launch_cell(inner, key, &id, &slot).await;
+    let (sandbox, listener, task_root) = match launched {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&slot);
+            return Err(e);
+        }
+    };
     let mut stdout = BufReader::new(sandbox.stdout);
     let mut first = String::new();
     let ready = tokio::time::timeout(READY_TIMEOUT, stdout.read_line(&mut first)).await;
@@ -360,7 +377,7 @@ async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
         id,
         slot,
         task_root,
-        listener: network.listener,
+        listener,
         stdin: sandbox.stdin.expect("stdin was asked for"),
         stdout: Box::pin(stdout),
         stderr: sandbox.stderr,
@@ -432,12 +449,6 @@ impl Drop for WithSlot {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.slot);
     }
-}
-
-/// For a slot guard before there is a sandbox.
-struct NoControl;
-impl SandboxControl for NoControl {
-    fn kill(&self) {}
 }
 
 #[cfg(test)]
