@@ -144,6 +144,15 @@ impl PrewarmPool {
         self.inner.state.lock().expect("pool lock").ready.get(&key).map_or(0, Vec::len)
     }
 
+    /// Cells ready per key, and the pool's memory budget (MB).
+    pub fn status(&self) -> (Vec<(PoolKey, usize)>, u32) {
+        let st = self.inner.state.lock().expect("pool lock");
+        let mut keys: Vec<(PoolKey, usize)> =
+            st.ready.iter().filter(|(_, c)| !c.is_empty()).map(|(k, c)| (*k, c.len())).collect();
+        keys.sort_by_key(|(k, _)| (k.runtime.as_str(), k.memory_mb));
+        (keys, self.inner.settings.budget_mb)
+    }
+
     /// An instance of `spec` made from a pre-warmed cell, or `None` when the function cannot
     /// use one or none is ready (the caller starts one the usual way).
     pub async fn specialize(

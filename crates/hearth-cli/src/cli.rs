@@ -37,6 +37,8 @@ pub enum Command {
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Show the node's memory for instances and its pre-warmed sandboxes.
+    Node,
     /// Print the API's OpenAPI document.
     Openapi,
 }

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             Command::Invoke(args) => commands::invoke::run(args, json).await,
             Command::Trigger(cmd) => commands::triggers::run(cmd, json).await,
             Command::Logs(args) => commands::logs::run(args, json).await,
+            Command::Node => commands::node::run(json).await,
             Command::Openapi => {
                 println!("{}", hearth_gateway::openapi().to_pretty_json()?);
                 Ok(())

@@ -296,6 +296,11 @@ fn quickstart_versions_and_restart() {
     home.ok(&["fn", "delete", "hello"]);
     assert_eq!(home.json(&["fn", "list"]), serde_json::json!([]));
 
+    // The node's memory and pre-warmed sandboxes (python3:128 and nodejs:128 by default).
+    let node = home.json(&["node"]);
+    assert!(node["memory_limit_mb"].as_u64().unwrap() > 0, "{node}");
+    assert_eq!(node["prewarm_budget_mb"], 2048);
+
     // A graceful stop (SIGTERM) leaves no cgroup behind, pre-warmed sandboxes included.
     home.ok(&["fn", "deploy", example, "--name", "again", "--runtime", "python3", "--handler", "main.handler"]);
     home.ok(&["invoke", "again"]);

@@ -204,6 +204,11 @@ impl Client {
         Ok(v["instances"].as_array().cloned().unwrap_or_default())
     }
 
+    /// The node's memory and pre-warmed sandboxes (`GET /v1/node`).
+    pub async fn node(&self) -> Result<serde_json::Value> {
+        self.json(self.req(Method::GET, "/v1/node")).await
+    }
+
     pub async fn create_trigger(&self, spec: &TriggerSpec) -> Result<HttpTrigger> {
         self.json(self.req(Method::POST, "/v1/triggers").json(spec)).await
     }

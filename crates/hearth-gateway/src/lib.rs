@@ -38,6 +38,15 @@ use meter::Meter;
 use pool::{VersionKey, VersionPool};
 use trigger_table::TriggerTable;
 
+/// What [`Gateway::node_status`] reports.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub memory_limit_mb: u64,
+    pub memory_committed_mb: u64,
+    pub prewarmed: Vec<(hearth_agent::PoolKey, usize)>,
+    pub prewarm_budget_mb: u32,
+}
+
 /// One live instance, for listings.
 #[derive(Debug, Clone)]
 pub struct InstanceInfo {
@@ -206,6 +215,19 @@ impl Gateway {
             self.pool(&v).reap();
         }
         Ok(())
+    }
+
+    /// The node's memory for instances (limit, committed) and its pre-warmed sandboxes
+    /// (ready per key, budget).
+    pub fn node_status(&self) -> NodeStatus {
+        let memory = &self.inner.launcher.memory;
+        let (prewarmed, prewarm_budget_mb) = self.inner.launcher.prewarm.as_ref().map_or((vec![], 0), |p| p.status());
+        NodeStatus {
+            memory_limit_mb: memory.limit_mb,
+            memory_committed_mb: memory.committed_mb(),
+            prewarmed,
+            prewarm_budget_mb,
+        }
     }
 
     /// Pre-warmed sandboxes ready for `key` (0 without a pool).

@@ -39,6 +39,7 @@ pub fn app(api: AppState, gateway: Gateway) -> Router {
         .route("/v1/functions/{name}/instances", get(instances))
         .route("/v1/functions/{name}/logs", get(logs))
         .route("/v1/functions/{name}/invocations", get(invocations))
+        .route("/v1/node", get(node))
         .route("/2015-03-31/functions/{name}/invocations", post(crate::lambda_api::invocations))
         .with_state(state.clone());
     hearth_api::control_plane(api)
@@ -107,7 +108,7 @@ pub(crate) async fn read_event(body: Body) -> Result<bytes::Bytes, ApiError> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(invoke, instances, logs, invocations, openapi_json, crate::lambda_api::invocations),
+    paths(invoke, instances, node, logs, invocations, openapi_json, crate::lambda_api::invocations),
     components(schemas(ApiErrorBody))
 )]
 pub struct GatewayDoc;
@@ -263,6 +264,47 @@ async fn instances(
         })
         .collect();
     Ok(Json(InstanceList { instances }))
+}
+
+/// Pre-warmed sandboxes ready for one runtime and memory size.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PrewarmedView {
+    pub runtime: String,
+    pub memory_mb: u32,
+    pub ready: usize,
+}
+
+/// This node's capacity: memory admitted for instances and the pre-warmed sandbox pool.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    /// Memory this node admits for instances (sum of their `memory_mb`).
+    pub memory_limit_mb: u64,
+    /// Memory held by live and starting instances.
+    pub memory_committed_mb: u64,
+    /// Memory the pre-warmed pool may hold (0: no pool).
+    pub prewarm_budget_mb: u32,
+    pub prewarmed: Vec<PrewarmedView>,
+}
+
+/// This node's memory and pre-warmed sandboxes.
+#[utoipa::path(
+    get, path = "/v1/node", tag = "invoke",
+    responses((status = 200, body = NodeView), (status = 401, body = ApiErrorBody)),
+    security(("bearer" = []))
+)]
+async fn node(caller: Caller, State(state): State<GatewayState>) -> Result<Json<NodeView>, ApiError> {
+    caller.require(Scope::Read)?;
+    let s = state.gateway.node_status();
+    Ok(Json(NodeView {
+        memory_limit_mb: s.memory_limit_mb,
+        memory_committed_mb: s.memory_committed_mb,
+        prewarm_budget_mb: s.prewarm_budget_mb,
+        prewarmed: s
+            .prewarmed
+            .into_iter()
+            .map(|(k, ready)| PrewarmedView { runtime: k.runtime.to_string(), memory_mb: k.memory_mb, ready })
+            .collect(),
+    }))
 }
 
 /// Most lines or records one request returns.

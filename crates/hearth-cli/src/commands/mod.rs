@@ -1,6 +1,7 @@
 pub mod functions;
 pub mod invoke;
 pub mod logs;
+pub mod node;
 pub mod tokens;
 pub mod triggers;
 

@@ -141,6 +141,13 @@ impl Server {
         self.invoke(name, event.to_string().into_bytes()).await
     }
 
+    /// `GET /v1/node`.
+    async fn node(&self) -> Value {
+        let r = self.http.get(format!("{}/v1/node", self.url)).bearer_auth(&self.token).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
     async fn instances(&self, name: &str) -> Vec<Value> {
         let v: Value = self
             .http

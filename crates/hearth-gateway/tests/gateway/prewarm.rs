@@ -63,6 +63,16 @@ fn keys(keys: &[&str]) -> impl FnOnce(&mut GatewaySettings) {
 async fn cold_starts_take_a_prewarmed_sandbox_and_become_the_function() {
     let s = start_with(keys(&["python3:128", "nodejs:256"])).await;
     let ready = wait_cells(&s, 2, &[]).await;
+    let node = s.node().await;
+    let listed: Vec<(String, u64, u64)> = node["prewarmed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (p["runtime"].as_str().unwrap().to_owned(), p["memory_mb"].as_u64().unwrap(), p["ready"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(listed, [("nodejs".to_owned(), 256, 1), ("python3".to_owned(), 128, 1)], "{node}");
     s.deploy("first", WHOAMI, py(json!({"environment": {"GREETING": "hi"}}))).await;
     let r = s.event("first", json!({})).await;
     assert_eq!((r.status, r.cold), (StatusCode::OK, Some(true)), "{:?}", r.body);

@@ -26,6 +26,8 @@ async fn a_full_node_refuses_new_instances_with_a_clear_429() {
     // One 128 MB instance fits; a second function's does not while the first lives.
     s.deploy("small", SLEEPER, py(json!({"memory_mb": 128, "keep_alive_s": 1}))).await;
     assert_eq!(s.event("small", json!({})).await.status, StatusCode::OK);
+    let node = s.node().await;
+    assert_eq!((node["memory_limit_mb"].as_u64(), node["memory_committed_mb"].as_u64()), (Some(200), Some(128)));
     s.deploy("other", SLEEPER, py(json!({"memory_mb": 128}))).await;
     let r = s.event("other", json!({})).await;
     assert_eq!((r.status, r.body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("NodeMemoryFull")));
