@@ -9,12 +9,12 @@ use std::pin::Pin;
 
 use hearth_types::Network;
 use tokio::io::AsyncRead;
+use tokio::sync::oneshot;
 
 pub use crate::netns::InstanceNetwork;
 
 /// What [`SandboxDriver::network`] returns.
 pub type NetworkFuture<'a> = Pin<Box<dyn std::future::Future<Output = std::io::Result<InstanceNetwork>> + Send + 'a>>;
-use tokio::sync::oneshot;
 
 /// Everything needed to start one instance's runtime process.
 #[derive(Debug, Clone)]

@@ -59,15 +59,9 @@ impl StartFailure {
     }
 }
 
-/// The environment of a runtime process: defaults a function may override, then the
-/// function's own variables, then the platform's reserved variables.
-pub fn lambda_environment(
-    spec: &InstanceSpec,
-    task_root: &std::path::Path,
-    api: std::net::SocketAddr,
-) -> Vec<(String, String)> {
-    let task_root = task_root.display().to_string();
-    let mut env: BTreeMap<String, String> = [
+/// The variables every runtime process starts with (a function may override them).
+pub(crate) fn default_environment(task_root: &str) -> BTreeMap<String, String> {
+    [
         ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
         ("LANG", "C.UTF-8".to_owned()),
         ("TZ", ":UTC".to_owned()),
@@ -76,7 +70,18 @@ pub fn lambda_environment(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    .collect()
+}
+
+/// The environment of a runtime process: defaults a function may override, then the
+/// function's own variables, then the platform's reserved variables.
+pub fn lambda_environment(
+    spec: &InstanceSpec,
+    task_root: &std::path::Path,
+    api: std::net::SocketAddr,
+) -> Vec<(String, String)> {
+    let task_root = task_root.display().to_string();
+    let mut env = default_environment(&task_root);
     env.extend(spec.config.environment.clone());
     let name = spec.function.as_str();
     let version = spec.version.to_string();

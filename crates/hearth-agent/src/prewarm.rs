@@ -21,7 +21,9 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::driver::{Exit, LaunchSpec, SandboxControl, SandboxDriver};
 use crate::instance::{Instance, LogSink};
-use crate::instance_start::{InstanceSpec, StartFailure, assemble, await_init, lambda_environment};
+use crate::instance_start::{
+    InstanceSpec, StartFailure, assemble, await_init, default_environment, lambda_environment,
+};
 use crate::runtime_api::RuntimeApi;
 use crate::runtimes::Runtimes;
 
@@ -137,11 +139,6 @@ impl PrewarmPool {
         tokio::spawn(refill(Arc::downgrade(&inner)));
         inner.wake.notify_one();
         Ok(Self { inner })
-    }
-
-    /// Cells ready for `key`.
-    pub fn ready(&self, key: PoolKey) -> usize {
-        self.inner.state.lock().expect("pool lock").ready.get(&key).map_or(0, Vec::len)
     }
 
     /// Cells ready per key, and the pool's memory budget (MB).
@@ -332,28 +329,17 @@ async fn launch_cell(
     let runtime_root = inner.driver.runtime_root(inner.runtimes.dir());
     let (program, args) = inner.runtimes.command(key.runtime, slot, &task_root, &runtime_root)?;
     let api = network.listener.local_addr()?;
+    // What the interpreter starts with; the function's own environment comes on stdin.
     let root = task_root.display().to_string();
-    let mut env: Vec<(String, String)> = [
-        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
-        ("LANG", "C.UTF-8".to_owned()),
-        ("TZ", ":UTC".to_owned()),
-        ("HOME", "/tmp".to_owned()),
-        ("LD_LIBRARY_PATH", format!("{root}/lib")),
-        ("LAMBDA_TASK_ROOT", root),
-        ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
-        ("HEARTH_PREWARMED", "1".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    if key.runtime == Runtime::Nodejs {
-        env.push(("AWS_EXECUTION_ENV".into(), "AWS_Lambda_nodejs".into()));
-    }
+    let mut env = default_environment(&root);
+    env.insert("LAMBDA_TASK_ROOT".into(), root);
+    env.insert("AWS_LAMBDA_RUNTIME_API".into(), api.to_string());
+    env.insert("HEARTH_PREWARMED".into(), "1".into());
     let launch = LaunchSpec {
         instance_id: id.to_owned(),
         program,
         args,
-        env,
+        env: env.into_iter().collect(),
         task_root: slot.to_path_buf(),
         runtime_dir: inner.runtimes.dir().to_path_buf(),
         netns: network.netns.map(Arc::new),

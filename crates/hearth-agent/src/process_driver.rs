@@ -1,7 +1,7 @@
-//! The plain-process sandbox driver: a child process in its own process group with an
-//! explicit environment. When running as root it also gets a private mount namespace with
-//! its code bind-mounted read-only at `/var/task`; no other isolation yet (the namespace
-//! sandbox replaces this driver).
+//! The process sandbox driver: a child process in its own process group with an explicit
+//! environment. As root, between fork and exec, it also joins its cgroups and its network
+//! namespace, enters new mount, uts, ipc and pid namespaces with a minimal read-only root,
+//! and drops its privileges (see the modules it calls); without root it is a plain process.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::process::ExitStatusExt;

@@ -190,7 +190,8 @@ impl Bench {
     async fn wait_prewarmed(&self, key: PoolKey) -> Result<()> {
         let gateway = self.gateway.as_ref().context("not a Hearth server")?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while gateway.prewarmed(key) == 0 {
+        let ready = |g: &Gateway| g.node_status().prewarmed.iter().any(|(k, n)| *k == key && *n > 0);
+        while !ready(gateway) {
             if Instant::now() > deadline {
                 bail!("no pre-warmed sandbox for {key:?} within 30 s");
             }

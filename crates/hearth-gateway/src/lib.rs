@@ -230,11 +230,6 @@ impl Gateway {
         }
     }
 
-    /// Pre-warmed sandboxes ready for `key` (0 without a pool).
-    pub fn prewarmed(&self, key: hearth_agent::PoolKey) -> usize {
-        self.inner.launcher.prewarm.as_ref().map_or(0, |p| p.ready(key))
-    }
-
     /// Live instances of a function, all versions.
     pub fn instances(&self, function: FunctionId) -> Vec<InstanceInfo> {
         let pools: Vec<_> = self.pools().values().filter(|p| p.key.0 == function).cloned().collect();

@@ -353,6 +353,24 @@ impl VersionPool {
         }
     }
 
+    /// Stops instances idle for at least `idle_for`, longest idle first, while more than
+    /// `keep` are live.
+    fn retire_idle(&self, st: &mut PoolState, idle_for: Duration, keep: usize) {
+        let mut idle: Vec<(String, Instant)> = st
+            .live
+            .iter()
+            .filter(|(_, s)| s.in_flight == 0 && s.since.elapsed() >= idle_for)
+            .map(|(id, s)| (id.clone(), s.since))
+            .collect();
+        idle.sort_by_key(|(_, since)| *since);
+        for (id, _) in idle {
+            if st.live.len() <= keep {
+                break;
+            }
+            self.retire(st, &id);
+        }
+    }
+
     /// Nothing is in flight any more: the keep-alive policy sets the windows. With a
     /// pre-warm window, idle instances go now and one comes back shortly before the next
     /// arrival is expected.
@@ -362,15 +380,7 @@ impl VersionPool {
         let w = st.scaling.policy.lock().unwrap_or_else(|p| p.into_inner()).windows();
         st.scaling.keep_alive = w.keep_alive;
         if !w.prewarm.is_zero() && !st.draining {
-            let min = self.template.config.min_instances as usize;
-            let idle: Vec<String> =
-                st.live.iter().filter(|(_, s)| s.in_flight == 0).map(|(id, _)| id.clone()).collect();
-            for id in idle {
-                if st.live.len() <= min {
-                    break;
-                }
-                self.retire(st, &id);
-            }
+            self.retire_idle(st, Duration::ZERO, self.template.config.min_instances as usize);
             st.scaling.prewarm_at = Some(now + w.prewarm);
         }
     }
@@ -391,21 +401,9 @@ impl VersionPool {
                 self.start(&mut st, 1);
             }
         }
-        let keep_alive = st.scaling.keep_alive;
         let min = if st.draining { 0 } else { self.template.config.min_instances as usize };
-        let mut expired: Vec<(String, Instant)> = st
-            .live
-            .iter()
-            .filter(|(_, s)| s.in_flight == 0 && s.since.elapsed() >= keep_alive)
-            .map(|(id, s)| (id.clone(), s.since))
-            .collect();
-        expired.sort_by_key(|(_, since)| *since);
-        for (id, _) in expired {
-            if st.live.len() <= min {
-                break;
-            }
-            self.retire(&mut st, &id);
-        }
+        let keep_alive = st.scaling.keep_alive;
+        self.retire_idle(&mut st, keep_alive, min);
         let missing = min.saturating_sub(st.live.len() + st.starting);
         if missing > 0 {
             self.start(&mut st, missing);
@@ -448,20 +446,7 @@ impl VersionPool {
             self.start(st, desired - current);
         } else if !decision.panicking && desired > 0 && desired < st.live.len() {
             let panic_window = st.scaling.autoscaler.config().panic_window;
-            let mut idle: Vec<(String, Instant)> = st
-                .live
-                .iter()
-                .filter(|(_, s)| s.in_flight == 0 && s.since.elapsed() >= panic_window)
-                .map(|(id, s)| (id.clone(), s.since))
-                .collect();
-            idle.sort_by_key(|(_, since)| *since);
-            let floor = desired.max(config.min_instances as usize);
-            for (id, _) in idle {
-                if st.live.len() <= floor {
-                    break;
-                }
-                self.retire(st, &id);
-            }
+            self.retire_idle(st, panic_window, desired.max(config.min_instances as usize));
         }
     }
 

@@ -207,23 +207,6 @@ def open_many(n):
             f.close()
 
 def handler(event, context):
-    if event.get("fill_tmp"):
-        written = 0
-        chunk = b"x" * (1 << 20)
-        try:
-            with open("/tmp/fill", "wb") as f:
-                while written < (2 << 30):
-                    f.write(chunk)
-                    f.flush()
-                    written += len(chunk)
-            return {"fill": "allowed", "mb": written >> 20}
-        except OSError as e:
-            return {"fill": e.strerror, "mb": written >> 20}
-        finally:
-            try:
-                os.remove("/tmp/fill")
-            except OSError:
-                pass
     return {
         "pid": os.getpid(),
         "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
@@ -320,11 +303,14 @@ async fn instances_run_unprivileged_under_seccomp() {
     assert!(!std::path::Path::new("/etc/hearth-was-here").exists());
     // Filling /tmp stops at its cap (memory to spare: tmpfs pages count against the memory
     // limit, so the cap must be what stops it).
+    let filler_code = dir.path().join("filler");
+    std::fs::create_dir_all(&filler_code).unwrap();
+    std::fs::write(filler_code.join("main.py"), include_str!("fixtures/hostile.py")).unwrap();
     let mut big = config("python3", "main.handler");
     big.memory_mb = 1024;
-    let filler = start_instance(&driver, &rt, &spec(&code, big), Duration::from_secs(30)).await.unwrap();
-    let (f, err) =
-        answered(filler.invoke(invocation("h-fill", r#"{"fill_tmp":1}"#), Duration::from_secs(60)).await.unwrap());
+    let filler = start_instance(&driver, &rt, &spec(&filler_code, big), Duration::from_secs(30)).await.unwrap();
+    let fill = r#"{"attack":"fill_tmp"}"#;
+    let (f, err) = answered(filler.invoke(invocation("h-fill", fill), Duration::from_secs(60)).await.unwrap());
     assert!(!err, "{f}");
     assert_eq!(f["fill"], "No space left on device", "{f}");
     let mb = f["mb"].as_u64().unwrap();
@@ -345,22 +331,7 @@ async fn a_hostile_shell_function_is_contained_too() {
     let code = dir.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
     // A `provided` runtime in sh: it tries its attacks with ordinary tools, then reports.
-    let bootstrap = r#"#!/bin/sh
-API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
-r() { if "$@" >/dev/null 2>&1; then echo allowed; else echo refused; fi; }
-while true; do
-  H=$(mktemp)
-  curl -sS -o /dev/null -D "$H" "$API/invocation/next"
-  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
-  # Destructive: only as PID 1 of its own pid namespace and not root.
-  if [ "$$" = 1 ] && [ "$(id -u)" != 0 ]; then KILL=$(r kill -9 -1); else KILL=skipped; fi
-  REPORT="{\"kill_all\":\"$KILL\",\"shadow\":\"$(r cat /etc/shadow)\",\"mount\":\"$(r mount -t tmpfs none /tmp)\",\
-\"remount\":\"$(r mount -o remount,rw /)\",\"write_task\":\"$(r touch /var/task/x)\",\
-\"write_usr\":\"$(r touch /usr/x)\",\"root_home\":\"$(r ls /root)\",\
-\"procs\":$(ls /proc | grep -c '^[0-9]'),\"uid\":$(id -u)}"
-  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" -d "$REPORT"
-done
-"#;
+    let bootstrap = include_str!("fixtures/hostile_bootstrap.sh");
     std::fs::write(code.join("bootstrap"), bootstrap).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(code.join("bootstrap"), std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -6,7 +6,7 @@
 
 use super::*;
 
-const HOSTILE: &str = include_str!("hostile.py");
+const HOSTILE: &str = include_str!("../../../hearth-agent/tests/agent/fixtures/hostile.py");
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -215,18 +215,7 @@ async fn hostile_resource_exhaustion_is_contained() {
 
 /// A `provided` function in sh: `kill -9 -1` (every process it may signal), after checking
 /// it is PID 1 of its own pid namespace and not root; plus attacks with ordinary tools.
-const SHELL_ATTACKER: &str = r#"#!/bin/sh
-API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
-r() { if "$@" >/dev/null 2>&1; then echo allowed; else echo refused; fi; }
-while true; do
-  H=$(mktemp)
-  curl -sS -o /dev/null -D "$H" "$API/invocation/next"
-  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
-  if [ "$$" = 1 ] && [ "$(id -u)" != 0 ]; then KILL=$(r kill -9 -1); else KILL=skipped; fi
-  REPORT="{\"kill_all\":\"$KILL\",\"mount\":\"$(r mount -t tmpfs none /tmp)\",\"su\":\"$(r su -c true root)\",\"uid\":$(id -u)}"
-  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" -d "$REPORT"
-done
-"#;
+const SHELL_ATTACKER: &str = include_str!("../../../hearth-agent/tests/agent/fixtures/hostile_bootstrap.sh");
 
 #[tokio::test]
 async fn a_hostile_provided_function_is_contained() {
