@@ -26,7 +26,6 @@ pub use code_cache::{CodeCache, CodeCacheError};
 pub use driver::{
     Exit, InstanceNetwork, LaunchSpec, NetworkFuture, Sandbox, SandboxControl, SandboxDriver, SandboxError,
 };
-pub use egress::{EgressLink, HOST_IF_PREFIX, SUBNET, SUBNET_PREFIX};
 pub use instance::{
     IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
 };

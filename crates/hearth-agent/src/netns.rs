@@ -21,7 +21,7 @@ use hearth_types::Network;
 use nix::libc;
 use tokio::sync::oneshot;
 
-use crate::egress::{Egress, EgressLink};
+use crate::egress::Egress;
 
 /// A network namespace ready for one instance.
 #[derive(Debug)]
@@ -30,8 +30,6 @@ pub struct InstanceNetwork {
     pub listener: std::net::TcpListener,
     /// The namespace the instance joins; `None` when the driver shares the host's.
     pub netns: Option<OwnedFd>,
-    /// The instance's link to the host, with [`Network::Egress`].
-    pub egress: Option<EgressLink>,
 }
 
 impl InstanceNetwork {
@@ -39,7 +37,7 @@ impl InstanceNetwork {
     pub fn host() -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         listener.set_nonblocking(true)?;
-        Ok(Self { listener, netns: None, egress: None })
+        Ok(Self { listener, netns: None })
     }
 }
 
@@ -83,11 +81,11 @@ fn create(host: &OwnedFd, mode: Network, egress: &Egress) -> std::io::Result<Ins
     })();
     setns(host, CloneFlags::CLONE_NEWNET)?;
     let (listener, ns) = made?;
-    let egress = match mode {
-        Network::None => None,
-        Network::Egress => Some(egress.attach(host, &ns)?),
-    };
-    Ok(InstanceNetwork { listener, netns: Some(ns), egress })
+    if mode == Network::Egress {
+        let link = egress.attach(host, &ns)?;
+        tracing::debug!(host = %link.host_if, address = %link.instance_addr, "egress link ready");
+    }
+    Ok(InstanceNetwork { listener, netns: Some(ns) })
 }
 
 enum Job {

@@ -225,12 +225,16 @@ fn target(st: &mut State, key: PoolKey, configured: bool, max: usize, now: Insta
         demand.pop_front();
     }
     // Cold starts in the busiest 10 s of the last minute: what a burst would take at once.
-    let recent: Vec<&Instant> = demand.iter().filter(|t| now.duration_since(**t) <= Duration::from_secs(60)).collect();
-    let peak = recent
-        .iter()
-        .map(|start| recent.iter().filter(|t| t.duration_since(**start) < Duration::from_secs(10)).count())
-        .max()
-        .unwrap_or(0);
+    // (Demand is in time order: one sliding window over it.)
+    let recent: Vec<Instant> =
+        demand.iter().copied().filter(|t| now.duration_since(*t) <= Duration::from_secs(60)).collect();
+    let (mut peak, mut first) = (0, 0);
+    for (last, t) in recent.iter().enumerate() {
+        while t.duration_since(recent[first]) >= Duration::from_secs(10) {
+            first += 1;
+        }
+        peak = peak.max(last + 1 - first);
+    }
     let floor = usize::from(configured || !demand.is_empty());
     peak.clamp(floor, max.max(floor))
 }
@@ -478,6 +482,10 @@ mod tests {
         let mut st = State::default();
         assert_eq!(target(&mut st, key, false, 8, now), 0, "no demand, not configured");
         assert_eq!(target(&mut st, key, true, 8, now), 1, "configured keys keep one");
+        // Two cold starts 50 s ago, then (below) a burst of 5 within a few ms 30 s ago: the
+        // target is the busiest 10 s, the 5, not all 7 of the last minute.
+        st.demand.entry(key).or_default().extend([now - Duration::from_secs(50), now - Duration::from_secs(49)]);
+        assert_eq!(target(&mut st, key, false, 8, now), 2);
         st.demand
             .entry(key)
             .or_default()
