@@ -81,83 +81,10 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     hearth_agent::raise_open_file_limit()?;
-    if let Some(Subcommand::Replay(replay_args)) = &args.command
-        && replay_args.live
-    {
-        let mut figures = vec![];
-        let mut runs = vec![];
-        for (name, policy, keep) in
-            [("fixed_90s", "fixed", 90), ("fixed_10min", "fixed", 600), ("adaptive", "adaptive", 90)]
-        {
-            eprintln!("live replay, {name}: {} trace minutes at {}x", replay_args.minutes, replay_args.speed);
-            runs.push((name, replay_live::run(replay_args, policy, keep).await?));
-        }
-        let (base_name, base) = (runs[0].0, &runs[0].1);
-        let rate = |r: &replay_live::LiveResult| r.cold_starts as f64 * 100.0 / r.invocations.max(1) as f64;
-        for (name, r) in &runs {
-            figures.push(figure(&format!("replay_live.{name}.cold_start_rate"), rate(r), "%", base_name, rate(base)));
-            figures.push(figure(
-                &format!("replay_live.{name}.idle_memory"),
-                r.idle_gb_seconds,
-                "GB-s",
-                base_name,
-                base.idle_gb_seconds,
-            ));
-            figures.push(figure(
-                &format!("replay_live.{name}.p99_latency"),
-                r.p99_latency_ms,
-                "ms",
-                base_name,
-                base.p99_latency_ms,
-            ));
-            figures.push(figure(
-                &format!("replay_live.{name}.errors"),
-                r.errors as f64,
-                "requests",
-                base_name,
-                base.errors as f64,
-            ));
-            figures.push(figure(
-                &format!("replay_live.{name}.invocations"),
-                r.invocations as f64,
-                "requests",
-                base_name,
-                base.invocations as f64,
-            ));
-        }
-        print_figures(&figures, args.json)?;
-        return Ok(());
-    }
     if let Some(Subcommand::Replay(replay_args)) = &args.command {
-        let mut figures = vec![];
-        let results = replay::run(replay_args)?;
-        let baseline = &results[0];
-        for (name, r) in &results {
-            let (b, base) = (baseline.0, &baseline.1);
-            figures.push(figure(
-                &format!("replay.{name}.cold_start_rate"),
-                r.cold_start_rate() * 100.0,
-                "%",
-                b,
-                base.cold_start_rate() * 100.0,
-            ));
-            figures.push(figure(
-                &format!("replay.{name}.idle_memory"),
-                r.idle_gb_seconds,
-                "GB-s",
-                b,
-                base.idle_gb_seconds,
-            ));
-            figures.push(figure(
-                &format!("replay.{name}.p99_added_latency"),
-                r.p99_added_ms,
-                "ms",
-                b,
-                base.p99_added_ms,
-            ));
-        }
-        print_figures(&figures, args.json)?;
-        return Ok(());
+        let figures =
+            if replay_args.live { replay::live_figures(replay_args).await? } else { replay::figures(replay_args)? };
+        return print_figures(&figures, args.json);
     }
     let mut figures = vec![];
     let say = |s: &str| {
@@ -165,7 +92,6 @@ async fn main() -> Result<()> {
             eprintln!("{s}");
         }
     };
-
     let sandboxed = ProcessDriver::detect().drops_privileges();
     let n = args.cold_starts;
     let pool_settings = || PrewarmSettings {

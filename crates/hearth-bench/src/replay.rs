@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hearth_scale::simulate::{SimConfig, SimResult, replay};
+use hearth_scale::simulate::{SimConfig, replay};
 use hearth_scale::trace::Trace;
-use hearth_scale::{Adaptive, Fixed, KeepAlivePolicy};
+use hearth_scale::{PolicyKind, keep_alive_policy};
+
+use crate::{Figure, figure};
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
@@ -40,20 +42,32 @@ pub struct ReplayArgs {
     pub max_per_minute: u32,
 }
 
-type Factory = Box<dyn Fn() -> Box<dyn KeepAlivePolicy>>;
-
 /// The policies compared: fixed keep-alives of 90 s (Hearth's default) and 10 minutes, and
 /// the adaptive histogram policy (falling back to 90 s).
-fn policies() -> Vec<(&'static str, Factory)> {
-    vec![
-        ("fixed_90s", Box::new(|| Box::new(Fixed(Duration::from_secs(90))))),
-        ("fixed_10min", Box::new(|| Box::new(Fixed(Duration::from_secs(600))))),
-        ("adaptive", Box::new(|| Box::new(Adaptive::new(Duration::from_secs(90))))),
-    ]
+pub const POLICIES: [(&str, PolicyKind, u64); 3] = [
+    ("fixed_90s", PolicyKind::Fixed, 90),
+    ("fixed_10min", PolicyKind::Fixed, 600),
+    ("adaptive", PolicyKind::Adaptive, 90),
+];
+
+/// One policy's measurements: (metric, value, unit).
+type Measured = Vec<(&'static str, f64, &'static str)>;
+
+/// Every policy's measurements as figures named `prefix.policy.metric`, each against the
+/// first policy's.
+fn compare(prefix: &str, runs: &[(&str, Measured)]) -> Vec<Figure> {
+    let (base_name, base) = &runs[0];
+    runs.iter()
+        .flat_map(|(name, measured)| {
+            measured.iter().zip(base).map(move |((metric, value, unit), (_, base_value, _))| {
+                figure(&format!("{prefix}.{name}.{metric}"), *value, unit, base_name, *base_value)
+            })
+        })
+        .collect()
 }
 
-/// Runs every policy; returns (name, result) in order.
-pub fn run(args: &ReplayArgs) -> Result<Vec<(&'static str, SimResult)>> {
+/// The simulation, per policy: cold-start rate, idle memory, p99 added latency.
+pub fn figures(args: &ReplayArgs) -> Result<Vec<Figure>> {
     let trace = Trace::load(&args.trace)
         .with_context(|| format!("cannot load the trace from {} (use --trace DIR)", args.trace.display()))?;
     eprintln!(
@@ -64,5 +78,37 @@ pub fn run(args: &ReplayArgs) -> Result<Vec<(&'static str, SimResult)>> {
         args.seed
     );
     let config = SimConfig { cold_start: Duration::from_millis(args.cold_start_ms), seed: args.seed };
-    Ok(policies().into_iter().map(|(name, make)| (name, replay(&trace, make, &config))).collect())
+    let runs: Vec<(&str, Measured)> = POLICIES
+        .iter()
+        .map(|&(name, kind, keep_s)| {
+            let make = || keep_alive_policy(kind, Duration::from_secs(keep_s), Duration::from_secs(60));
+            let r = replay(&trace, make, &config);
+            let measured = vec![
+                ("cold_start_rate", r.cold_start_rate() * 100.0, "%"),
+                ("idle_memory", r.idle_gb_seconds, "GB-s"),
+                ("p99_added_latency", r.p99_added_ms, "ms"),
+            ];
+            (name, measured)
+        })
+        .collect();
+    Ok(compare("replay", &runs))
+}
+
+/// The live replay, per policy, each on a server of its own.
+pub async fn live_figures(args: &ReplayArgs) -> Result<Vec<Figure>> {
+    let mut runs: Vec<(&str, Measured)> = vec![];
+    for (name, kind, keep_s) in POLICIES {
+        eprintln!("live replay, {name}: {} trace minutes at {}x", args.minutes, args.speed);
+        let r = crate::replay_live::run(args, kind, keep_s).await?;
+        let rate = r.cold_starts as f64 * 100.0 / r.invocations.max(1) as f64;
+        let measured = vec![
+            ("cold_start_rate", rate, "%"),
+            ("idle_memory", r.idle_gb_seconds, "GB-s"),
+            ("p99_latency", r.p99_latency_ms, "ms"),
+            ("errors", r.errors as f64, "requests"),
+            ("invocations", r.invocations as f64, "requests"),
+        ];
+        runs.push((name, measured));
+    }
+    Ok(compare("replay_live", &runs))
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use hearth_agent::{PrewarmSettings, ProcessDriver};
 use hearth_blob::fixtures::{RawEntry, raw_zip};
+use hearth_scale::PolicyKind;
 use hearth_scale::trace::{Trace, TraceFunction};
 use hearth_types::FunctionSpec;
 use tokio::time::Instant;
@@ -51,7 +52,7 @@ fn pick(trace: &Trace, args: &ReplayArgs) -> Vec<TraceFunction> {
     picked
 }
 
-pub async fn run(args: &ReplayArgs, policy: &str, keep_alive_trace_s: u64) -> Result<LiveResult> {
+pub async fn run(args: &ReplayArgs, policy: PolicyKind, keep_alive_trace_s: u64) -> Result<LiveResult> {
     let trace = Trace::load(&args.trace).with_context(|| format!("cannot load {}", args.trace.display()))?;
     let functions = pick(&trace, args);
     let speed = args.speed;
@@ -69,7 +70,7 @@ pub async fn run(args: &ReplayArgs, policy: &str, keep_alive_trace_s: u64) -> Re
             handler: Some("main.handler".into()),
             code_sha256: Some(package.sha256.to_string()),
             keep_alive_s: Some(keep_alive),
-            keep_alive_policy: Some(policy.into()),
+            keep_alive_policy: Some(policy.to_string()),
             max_instances: Some(50),
             timeout_s: Some(30),
             ..Default::default()
