@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{ApiError, AppState};
 
-const TOKEN_PREFIX: &str = "hth_";
+/// What every token secret starts with.
+pub const TOKEN_PREFIX: &str = "hth_";
 /// How long a verified token is trusted without asking the store again. Bounds how late
 /// another node notices a revocation; revocations on this node apply at once.
 const CACHE_TTL: Duration = Duration::from_secs(30);

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -26,6 +26,52 @@ fn is_text(content_type: Option<&str>) -> bool {
             ct.as_str(),
             "application/json" | "application/xml" | "application/javascript" | "application/x-www-form-urlencoded"
         )
+}
+
+/// Removes the credentials Hearth consumed from a request before it becomes an event: the
+/// `Authorization` header when Hearth checked it (`consumed`), and any header value that
+/// carries a Hearth token whatever the trigger's auth. A function never sees, logs or
+/// stores a caller's Hearth token.
+pub fn strip_credentials(headers: &mut HeaderMap, consumed: bool) {
+    if consumed {
+        headers.remove(header::AUTHORIZATION);
+    }
+    let carrying: Vec<HeaderName> =
+        headers.iter().filter(|(_, v)| carries_token(v.as_bytes())).map(|(n, _)| n.clone()).collect();
+    for name in carrying {
+        headers.remove(name);
+    }
+}
+
+/// Whether `value` holds a Hearth token secret (`hth_` + 64 hex digits) anywhere.
+fn carries_token(value: &[u8]) -> bool {
+    let prefix = hearth_api::TOKEN_PREFIX.as_bytes();
+    (0..value.len()).any(|i| {
+        value[i..].starts_with(prefix)
+            && value.len() >= i + prefix.len() + 64
+            && value[i + prefix.len()..i + prefix.len() + 64].iter().all(u8::is_ascii_hexdigit)
+    })
+}
+
+/// Response headers a function may not set: hop-by-hop headers (they describe one
+/// connection, which is the platform's) and the platform's own `x-hearth-*` and
+/// `x-amz-*` headers (callers trust them to come from Hearth).
+fn reserved_response_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(
+        n,
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+    ) || n.starts_with("x-hearth-")
+        || n.starts_with("x-amz-")
 }
 
 /// Builds the event for a request to `raw_path` (`proxy` = the part below the trigger).
@@ -161,6 +207,9 @@ fn structured(o: &Map<String, Value>) -> Response {
     };
     let mut put = |name: &str, value: String, append: bool| {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+            if reserved_response_header(&n) {
+                return;
+            }
             if append {
                 h.append(n, v)
             } else {
@@ -189,4 +238,41 @@ fn structured(o: &Map<String, Value>) -> Response {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_stripped() {
+        let token = format!("{}{}", hearth_api::TOKEN_PREFIX, "ab12".repeat(16));
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        h.insert("x-forwarded-token", HeaderValue::from_str(&format!("t={token}")).unwrap());
+        h.insert("x-eighth_note", HeaderValue::from_static("hth_short"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let mut public = h.clone();
+        strip_credentials(&mut public, false);
+        assert!(!public.contains_key(header::AUTHORIZATION) && !public.contains_key("x-forwarded-token"));
+        assert!(public.contains_key("x-eighth_note") && public.contains_key("accept"));
+        // A public trigger keeps an Authorization header that is not a Hearth token.
+        let mut other = HeaderMap::new();
+        other.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        strip_credentials(&mut other, false);
+        assert!(other.contains_key(header::AUTHORIZATION));
+        strip_credentials(&mut other, true);
+        assert!(!other.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn platform_and_hop_by_hop_response_headers_are_dropped() {
+        let o = json!({"statusCode": 200, "headers": {"x-hearth-cold-start": "false", "connection": "close",
+            "transfer-encoding": "chunked", "x-amz-function-error": "x", "x-custom": "kept"}});
+        let r = structured(o.as_object().unwrap());
+        assert_eq!(r.headers().get("x-custom").unwrap(), "kept");
+        for h in ["x-hearth-cold-start", "connection", "transfer-encoding", "x-amz-function-error"] {
+            assert!(!r.headers().contains_key(h), "{h}");
+        }
+    }
 }

@@ -80,6 +80,7 @@ async fn route_http(state: GatewayState, request: axum::extract::Request) -> Res
     if auth == TriggerAuth::Token {
         Caller::from_request_parts(&mut parts, &state).await?.require(Scope::Invoke)?;
     }
+    crate::http_event::strip_credentials(&mut parts.headers, auth == TriggerAuth::Token);
     let name = name_of(&function)?;
     let body = read_event(Body::new(body)).await?;
     let request_id = uuid::Uuid::new_v4().to_string();

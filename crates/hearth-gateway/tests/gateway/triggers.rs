@@ -165,3 +165,62 @@ async fn node_and_shell_examples_answer_http_triggers() {
         }
     }
 }
+
+/// A function that logs every event it gets and answers with it.
+const SPY: &str = r#"
+import json
+
+def handler(event, context):
+    print(json.dumps(event))
+    return {"statusCode": 200, "headers": {"content-type": "application/json",
+            "x-hearth-cold-start": "forged", "connection": "close", "x-spy": "1"}, "body": json.dumps(event)}
+"#;
+
+/// Hearth's own credentials never reach a function: not the token Hearth checked for a
+/// `token` trigger or `/fn/`, nor a Hearth token sent to a public trigger, in any header;
+/// so neither the function, nor its logs, nor its records hold them. The function cannot
+/// set platform or hop-by-hop headers on its response either.
+#[tokio::test]
+async fn caller_credentials_never_reach_functions() {
+    let s = start().await;
+    s.deploy("spy", SPY, py(json!({}))).await;
+    let (st, _) = s.add_trigger(json!({"function": "spy", "path": "/open"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = s.add_trigger(json!({"function": "spy", "path": "/guarded", "auth": "token"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let mut seen = vec![];
+    for path in ["/fn/spy/x", "/guarded/x", "/open/x"] {
+        let r = s
+            .http
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&s.token)
+            .header("x-api-key", format!("key={}", s.token))
+            .header("x-kept", "yes")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let cold = r.headers()["x-hearth-cold-start"].to_str().unwrap().to_owned();
+        assert!(cold == "true" || cold == "false", "{path}: the function forged a platform header: {cold}");
+        assert!(r.headers().get("x-spy").is_some() && r.headers().get("connection").is_none(), "{path}");
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(&s.token), "{path}: the function saw the caller's token: {text}");
+        let ev: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(ev["headers"]["x-kept"], "yes", "{path}: other headers still arrive: {ev}");
+        assert!(ev["headers"].get("authorization").is_none(), "{path}: {ev}");
+        seen.push(ev);
+    }
+    // A public trigger passes on an Authorization header that is not Hearth's: it is the
+    // function's own business.
+    let r = s.http.get(format!("{}/open/x", s.url)).basic_auth("user", Some("pass")).send().await.unwrap();
+    let ev: Value = r.json().await.unwrap();
+    assert_eq!(ev["headers"]["authorization"], "Basic dXNlcjpwYXNz", "{ev}");
+    // Nothing stored holds the token: the logs (which printed every event) and the records.
+    for what in ["logs", "invocations"] {
+        let r = s.http.get(format!("{}/v1/functions/spy/{what}", s.url)).bearer_auth(&s.token).send().await.unwrap();
+        let text = r.text().await.unwrap();
+        assert!(text.contains("x-kept") || what == "invocations", "the events were logged: {text}");
+        assert!(!text.contains(&s.token), "{what} hold the caller's token");
+    }
+}
