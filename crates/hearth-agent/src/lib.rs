@@ -8,6 +8,7 @@
 
 mod cgroup;
 mod code_cache;
+mod connection_cap;
 mod driver;
 mod egress;
 mod instance;
@@ -34,7 +35,8 @@ pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
 pub use prewarm::{PoolKey, PrewarmPool, PrewarmSettings};
 pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BASE};
 pub use process_driver::ProcessDriver;
-pub use runtime_api::{Closed, RuntimeApi};
+pub use connection_cap::{CappedListener, CappedStream};
+pub use runtime_api::{Closed, RuntimeApi, SPARE_CONNECTIONS};
 pub use runtimes::{RuntimeError, Runtimes};
 
 /// Raises this process's open-file limit to its hard limit: each instance holds a few pipes

@@ -95,6 +95,21 @@ impl ProcessDriver {
     }
 }
 
+/// In the child between fork and exec: every descriptor above stdio is closed at exec,
+/// whatever the server, or whoever started it, had open without `O_CLOEXEC` (a log file, a
+/// secret). Marked rather than closed, so the later steps and the spawn's own error pipe
+/// still work until exec. Fails closed: a kernel without `close_range` (before 5.11) gets
+/// no instance rather than one that inherits descriptors.
+fn close_inherited_at_exec() -> std::io::Result<()> {
+    use nix::libc;
+    // SAFETY: close_range with integer arguments.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// In the child between fork and exec: joins its cgroups (writing `0` to `cgroup.procs`
 /// moves the writer). Only raw syscalls on strings prepared before the fork.
 fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
@@ -229,6 +244,11 @@ impl SandboxDriver for ProcessDriver {
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError> {
         let spawn_error = |source| SandboxError::Spawn { program: spec.program.display().to_string(), source };
         let mut command = tokio::process::Command::new(&spec.program);
+        // SAFETY: one raw syscall in the forked child. Registered first: it must run whatever
+        // else the launch adds.
+        unsafe {
+            command.pre_exec(close_inherited_at_exec);
+        }
         let cgroup = match &self.cgroups {
             Some(cg) => Some(cg.create(&spec.instance_id, spec.memory_mb).map_err(spawn_error)?),
             None => None,

@@ -31,6 +31,12 @@ const HTTP_INTEGRATION_CT: &str = "application/vnd.awslambda.http-integration-re
 
 type Reply = oneshot::Sender<Outcome>;
 
+/// Connections an instance may hold open to its Runtime API beyond one per slot (responses,
+/// errors and init errors on their own connections, clients that reconnect). Past the cap
+/// its further connections wait unaccepted: a function that opens thousands from forked
+/// children blocks only itself, never the server's descriptors.
+pub const SPARE_CONNECTIONS: usize = 16;
+
 struct Shared {
     init: Mutex<Option<oneshot::Sender<InitOutcome>>>,
     queue: tokio::sync::Mutex<mpsc::Receiver<(Invocation, Reply)>>,
@@ -75,6 +81,7 @@ impl RuntimeApi {
             .route("/2018-06-01/ping", get(|| async { "pong" }))
             .with_state(shared);
         let server = tokio::spawn(async move {
+            let listener = crate::connection_cap::CappedListener::new(listener, slots + SPARE_CONNECTIONS);
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(%e, "runtime API server stopped");
             }

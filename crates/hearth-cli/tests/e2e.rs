@@ -43,15 +43,19 @@ impl Home {
     }
 
     fn up_with(&self, env: &[(&str, &str)]) -> Server {
-        let child = self
-            .cmd()
-            .envs(env.iter().copied())
-            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.path().join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut command = self.up_command();
+        self.spawn_up(command.envs(env.iter().copied()))
+    }
+
+    fn up_command(&self) -> Command {
+        let mut c = self.cmd();
+        c.args(["up", "--listen", "127.0.0.1:0", "--data-dir"]).arg(self.path().join("data"));
+        c
+    }
+
+    /// Starts `command` (a `hearth up`) and waits until it listens.
+    fn spawn_up(&self, command: &mut Command) -> Server {
+        let child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         // Owned by a Server at once, so the process is killed even if start-up fails.
         let mut server = Server { child, url: String::new(), banner: String::new() };
         let stdout = server.child.stdout.take().unwrap();
@@ -456,4 +460,173 @@ fn deploy_from_an_s3_object() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CodeObjectNotFound"));
+}
+
+/// Descriptors the server inherited or opened without `O_CLOEXEC` never reach an instance:
+/// `hearth up` is started holding a root-only secret on fd 7 and a log file on fd 8, and
+/// neither a pre-warmed (128 MB) nor a fully started (256 MB) Python instance can use them.
+#[test]
+fn inherited_descriptors_never_reach_instances() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let home = Home::new();
+    let secret = home.path().join("secret.txt");
+    std::fs::write(&secret, "root-only secret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log = home.path().join("server.log");
+    std::fs::write(&log, "").unwrap();
+    let secret_file = std::fs::File::open(&secret).unwrap();
+    let log_file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let (secret_fd, log_fd) = (secret_file.as_raw_fd(), log_file.as_raw_fd());
+    let mut command = home.up_command();
+    // SAFETY: dup2 in the forked child; dup2 leaves the new descriptors without CLOEXEC, as a
+    // shell's `7<secret 8>>log` would.
+    unsafe {
+        command.pre_exec(move || {
+            for (from, to) in [(secret_fd, 7), (log_fd, 8)] {
+                if nix::libc::dup2(from, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let _server = home.spawn_up(&mut command);
+    let code = home.path().join("fds");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("main.py"),
+        r#"
+import os, stat
+
+# Every regular file it holds, read and written to: an inherited one would show here.
+def handler(event, context):
+    out = {}
+    for fd in sorted(int(f) for f in os.listdir("/proc/self/fd")):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+        entry = {"link": os.readlink("/proc/self/fd/%d" % fd) if fd > 2 else "stdio"}
+        if stat.S_ISREG(st.st_mode):
+            try:
+                entry["read"] = os.pread(fd, 100, 0).decode(errors="replace")
+            except OSError as e:
+                entry["read"] = e.strerror
+            try:
+                os.write(fd, b"written by a function\n")
+                entry["write"] = "written"
+            except OSError as e:
+                entry["write"] = e.strerror
+        out[str(fd)] = entry
+    return out
+"#,
+    )
+    .unwrap();
+    for memory in ["128", "256"] {
+        let name = format!("fds-{memory}");
+        let code = code.to_str().unwrap();
+        home.ok(&[
+            "fn",
+            "deploy",
+            code,
+            "--name",
+            &name,
+            "--runtime",
+            "python3",
+            "--handler",
+            "main.handler",
+            "--memory",
+            memory,
+        ]);
+        let r = home.json(&["invoke", &name]);
+        let result = &r["result"];
+        assert!(result.get("1").is_some(), "{memory} MB: the listing works: {result}");
+        let text = result.to_string();
+        assert!(!text.contains("root-only secret"), "{memory} MB: the server's secret reached the instance: {text}");
+        assert!(!text.contains("written"), "{memory} MB: a server file was writable: {text}");
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "", "nothing was written to the server's log file");
+}
+
+/// A function whose forked children open thousands of connections to its own Runtime API
+/// and hold them costs the server a bounded number of descriptors: the server keeps
+/// answering `/healthz` and other functions while the children still hold them.
+#[test]
+fn runtime_api_connection_flood_is_capped() {
+    let home = Home::new();
+    let server = home.up();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", server.child.id())).unwrap().count();
+    let code = home.path().join("flood");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("main.py"),
+        r#"
+import os, socket, time
+
+def hold(host, port, n, w, seconds):
+    held = []
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(0.5)
+        try:
+            s.connect((host, port))
+        except OSError:
+            break
+        held.append(s)
+    os.write(w, b"%d\n" % len(held))
+    time.sleep(seconds)
+    os._exit(0)
+
+def handler(event, context):
+    host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
+    r, w = os.pipe()
+    for _ in range(event["children"]):
+        if os.fork() == 0:
+            hold(host, int(port), event["per_child"], w, event["hold_s"])
+    os.close(w)
+    lines = os.fdopen(r)
+    return {"opened": sum(int(lines.readline()) for _ in range(event["children"]))}
+"#,
+    )
+    .unwrap();
+    let code = code.to_str().unwrap();
+    home.ok(&[
+        "fn",
+        "deploy",
+        code,
+        "--name",
+        "flood",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+        "--timeout",
+        "60",
+    ]);
+    let example = repo().join("examples/python-hello");
+    home.ok(&[
+        "fn",
+        "deploy",
+        example.to_str().unwrap(),
+        "--name",
+        "bystander",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+    ]);
+    assert_eq!(home.json(&["invoke", "bystander"])["result"]["statusCode"], 200);
+    let before = fds();
+    let r = home.json(&["invoke", "flood", "--data", r#"{"children": 4, "per_child": 1000, "hold_s": 60}"#]);
+    let opened = r["result"]["opened"].as_u64().unwrap_or(0);
+    // Far more than the cap (one per slot + 16): the rest wait in the kernel's backlog.
+    assert!(opened > 100, "the attack really opened many connections: {r}");
+    // The children still hold their connections here.
+    let during = fds();
+    assert!(during < before + 200, "the server holds {during} descriptors, {before} before {opened} connections");
+    let health = reqwest::blocking::get(format!("{}/healthz", server.url)).unwrap();
+    assert!(health.status().is_success());
+    assert_eq!(home.json(&["invoke", "bystander"])["result"]["statusCode"], 200);
 }
