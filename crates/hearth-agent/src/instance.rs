@@ -5,7 +5,6 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{oneshot, watch};
 
 use crate::driver::{Exit, SandboxControl};
@@ -260,29 +259,6 @@ impl Drop for Instance {
 fn exit_error(request_id: &str, exit: Option<Exit>) -> PlatformError {
     let how = exit.map_or("runtime exited".to_owned(), |e| format!("Runtime exited with error: {e}"));
     PlatformError { error_type: "Runtime.ExitError", message: format!("RequestId: {request_id} Error: {how}") }
-}
-
-/// Forwards each line of `stream` to `sink` (or the debug log), attributed to the request
-/// the instance is serving when the line is read.
-pub(crate) fn capture_lines(
-    label: String,
-    which: hearth_types::LogStream,
-    stream: std::pin::Pin<Box<dyn AsyncRead + Send>>,
-    current: CurrentRequest,
-    sink: Option<LogSink>,
-) {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            match &sink {
-                Some(sink) => {
-                    let request_id = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    sink(LogEvent { request_id, stream: which, line, at: SystemTime::now() });
-                }
-                None => tracing::debug!(target: "hearth::function", instance = %label, "{line}"),
-            }
-        }
-    });
 }
 
 /// Milliseconds since the Unix epoch, for deadlines.

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hearth_types::{FunctionConfig, FunctionName, LogStream};
+use hearth_types::{FunctionConfig, FunctionName};
 
 use crate::driver::{Exit, LaunchSpec, SandboxDriver, SandboxError};
-use crate::instance::{CurrentRequest, Instance, InstanceState, LogSink, capture_lines};
+use crate::instance::{CurrentRequest, Instance, InstanceState};
+use crate::log_capture::{LogOutput, capture};
 use crate::runtimes::{RuntimeError, Runtimes};
 use crate::{InitOutcome, RuntimeApi};
 
@@ -124,16 +125,17 @@ pub async fn start_instance(
     spec: &InstanceSpec,
     init_timeout: Duration,
 ) -> Result<Instance, StartFailure> {
-    start_instance_logged(driver, runtimes, spec, init_timeout, None).await
+    start_instance_logged(driver, runtimes, spec, init_timeout, None::<LogOutput>).await
 }
 
-/// [`start_instance`], sending every output line to `sink`.
+/// [`start_instance`], sending every output line to `output` (a [`LogOutput`], or a
+/// [`crate::LogSink`] with the default limits).
 pub async fn start_instance_logged(
     driver: &dyn SandboxDriver,
     runtimes: &Runtimes,
     spec: &InstanceSpec,
     init_timeout: Duration,
-    sink: Option<LogSink>,
+    output: Option<impl Into<LogOutput>>,
 ) -> Result<Instance, StartFailure> {
     let network = driver.network(spec.config.network).await?;
     let api =
@@ -154,12 +156,13 @@ pub async fn start_instance_logged(
         stdin: false,
     };
     let sandbox = driver.launch(&launch)?;
-    let instance = assemble(spec, api, sandbox.stdout, sandbox.stderr, sandbox.control, sandbox.exited, sink);
+    let output = output.map(Into::into);
+    let instance = assemble(spec, api, sandbox.stdout, sandbox.stderr, sandbox.control, sandbox.exited, output);
     await_init(instance, init_timeout).await
 }
 
 /// An [`Instance`] for a launched sandbox: its output attributed to requests (and sent to
-/// `sink`), its Runtime API, its control.
+/// `output`, within its limits), its Runtime API, its control.
 pub(crate) fn assemble(
     spec: &InstanceSpec,
     api: RuntimeApi,
@@ -167,12 +170,11 @@ pub(crate) fn assemble(
     stderr: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
     control: Box<dyn crate::SandboxControl>,
     exited: tokio::sync::oneshot::Receiver<Exit>,
-    sink: Option<LogSink>,
+    output: Option<LogOutput>,
 ) -> Instance {
     let label = format!("{}:{}/{}", spec.function, spec.version, spec.instance_id);
     let current = CurrentRequest::default();
-    capture_lines(label.clone(), LogStream::Stdout, stdout, current.clone(), sink.clone());
-    capture_lines(label, LogStream::Stderr, stderr, current.clone(), sink);
+    capture(label, stdout, stderr, current.clone(), output);
     Instance::new(spec.instance_id.clone(), spec.config.concurrency, current, api, control, exited)
 }
 

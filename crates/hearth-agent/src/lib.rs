@@ -14,6 +14,7 @@ mod egress;
 mod instance;
 mod instance_start;
 mod invocation;
+mod log_capture;
 mod netns;
 mod prewarm;
 mod privileges;
@@ -32,6 +33,7 @@ pub use instance::{
 };
 pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
+pub use log_capture::{CaptureLimits, LogOutput, TRUNCATED};
 pub use prewarm::{PoolKey, PrewarmPool, PrewarmSettings};
 pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BASE};
 pub use process_driver::ProcessDriver;

@@ -20,10 +20,11 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::sync::{Notify, oneshot};
 
 use crate::driver::{Exit, LaunchSpec, SandboxControl, SandboxDriver};
-use crate::instance::{Instance, LogSink};
+use crate::instance::Instance;
 use crate::instance_start::{
     InstanceSpec, StartFailure, assemble, await_init, default_environment, lambda_environment,
 };
+use crate::log_capture::LogOutput;
 use crate::runtime_api::RuntimeApi;
 use crate::runtimes::Runtimes;
 
@@ -156,7 +157,7 @@ impl PrewarmPool {
         &self,
         spec: &InstanceSpec,
         init_timeout: Duration,
-        sink: Option<LogSink>,
+        output: Option<LogOutput>,
     ) -> Option<Result<Instance, StartFailure>> {
         let key = PoolKey::for_config(&spec.config)?;
         let cell = {
@@ -175,7 +176,7 @@ impl PrewarmPool {
             found
         };
         self.inner.wake.notify_one();
-        Some(self.become_function(cell?, spec, init_timeout, sink).await)
+        Some(self.become_function(cell?, spec, init_timeout, output).await)
     }
 
     async fn become_function(
@@ -183,7 +184,7 @@ impl PrewarmPool {
         mut cell: Cell,
         spec: &InstanceSpec,
         init_timeout: Duration,
-        sink: Option<LogSink>,
+        output: Option<LogOutput>,
     ) -> Result<Instance, StartFailure> {
         let mut spec = spec.clone();
         spec.instance_id = cell.id.clone();
@@ -203,7 +204,7 @@ impl PrewarmPool {
         };
         let sent = sent.await;
         let control = Box::new(WithSlot { inner: cell.control, slot: cell.slot });
-        let instance = assemble(&spec, api, cell.stdout, cell.stderr, control, cell.exited, sink);
+        let instance = assemble(&spec, api, cell.stdout, cell.stderr, control, cell.exited, output);
         if let Err(e) = sent {
             instance.stop();
             return Err(StartFailure::Io(e));

@@ -1,15 +1,16 @@
 //! Starting an instance for a function version: code from the node cache, then the agent.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hearth_agent::{
-    CodeCache, Instance, InstanceSpec, LogEvent, LogSink, PrewarmPool, Runtimes, SandboxDriver, StartFailure,
-    start_instance_logged,
+    CaptureLimits, CodeCache, Instance, InstanceSpec, LogEvent, LogOutput, LogSink, PrewarmPool, Runtimes,
+    SandboxDriver, StartFailure, TRUNCATED, start_instance_logged,
 };
-use hearth_types::{CodeDigest, FunctionConfig, FunctionName, LogLine};
+use hearth_types::{CodeDigest, FunctionConfig, FunctionName, LogLine, LogStream};
 
+use crate::log_budget::{Fate, LogBudgets};
 use crate::meter::Meter;
 
 /// What every instance of one version is started from.
@@ -31,6 +32,10 @@ pub struct Launcher {
     pub driver: Arc<dyn SandboxDriver>,
     pub init_timeout: Duration,
     pub region: String,
+    /// Each instance's output limits (line length, bytes per invocation).
+    pub log_capture: CaptureLimits,
+    /// Each function's output budget per minute, shared by its instances.
+    pub log_budgets: LogBudgets,
 }
 
 /// The node's memory budget for instances: admission control, so that a full node refuses
@@ -97,31 +102,61 @@ impl Launcher {
             code_dir,
             region: self.region.clone(),
         };
-        let (meter, function) = (self.meter.clone(), template.function.clone());
-        let sink: LogSink = Arc::new(move |e: LogEvent| {
-            meter.log(LogLine {
-                seq: 0,
-                function: function.clone(),
-                request_id: e.request_id,
-                at: e.at.into(),
-                stream: e.stream,
-                message: e.line,
-            })
-        });
+        let output = LogOutput { sink: self.log_sink(&template.function), limits: self.log_capture };
         // A pre-warmed sandbox if the function can use one and one is ready.
         let from_pool = match &self.prewarm {
-            Some(pool) => pool.specialize(&spec, self.init_timeout, Some(sink.clone())).await,
+            Some(pool) => pool.specialize(&spec, self.init_timeout, Some(output.clone())).await,
             None => None,
         };
         let started = match from_pool {
             Some(result) => result,
             None => {
-                start_instance_logged(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout, Some(sink)).await
+                start_instance_logged(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout, Some(output))
+                    .await
             }
         };
         started.map_err(|f: StartFailure| {
             tracing::warn!(function = %template.function, version = template.version, error = %f, "instance failed to start");
             f.error_body()
+        })
+    }
+
+    /// Where an instance of `function` sends its output: the meter, within the function's
+    /// budget per minute (the platform's own lines, such as the agent's markers, are not
+    /// charged).
+    fn log_sink(&self, function: &FunctionName) -> LogSink {
+        let (meter, function, budget) = (self.meter.clone(), function.clone(), self.log_budgets.of(function));
+        let per_minute_kib = self.log_budgets.bytes_per_minute / 1024;
+        Arc::new(move |e: LogEvent| {
+            let line = |request_id: Option<String>, stream, message| LogLine {
+                seq: 0,
+                function: function.clone(),
+                request_id,
+                at: e.at.into(),
+                stream,
+                message,
+            };
+            if e.stream == LogStream::Platform {
+                return meter.log(line(e.request_id, e.stream, e.line));
+            }
+            let admit = budget.lock().unwrap_or_else(|p| p.into_inner()).admit(e.line.len() as u64, Instant::now());
+            if let Some(d) = admit.dropped_before {
+                let message = format!(
+                    "{TRUNCATED} {} lines ({} bytes) of output were dropped: the function passed its log budget of {per_minute_kib} KiB per minute",
+                    d.lines, d.bytes
+                );
+                meter.log(line(e.request_id.clone(), LogStream::Platform, message));
+            }
+            match admit.fate {
+                Fate::Keep => meter.log(line(e.request_id, e.stream, e.line)),
+                Fate::Mark => {
+                    let message = format!(
+                        "{TRUNCATED} the function's output passed its log budget of {per_minute_kib} KiB per minute; lines are dropped until the next minute"
+                    );
+                    meter.log(line(e.request_id, LogStream::Platform, message));
+                }
+                Fate::Drop => {}
+            }
         })
     }
 }

@@ -10,6 +10,7 @@ mod http_event;
 mod invoke;
 mod lambda_api;
 mod launcher;
+mod log_budget;
 mod meter;
 mod pool;
 mod routes;
@@ -102,6 +103,8 @@ impl Gateway {
             driver,
             init_timeout: settings.init_timeout,
             region: settings.region.clone(),
+            log_capture: settings.log_capture,
+            log_budgets: log_budget::LogBudgets::new(settings.log_bytes_per_minute),
         });
         let functions = FunctionCache::new(store.clone());
         let triggers = TriggerTable::new(store.clone());

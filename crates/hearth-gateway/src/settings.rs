@@ -15,6 +15,12 @@ pub struct GatewaySettings {
     pub region: String,
     /// How long invocation records and log lines are kept.
     pub log_retention: Duration,
+    /// What one instance's output may put in the log: the longest line (256 KiB) and the
+    /// bytes per invocation (4 MiB). Past them, lines are cut or dropped, with a marker.
+    pub log_capture: hearth_agent::CaptureLimits,
+    /// Bytes of output one function (all its instances) may log per minute; past them, one
+    /// marker line, then lines are dropped until the next minute.
+    pub log_bytes_per_minute: u64,
     /// The pool of pre-warmed sandboxes; `None` turns it off.
     pub prewarm: Option<hearth_agent::PrewarmSettings>,
     /// The keep-alive policy of functions that do not choose one.
@@ -48,6 +54,8 @@ impl Default for GatewaySettings {
             reap_interval: Duration::from_millis(500),
             region: "us-east-1".into(),
             log_retention: Duration::from_secs(7 * 24 * 3600),
+            log_capture: hearth_agent::CaptureLimits::default(),
+            log_bytes_per_minute: 16 * 1024 * 1024,
             prewarm: Some(hearth_agent::PrewarmSettings::default()),
             keep_alive_policy: hearth_types::KeepAlivePolicyKind::Fixed,
             node_memory_mb: default_node_memory_mb(),
