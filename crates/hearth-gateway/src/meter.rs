@@ -1,97 +1,315 @@
-//! Metering and logs off the request path: invocation records and log lines go through a
-//! channel to one writer task that stores them in batches, and old ones are pruned.
+//! Metering and logs off the request path: invocation records and log lines go through
+//! bounded channels to one writer task that stores them in batches, and old ones are pruned.
+//!
+//! Records have a channel of their own, larger and served first, so a flood of log lines
+//! cannot push them out. Log lines wait in a queue bounded in lines and bytes; when it is
+//! full they are dropped and counted per function, and once the writer has caught up it
+//! stores one line per function saying how many it lost.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use hearth_store::MetadataStore;
-use hearth_types::{InvocationRecord, LogLine};
+use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 enum Msg {
     Record(InvocationRecord),
-    Log(LogLine),
     Flush(oneshot::Sender<()>),
 }
 
 /// Cheap to clone; every clone feeds the same writer.
 #[derive(Clone)]
 pub struct Meter {
-    tx: mpsc::UnboundedSender<Msg>,
+    records: mpsc::Sender<Msg>,
+    logs: mpsc::Sender<LogLine>,
+    counts: Arc<Counts>,
 }
 
-/// Written when this many items wait, or every `FLUSH_EVERY`.
+/// What the senders and the writer share.
+#[derive(Default)]
+struct Counts {
+    /// Bytes of log messages sent and not yet stored.
+    queued_bytes: AtomicU64,
+    /// Log lines dropped since the writer last reported them, in total and per function.
+    dropped: AtomicU64,
+    dropped_by_function: Mutex<HashMap<FunctionName, u64>>,
+    /// Invocation records lost because their queue was full.
+    records_lost: AtomicU64,
+}
+
+/// Written when this many items wait.
 const BATCH: usize = 512;
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Log lines waiting to be stored, at most, and the bytes they may hold (the batch being
+/// stored included): with lines of up to 256 KiB, the bytes bound the memory. Each line is
+/// charged its message and [`LINE_OVERHEAD`] (its record, names and ids).
+const LOG_QUEUE: usize = 16_384;
+const LOG_QUEUE_BYTES: u64 = 32 * 1024 * 1024;
+const LINE_OVERHEAD: u64 = 256;
+/// Invocation records waiting, at most (a few hundred bytes each).
+const RECORD_QUEUE: usize = 16_384;
 
 impl Meter {
     /// Starts the writer; telemetry older than `retention` is pruned every 10 minutes.
     pub fn start(store: Arc<dyn MetadataStore>, retention: Duration) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(store, rx, retention));
-        Self { tx }
+        let (records, records_rx) = mpsc::channel(RECORD_QUEUE);
+        let (logs, logs_rx) = mpsc::channel(LOG_QUEUE);
+        let counts = Arc::new(Counts::default());
+        tokio::spawn(writer(store, records_rx, logs_rx, counts.clone(), retention));
+        Self { records, logs, counts }
     }
 
+    /// Queues a record; if its queue is full (the store far behind), says so and counts it.
     pub fn record(&self, record: InvocationRecord) {
-        let _ = self.tx.send(Msg::Record(record));
+        if let Err(TrySendError::Full(_)) = self.records.try_send(Msg::Record(record)) {
+            let lost = self.counts.records_lost.fetch_add(1, Ordering::Relaxed) + 1;
+            if lost.is_power_of_two() {
+                tracing::warn!(lost, "invocation records lost: the metering queue is full");
+            }
+        }
     }
 
+    /// Queues a log line, or drops and counts it when the queue is full.
     pub fn log(&self, line: LogLine) {
-        let _ = self.tx.send(Msg::Log(line));
+        let bytes = charge(&line);
+        let before = self.counts.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > LOG_QUEUE_BYTES {
+            self.counts.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return self.counts.drop_line(&line.function);
+        }
+        if let Err(e) = self.logs.try_send(line) {
+            self.counts.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            if let TrySendError::Full(line) = e {
+                self.counts.drop_line(&line.function);
+            }
+        }
     }
 
     /// Waits until everything sent before this call is stored.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).is_ok() {
+        if self.records.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;
         }
     }
 }
 
-async fn writer(store: Arc<dyn MetadataStore>, mut rx: mpsc::UnboundedReceiver<Msg>, retention: Duration) {
-    let mut records = Vec::new();
-    let mut logs = Vec::new();
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
+/// What a queued line counts against [`LOG_QUEUE_BYTES`].
+fn charge(line: &LogLine) -> u64 {
+    line.message.len() as u64 + LINE_OVERHEAD
+}
+
+impl Counts {
+    fn drop_line(&self, function: &FunctionName) {
+        *self.dropped_by_function.lock().unwrap_or_else(|p| p.into_inner()).entry(function.clone()).or_default() += 1;
+        self.dropped.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One platform line per function that lost lines since the last report.
+    fn take_drop_report(&self) -> Vec<LogLine> {
+        if self.dropped.swap(0, Ordering::AcqRel) == 0 {
+            return vec![];
+        }
+        let by_function = std::mem::take(&mut *self.dropped_by_function.lock().unwrap_or_else(|p| p.into_inner()));
+        let total: u64 = by_function.values().sum();
+        tracing::warn!(lines = total, functions = by_function.len(), "log lines dropped: the log writer was behind");
+        by_function
+            .into_iter()
+            .map(|(function, n)| LogLine {
+                seq: 0,
+                function,
+                request_id: None,
+                at: Utc::now(),
+                stream: LogStream::Platform,
+                message: format!("{} {n} lines dropped: the log writer was behind", hearth_agent::TRUNCATED),
+            })
+            .collect()
+    }
+}
+
+/// What the writer stores next, and the flushes answered once it is stored.
+#[derive(Default)]
+struct Batch {
+    records: Vec<InvocationRecord>,
+    logs: Vec<LogLine>,
+    waiting: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.records.len() + self.logs.len()
+    }
+
+    async fn store(&mut self, store: &dyn MetadataStore) {
+        if !self.records.is_empty() {
+            if let Err(e) = store.append_invocations(&self.records).await {
+                tracing::warn!(%e, lost = self.records.len(), "storing invocation records failed");
+            }
+            self.records.clear();
+        }
+        if !self.logs.is_empty() {
+            if let Err(e) = store.append_logs(&self.logs).await {
+                tracing::warn!(%e, lost = self.logs.len(), "storing log lines failed");
+            }
+            self.logs.clear();
+        }
+    }
+
+    /// Everything sent before a flush is stored before it is answered: the flush comes after
+    /// its records on their channel, and the log lines waiting when it arrives are taken too.
+    fn take(&mut self, msg: Msg, logs_rx: &mut mpsc::Receiver<LogLine>) {
+        match msg {
+            Msg::Record(r) => self.records.push(r),
+            Msg::Flush(done) => {
+                self.waiting.push(done);
+                while let Ok(l) = logs_rx.try_recv() {
+                    self.logs.push(l);
+                }
+            }
+        }
+    }
+}
+
+async fn writer(
+    store: Arc<dyn MetadataStore>,
+    mut records_rx: mpsc::Receiver<Msg>,
+    mut logs_rx: mpsc::Receiver<LogLine>,
+    counts: Arc<Counts>,
+    retention: Duration,
+) {
+    let mut batch = Batch::default();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         let closed = tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(Msg::Record(r)) => { records.push(r); false }
-                Some(Msg::Log(l)) => { logs.push(l); false }
-                Some(Msg::Flush(done)) => { waiting.push(done); false }
+            biased;
+            msg = records_rx.recv() => match msg {
+                Some(m) => { batch.take(m, &mut logs_rx); false }
                 None => true,
             },
-            _ = tick.tick() => false,
+            line = logs_rx.recv() => match line {
+                Some(l) => { batch.logs.push(l); false }
+                None => true,
+            },
             _ = prune.tick() => {
                 let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
                 if let Err(e) = store.prune_telemetry(before).await {
                     tracing::warn!(%e, "pruning old logs failed");
                 }
-                false
+                continue;
             }
         };
-        let due = closed || !waiting.is_empty() || records.len() + logs.len() >= BATCH || rx.is_empty();
-        if due && !(records.is_empty() && logs.is_empty()) {
-            if let Err(e) = store.append_invocations(&records).await {
-                tracing::warn!(%e, lost = records.len(), "storing invocation records failed");
+        // Whatever else waits, up to a batch (all of it once closed); records first.
+        while batch.len() < BATCH || closed {
+            match records_rx.try_recv() {
+                Ok(m) => batch.take(m, &mut logs_rx),
+                Err(_) => match logs_rx.try_recv() {
+                    Ok(l) => batch.logs.push(l),
+                    Err(_) => break,
+                },
             }
-            if let Err(e) = store.append_logs(&logs).await {
-                tracing::warn!(%e, lost = logs.len(), "storing log lines failed");
-            }
-            records.clear();
-            logs.clear();
         }
-        if rx.is_empty() {
-            for done in waiting.drain(..) {
-                let _ = done.send(());
-            }
+        let queued: u64 = batch.logs.iter().map(charge).sum();
+        batch.store(store.as_ref()).await;
+        counts.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
+        // Caught up: say what was dropped while behind.
+        if records_rx.is_empty() && logs_rx.is_empty() {
+            batch.logs = counts.take_drop_report();
+            batch.store(store.as_ref()).await;
+        }
+        for done in batch.waiting.drain(..) {
+            let _ = done.send(());
         }
         if closed {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_store::MemoryStore;
+    use hearth_types::FunctionId;
+
+    use super::*;
+
+    fn line(function: &FunctionName, message: String) -> LogLine {
+        LogLine {
+            seq: 0,
+            function: function.clone(),
+            request_id: None,
+            at: Utc::now(),
+            stream: LogStream::Stdout,
+            message,
+        }
+    }
+
+    fn record(function: &FunctionName, id: &str) -> InvocationRecord {
+        InvocationRecord {
+            request_id: id.into(),
+            function_id: FunctionId::new(),
+            function: function.clone(),
+            version: 1,
+            started_at: Utc::now(),
+            duration_ms: 1.0,
+            billed_ms: 1,
+            memory_mb: 128,
+            max_memory_used_mb: None,
+            cold_start: false,
+            init_duration_ms: None,
+            outcome: "success".into(),
+            error_type: None,
+        }
+    }
+
+    // One thread: the writer does not run until the test awaits, so the queue fills.
+    #[tokio::test]
+    async fn a_full_queue_drops_lines_says_so_and_keeps_records() {
+        let store = Arc::new(MemoryStore::new());
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600));
+        let (f, g): (FunctionName, FunctionName) = ("f".parse().unwrap(), "g".parse().unwrap());
+        for i in 0..LOG_QUEUE + 10 {
+            meter.log(line(if i < LOG_QUEUE { &f } else { &g }, format!("line {i}")));
+        }
+        meter.log(line(&f, "one more".into()));
+        meter.record(record(&f, "kept"));
+        meter.flush().await;
+
+        let logs = store.read_logs(&f, 0, None, usize::MAX).await.unwrap();
+        assert_eq!(logs.len(), LOG_QUEUE + 1);
+        assert_eq!(logs.last().unwrap().message, "[truncated] 1 lines dropped: the log writer was behind");
+        assert_eq!(logs.last().unwrap().stream, LogStream::Platform);
+        let logs = store.read_logs(&g, 0, None, usize::MAX).await.unwrap();
+        let messages: Vec<&str> = logs.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["[truncated] 10 lines dropped: the log writer was behind"]);
+        assert_eq!(store.list_invocations(&f, 10).await.unwrap().len(), 1, "records are not pushed out");
+        assert_eq!(meter.counts.queued_bytes.load(Ordering::Acquire), 0);
+
+        // Caught up: nothing more to report, and lines flow again.
+        meter.log(line(&g, "again".into()));
+        meter.flush().await;
+        let logs = store.read_logs(&g, 0, None, usize::MAX).await.unwrap();
+        assert_eq!(logs.last().unwrap().message, "again");
+        assert_eq!(logs.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes() {
+        let store = Arc::new(MemoryStore::new());
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600));
+        let f: FunctionName = "f".parse().unwrap();
+        let long = "x".repeat(256 * 1024);
+        for _ in 0..1_000 {
+            meter.log(line(&f, long.clone()));
+        }
+        meter.flush().await;
+        let logs = store.read_logs(&f, 0, None, usize::MAX).await.unwrap();
+        let fit = (LOG_QUEUE_BYTES / (256 * 1024 + LINE_OVERHEAD)) as usize;
+        assert_eq!(logs.len(), fit + 1, "{fit} lines of 256 KiB, then the report");
+        assert_eq!(logs[fit].message, format!("[truncated] {} lines dropped: the log writer was behind", 1_000 - fit));
     }
 }
