@@ -13,7 +13,10 @@
 //! (memory the pool may hold, default 2048; 0 turns pre-warming off),
 //! `HEARTH_KEEP_ALIVE_POLICY` (`fixed` or `adaptive`, for functions that choose none) and
 //! `HEARTH_NODE_MEMORY_MB` (memory admitted for instances, default 90% of RAM); file keys
-//! `keep_alive_policy`, `node_memory_mb`.
+//! `keep_alive_policy`, `node_memory_mb`. What a function's output may leave in its log:
+//! `HEARTH_LOG_KB_PER_INVOCATION` (`log_kb_per_invocation`, default 4096) and
+//! `HEARTH_LOG_MB_PER_MINUTE` (`log_mb_per_minute`, per function, default 16); past them,
+//! one `[truncated]` line, then lines are dropped (lines are cut at 256 KiB).
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml` (written by `hearth up` on first start), keys `url` and
@@ -75,6 +78,8 @@ struct GatewayFile {
     prewarm_budget_mb: Option<u32>,
     keep_alive_policy: Option<String>,
     node_memory_mb: Option<u64>,
+    log_kb_per_invocation: Option<u64>,
+    log_mb_per_minute: Option<u64>,
 }
 
 /// Pre-warmed sandboxes kept ready from the start.
@@ -184,6 +189,16 @@ impl ServerConfig {
         if let Some(v) = env("HEARTH_NODE_MEMORY_MB").or(file.gateway.node_memory_mb.map(|n| n.to_string())) {
             gateway.node_memory_mb = v.parse().with_context(|| format!("node memory {v:?} is not a number of MB"))?;
         }
+        if let Some(v) =
+            env("HEARTH_LOG_KB_PER_INVOCATION").or(file.gateway.log_kb_per_invocation.map(|n| n.to_string()))
+        {
+            let kb: u64 = v.parse().with_context(|| format!("log per invocation {v:?} is not a number of KB"))?;
+            gateway.log_capture.invocation_bytes = kb.max(1) * 1024;
+        }
+        if let Some(v) = env("HEARTH_LOG_MB_PER_MINUTE").or(file.gateway.log_mb_per_minute.map(|n| n.to_string())) {
+            let mb: u64 = v.parse().with_context(|| format!("log per minute {v:?} is not a number of MB"))?;
+            gateway.log_bytes_per_minute = mb.max(1) * 1024 * 1024;
+        }
         Ok(Self { data_dir, listen, s3, client_config: client_config_path(env), gateway })
     }
 }
@@ -282,11 +297,12 @@ mod tests {
         assert_eq!(c.client_config, dir.path().join(".config/hearth/config.toml"));
 
         let file = dir.path().join("server.toml");
-        std::fs::write(&file, "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\n[s3]\nendpoint = \"http://127.0.0.1:1\"\nallow_http = true\n").unwrap();
+        std::fs::write(&file, "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\n[s3]\nendpoint = \"http://127.0.0.1:1\"\nallow_http = true\n[gateway]\nlog_kb_per_invocation = 64\nlog_mb_per_minute = 3\n").unwrap();
         let flags = ServerFlags { config: Some(file.clone()), ..Default::default() };
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/file"), 9000));
         assert!(c.s3.allow_http);
+        assert_eq!((c.gateway.log_capture.invocation_bytes, c.gateway.log_bytes_per_minute), (64 << 10, 3 << 20));
 
         let env = env_of(&[
             ("HOME", home),
@@ -297,12 +313,15 @@ mod tests {
             ("HEARTH_PREWARM", "nodejs:512"),
             ("HEARTH_KEEP_ALIVE_POLICY", "adaptive"),
             ("HEARTH_NODE_MEMORY_MB", "4096"),
+            ("HEARTH_LOG_KB_PER_INVOCATION", "512"),
+            ("HEARTH_LOG_MB_PER_MINUTE", "2"),
         ]);
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9100));
         assert_eq!((c.gateway.queue_length, c.gateway.log_retention.as_secs()), (5, 7200));
         assert_eq!(c.gateway.keep_alive_policy, hearth_types::KeepAlivePolicyKind::Adaptive);
         assert_eq!(c.gateway.node_memory_mb, 4096);
+        assert_eq!((c.gateway.log_capture.invocation_bytes, c.gateway.log_bytes_per_minute), (512 << 10, 2 << 20));
         assert_eq!(c.gateway.prewarm.unwrap().keys, ["nodejs:512".parse().unwrap()]);
         let off = env_of(&[("HOME", home), ("HEARTH_PREWARM_BUDGET_MB", "0")]);
         assert!(ServerConfig::load(&ServerFlags::default(), &off).unwrap().gateway.prewarm.is_none());
