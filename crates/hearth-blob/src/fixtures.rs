@@ -120,6 +120,42 @@ pub fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("absolute path", raw_zip(&[RawEntry::file("/etc/cron.d/evil", b"x")]), "ZipAbsolutePath"),
         ("symlink escape", raw_zip(&[RawEntry::symlink("shadow", "../../../etc/shadow")]), "ZipSymlinkEscape"),
         ("absolute symlink", raw_zip(&[RawEntry::symlink("shadow", "/etc/shadow")]), "ZipSymlinkEscape"),
+        // Each target stays inside when read on its own; followed as the kernel does, `s2`
+        // is the root, so `esc` climbs four levels above it.
+        (
+            "chained symlinks",
+            raw_zip(&[RawEntry::symlink("s2", "."), RawEntry::symlink("esc", "s2/s2/s2/s2/../../../..")]),
+            "ZipSymlinkEscape",
+        ),
+        (
+            "symlink chain climbing out after several hops",
+            raw_zip(&[
+                RawEntry::file("a/b/c/main.py", b"x = 1\n"),
+                RawEntry::symlink("hop1", "a/b/c"),
+                RawEntry::symlink("a/b/c/hop2", "../../.."),
+                RawEntry::symlink("out", "hop1/hop2/hop1/hop2/.."),
+            ]),
+            "ZipSymlinkEscape",
+        ),
+        (
+            "entry beneath a symlinked directory",
+            raw_zip(&[
+                RawEntry::file("sub/main.py", b"x = 1\n"),
+                RawEntry::symlink("link", "sub"),
+                RawEntry::file("link/evil.py", b"x = 2\n"),
+            ]),
+            "ZipSymlinkEscape",
+        ),
+        (
+            "entry beneath a symlink to '..' chains",
+            raw_zip(&[
+                RawEntry::symlink("s2", "."),
+                RawEntry::symlink("up", "s2/s2/.."),
+                RawEntry::file("up/evil.py", b"x = 2\n"),
+            ]),
+            "ZipSymlinkEscape",
+        ),
+        ("symlink loop", raw_zip(&[RawEntry::symlink("a", "b/x"), RawEntry::symlink("b", "a/y")]), "ZipSymlinkEscape"),
         ("zip bomb", deflated_zip(&[("zeros.bin", &vec![0u8; 20 * 1024 * 1024])]), "ZipBomb"),
         ("10,001 entries", many, "ZipTooManyEntries"),
         ("truncated zip", valid[..valid.len() - 30].to_vec(), "ZipCorrupt"),

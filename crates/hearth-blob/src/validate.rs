@@ -1,10 +1,10 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Cursor, Read};
 
 use zip::{CompressionMethod, ZipArchive};
 
 use crate::PackageLimits;
-use crate::package_path::{PathProblem, normalize, symlink_stays_inside};
+use crate::package_path::{LinkProblem, MAX_LINK_DEPTH, PackageTree, PathProblem, normalize};
 
 /// Why a code package was refused. Every variant names the rule it broke; [`code`](Self::code)
 /// is the stable error code the API returns.
@@ -28,8 +28,12 @@ pub enum PackageError {
     AbsolutePath(String),
     #[error("entry name {0:?} is not valid UTF-8 text without NUL bytes")]
     InvalidEntryName(String),
-    #[error("symlink {name:?} points at {target:?}, outside the package")]
+    #[error("symlink {name:?} points at {target:?}, which leads outside the package once its links are followed")]
     SymlinkEscape { name: String, target: String },
+    #[error("symlink {name:?} points at {target:?}, which never resolves: a loop, or more than {max} links deep")]
+    SymlinkUnresolvable { name: String, target: String, max: u32 },
+    #[error("entry {name:?} is beneath symlink {link:?}; a package may not write through its own links")]
+    EntryBeneathSymlink { name: String, link: String },
     #[error("entry {0:?} appears more than once (or is both a file and a directory)")]
     DuplicateEntry(String),
     #[error("entry {0:?} is encrypted; upload an unencrypted zip")]
@@ -52,7 +56,10 @@ impl PackageError {
             Self::PathTraversal(_) => "ZipPathTraversal",
             Self::AbsolutePath(_) => "ZipAbsolutePath",
             Self::InvalidEntryName(_) => "ZipInvalidEntryName",
-            Self::SymlinkEscape { .. } => "ZipSymlinkEscape",
+            // One code for every way a link could lead or write outside the package.
+            Self::SymlinkEscape { .. } | Self::SymlinkUnresolvable { .. } | Self::EntryBeneathSymlink { .. } => {
+                "ZipSymlinkEscape"
+            }
             Self::DuplicateEntry(_) => "ZipDuplicateEntry",
             Self::EncryptedEntry(_) => "ZipEncryptedEntry",
             Self::UnsupportedCompression { .. } => "ZipUnsupportedCompression",
@@ -105,7 +112,8 @@ pub fn validate_package(bytes: &[u8], limits: &PackageLimits) -> Result<PackageS
         return Err(PackageError::Empty);
     }
     check_layout(&entries)?;
-    let unzipped_bytes = decompress_all(&mut archive, &entries, limits)?;
+    let (unzipped_bytes, targets) = decompress_all(&mut archive, &entries, limits)?;
+    check_links(&entries, &targets)?;
     Ok(PackageSummary { files: entries.iter().filter(|e| e.kind != Kind::Dir).count(), unzipped_bytes })
 }
 
@@ -152,11 +160,13 @@ fn read_entries(archive: &mut ZipArchive<Cursor<&[u8]>>, limits: &PackageLimits)
     Ok(entries)
 }
 
-/// Normalised paths must be unique, and no path may be both a file and a directory (which
-/// also forbids writing through a symlinked directory).
+/// Normalised paths must be unique, no path may be both a file and a directory, and no
+/// entry may be beneath a symlink (whatever the link points at: with links resolved by
+/// [`check_links`] alone, `link -> sub` then `link/x` would write wherever `sub` leads).
 fn check_layout(entries: &[Entry]) -> Result<(), PackageError> {
     let mut files: HashSet<String> = HashSet::new();
     let mut dirs: HashSet<String> = HashSet::new();
+    let mut links: HashSet<String> = HashSet::new();
     for e in entries {
         let path = e.parts.join("/");
         for depth in 1..e.parts.len() {
@@ -168,10 +178,16 @@ fn check_layout(entries: &[Entry]) -> Result<(), PackageError> {
                 dirs.insert(path.clone());
                 !files.contains(&path)
             }
-            Kind::File | Kind::Symlink => files.insert(path.clone()),
+            Kind::File => files.insert(path.clone()),
+            Kind::Symlink => links.insert(path.clone()) && files.insert(path.clone()),
         };
         if !fresh {
             return Err(PackageError::DuplicateEntry(e.name.clone()));
+        }
+    }
+    for e in entries {
+        if let Some(link) = (1..e.parts.len()).map(|depth| e.parts[..depth].join("/")).find(|p| links.contains(p)) {
+            return Err(PackageError::EntryBeneathSymlink { name: e.name.clone(), link });
         }
     }
     if let Some(both) = files.intersection(&dirs).next() {
@@ -181,13 +197,14 @@ fn check_layout(entries: &[Entry]) -> Result<(), PackageError> {
 }
 
 /// Pass 2: decompress every entry, counting real bytes (headers may lie) and letting the
-/// zip reader verify each CRC.
+/// zip reader verify each CRC. Returns the total and each symlink's target by entry index.
 fn decompress_all(
     archive: &mut ZipArchive<Cursor<&[u8]>>,
     entries: &[Entry],
     limits: &PackageLimits,
-) -> Result<u64, PackageError> {
+) -> Result<(u64, HashMap<usize, String>), PackageError> {
     let mut total: u64 = 0;
+    let mut targets = HashMap::new();
     for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
         let mut f = archive.by_index(e.index).map_err(|err| PackageError::Corrupt(format!("{}: {err}", e.name)))?;
         let cap = match e.kind {
@@ -199,11 +216,9 @@ fn decompress_all(
             let mut target = Vec::new();
             limited.read_to_end(&mut target).map_err(|err| corrupt(&e.name, err))?;
             let target = String::from_utf8(target).map_err(|_| PackageError::InvalidEntryName(e.name.clone()))?;
-            let parts: Vec<&str> = e.parts.iter().map(String::as_str).collect();
-            if !symlink_stays_inside(&parts, &target) {
-                return Err(PackageError::SymlinkEscape { name: e.name.clone(), target });
-            }
-            target.len() as u64
+            let n = target.len() as u64;
+            targets.insert(e.index, target);
+            n
         } else {
             io::copy(&mut limited, &mut io::sink()).map_err(|err| corrupt(&e.name, err))?
         };
@@ -215,7 +230,33 @@ fn decompress_all(
             return Err(PackageError::UnzippedTooLarge { max: limits.max_unzipped_bytes });
         }
     }
-    Ok(total)
+    Ok((total, targets))
+}
+
+/// Pass 3: every symlink must lead inside the package, followed as the kernel will follow
+/// it once unpacked (the rule is [`PackageTree`]'s).
+fn check_links(entries: &[Entry], targets: &HashMap<usize, String>) -> Result<(), PackageError> {
+    let mut tree = PackageTree::new();
+    let mut links = Vec::new();
+    for e in entries {
+        let parts: Vec<&str> = e.parts.iter().map(String::as_str).collect();
+        let target = targets.get(&e.index).map(String::as_str);
+        let node = tree.insert(&parts, target);
+        if let Some(target) = target {
+            links.push((node, e, target));
+        }
+    }
+    for (node, e, target) in links {
+        let (name, target) = (e.name.clone(), target.to_owned());
+        match tree.check_link(node) {
+            Ok(()) => {}
+            Err(LinkProblem::Escapes) => return Err(PackageError::SymlinkEscape { name, target }),
+            Err(LinkProblem::Unresolvable) => {
+                return Err(PackageError::SymlinkUnresolvable { name, target, max: MAX_LINK_DEPTH });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn corrupt(name: &str, err: io::Error) -> PackageError {

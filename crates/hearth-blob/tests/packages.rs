@@ -29,6 +29,27 @@ fn benign_archives_pass() {
 }
 
 #[test]
+fn links_through_links_that_stay_inside_pass_and_unpack() {
+    let pkg = raw_zip(&[
+        RawEntry::file("node_modules/x/bin/x.js", b"js"),
+        RawEntry::symlink("node_modules/.bin/x", "../x/bin/x.js"),
+        RawEntry::file("lib/lib.so.1.2", b"so"),
+        RawEntry::symlink("lib/lib.so.1", "lib.so.1.2"),
+        RawEntry::symlink("lib/lib.so", "lib.so.1"),
+        RawEntry::file("releases/v2/app.py", b"v2"),
+        RawEntry::symlink("current", "releases/v2"),
+        // `current/..` is `releases`, not the root: read on its own, this looks like a climb out.
+        RawEntry::symlink("app", "current/../../releases/v2/app.py"),
+    ]);
+    validate_package(&pkg, &PackageLimits::DEFAULT).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    unpack_package(&pkg, dir.path(), &PackageLimits::DEFAULT).unwrap();
+    for (link, content) in [("node_modules/.bin/x", "js"), ("lib/lib.so", "so"), ("app", "v2")] {
+        assert_eq!(std::fs::read_to_string(dir.path().join(link)).unwrap(), content, "{link}");
+    }
+}
+
+#[test]
 fn size_limits_are_enforced() {
     let limits = PackageLimits { max_zipped_bytes: 100, ..PackageLimits::DEFAULT };
     assert_eq!(validate_package(&hello_python(), &limits).unwrap_err().code(), "ZipTooLarge");
