@@ -1,9 +1,8 @@
-use anyhow::{Context, Result, bail};
-use hearth_blob::{PackageLimits, unpack_package};
+use anyhow::{Context, Result};
 use hearth_types::api::DeployResponse;
 use hearth_types::{Function, FunctionSpec};
 
-use super::client;
+use super::{client, code_pull};
 use crate::cli::{CodeCommand, DeployArgs, FnCommand};
 use crate::output::{print_json, print_table, size, time};
 use crate::package::package;
@@ -25,7 +24,7 @@ pub async fn run(cmd: FnCommand, json: bool) -> Result<()> {
         FnCommand::Versions { name } => versions(&name, json).await,
         FnCommand::Instances { name } => instances(&name, json).await,
         FnCommand::Code(CodeCommand::Pull { name, dir, version, force }) => {
-            pull(&name, dir, version.as_deref(), force, json).await
+            code_pull::pull(&name, dir, version.as_deref(), force, json).await
         }
     }
 }
@@ -160,28 +159,6 @@ async fn versions(name: &str, json: bool) -> Result<()> {
         })
         .collect();
     print_table(&["VERSION", "CREATED", "RUNTIME", "HANDLER", "MEMORY", "CODE", "SIZE"], &rows);
-    Ok(())
-}
-
-async fn pull(
-    name: &str,
-    dir: Option<std::path::PathBuf>,
-    version: Option<&str>,
-    force: bool,
-    json: bool,
-) -> Result<()> {
-    let dir = dir.unwrap_or_else(|| name.into());
-    let occupied = std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-    if occupied && !force {
-        bail!("{} is not empty; choose another folder or pass --force to overwrite files in it", dir.display());
-    }
-    let zip = client()?.get_code(name, version).await?;
-    unpack_package(&zip, &dir, &PackageLimits::DEFAULT)
-        .with_context(|| format!("cannot unpack into {}", dir.display()))?;
-    if json {
-        return print_json(&serde_json::json!({"function": name, "dir": dir, "bytes": zip.len()}));
-    }
-    println!("Pulled {name} ({}) into {}", size(zip.len() as u64), dir.display());
     Ok(())
 }
 

@@ -1,3 +1,4 @@
+mod code_pull;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
