@@ -5,6 +5,7 @@
 mod compat;
 mod hostile;
 mod invoke;
+mod logs;
 mod network;
 mod prewarm;
 mod scaling;
