@@ -94,7 +94,13 @@ impl From<ObjectSourceError> for ApiError {
         let status = match &e {
             ObjectSourceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ObjectSourceError::Failed { .. } => StatusCode::BAD_GATEWAY,
-            _ => StatusCode::BAD_REQUEST,
+            ObjectSourceError::BucketNotAllowed(_) => StatusCode::FORBIDDEN,
+            // Not 409: the request does not conflict with the function's state; this server
+            // does not serve s3:// URLs at all, and resending it can never succeed as is.
+            ObjectSourceError::NotConfigured => StatusCode::BAD_REQUEST,
+            ObjectSourceError::InvalidUrl(_) | ObjectSourceError::NotFound(_) | ObjectSourceError::AccessDenied(_) => {
+                StatusCode::BAD_REQUEST
+            }
         };
         Self::new(status, e.code(), e.to_string())
     }

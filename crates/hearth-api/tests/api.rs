@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hearth_api::{ApiDoc, AppState, ensure_admin_token, router};
 use hearth_blob::fixtures::{S3TestServer, deflated_zip, hello_python, hostile_archives};
-use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_blob::{CodeStore, ObjectSource, PackageLimits, S3Settings};
 use hearth_store::SqliteStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -398,4 +398,76 @@ async fn code_from_an_s3_object_url() {
     assert_eq!(body["new_version"]["number"], 1);
     let got = s.req(reqwest::Method::GET, "/v1/functions/from-s3/code").send().await.unwrap().bytes().await.unwrap();
     assert_eq!(&got[..], &pkg[..], "the stored package is the object's bytes");
+
+    // An allow-list refuses other buckets and still serves its own.
+    let listed = S3Settings { buckets: Some(vec!["fn-code".into()]), ..s3.settings() };
+    let s = start_with(ObjectSource::new(listed)).await;
+    s.put_config("from-s3", py()).await;
+    let by_url =
+        |url: &str| send(s.req(reqwest::Method::PUT, "/v1/functions/from-s3/code").json(&json!({"object_url": url})));
+    let (st, body) = by_url("s3://no-such-bucket/x.zip").await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("S3BucketNotAllowed")), "{body}");
+    let (st, body) = by_url("s3://fn-code/hello/v1.zip").await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+
+    // An endpoint without keys sends unsigned requests (a public bucket) instead of looking
+    // for credentials.
+    let public = http.put(format!("{}/fn-code/public.zip", s3.endpoint)).header("x-amz-acl", "public-read");
+    assert!(public.body(pkg.clone()).send().await.unwrap().status().is_success());
+    let unsigned = S3Settings { access_key_id: None, secret_access_key: None, ..s3.settings() };
+    let s = start_with(ObjectSource::new(unsigned)).await;
+    let fetch = |url: &str| send(s.req(reqwest::Method::POST, "/v1/packages").json(&json!({"object_url": url})));
+    let (st, body) = fetch("s3://fn-code/public.zip").await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (st, body) = fetch("s3://fn-code/hello/v1.zip").await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("CodeObjectAccessDenied")), "private");
+}
+
+#[tokio::test]
+async fn s3_urls_are_refused_without_s3_settings() {
+    let s = start().await;
+    s.put_config("from-s3", py()).await;
+    let object = json!({"object_url": "s3://fn-code/hello.zip"});
+    for r in [
+        s.req(reqwest::Method::PUT, "/v1/functions/from-s3/code").json(&object),
+        s.req(reqwest::Method::POST, "/v1/packages").json(&object),
+    ] {
+        let (st, body) = send(r).await;
+        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("S3NotConfigured")), "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("[s3]") && message.contains("HEARTH_S3_"), "says what to set: {message}");
+    }
+    assert_eq!(count_files(&s.code_dir), 0);
+}
+
+#[tokio::test]
+async fn a_bucket_outside_the_allow_list_is_refused_without_a_connection() {
+    // A loopback listener stands in for the store and counts the connections it gets.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let settings = S3Settings {
+        endpoint: Some(endpoint),
+        allow_http: true,
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        buckets: Some(vec!["code".into()]),
+        ..Default::default()
+    };
+    let s = start_with(ObjectSource::new(settings)).await;
+    let fetch = |url: &str| send(s.req(reqwest::Method::POST, "/v1/packages").json(&json!({"object_url": url})));
+    let (st, body) = fetch("s3://other/x.zip").await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("S3BucketNotAllowed")), "{body}");
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "refused before any connection");
+    // The listed bucket does reach the (stand-in) store, so the count above means something.
+    let (st, body) = fetch("s3://code/x.zip").await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("CodeObjectFetchFailed")), "{body}");
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }

@@ -212,6 +212,7 @@ impl S3TestServer {
             access_key_id: Some("test".into()),
             secret_access_key: Some("test".into()),
             allow_http: true,
+            ..Default::default()
         }
     }
 }

@@ -3,10 +3,14 @@
 //!
 //! Server (`hearth up`): file from `--config`, `HEARTH_CONFIG`, or `~/.config/hearth/server.toml`
 //! if present. Keys: `data_dir`, `listen`, `[s3] endpoint, region, access_key_id,
-//! secret_access_key, allow_http`. Environment: `HEARTH_DATA_DIR`, `HEARTH_LISTEN`,
-//! `HEARTH_S3_ENDPOINT`, `HEARTH_S3_REGION`, `HEARTH_S3_ACCESS_KEY_ID`,
-//! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`; gateway limits `[gateway]
-//! queue_length, queue_wait_ms, log_retention_hours, prewarm, prewarm_budget_mb` or
+//! secret_access_key, allow_http, instance_metadata, buckets`. Environment: `HEARTH_DATA_DIR`,
+//! `HEARTH_LISTEN`, `HEARTH_S3_ENDPOINT`, `HEARTH_S3_REGION`, `HEARTH_S3_ACCESS_KEY_ID`,
+//! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`, `HEARTH_S3_INSTANCE_METADATA`,
+//! `HEARTH_S3_BUCKETS` (e.g. `code,more-code`); with no keys configured,
+//! `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`) are the keys, and
+//! `AWS_REGION` / `AWS_DEFAULT_REGION` the region if none is set (no other `AWS_*` variable
+//! is read unless `instance_metadata` lets the AWS credential chain run); gateway limits
+//! `[gateway] queue_length, queue_wait_ms, log_retention_hours, prewarm, prewarm_budget_mb` or
 //! `HEARTH_QUEUE_LENGTH`, `HEARTH_QUEUE_WAIT_MS`, `HEARTH_LOG_RETENTION_HOURS`,
 //! `HEARTH_PREWARM` (pre-warmed sandboxes kept from the start, e.g.
 //! `python3:128,nodejs:128`, the default; empty for none) and `HEARTH_PREWARM_BUDGET_MB`
@@ -93,6 +97,8 @@ struct S3File {
     access_key_id: Option<String>,
     secret_access_key: Option<String>,
     allow_http: Option<bool>,
+    instance_metadata: Option<bool>,
+    buckets: Option<Vec<String>>,
 }
 
 fn config_home(env: EnvLookup) -> PathBuf {
@@ -125,6 +131,43 @@ fn parse_bool(name: &str, v: &str) -> Result<bool> {
     }
 }
 
+/// `[s3]` and `HEARTH_S3_*`, then the standard AWS keys and region when those are unset.
+fn s3_settings(file: S3File, env: EnvLookup) -> Result<S3Settings> {
+    let flag = |name: &str, file: Option<bool>| match env(name) {
+        Some(v) => parse_bool(name, &v),
+        None => Ok(file.unwrap_or(false)),
+    };
+    let mut s3 = S3Settings {
+        endpoint: env("HEARTH_S3_ENDPOINT").or(file.endpoint),
+        region: env("HEARTH_S3_REGION")
+            .or(file.region)
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION")),
+        access_key_id: env("HEARTH_S3_ACCESS_KEY_ID").or(file.access_key_id),
+        secret_access_key: env("HEARTH_S3_SECRET_ACCESS_KEY").or(file.secret_access_key),
+        session_token: None,
+        allow_http: flag("HEARTH_S3_ALLOW_HTTP", file.allow_http)?,
+        instance_metadata: flag("HEARTH_S3_INSTANCE_METADATA", file.instance_metadata)?,
+        buckets: match env("HEARTH_S3_BUCKETS") {
+            Some(v) => Some(v.split(',').map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned).collect()),
+            None => file.buckets,
+        },
+    };
+    match (&s3.access_key_id, &s3.secret_access_key) {
+        (Some(_), Some(_)) => {}
+        (None, None) => {
+            if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                (s3.access_key_id, s3.secret_access_key) = (Some(id), Some(secret));
+                s3.session_token = env("AWS_SESSION_TOKEN");
+            }
+        }
+        _ => bail!(
+            "S3 keys come in pairs: set both [s3] access_key_id and secret_access_key (or HEARTH_S3_ACCESS_KEY_ID and HEARTH_S3_SECRET_ACCESS_KEY)"
+        ),
+    }
+    Ok(s3)
+}
+
 impl ServerConfig {
     pub fn load(flags: &ServerFlags, env: EnvLookup) -> Result<Self> {
         let explicit = flags.config.clone().or_else(|| env("HEARTH_CONFIG").map(PathBuf::from));
@@ -147,17 +190,7 @@ impl ServerConfig {
             Some(s) => parse_listen(&s)?,
             None => parse_listen(DEFAULT_LISTEN)?,
         };
-        let allow_http = match env("HEARTH_S3_ALLOW_HTTP") {
-            Some(v) => parse_bool("HEARTH_S3_ALLOW_HTTP", &v)?,
-            None => file.s3.allow_http.unwrap_or(false),
-        };
-        let s3 = S3Settings {
-            endpoint: env("HEARTH_S3_ENDPOINT").or(file.s3.endpoint),
-            region: env("HEARTH_S3_REGION").or(file.s3.region),
-            access_key_id: env("HEARTH_S3_ACCESS_KEY_ID").or(file.s3.access_key_id),
-            secret_access_key: env("HEARTH_S3_SECRET_ACCESS_KEY").or(file.s3.secret_access_key),
-            allow_http,
-        };
+        let s3 = s3_settings(file.s3, env)?;
         let mut gateway = GatewaySettings::default();
         if let Some(v) = env("HEARTH_QUEUE_LENGTH").or(file.gateway.queue_length.map(|n| n.to_string())) {
             gateway.queue_length = v.parse().with_context(|| format!("queue length {v:?} is not a number"))?;
@@ -331,6 +364,48 @@ mod tests {
         let flags = ServerFlags { listen: Some("127.0.0.1:9200".into()), ..flags };
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9200));
+    }
+
+    #[test]
+    fn s3_settings_from_file_env_and_aws_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let s3 = |pairs: &[(&str, &str)]| {
+            let mut pairs = pairs.to_vec();
+            pairs.push(("HOME", home));
+            ServerConfig::load(&ServerFlags::default(), &env_of(&pairs)).map(|c| c.s3)
+        };
+        assert_eq!(s3(&[]).unwrap(), S3Settings::default(), "nothing configured, nothing assumed");
+        let aws = [("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "SECRET"), ("AWS_SESSION_TOKEN", "TOKEN")];
+        let c = s3(&aws).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_deref(), c.secret_access_key.as_deref(), c.session_token.as_deref()),
+            (Some("AKID"), Some("SECRET"), Some("TOKEN")),
+        );
+        let c = s3(&[aws[0], aws[2], ("AWS_REGION", "eu-west-1")]).unwrap();
+        assert_eq!((c.access_key_id, c.session_token, c.region.as_deref()), (None, None, Some("eu-west-1")), "no pair");
+        let mine = [("HEARTH_S3_ACCESS_KEY_ID", "mine"), ("HEARTH_S3_SECRET_ACCESS_KEY", "my-secret")];
+        let c = s3(&[mine[0], mine[1], aws[0], aws[1], aws[2]]).unwrap();
+        assert_eq!((c.access_key_id.as_deref(), c.session_token), (Some("mine"), None), "configured keys win");
+        let err = s3(&[mine[0]]).unwrap_err();
+        assert!(err.to_string().contains("pairs"), "{err}");
+
+        let c = s3(&[("HEARTH_S3_INSTANCE_METADATA", "true"), ("HEARTH_S3_BUCKETS", "code, more-code,")]).unwrap();
+        assert!(c.instance_metadata);
+        assert_eq!(c.buckets, Some(vec!["code".to_owned(), "more-code".to_owned()]));
+        assert!(s3(&[("HEARTH_S3_INSTANCE_METADATA", "perhaps")]).is_err());
+
+        let file = dir.path().join("s3.toml");
+        std::fs::write(
+            &file,
+            "[s3]\nendpoint = \"http://127.0.0.1:1\"\ninstance_metadata = true\nbuckets = [\"code\"]\n",
+        )
+        .unwrap();
+        let flags = ServerFlags { config: Some(file), ..Default::default() };
+        let c = ServerConfig::load(&flags, &env_of(&[("HOME", home)])).unwrap().s3;
+        assert_eq!((c.instance_metadata, c.buckets), (true, Some(vec!["code".to_owned()])));
+        let c = ServerConfig::load(&flags, &env_of(&[("HOME", home), ("HEARTH_S3_BUCKETS", "other")])).unwrap().s3;
+        assert_eq!(c.buckets, Some(vec!["other".to_owned()]), "the environment overrides the file");
     }
 
     #[test]

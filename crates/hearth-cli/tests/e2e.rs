@@ -462,6 +462,20 @@ fn deploy_from_an_s3_object() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("CodeObjectNotFound"));
 }
 
+#[test]
+fn deploy_from_s3_without_s3_settings_is_refused() {
+    // No [s3], no HEARTH_S3_* and no AWS_* (the environment is cleared): refused before any
+    // request leaves the server, with what to set.
+    let home = Home::new();
+    let _server = home.up_with(&[("HEARTH_PREWARM_BUDGET_MB", "0")]);
+    let deploy =
+        ["fn", "deploy", "s3://code/hello.zip", "--name", "f", "--runtime", "python3", "--handler", "main.handler"];
+    let out = home.run(&deploy);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("S3NotConfigured") && stderr.contains("HEARTH_S3_ENDPOINT"), "{stderr}");
+}
+
 /// Descriptors the server inherited or opened without `O_CLOEXEC` never reach an instance:
 /// `hearth up` is started holding a root-only secret on fd 7 and a log file on fd 8, and
 /// neither a pre-warmed (128 MB) nor a fully started (256 MB) Python instance can use them.

@@ -58,7 +58,8 @@ async fn read_package(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     )),
     responses(
         (status = 201, body = CodeRef),
-        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal)", body = ApiErrorBody),
+        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal), or an s3:// URL on a server without S3 settings (S3NotConfigured)", body = ApiErrorBody),
+        (status = 403, description = "Missing scope, or an s3:// bucket outside the server's allow-list (S3BucketNotAllowed)", body = ApiErrorBody),
         (status = 413, description = "Package over 50 MiB", body = ApiErrorBody),
         (status = 415, body = ApiErrorBody),
     ),
@@ -110,7 +111,8 @@ fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
     )),
     responses(
         (status = 200, body = DeployResponse),
-        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal)", body = ApiErrorBody),
+        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal), or an s3:// URL on a server without S3 settings (S3NotConfigured)", body = ApiErrorBody),
+        (status = 403, description = "Missing scope, or an s3:// bucket outside the server's allow-list (S3BucketNotAllowed)", body = ApiErrorBody),
         (status = 404, body = ApiErrorBody),
         (status = 413, description = "Package over 50 MiB", body = ApiErrorBody),
         (status = 415, body = ApiErrorBody),
