@@ -25,6 +25,7 @@ mod runtimes;
 
 pub use cgroup::{CgroupVersion, Cgroups, MB_PER_VCPU, PIDS_MAX, cpu_quota_us};
 pub use code_cache::{CodeCache, CodeCacheError};
+pub use connection_cap::{CappedListener, CappedStream};
 pub use driver::{
     Exit, InstanceNetwork, LaunchSpec, NetworkFuture, Sandbox, SandboxControl, SandboxDriver, SandboxError,
 };
@@ -37,7 +38,6 @@ pub use log_capture::{CaptureLimits, LogOutput, TRUNCATED};
 pub use prewarm::{PoolKey, PrewarmPool, PrewarmSettings};
 pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BASE};
 pub use process_driver::ProcessDriver;
-pub use connection_cap::{CappedListener, CappedStream};
 pub use runtime_api::{Closed, RuntimeApi, SPARE_CONNECTIONS};
 pub use runtimes::{RuntimeError, Runtimes};
 

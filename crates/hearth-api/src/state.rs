@@ -18,6 +18,8 @@ pub(crate) struct Inner {
     pub objects: ObjectSource,
     pub tokens: TokenCache,
     pub hooks: RwLock<Vec<Arc<dyn DeployHooks>>>,
+    /// Where HTTP triggers are served (`http://host:port`), when known.
+    pub trigger_base_url: RwLock<Option<String>>,
 }
 
 /// Told about every change to a function this node made (deploy or delete), so caches of
@@ -34,7 +36,26 @@ pub trait DeployHooks: Send + Sync + 'static {
 impl AppState {
     pub fn new(store: Arc<dyn MetadataStore>, code: CodeStore, objects: ObjectSource) -> Self {
         let tokens = TokenCache::default();
-        Self { inner: Arc::new(Inner { store, code, objects, tokens, hooks: RwLock::new(Vec::new()) }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                code,
+                objects,
+                tokens,
+                hooks: RwLock::new(Vec::new()),
+                trigger_base_url: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// Tells the API where HTTP triggers are served, so trigger responses carry their URL.
+    pub fn set_trigger_base_url(&self, url: impl Into<String>) {
+        *self.inner.trigger_base_url.write().unwrap_or_else(|p| p.into_inner()) = Some(url.into());
+    }
+
+    pub(crate) fn trigger_url(&self, path: &str) -> Option<String> {
+        let base = self.inner.trigger_base_url.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+        Some(format!("{}{path}", base.trim_end_matches('/')))
     }
 
     pub fn add_deploy_hooks(&self, hooks: Arc<dyn DeployHooks>) {

@@ -12,7 +12,7 @@ use hearth_api::{AppState, ensure_admin_token};
 use hearth_blob::fixtures::{RawEntry, raw_zip};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
 use hearth_client::Client;
-use hearth_gateway::{Gateway, GatewaySettings, app};
+use hearth_gateway::{Gateway, GatewaySettings, apps};
 use hearth_store::SqliteStore;
 use hearth_types::FunctionSpec;
 use hearth_types::api::TriggerSpec;
@@ -48,6 +48,7 @@ pub const PROVIDED: Code = Code { runtime: "provided", handler: "bootstrap", fil
 pub const BENCH_MEMORY_MB: u32 = 1_769;
 
 pub struct Bench {
+    /// Where `get` sends requests: the server's HTTP trigger listener (or a baseline server).
     pub url: String,
     pub client: Client,
     pub http: reqwest::Client,
@@ -90,13 +91,16 @@ impl Bench {
             settings,
         );
         let _reaper = gateway.spawn_reaper();
-        let router = app(AppState::new(store, code, ObjectSource::default()), gateway.clone());
+        let apps = apps(AppState::new(store, code, ObjectSource::default()), gateway.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let api_url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, apps.api).await });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(async move { axum::serve(listener, apps.triggers).await });
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
         Ok(Arc::new(Self {
-            client: Client::new(&url, Some(token)),
+            client: Client::new(&api_url, Some(token)),
             url,
             http,
             gateway: Some(gateway),

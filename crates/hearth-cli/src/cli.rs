@@ -48,9 +48,19 @@ pub struct UpArgs {
     /// Where metadata and code live (default: ~/.local/share/hearth).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Address to listen on (default: 127.0.0.1:8080).
+    /// Address of the API (default: 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Address of the HTTP triggers, another origin than the API's (default: the API's
+    /// address with the next port, e.g. 127.0.0.1:8081).
+    #[arg(long, value_name = "ADDR")]
+    pub trigger_listen: Option<String>,
+    /// PEM certificate chain: serve both listeners over HTTPS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Server configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -2,7 +2,13 @@
 //! TOML file, then `HEARTH_*` environment variables, then command-line flags.
 //!
 //! Server (`hearth up`): file from `--config`, `HEARTH_CONFIG`, or `~/.config/hearth/server.toml`
-//! if present. Keys: `data_dir`, `listen`, `[s3] endpoint, region, access_key_id,
+//! if present. Keys: `data_dir`, `listen` (the API, default 127.0.0.1:8080), `trigger_listen`
+//! (HTTP triggers, default the API's address with the next port), `[tls] cert, key` (PEM
+//! files, both listeners; reloaded when they change), `[listener] max_connections,
+//! header_timeout_s, body_timeout_s, buffered_body_mb, shutdown_grace_s` (per listener;
+//! environment `HEARTH_TRIGGER_LISTEN`, `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`,
+//! `HEARTH_MAX_CONNECTIONS`, `HEARTH_HEADER_TIMEOUT_S`, `HEARTH_BODY_TIMEOUT_S`,
+//! `HEARTH_BUFFERED_BODY_MB`, `HEARTH_SHUTDOWN_GRACE_S`), `[s3] endpoint, region, access_key_id,
 //! secret_access_key, allow_http, instance_metadata, buckets`. Environment: `HEARTH_DATA_DIR`,
 //! `HEARTH_LISTEN`, `HEARTH_S3_ENDPOINT`, `HEARTH_S3_REGION`, `HEARTH_S3_ACCESS_KEY_ID`,
 //! `HEARTH_S3_SECRET_ACCESS_KEY`, `HEARTH_S3_ALLOW_HTTP`, `HEARTH_S3_INSTANCE_METADATA`,
@@ -31,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hearth_blob::S3Settings;
-use hearth_gateway::GatewaySettings;
+use hearth_gateway::{GatewaySettings, ListenerLimits, TlsFiles};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -49,12 +55,22 @@ pub struct ServerFlags {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
+    pub trigger_listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
+    /// The API's listener.
     pub listen: SocketAddr,
+    /// The HTTP triggers' listener (another origin).
+    pub trigger_listen: SocketAddr,
+    /// HTTPS on both listeners.
+    pub tls: Option<TlsFiles>,
+    /// Limits of each listener.
+    pub limits: ListenerLimits,
     pub s3: S3Settings,
     /// Where `hearth up` writes the client configuration on first start.
     pub client_config: PathBuf,
@@ -66,6 +82,11 @@ pub struct ServerConfig {
 struct ServerFile {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    trigger_listen: Option<String>,
+    #[serde(default)]
+    tls: TlsFile,
+    #[serde(default)]
+    listener: ListenerFile,
     #[serde(default)]
     s3: S3File,
     #[serde(default)]
@@ -84,6 +105,23 @@ struct GatewayFile {
     node_memory_mb: Option<u64>,
     log_kb_per_invocation: Option<u64>,
     log_mb_per_minute: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerFile {
+    max_connections: Option<usize>,
+    header_timeout_s: Option<u64>,
+    body_timeout_s: Option<u64>,
+    buffered_body_mb: Option<u64>,
+    shutdown_grace_s: Option<u64>,
 }
 
 /// Pre-warmed sandboxes kept ready from the start.
@@ -129,6 +167,41 @@ fn parse_bool(name: &str, v: &str) -> Result<bool> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => bail!("{name}={v:?} is not a boolean: use true or false"),
     }
+}
+
+/// The default trigger listener: the API's address with the next port (any free port when
+/// the API's is 0).
+fn next_port(listen: SocketAddr) -> SocketAddr {
+    let port = if listen.port() == 0 { 0 } else { listen.port().wrapping_add(1).max(1) };
+    SocketAddr::new(listen.ip(), port)
+}
+
+/// `[listener]` and its `HEARTH_*` variables over the defaults.
+fn listener_limits(file: &ListenerFile, env: EnvLookup) -> Result<ListenerLimits> {
+    let number = |name: &str, file: Option<u64>| -> Result<Option<u64>> {
+        match env(name) {
+            Some(v) => Ok(Some(v.parse().with_context(|| format!("{name}={v:?} is not a whole number"))?)),
+            None => Ok(file),
+        }
+    };
+    let secs = std::time::Duration::from_secs;
+    let mut limits = ListenerLimits::default();
+    if let Some(n) = number("HEARTH_MAX_CONNECTIONS", file.max_connections.map(|n| n as u64))? {
+        limits.max_connections = usize::try_from(n.max(1)).unwrap_or(usize::MAX);
+    }
+    if let Some(n) = number("HEARTH_HEADER_TIMEOUT_S", file.header_timeout_s)? {
+        limits.header_timeout = secs(n.max(1));
+    }
+    if let Some(n) = number("HEARTH_BODY_TIMEOUT_S", file.body_timeout_s)? {
+        limits.body_timeout = secs(n.max(1));
+    }
+    if let Some(n) = number("HEARTH_BUFFERED_BODY_MB", file.buffered_body_mb)? {
+        limits.buffered_body_bytes = n.max(1) << 20;
+    }
+    if let Some(n) = number("HEARTH_SHUTDOWN_GRACE_S", file.shutdown_grace_s)? {
+        limits.grace = secs(n);
+    }
+    Ok(limits)
 }
 
 /// `[s3]` and `HEARTH_S3_*`, then the standard AWS keys and region when those are unset.
@@ -190,6 +263,22 @@ impl ServerConfig {
             Some(s) => parse_listen(&s)?,
             None => parse_listen(DEFAULT_LISTEN)?,
         };
+        let trigger_listen =
+            match flags.trigger_listen.clone().or_else(|| env("HEARTH_TRIGGER_LISTEN")).or(file.trigger_listen) {
+                Some(s) => parse_listen(&s)?,
+                None => next_port(listen),
+            };
+        if trigger_listen == listen && listen.port() != 0 {
+            bail!("the API and HTTP triggers need two listeners: set trigger_listen to another address than {listen}");
+        }
+        let cert = flags.tls_cert.clone().or_else(|| env("HEARTH_TLS_CERT").map(PathBuf::from)).or(file.tls.cert);
+        let key = flags.tls_key.clone().or_else(|| env("HEARTH_TLS_KEY").map(PathBuf::from)).or(file.tls.key);
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("TLS needs both a certificate and a key: set --tls-cert and --tls-key (or [tls] cert and key)"),
+        };
+        let limits = listener_limits(&file.listener, env)?;
         let s3 = s3_settings(file.s3, env)?;
         let mut gateway = GatewaySettings::default();
         if let Some(v) = env("HEARTH_QUEUE_LENGTH").or(file.gateway.queue_length.map(|n| n.to_string())) {
@@ -232,7 +321,7 @@ impl ServerConfig {
             let mb: u64 = v.parse().with_context(|| format!("log per minute {v:?} is not a number of MB"))?;
             gateway.log_bytes_per_minute = mb.max(1) * 1024 * 1024;
         }
-        Ok(Self { data_dir, listen, s3, client_config: client_config_path(env), gateway })
+        Ok(Self { data_dir, listen, trigger_listen, tls, limits, s3, client_config: client_config_path(env), gateway })
     }
 }
 
@@ -299,13 +388,14 @@ impl ClientConfig {
 }
 
 /// The URL a client on this machine uses to reach a server bound to `addr`.
-pub fn local_url(addr: SocketAddr) -> String {
+pub fn local_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 #[cfg(test)]
@@ -421,6 +511,53 @@ mod tests {
     }
 
     #[test]
+    fn listeners_tls_and_limits() {
+        let env = env_of(&[("HOME", "/nonexistent")]);
+        let c = ServerConfig::load(&ServerFlags::default(), &env).unwrap();
+        assert_eq!(c.trigger_listen.to_string(), "127.0.0.1:8081", "the API's address, next port");
+        assert_eq!((c.tls.clone(), c.limits.clone()), (None, ListenerLimits::default()));
+        let flags = ServerFlags { listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        assert_eq!(ServerConfig::load(&flags, &env).unwrap().trigger_listen.port(), 0, "any free port");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "trigger_listen = \"127.0.0.1:9001\"\n[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[listener]\nmax_connections = 7\nheader_timeout_s = 3\nbody_timeout_s = 4\nbuffered_body_mb = 5\nshutdown_grace_s = 6\n",
+        )
+        .unwrap();
+        let flags = ServerFlags { config: Some(file.clone()), ..Default::default() };
+        let c = ServerConfig::load(&flags, &env).unwrap();
+        assert_eq!(c.trigger_listen.port(), 9001);
+        assert_eq!(c.tls, Some(TlsFiles { cert: "/c.pem".into(), key: "/k.pem".into() }));
+        let secs = std::time::Duration::from_secs;
+        let l = &c.limits;
+        assert_eq!((l.max_connections, l.header_timeout, l.body_timeout), (7, secs(3), secs(4)));
+        assert_eq!((l.buffered_body_bytes, l.grace), (5 << 20, secs(6)));
+        let env = env_of(&[
+            ("HOME", "/nonexistent"),
+            ("HEARTH_TRIGGER_LISTEN", "127.0.0.1:9002"),
+            ("HEARTH_MAX_CONNECTIONS", "70"),
+            ("HEARTH_TLS_CERT", "/e.pem"),
+            ("HEARTH_TLS_KEY", "/ek.pem"),
+        ]);
+        let c = ServerConfig::load(&flags, &env).unwrap();
+        assert_eq!((c.trigger_listen.port(), c.limits.max_connections), (9002, 70));
+        assert_eq!(c.tls.unwrap().cert, std::path::PathBuf::from("/e.pem"));
+        // Refusals that name what to do.
+        let half = env_of(&[("HOME", "/nonexistent"), ("HEARTH_TLS_CERT", "/c.pem")]);
+        let err = format!("{:#}", ServerConfig::load(&ServerFlags::default(), &half).unwrap_err());
+        assert!(err.contains("both a certificate and a key"), "{err}");
+        let same = env_of(&[("HOME", "/nonexistent"), ("HEARTH_TRIGGER_LISTEN", "127.0.0.1:8080")]);
+        let err = format!("{:#}", ServerConfig::load(&ServerFlags::default(), &same).unwrap_err());
+        assert!(err.contains("two listeners"), "{err}");
+        let bad = env_of(&[("HOME", "/nonexistent"), ("HEARTH_HEADER_TIMEOUT_S", "soon")]);
+        assert!(
+            format!("{:#}", ServerConfig::load(&ServerFlags::default(), &bad).unwrap_err())
+                .contains("HEARTH_HEADER_TIMEOUT_S")
+        );
+    }
+
+    #[test]
     fn client_env_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -441,7 +578,7 @@ mod tests {
 
     #[test]
     fn unspecified_listen_maps_to_loopback() {
-        assert_eq!(local_url("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
-        assert_eq!(local_url("127.0.0.1:1".parse().unwrap()), "http://127.0.0.1:1");
+        assert_eq!(local_url("0.0.0.0:8080".parse().unwrap(), false), "http://127.0.0.1:8080");
+        assert_eq!(local_url("127.0.0.1:1".parse().unwrap(), true), "https://127.0.0.1:1");
     }
 }

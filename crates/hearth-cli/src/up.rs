@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use hearth_agent::{ProcessDriver, Runtimes};
 use hearth_api::{AppState, ensure_admin_token, hash_secret};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
-use hearth_gateway::{Gateway, app};
+use hearth_gateway::{Gateway, TlsConfig, apps, serve};
 use hearth_store::{MetadataStore, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
@@ -21,7 +21,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .with_env_filter(EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    let flags = ServerFlags { config: args.config, data_dir: args.data_dir, listen: args.listen };
+    let flags = ServerFlags {
+        config: args.config,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        trigger_listen: args.trigger_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+    };
     let cfg = ServerConfig::load(&flags, &process_env)?;
 
     if !cfg.data_dir.exists() {
@@ -51,10 +58,22 @@ pub async fn run(args: UpArgs) -> Result<()> {
         Arc::new(SqliteStore::open(&cfg.data_dir.join("metadata.db")).context("cannot open the metadata store")?);
     let code =
         CodeStore::local(&cfg.data_dir.join("code"), PackageLimits::DEFAULT).context("cannot open the code store")?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| {
-        format!("cannot listen on {}: is another server using it? choose another with --listen", cfg.listen)
-    })?;
-    let url = local_url(listener.local_addr()?);
+    let tls = match &cfg.tls {
+        Some(files) => Some(TlsConfig::load(files.clone()).context("cannot load the TLS certificate")?),
+        None => None,
+    };
+    let listener = bind(cfg.listen, "--listen").await?;
+    let trigger_listener = bind(cfg.trigger_listen, "--trigger-listen").await?;
+    let url = local_url(listener.local_addr()?, tls.is_some());
+    let trigger_url = local_url(trigger_listener.local_addr()?, tls.is_some());
+    for addr in [cfg.listen, cfg.trigger_listen] {
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "listening beyond loopback without TLS: API tokens (and SigV4 requests) would cross the network in clear; set --tls-cert and --tls-key"
+            );
+        }
+    }
 
     let runtimes = Runtimes::install(&cfg.data_dir.join("runtimes")).context("cannot install the language runtimes")?;
     if let Err(e) = hearth_agent::raise_open_file_limit() {
@@ -84,7 +103,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
         None => refresh_client_url(store.as_ref(), &cfg, &url).await?,
     }
-    writeln!(out, "Hearth {} listening on {url} (data: {})", env!("CARGO_PKG_VERSION"), cfg.data_dir.display())?;
+    writeln!(
+        out,
+        "Hearth {} listening on {url} (data: {}); HTTP triggers on {trigger_url}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.data_dir.display()
+    )?;
     out.flush()?;
     drop(out);
 
@@ -101,8 +125,21 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tracing::warn!(%e, "could not start min_instances");
     }
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
-    let service = app(state, gateway.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await;
+    state.set_trigger_base_url(&trigger_url);
+    let apps = apps(state, gateway.clone());
+    // One signal stops both listeners; each finishes its requests within the grace period.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::join!(
+        serve(listener, apps.api, cfg.limits.clone(), tls.clone(), until_stopped(stopped.clone())),
+        serve(trigger_listener, apps.triggers, cfg.limits.clone(), tls, until_stopped(stopped)),
+    );
     reaper.abort();
     drop(gateway);
     if let Some(cg) = &cgroups {
@@ -111,10 +148,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
             tracing::warn!(left, "some instance cgroups are still busy; the next start removes them");
         }
     }
-    result.context("server failed")?;
     tracing::info!("stopped");
     drop(lock);
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}: is another server using it? choose another with {flag}"))
 }
 
 /// On later starts, point an existing client config at this server if its token is one of

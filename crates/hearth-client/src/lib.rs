@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use hearth_types::api::{
     ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, InvocationList, LogPage, NewToken, TokenInfo,
-    TokenList, TokenSpec, TriggerList, TriggerSpec, VersionList,
+    TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
 };
-use hearth_types::{CodeRef, Function, FunctionSpec, HttpTrigger, InvocationRecord, Version};
+use hearth_types::{CodeRef, Function, FunctionSpec, InvocationRecord, Version};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
@@ -209,11 +209,11 @@ impl Client {
         self.json(self.req(Method::GET, "/v1/node")).await
     }
 
-    pub async fn create_trigger(&self, spec: &TriggerSpec) -> Result<HttpTrigger> {
+    pub async fn create_trigger(&self, spec: &TriggerSpec) -> Result<TriggerView> {
         self.json(self.req(Method::POST, "/v1/triggers").json(spec)).await
     }
 
-    pub async fn list_triggers(&self) -> Result<Vec<HttpTrigger>> {
+    pub async fn list_triggers(&self) -> Result<Vec<TriggerView>> {
         Ok(self.json::<TriggerList>(self.req(Method::GET, "/v1/triggers")).await?.triggers)
     }
 

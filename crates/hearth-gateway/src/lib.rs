@@ -14,6 +14,7 @@ mod log_budget;
 mod meter;
 mod pool;
 mod routes;
+mod serve;
 mod settings;
 mod trigger_table;
 
@@ -30,7 +31,8 @@ use hearth_types::{FunctionId, FunctionName, Version};
 
 pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
 pub use pool::AcquireError;
-pub use routes::{GatewayDoc, app, openapi};
+pub use routes::{Apps, GatewayDoc, apps, openapi};
+pub use serve::{BodyTimeout, ListenerLimits, TlsConfig, TlsError, TlsFiles, serve};
 pub use settings::GatewaySettings;
 
 use function_cache::FunctionCache;

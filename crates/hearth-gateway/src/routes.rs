@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRef, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,8 +30,17 @@ impl FromRef<GatewayState> for AppState {
     }
 }
 
-/// Control plane + gateway + `/openapi.json`: the whole HTTP surface of `hearth up`.
-pub fn app(api: AppState, gateway: Gateway) -> Router {
+/// The two origins of `hearth up`, each served on its own listener: the API (control
+/// plane, invoke and Lambda APIs, `/openapi.json`; where tokens and the console live) and
+/// the HTTP triggers (`/fn/{name}/...` and trigger paths; where functions' own responses
+/// are served). A function's HTML can never run script on the API's origin.
+pub struct Apps {
+    pub api: Router,
+    pub triggers: Router,
+}
+
+/// Both routers, sharing one gateway.
+pub fn apps(api: AppState, gateway: Gateway) -> Apps {
     api.add_deploy_hooks(std::sync::Arc::new(gateway.clone()));
     let state = GatewayState { api: api.clone(), gateway };
     let gateway_routes = Router::new()
@@ -42,11 +51,15 @@ pub fn app(api: AppState, gateway: Gateway) -> Router {
         .route("/v1/node", get(node))
         .route("/2015-03-31/functions/{name}/invocations", post(crate::lambda_api::invocations))
         .with_state(state.clone());
-    hearth_api::control_plane(api)
+    let api = hearth_api::control_plane(api)
         .merge(gateway_routes)
         .route("/openapi.json", get(openapi_json))
-        .fallback_service(axum::routing::any(dispatch).with_state(state))
-        .method_not_allowed_fallback(hearth_api::method_not_allowed)
+        .fallback(hearth_api::not_found)
+        .method_not_allowed_fallback(hearth_api::method_not_allowed);
+    let triggers = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback_service(axum::routing::any(dispatch).with_state(state));
+    Apps { api, triggers }
 }
 
 /// Requests no API route claims: the default URL `/fn/{name}/...` (token with the invoke
@@ -176,6 +189,7 @@ impl From<InvokeError> for ApiError {
         (status = 200, description = "The function's result (or error document)",
          headers(("X-Hearth-Request-Id" = String), ("X-Hearth-Cold-Start" = bool), ("X-Hearth-Version" = u32),
                  ("X-Hearth-Function-Error" = String, description = "Set when the function failed"))),
+        (status = 400, description = "The event is not JSON (`InvalidRequestContent`)", body = ApiErrorBody),
         (status = 404, body = ApiErrorBody), (status = 409, description = "No code yet", body = ApiErrorBody),
         (status = 413, description = "Event over 6 MiB", body = ApiErrorBody),
         (status = 429, description = "Too many requests held for instances", body = ApiErrorBody),
@@ -188,7 +202,6 @@ async fn invoke(
     State(state): State<GatewayState>,
     Path(name): Path<String>,
     query: Result<Query<InvokeQuery>, QueryRejection>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Invoke)?;
@@ -199,8 +212,17 @@ async fn invoke(
         Some(v) => v.parse().map_err(|e: String| ApiError::bad_request("InvalidVersion", e))?,
     };
     let payload = read_event(body).await?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let request = InvokeRequest { payload, content_type, ..Default::default() };
+    // The body is the JSON event whatever its Content-Type (`curl -d` sends a form type), as
+    // on Lambda.
+    if !payload.is_empty()
+        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
+    {
+        return Err(ApiError::bad_request(
+            "InvalidRequestContent",
+            format!("the event must be JSON: could not parse the request body ({e})"),
+        ));
+    }
+    let request = InvokeRequest { payload, content_type: Some("application/json".into()), ..Default::default() };
     let r = state.gateway.invoke(&name, selector, request).await?;
     let mut resp = r.body.into_response();
     let h = resp.headers_mut();

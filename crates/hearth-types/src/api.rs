@@ -107,7 +107,19 @@ pub struct TriggerSpec {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TriggerList {
-    pub triggers: Vec<crate::HttpTrigger>,
+    pub triggers: Vec<TriggerView>,
+}
+
+/// A trigger with the URL that reaches it (on the server's trigger listener, which is
+/// another origin than the API's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TriggerView {
+    #[serde(flatten)]
+    pub trigger: crate::HttpTrigger,
+    /// e.g. `http://127.0.0.1:8081/hello`; absent when the server does not know its
+    /// public trigger address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

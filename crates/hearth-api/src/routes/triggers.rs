@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use hearth_store::StoreError;
-use hearth_types::api::{TriggerList, TriggerSpec};
+use hearth_types::api::{TriggerList, TriggerSpec, TriggerView};
 use hearth_types::{HttpTrigger, Scope, TriggerAuth, TriggerId, TriggerPath, validate_methods};
 
 use super::function_name;
@@ -18,7 +18,7 @@ use crate::{ApiError, ApiErrorBody, AppState};
 #[utoipa::path(
     post, path = "/v1/triggers", tag = "triggers", request_body = TriggerSpec,
     responses(
-        (status = 201, body = HttpTrigger),
+        (status = 201, body = TriggerView),
         (status = 400, description = "Invalid or reserved path, unknown method or auth", body = ApiErrorBody),
         (status = 404, body = ApiErrorBody),
         (status = 409, description = "Path already taken", body = ApiErrorBody),
@@ -29,7 +29,7 @@ pub async fn create_trigger(
     caller: Caller,
     State(state): State<AppState>,
     spec: Result<Json<TriggerSpec>, JsonRejection>,
-) -> Result<(StatusCode, Json<HttpTrigger>), ApiError> {
+) -> Result<(StatusCode, Json<TriggerView>), ApiError> {
     caller.require(Scope::Deploy)?;
     let Json(spec) = spec?;
     if let Some(kind) = spec.kind.as_deref().filter(|k| *k != "http") {
@@ -67,7 +67,7 @@ pub async fn create_trigger(
         Err(e) => return Err(e.into()),
     }
     state.triggers_changed().await;
-    Ok((StatusCode::CREATED, Json(trigger)))
+    Ok((StatusCode::CREATED, Json(view(&state, trigger))))
 }
 
 /// List triggers, ordered by path.
@@ -78,7 +78,12 @@ pub async fn create_trigger(
 )]
 pub async fn list_triggers(caller: Caller, State(state): State<AppState>) -> Result<Json<TriggerList>, ApiError> {
     caller.require(Scope::Read)?;
-    Ok(Json(TriggerList { triggers: state.store().list_triggers().await? }))
+    let triggers = state.store().list_triggers().await?.into_iter().map(|t| view(&state, t)).collect();
+    Ok(Json(TriggerList { triggers }))
+}
+
+fn view(state: &AppState, trigger: HttpTrigger) -> TriggerView {
+    TriggerView { url: state.trigger_url(trigger.path.as_str()), trigger }
 }
 
 /// Delete a trigger.

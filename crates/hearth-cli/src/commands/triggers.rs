@@ -14,7 +14,8 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
             if json {
                 return print_json(&t);
             }
-            println!("Added trigger {}: {}{} -> {}", t.id, c.base_url(), t.path, t.function);
+            let url = t.url.clone().unwrap_or_else(|| t.trigger.path.to_string());
+            println!("Added trigger {}: {url} -> {}", t.trigger.id, t.trigger.function);
         }
         TriggerCommand::List => {
             let list = c.list_triggers().await?;
@@ -23,12 +24,13 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
             }
             let rows: Vec<Vec<String>> = list
                 .iter()
-                .map(|t| {
+                .map(|view| {
+                    let t = &view.trigger;
                     let methods = if t.methods.is_empty() { "any".to_owned() } else { t.methods.join(",") };
                     let auth = format!("{:?}", t.auth).to_lowercase();
                     vec![
                         t.id.to_string(),
-                        format!("{}{}", c.base_url(), t.path),
+                        view.url.clone().unwrap_or_else(|| t.path.to_string()),
                         t.function.to_string(),
                         methods,
                         auth,

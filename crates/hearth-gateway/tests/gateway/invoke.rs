@@ -298,3 +298,28 @@ async fn min_instances_are_started_at_deploy_and_versions_can_be_pinned() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// The invoke body is the JSON event whatever its Content-Type (as `curl -d` sends a form
+/// type); a body that is not JSON is refused before any instance starts.
+#[tokio::test]
+async fn invoke_bodies_are_json_events() {
+    let s = start().await;
+    s.deploy("typed", "def handler(event, context):\n    return type(event).__name__\n", py(json!({}))).await;
+    let call = |ct: &'static str, body: &'static str| {
+        s.http
+            .post(format!("{}/v1/functions/typed/invoke", s.url))
+            .bearer_auth(&s.token)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let r = call("application/x-www-form-urlencoded", r#"{"k":1}"#).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#""dict""#, "a form-typed JSON body is still the event");
+    let r = call("text/plain", "[1, 2]").await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#""list""#);
+    let r = call("application/json", "k=1").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "InvalidRequestContent", "{body}");
+    assert!(s.instances("typed").await.len() <= 1, "a refused event starts nothing");
+}

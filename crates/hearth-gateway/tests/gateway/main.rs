@@ -19,7 +19,7 @@ use hearth_agent::{ProcessDriver, Runtimes};
 use hearth_api::{AppState, ensure_admin_token};
 use hearth_blob::fixtures::deflated_zip;
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
-use hearth_gateway::{Gateway, GatewaySettings, app, openapi};
+use hearth_gateway::{Gateway, GatewaySettings, apps, openapi};
 use hearth_store::SqliteStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -41,7 +41,10 @@ def handler(event, context):
 "#;
 
 struct Server {
+    /// The API's origin.
     url: String,
+    /// The HTTP triggers' origin (`/fn/...` and trigger paths).
+    trigger_url: String,
     token: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -70,12 +73,20 @@ async fn start_with(adjust: impl FnOnce(&mut GatewaySettings)) -> Server {
     );
     gateway.spawn_reaper();
     gateway.prewarm().await.unwrap();
-    let router = app(AppState::new(store, code, ObjectSource::default()), gateway);
+    let state = AppState::new(store, code, ObjectSource::default());
+    let apps = apps(state.clone(), gateway);
+    let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
+    state.set_trigger_base_url(&trigger_url);
+    Server { url, trigger_url, token, http: reqwest::Client::new(), _dir: dir }
+}
+
+/// Serves `router` on a loopback port of its own with the limits `hearth up` uses.
+async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
-    Server { url, token, http: reqwest::Client::new(), _dir: dir }
+    let limits = hearth_gateway::ListenerLimits::default();
+    tokio::spawn(hearth_gateway::serve(listener, router, limits, None, std::future::pending()));
+    url
 }
 
 struct Reply {

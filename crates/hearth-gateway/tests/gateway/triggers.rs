@@ -28,15 +28,18 @@ async fn http_trigger_serves_the_seed_example() {
     s.deploy("hello", HTTP_FUNCTION, py(json!({}))).await;
     let (st, t) = s.add_trigger(json!({"function": "hello", "path": "/hello"})).await;
     assert_eq!(st, StatusCode::CREATED, "{t}");
-    let first = s.http.get(format!("{}/hello/faas", s.url)).send().await.unwrap();
+    let first = s.http.get(format!("{}/hello/faas", s.trigger_url)).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(first.headers()["x-hearth-cold-start"], "true");
     assert_eq!(first.text().await.unwrap(), "Hello FaaS");
-    let second = s.http.get(format!("{}/hello/faas", s.url)).send().await.unwrap();
+    let second = s.http.get(format!("{}/hello/faas", s.trigger_url)).send().await.unwrap();
     assert_eq!(second.headers()["x-hearth-cold-start"], "false");
     assert_eq!(second.text().await.unwrap(), "Hello FaaS");
-    assert_eq!(s.http.get(format!("{}/hello", s.url)).send().await.unwrap().text().await.unwrap(), "Hello FaaS");
-    let other = s.http.get(format!("{}/hellothere", s.url)).send().await.unwrap();
+    assert_eq!(
+        s.http.get(format!("{}/hello", s.trigger_url)).send().await.unwrap().text().await.unwrap(),
+        "Hello FaaS"
+    );
+    let other = s.http.get(format!("{}/hellothere", s.trigger_url)).send().await.unwrap();
     assert_eq!(other.status(), StatusCode::NOT_FOUND, "only whole segments match");
 }
 
@@ -47,7 +50,7 @@ async fn http_events_and_responses_follow_payload_2_0() {
     s.add_trigger(json!({"function": "web", "path": "/api"})).await;
     let r = s
         .http
-        .post(format!("{}/api/items/echo?a=1&a=2&b=x%20y", s.url))
+        .post(format!("{}/api/items/echo?a=1&a=2&b=x%20y", s.trigger_url))
         .header("cookie", "c1=v1; c2=v2")
         .header("X-Mixed-Case", "kept")
         .header("content-type", "application/json")
@@ -71,7 +74,7 @@ async fn http_events_and_responses_follow_payload_2_0() {
 
     let r = s
         .http
-        .post(format!("{}/api/echo", s.url))
+        .post(format!("{}/api/echo", s.trigger_url))
         .header("content-type", "image/png")
         .body(vec![0u8, 159, 146, 150])
         .send()
@@ -84,20 +87,20 @@ async fn http_events_and_responses_follow_payload_2_0() {
         "binary bodies are base64"
     );
 
-    let r = s.http.get(format!("{}/api/shaped", s.url)).send().await.unwrap();
+    let r = s.http.get(format!("{}/api/shaped", s.trigger_url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["x-custom"], "yes");
     let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert_eq!(cookies, ["a=1; Max-Age=60", "b=2"]);
     assert_eq!(r.text().await.unwrap(), "created");
 
-    let r = s.http.get(format!("{}/api/binary", s.url)).send().await.unwrap();
+    let r = s.http.get(format!("{}/api/binary", s.trigger_url)).send().await.unwrap();
     assert_eq!(&r.bytes().await.unwrap()[..], &[0, 1, 2, 255], "base64 bodies are decoded");
-    let r = s.http.get(format!("{}/api/bare", s.url)).send().await.unwrap();
+    let r = s.http.get(format!("{}/api/bare", s.trigger_url)).send().await.unwrap();
     assert_eq!((r.status(), r.headers()["content-type"].to_str().unwrap()), (StatusCode::OK, "application/json"));
     assert_eq!(r.json::<Value>().await.unwrap(), json!(["just", "a", "list"]));
 
-    let r = s.http.get(format!("{}/api/fail", s.url)).send().await.unwrap();
+    let r = s.http.get(format!("{}/api/fail", s.trigger_url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(r.headers()["x-hearth-function-error"], "RuntimeError");
     assert!(!r.text().await.unwrap().contains("secret internals"), "error documents are not leaked to HTTP callers");
@@ -110,15 +113,18 @@ async fn trigger_methods_auth_and_lifecycle() {
     let (_, t) =
         s.add_trigger(json!({"function": "guarded", "path": "/private", "methods": ["post"], "auth": "token"})).await;
     assert_eq!(t["methods"], json!(["POST"]));
-    let r = s.http.get(format!("{}/private", s.url)).send().await.unwrap();
+    let r = s.http.get(format!("{}/private", s.trigger_url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let r = s.http.post(format!("{}/private", s.url)).send().await.unwrap();
+    let r = s.http.post(format!("{}/private", s.trigger_url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = s.http.post(format!("{}/private", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    let r = s.http.post(format!("{}/private", s.trigger_url)).bearer_auth(&s.token).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "Hello FaaS");
     // The default URL needs a token too.
-    assert_eq!(s.http.get(format!("{}/fn/guarded/x", s.url)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let r = s.http.get(format!("{}/fn/guarded/x", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(
+        s.http.get(format!("{}/fn/guarded/x", s.trigger_url)).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = s.http.get(format!("{}/fn/guarded/x", s.trigger_url)).bearer_auth(&s.token).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "Hello FaaS");
 
     for (spec, status, code) in [
@@ -141,7 +147,7 @@ async fn trigger_methods_auth_and_lifecycle() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = s.http.post(format!("{}/private", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    let r = s.http.post(format!("{}/private", s.trigger_url)).bearer_auth(&s.token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "a deleted trigger stops routing at once");
     s.add_trigger(json!({"function": "guarded", "path": "/again"})).await;
     let r = s.http.delete(format!("{}/v1/functions/guarded", s.url)).bearer_auth(&s.token).send().await.unwrap();
@@ -159,7 +165,7 @@ async fn node_and_shell_examples_answer_http_triggers() {
     for name in ["node-hello", "shell-hello"] {
         s.add_trigger(json!({"function": name, "path": format!("/{name}")})).await;
         for cold in ["true", "false"] {
-            let r = s.http.get(format!("{}/{name}/faas", s.url)).send().await.unwrap();
+            let r = s.http.get(format!("{}/{name}/faas", s.trigger_url)).send().await.unwrap();
             assert_eq!(r.headers()["x-hearth-cold-start"], cold, "{name}");
             assert_eq!(r.text().await.unwrap(), "Hello FaaS", "{name}");
         }
@@ -192,7 +198,7 @@ async fn caller_credentials_never_reach_functions() {
     for path in ["/fn/spy/x", "/guarded/x", "/open/x"] {
         let r = s
             .http
-            .post(format!("{}{path}", s.url))
+            .post(format!("{}{path}", s.trigger_url))
             .bearer_auth(&s.token)
             .header("x-api-key", format!("key={}", s.token))
             .header("x-kept", "yes")
@@ -213,7 +219,7 @@ async fn caller_credentials_never_reach_functions() {
     }
     // A public trigger passes on an Authorization header that is not Hearth's: it is the
     // function's own business.
-    let r = s.http.get(format!("{}/open/x", s.url)).basic_auth("user", Some("pass")).send().await.unwrap();
+    let r = s.http.get(format!("{}/open/x", s.trigger_url)).basic_auth("user", Some("pass")).send().await.unwrap();
     let ev: Value = r.json().await.unwrap();
     assert_eq!(ev["headers"]["authorization"], "Basic dXNlcjpwYXNz", "{ev}");
     // Nothing stored holds the token: the logs (which printed every event) and the records.
