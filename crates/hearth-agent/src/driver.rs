@@ -32,6 +32,9 @@ pub struct LaunchSpec {
     pub runtime_dir: PathBuf,
     /// The network namespace to join (from [`SandboxDriver::network`]).
     pub netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    /// The instance's network mode: only an instance with egress sees the host's
+    /// `/etc/resolv.conf` (one without network has nothing to resolve through).
+    pub network: hearth_types::Network,
     pub memory_mb: u32,
     /// Size of the writable `/tmp`.
     pub tmp_mb: u32,

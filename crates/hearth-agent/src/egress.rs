@@ -1,8 +1,12 @@
 //! Opt-in outbound network (`network: egress`): the instance's namespace gets `eth0`, one end
 //! of a veth pair whose other end (`hh<slot>`) stays on the host, a /30 of its own out of
 //! [`SUBNET`], and a default route through the host, which masquerades the traffic to its
-//! uplink (nftables table `ip hearth`). Instances cannot reach one another: forwarding
-//! between two `hh*` links is dropped.
+//! uplink (nftables table `ip hearth`). Instances cannot reach one another (forwarding
+//! between two `hh*` links is dropped), nor the host itself on any of its addresses (input
+//! from `hh*` is dropped, so a host service bound to 0.0.0.0 is out of reach), nor private,
+//! shared, link-local (the cloud metadata address), loopback, multicast or reserved
+//! destinations beyond it ([`BLOCKED`]); the one exception is DNS to the resolvers the
+//! host's `/etc/resolv.conf` names.
 //!
 //! The plumbing uses the iproute2 and nftables command-line tools. It runs on the network
 //! pool's thread, ahead of time, so the few milliseconds it takes are off the request path.
@@ -89,13 +93,49 @@ fn run(program: &str, args: &[&str], input: &str) -> std::io::Result<()> {
     }
 }
 
-fn nat_rules() -> String {
+/// Destinations beyond the host that an instance with egress may not reach.
+pub const BLOCKED: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
+/// The IPv4 name servers of a `resolv.conf`.
+fn resolvers(resolv_conf: &str) -> Vec<Ipv4Addr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+        .collect()
+}
+
+fn nat_rules(resolvers: &[Ipv4Addr]) -> String {
+    let blocked = BLOCKED.join(", ");
+    let dns = if resolvers.is_empty() {
+        String::new()
+    } else {
+        let set = resolvers.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(", ");
+        format!(
+            "iifname \"{HOST_IF_PREFIX}*\" ip daddr {{ {set} }} udp dport 53 accept;\n\
+             iifname \"{HOST_IF_PREFIX}*\" ip daddr {{ {set} }} tcp dport 53 accept;\n"
+        )
+    };
     format!(
         "add table ip hearth\ndelete table ip hearth\ntable ip hearth {{\n\
          chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
          ip saddr {SUBNET}/{SUBNET_PREFIX} oifname != \"{HOST_IF_PREFIX}*\" masquerade; }}\n\
+         chain input {{ type filter hook input priority filter; policy accept;\n\
+         iifname \"{HOST_IF_PREFIX}*\" drop; }}\n\
          chain forward {{ type filter hook forward priority filter; policy accept;\n\
-         iifname \"{HOST_IF_PREFIX}*\" oifname \"{HOST_IF_PREFIX}*\" drop; }}\n}}\n"
+         iifname \"{HOST_IF_PREFIX}*\" oifname \"{HOST_IF_PREFIX}*\" drop;\n\
+         {dns}iifname \"{HOST_IF_PREFIX}*\" ip daddr {{ {blocked} }} drop; }}\n}}\n"
     )
 }
 
@@ -105,7 +145,8 @@ impl Egress {
         let done = self.nat.get_or_init(|| {
             std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
                 .map_err(|e| format!("cannot enable IPv4 forwarding: {e}"))?;
-            run("nft", &["-f", "-"], &nat_rules()).map_err(|e| e.to_string())
+            let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            run("nft", &["-f", "-"], &nat_rules(&resolvers(&resolv_conf))).map_err(|e| e.to_string())
         });
         done.clone().map_err(std::io::Error::other)
     }
@@ -158,5 +199,19 @@ mod tests {
         let b = EgressLink::for_slot(SLOTS - 1);
         assert_eq!(b.instance_addr, Ipv4Addr::new(10, 211, 255, 254));
         assert!(b.host_if.len() <= 15, "interface names are at most 15 bytes");
+    }
+
+    #[test]
+    fn rules_keep_instances_off_the_host_and_private_ranges_except_dns() {
+        let conf = "# comment\nnameserver 10.0.0.2\nnameserver ::1\nsearch example\nnameserver 192.168.1.1\n";
+        assert_eq!(resolvers(conf), [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(192, 168, 1, 1)]);
+        let rules = nat_rules(&resolvers(conf));
+        assert!(rules.contains("hook input") && rules.contains("iifname \"hh*\" drop;"), "{rules}");
+        for range in ["10.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"] {
+            assert!(rules.contains(range), "{range} blocked: {rules}");
+        }
+        let dns = rules.find("udp dport 53 accept").unwrap();
+        assert!(dns < rules.find("10.0.0.0/8").unwrap(), "DNS to the resolvers is accepted before the drop");
+        assert!(!nat_rules(&[]).contains("dport 53"));
     }
 }

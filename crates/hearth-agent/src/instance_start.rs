@@ -151,6 +151,7 @@ pub async fn start_instance_logged(
         task_root: spec.code_dir.clone(),
         runtime_dir: runtimes.dir().to_path_buf(),
         netns: network.netns.map(std::sync::Arc::new),
+        network: spec.config.network,
         memory_mb: spec.config.memory_mb,
         tmp_mb: spec.config.ephemeral_storage_mb,
         stdin: false,

@@ -348,6 +348,7 @@ async fn launch_cell(
         task_root: slot.to_path_buf(),
         runtime_dir: inner.runtimes.dir().to_path_buf(),
         netns: network.netns.map(Arc::new),
+        network: Network::None,
         memory_mb: key.memory_mb,
         tmp_mb: limits::EPHEMERAL_STORAGE_MB.default as u32,
         stdin: true,

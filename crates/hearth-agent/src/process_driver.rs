@@ -23,6 +23,7 @@ use crate::egress::Egress;
 use crate::netns::NetworkPool;
 use crate::privileges::{Identity, Privileges};
 use crate::rootfs::RootPlan;
+use crate::uid_range::UidRange;
 use hearth_types::Network;
 
 /// Where every instance sees its code when the driver can mount it there.
@@ -37,6 +38,8 @@ pub struct ProcessDriver {
     mount_task_root: bool,
     cgroups: Option<Cgroups>,
     privileges: Option<Privileges>,
+    /// Host uids of this server's instances, and the next to hand out.
+    uids: Option<Arc<UidRange>>,
     next_uid: Arc<AtomicU64>,
     networks: Option<NetworkPool>,
 }
@@ -71,12 +74,20 @@ impl ProcessDriver {
         } else {
             None
         };
-        Self { mount_task_root, cgroups: Cgroups::detect(), privileges, next_uid: Arc::default(), networks }
+        let uids = privileges.is_some().then(|| Arc::new(UidRange::claim()));
+        Self { mount_task_root, cgroups: Cgroups::detect(), privileges, uids, next_uid: Arc::default(), networks }
     }
 
     /// Plain child processes with no sandbox at all, whoever runs them (for comparisons).
     pub fn plain() -> Self {
-        Self { mount_task_root: false, cgroups: None, privileges: None, next_uid: Arc::default(), networks: None }
+        Self {
+            mount_task_root: false,
+            cgroups: None,
+            privileges: None,
+            uids: None,
+            next_uid: Arc::default(),
+            networks: None,
+        }
     }
 
     /// Whether instances run as an unprivileged uid under the seccomp filter.
@@ -270,7 +281,8 @@ impl SandboxDriver for ProcessDriver {
             }
         }
         if self.mount_task_root {
-            let plan = RootPlan::new(&spec.task_root, &spec.runtime_dir, spec.tmp_mb).ok_or_else(|| {
+            let dns = spec.network == Network::Egress;
+            let plan = RootPlan::new(&spec.task_root, &spec.runtime_dir, spec.tmp_mb, dns).ok_or_else(|| {
                 spawn_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path contains a NUL byte"))
             })?;
             // SAFETY: the closure runs in the forked child before exec and only makes raw
@@ -281,8 +293,8 @@ impl SandboxDriver for ProcessDriver {
                 command.pre_exec(enter_pid_namespace);
             }
         }
-        if let Some(privileges) = self.privileges.clone() {
-            let uid = Privileges::uid_for(self.next_uid.fetch_add(1, Ordering::Relaxed));
+        if let (Some(privileges), Some(uids)) = (self.privileges.clone(), &self.uids) {
+            let uid = uids.uid(self.next_uid.fetch_add(1, Ordering::Relaxed));
             let identity = Identity::new(uid, uid);
             // SAFETY: runs in the forked child before exec, after the mounts (which need
             // root); prctl/setgroups/setres[ug]id/seccomp on memory prepared before the fork.

@@ -56,7 +56,9 @@ enum Step {
 }
 
 /// The steps for an instance whose code is at `task_root` and runtimes at `runtime_dir`
-/// on the host, with `/tmp` capped at `tmp_mb`.
+/// on the host, with `/tmp` capped at `tmp_mb`; `dns` shows it the host's
+/// `/etc/resolv.conf` (instances without network get none: it would only tell them about
+/// the host's network).
 pub struct RootPlan {
     steps: Vec<Step>,
     stage: CString,
@@ -72,7 +74,7 @@ fn in_root(p: &str) -> CString {
 }
 
 impl RootPlan {
-    pub fn new(task_root: &Path, runtime_dir: &Path, tmp_mb: u32) -> Option<Self> {
+    pub fn new(task_root: &Path, runtime_dir: &Path, tmp_mb: u32, dns: bool) -> Option<Self> {
         let host = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).ok();
         let mut steps = vec![Step::Tmpfs { target: c(STAGE), options: c("size=16m,mode=0755") }];
         for d in ["/usr", "/etc", "/proc", "/dev", "/tmp", "/var", "/var/task", "/var/runtime", "/.old"] {
@@ -100,6 +102,9 @@ impl RootPlan {
             ("/etc/nsswitch.conf", "/etc/nsswitch.conf".to_owned()),
         ];
         for (target, source) in etc_files {
+            if target == "/etc/resolv.conf" && !dns {
+                continue;
+            }
             if Path::new(&source).is_file() {
                 steps.push(Step::File(in_root(target)));
                 steps.push(Step::Bind { source: c(&source), target: in_root(target), dev: false });

@@ -60,7 +60,13 @@ async fn hostile_reads_writes_and_views_fail() {
         .map(|p| p.display().to_string())
         .collect();
     assert!(!other_code.is_empty(), "the other function's code is unpacked on the host");
-    let mut paths = vec!["/etc/shadow".to_owned(), db.display().to_string(), token_file.display().to_string()];
+    // (An instance without network also has no resolver configuration of the host's.)
+    let mut paths = vec![
+        "/etc/shadow".to_owned(),
+        "/etc/resolv.conf".to_owned(),
+        db.display().to_string(),
+        token_file.display().to_string(),
+    ];
     paths.extend(other_code);
     let r = s.attack("hostile", json!({"attack": "read", "paths": paths})).await;
     for p in &paths {
@@ -247,4 +253,24 @@ async fn a_hostile_provided_function_is_contained() {
     // `kill -9 -1` reached only the instance's own processes: the server (this process)
     // still serves, and so do other instances.
     assert_eq!(s.event("hostile", json!({"attack": "processes"})).await.status, StatusCode::OK);
+}
+
+/// Two servers on one machine hand their instances host uids from blocks of their own, so
+/// one server's instances can never act as another's.
+#[tokio::test]
+async fn two_servers_never_share_instance_uids() {
+    if !is_root() {
+        return;
+    }
+    let (a, b) = (hostile_server().await, hostile_server().await);
+    let host_uid = |r: Reply| -> u32 {
+        let map = r.body["/proc/self/uid_map"].as_str().unwrap().to_owned();
+        // "read: <inner> <outer> 1"
+        map.trim_start_matches("read: ").split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let read = json!({"attack": "read", "paths": ["/proc/self/uid_map"]});
+    let (ua, ub) = (host_uid(a.event("hostile", read.clone()).await), host_uid(b.event("hostile", read).await));
+    let block = |u: u32| (u - hearth_agent::UID_BASE) / hearth_agent::UID_BLOCK;
+    assert!(ua >= hearth_agent::UID_BASE && ub >= hearth_agent::UID_BASE, "{ua} {ub}");
+    assert_ne!(block(ua), block(ub), "host uids {ua} and {ub} come from one block");
 }

@@ -1,6 +1,6 @@
 //! `network: egress`: the instance gets a link to the host with NAT beyond it. Traffic goes
-//! only to servers this test starts: one on the host end of the instance's veth pair, one in
-//! a network namespace the test makes itself (standing in for the uplink).
+//! only to servers this test starts: one on the host (which the instance must not reach),
+//! one in a network namespace the test makes itself (standing in for the uplink).
 
 use std::io::{Read, Write};
 use std::process::Command;
@@ -18,6 +18,11 @@ def gateway():
     return None
 
 def handler(event, context):
+    if event.get("read"):
+        try:
+            return {"text": open(event["read"]).read()}
+        except OSError as e:
+            return {"error": e.strerror}
     host = event.get("host") or gateway()
     if host is None:
         return {"error": "no default route"}
@@ -94,23 +99,12 @@ impl Drop for Uplink {
 }
 
 #[tokio::test]
-async fn egress_reaches_the_host_end_and_is_masqueraded_beyond() {
+async fn egress_is_masqueraded_beyond_the_host_and_kept_off_it() {
     if !nix::unistd::geteuid().is_root() {
         return; // Egress needs the sandbox, which needs root.
     }
     let s = start().await;
     s.deploy("net", NET_FUNCTION, py(json!({"network": "egress", "timeout_s": 10}))).await;
-
-    // The host end of the pair: a server this test starts on the host.
-    let host_side = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = host_side.local_addr().unwrap().port();
-    let seen = answer_one(host_side);
-    let r = s.event("net", json!({"port": port})).await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let own = r.body["own"].as_str().unwrap_or_default().to_owned();
-    assert!(own.starts_with("10.211."), "the instance has an address of its own: {:?}", r.body);
-    assert_eq!(r.body["reply"], own, "the host end sees the instance's own address: {:?}", r.body);
-    assert_eq!(seen.join().unwrap(), own);
 
     // Beyond the host: the uplink sees the host's address, not the instance's (NAT).
     let uplink = Uplink::new();
@@ -119,23 +113,48 @@ async fn egress_reaches_the_host_end_and_is_masqueraded_beyond() {
     let seen = answer_one(remote);
     let r = s.event("net", json!({"host": uplink.inside, "port": port})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let own = r.body["own"].as_str().unwrap_or_default().to_owned();
+    assert!(own.starts_with("10.211."), "the instance has an address of its own: {:?}", r.body);
     let via = seen.join().unwrap();
     assert_eq!(r.body["reply"], via);
     assert!(via.starts_with("198.18.") && via.ends_with(".1"), "masqueraded to the host's address: {via}");
 
+    // The host itself is out of reach, even a service bound to every address.
+    let host_side = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = host_side.local_addr().unwrap().port();
+    let r = s.event("net", json!({"port": port})).await;
+    assert_eq!(r.body["error"], "timed out", "a host service on 0.0.0.0 is out of reach: {:?}", r.body);
+    host_side.set_nonblocking(true).unwrap();
+    assert!(host_side.accept().is_err(), "nothing reached the host's listener");
+    // Private, link-local (cloud metadata) and loopback ranges beyond the host are dropped
+    // by the rules in the kernel (checked there, not by sending traffic to them).
+    let out = Command::new("nft").args(["list", "table", "ip", "hearth"]).output().unwrap();
+    let rules = String::from_utf8_lossy(&out.stdout);
+    for range in ["10.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"] {
+        assert!(rules.contains(range), "{range} is dropped: {rules}");
+    }
+    assert!(rules.contains("hook input"), "input from instances is dropped: {rules}");
+
     // Instances cannot reach one another through the host.
     s.deploy("net2", NET_FUNCTION, py(json!({"network": "egress", "timeout_s": 10}))).await;
-    let probe = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    let _seen = answer_one(probe);
-    let other = s.event("net2", json!({"port": port})).await;
+    let remote = uplink.listen();
+    let port = remote.local_addr().unwrap().port();
+    let _seen = answer_one(remote);
+    let other = s.event("net2", json!({"host": uplink.inside, "port": port})).await;
     let other_addr = other.body["own"].as_str().unwrap().to_owned();
     assert_ne!(other_addr, own);
     let r = s.event("net", json!({"host": other_addr, "port": 9})).await;
     assert_eq!(r.body["error"], "timed out", "forwarding between instances is dropped: {:?}", r.body);
 
-    // A function without egress has no route out at all.
+    // A function without egress has no route out at all, and no resolver configuration;
+    // one with egress sees the host's.
     s.deploy("closed", NET_FUNCTION, py(json!({}))).await;
     let r = s.event("closed", json!({"port": 9})).await;
     assert_eq!(r.body["error"], "no default route", "{:?}", r.body);
+    let r = s.event("closed", json!({"read": "/etc/resolv.conf"})).await;
+    assert_eq!(r.body["error"], "No such file or directory", "{:?}", r.body);
+    if let Ok(host_conf) = std::fs::read_to_string("/etc/resolv.conf") {
+        let r = s.event("net", json!({"read": "/etc/resolv.conf"})).await;
+        assert_eq!(r.body["text"], host_conf, "{:?}", r.body);
+    }
 }
