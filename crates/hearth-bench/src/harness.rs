@@ -92,12 +92,8 @@ impl Bench {
         );
         let _reaper = gateway.spawn_reaper();
         let apps = apps(AppState::new(store, code, ObjectSource::default()), gateway.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let api_url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, apps.api).await });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, apps.triggers).await });
+        // Served as `hearth up` serves them: the same edge, limits included.
+        let (api_url, url) = (edge(apps.api).await?, edge(apps.triggers).await?);
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
         Ok(Arc::new(Self {
             client: Client::new(&api_url, Some(token)),
@@ -285,4 +281,13 @@ pub fn idle_pss_kb(program: &str, args: &[&str]) -> Result<u64> {
         }
         last = now;
     }
+}
+
+/// Serves `router` on a loopback port with `hearth up`'s listener and its default limits.
+async fn edge(router: axum::Router) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let limits = hearth_gateway::ListenerLimits::default();
+    tokio::spawn(hearth_gateway::serve(listener, router, limits, None, std::future::pending()));
+    Ok(url)
 }
