@@ -22,6 +22,7 @@ mod process_driver;
 mod rootfs;
 mod runtime_api;
 mod runtimes;
+mod seccomp;
 mod uid_range;
 
 pub use cgroup::{CgroupVersion, Cgroups, MB_PER_VCPU, PIDS_MAX, cpu_quota_us};
@@ -41,6 +42,7 @@ pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BAS
 pub use process_driver::ProcessDriver;
 pub use runtime_api::{Closed, RuntimeApi, SPARE_CONNECTIONS};
 pub use runtimes::{RuntimeError, Runtimes};
+pub use seccomp::{FilterError, SYSCALLS_ALLOWED, SYSCALLS_NOT_IMPLEMENTED, Syscall};
 pub use uid_range::{BLOCK as UID_BLOCK, UidRange};
 
 /// Raises this process's open-file limit to its hard limit: each instance holds a few pipes
