@@ -3,7 +3,8 @@
 #   - the pinned Rust toolchain name (see below);
 #   - .venv/ with moto's S3-compatible server (the real S3 protocol on loopback for the
 #     object-URL tests), and boto3 + the AWS CLI v1 (Lambda Invoke API compatibility).
-#   - as root, Debian's nftables (NAT for instances with network egress).
+#   - as root, Debian's nftables (NAT for instances with network egress) and strace (the
+#     agent's seccomp test traces the example functions' syscalls).
 #     Skipped with --toolchain-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,11 @@ fi
 if [ "$(id -u)" = 0 ] && ! command -v nft >/dev/null && [ ! -x /usr/sbin/nft ]; then
     echo "test-deps: installing nftables (Debian package; egress NAT)" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends nftables >/dev/null
+fi
+# strace: the agent's seccomp test runs the example functions under it, as root.
+if [ "$(id -u)" = 0 ] && ! command -v strace >/dev/null && [ ! -x /usr/bin/strace ]; then
+    echo "test-deps: installing strace (Debian package; the seccomp allow-list test)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends strace >/dev/null
 fi
 
 MOTO_VERSION=5.2.5

@@ -5,6 +5,7 @@
 mod instances;
 mod runtime_api;
 mod sandbox;
+mod seccomp;
 
 use std::path::Path;
 use std::time::Duration;
