@@ -157,11 +157,16 @@ const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
 /// making reads imply exec is refused.
 const PERSONALITIES: &[u64] = &[0x0, 0x0008, 0x20000, 0x20008, 0xffff_ffff];
 
-/// Socket families an instance may open: local sockets and IP. Everything else (netlink,
-/// packet, vsock, which a network namespace does not isolate, bluetooth, …) is refused with
-/// EAFNOSUPPORT, as if the kernel lacked it; C libraries fall back (glibc's `getaddrinfo`
-/// assumes both IP versions when it cannot ask netlink; libuv's interface list is empty).
-const SOCKET_FAMILIES: &[u64] = &[libc::AF_UNIX as u64, libc::AF_INET as u64, libc::AF_INET6 as u64];
+/// Socket families an instance may open: local sockets and IP, and netlink for its routing
+/// protocol only (`NETLINK_ROUTE`: what listing interfaces needs, e.g. Node's
+/// `os.networkInterfaces()` and glibc's `getifaddrs`; inside the instance's own network
+/// namespace it shows only its own links, and changing them needs a capability it lacks).
+/// Everything else (other netlink protocols, packet, vsock, which a network namespace does
+/// not isolate, bluetooth, …) is refused with EAFNOSUPPORT, as if the kernel lacked it.
+const SOCKET_FAMILIES: &[u64] =
+    &[libc::AF_UNIX as u64, libc::AF_INET as u64, libc::AF_INET6 as u64, libc::AF_NETLINK as u64];
+/// The only netlink protocol allowed.
+const NETLINK_ROUTE: u64 = 0;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the seccomp filter: {0}")]
@@ -194,16 +199,25 @@ fn allow_list() -> Result<BpfProgram, FilterError> {
     compile(rules, SeccompAction::Errno(libc::EPERM as u32), SeccompAction::Allow)
 }
 
-/// `socket` and `socketpair` of any family but SOCKET_FAMILIES → EAFNOSUPPORT.
+/// `socket` of any family but SOCKET_FAMILIES, netlink of any protocol but
+/// `NETLINK_ROUTE`, and `socketpair` of any family but UNIX, INET and INET6 → EAFNOSUPPORT.
 fn socket_families() -> Result<BpfProgram, FilterError> {
-    let none_of = || -> Result<SeccompRule, FilterError> {
-        let conditions = SOCKET_FAMILIES
-            .iter()
-            .map(|f| SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, *f).map_err(backend))
-            .collect::<Result<Vec<_>, _>>()?;
+    let cond = |arg, op, value| SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(backend);
+    // Matches (refuses) when the family is none of `families`.
+    let none_of = |families: &[u64]| -> Result<SeccompRule, FilterError> {
+        let conditions = families.iter().map(|f| cond(0, SeccompCmpOp::Ne, *f)).collect::<Result<Vec<_>, _>>()?;
         SeccompRule::new(conditions).map_err(backend)
     };
-    let rules = BTreeMap::from([(libc::SYS_socket, vec![none_of()?]), (libc::SYS_socketpair, vec![none_of()?])]);
+    let other_netlink = SeccompRule::new(vec![
+        cond(0, SeccompCmpOp::Eq, libc::AF_NETLINK as u64)?,
+        cond(2, SeccompCmpOp::Ne, NETLINK_ROUTE)?,
+    ])
+    .map_err(backend)?;
+    let local_and_ip = &SOCKET_FAMILIES[..3];
+    let rules = BTreeMap::from([
+        (libc::SYS_socket, vec![none_of(SOCKET_FAMILIES)?, other_netlink]),
+        (libc::SYS_socketpair, vec![none_of(local_and_ip)?]),
+    ]);
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EAFNOSUPPORT as u32))
 }
 
@@ -306,7 +320,7 @@ mod tests {
     #[test]
     fn refusals_carry_the_intended_errno() {
         let code = in_filtered_child(|| {
-            let checks: [(i64, i64, i64, i64, i32); 11] = [
+            let checks: [(i64, i64, i64, i64, i32); 13] = [
                 (libc::SYS_getppid, 0, 0, 0, 0),
                 (libc::SYS_ptrace, libc::PTRACE_TRACEME as i64, 0, 0, libc::EPERM),
                 (libc::SYS_unshare, libc::CLONE_NEWUSER as i64, 0, 0, libc::EPERM),
@@ -315,7 +329,9 @@ mod tests {
                 (libc::SYS_personality, 0xffff_ffff, 0, 0, 0),
                 (libc::SYS_clone3, 0, 0, 0, libc::ENOSYS),
                 (libc::SYS_io_uring_setup, 1, 0, 0, libc::ENOSYS),
-                (libc::SYS_socket, libc::AF_NETLINK as i64, libc::SOCK_RAW as i64, 0, libc::EAFNOSUPPORT),
+                (libc::SYS_socket, libc::AF_NETLINK as i64, libc::SOCK_RAW as i64, 9, libc::EAFNOSUPPORT),
+                (libc::SYS_socket, libc::AF_VSOCK as i64, libc::SOCK_STREAM as i64, 0, libc::EAFNOSUPPORT),
+                (libc::SYS_socketpair, libc::AF_NETLINK as i64, libc::SOCK_RAW as i64, 0, libc::EAFNOSUPPORT),
                 (0x4000_0000 | libc::SYS_getpid, 0, 0, 0, libc::EPERM),
                 (500, 0, 0, 0, libc::ENOSYS),
             ];
