@@ -94,10 +94,10 @@ impl From<ObjectSourceError> for ApiError {
         let status = match &e {
             ObjectSourceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ObjectSourceError::Failed { .. } => StatusCode::BAD_GATEWAY,
-            ObjectSourceError::BucketNotAllowed(_) => StatusCode::FORBIDDEN,
-            // Not 409: the request does not conflict with the function's state; this server
-            // does not serve s3:// URLs at all, and resending it can never succeed as is.
-            ObjectSourceError::NotConfigured => StatusCode::BAD_REQUEST,
+            // The server's policy refuses the URL: a bucket outside the allow-list, or (with
+            // no S3 settings) any bucket. The request itself is well formed (not 400), and no
+            // state of the function would change the answer (not 409).
+            ObjectSourceError::BucketNotAllowed(_) | ObjectSourceError::NotConfigured => StatusCode::FORBIDDEN,
             ObjectSourceError::InvalidUrl(_) | ObjectSourceError::NotFound(_) | ObjectSourceError::AccessDenied(_) => {
                 StatusCode::BAD_REQUEST
             }

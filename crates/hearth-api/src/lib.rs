@@ -18,7 +18,7 @@ use axum::routing::{get, post, put};
 
 pub use auth::{Caller, TOKEN_PREFIX, ensure_admin_token, hash_secret, mint_token};
 pub use error::{ApiError, ApiErrorBody};
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, document_with};
 pub use state::{AppState, DeployHooks};
 
 use routes::{code, functions, system, tokens, triggers};

@@ -1,10 +1,13 @@
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{code, functions, system, tokens, triggers};
 
 /// The control plane's part of the API description, generated from the handlers. The
-/// gateway adds its routes and serves the whole document (`hearth_gateway::openapi`).
+/// gateway adds its routes and serves the whole document (`hearth_gateway::openapi`), made
+/// with [`document_with`].
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hearth API", description = "Control plane of Hearth, a self-hostable Function-as-a-Service platform."),
@@ -17,7 +20,7 @@ use crate::routes::{code, functions, system, tokens, triggers};
         system::healthz,
     ),
     components(schemas(crate::ApiErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &HandlerRule),
     tags(
         (name = "functions", description = "Functions and their versions"),
         (name = "code", description = "Code packages"),
@@ -29,6 +32,15 @@ use crate::routes::{code, functions, system, tokens, triggers};
 )]
 pub struct ApiDoc;
 
+/// The whole document: the control plane's operations, `more` (the gateway's), and the
+/// responses every operation of a kind shares ([`CommonResponses`]).
+pub fn document_with(more: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(more);
+    CommonResponses.modify(&mut doc);
+    doc
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -38,5 +50,61 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// `FunctionSpec` with the rule across its fields that the derive cannot state: python3 and
+/// nodejs need a `module.function` handler (`hearth_types::schema::handler_by_runtime`).
+struct HandlerRule;
+
+impl Modify for HandlerRule {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        if let Some(fields) = components.schemas.remove("FunctionSpec") {
+            components.schemas.insert("FunctionSpec".into(), hearth_types::schema::with_handler_rule(fields).into());
+        }
+    }
+}
+
+/// Responses that come from the layers around the handlers rather than the handlers, added to
+/// every operation whose annotation does not name them: 401 and 403 where a token is needed
+/// (the `Caller` extractor and its scope check), and 503 `ServerBusy` where a body is read
+/// (the listener's budget of buffered bodies, `hearth_gateway::serve`).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = || {
+            ContentBuilder::new()
+                .schema(Some(RefOr::<utoipa::openapi::schema::Schema>::Ref(Ref::from_schema_name("ApiErrorBody"))))
+        };
+        let unauthorized = ResponseBuilder::new()
+            .description("No bearer token (`MissingToken`), or one that is not valid (`InvalidToken`)")
+            .header("WWW-Authenticate", HeaderBuilder::new().description(Some("`Bearer`")).build())
+            .content("application/json", error().build())
+            .build();
+        let forbidden = ResponseBuilder::new()
+            .description("The token lacks the scope this operation needs (`InsufficientScope`)")
+            .content("application/json", error().build())
+            .build();
+        let busy = ResponseBuilder::new()
+            .description("Too many request bodies are being received at once (`ServerBusy`); retry later")
+            .content("application/json", error().build())
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let add = |op: &mut Operation, status: &str, response: &utoipa::openapi::Response| {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| response.clone().into());
+                };
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add(op, "401", &unauthorized);
+                    add(op, "403", &forbidden);
+                }
+                if op.request_body.is_some() {
+                    add(op, "503", &busy);
+                }
+            }
+        }
     }
 }

@@ -289,6 +289,61 @@ async fn tokens_and_scopes() {
     );
 }
 
+/// Requests the OpenAPI document calls valid are accepted, and what it calls invalid is
+/// refused, where the two used to disagree (found by `scripts/api-fuzz`).
+#[tokio::test]
+async fn the_server_applies_the_rules_the_document_states() {
+    let s = start().await;
+    // JSON Schema counts 256.0 as an integer, as many JSON encoders write it.
+    let spec = json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 256.0, "max_instances": 2e1});
+    let (st, body) = s.put_config("floats", spec).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (body["function"]["config"]["memory_mb"].as_u64(), body["function"]["config"]["max_instances"].as_u64()),
+        (Some(256), Some(20))
+    );
+    for (spec, code) in [
+        (json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 256.5}), "InvalidRequestBody"),
+        (json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 1e300}), "InvalidMemorySize"),
+    ] {
+        let (st, body) = s.put_config("floats", spec.clone()).await;
+        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{spec}");
+    }
+    // Lengths are in characters, as JSON Schema's maxLength counts them.
+    let (st, body) = s.put_config("long", json!({"runtime": "provided", "handler": "é".repeat(128)})).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (st, body) = s.put_config("long", json!({"runtime": "provided", "handler": "é".repeat(129)})).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidHandler")));
+    let mint = |name: String| {
+        send(s.req(reqwest::Method::POST, "/v1/tokens").json(&json!({"name": name, "scopes": ["read"]})))
+    };
+    assert_eq!(mint("é".repeat(64)).await.0, StatusCode::CREATED);
+    for bad in ["é".repeat(65), String::new(), "tab\there".into()] {
+        let (st, body) = mint(bad.clone()).await;
+        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidParameterValue")), "{bad:?}");
+    }
+    // Versions are plain numbers from 1 to 999999999, or $LATEST.
+    s.put_zip("long", hello_python()).await;
+    for ok in ["1", "$LATEST", "latest"] {
+        let resp = s
+            .req(reqwest::Method::GET, &format!("/v1/functions/long/code?version={}", urlencode(ok)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{ok}");
+    }
+    let (st, body) = s.get_json("/v1/functions/long/code?version=999999999").await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("VersionNotFound")));
+    for bad in ["0", "01", "%2B1", "1000000000", "4294967296", "1.0", ""] {
+        let (st, body) = s.get_json(&format!("/v1/functions/long/code?version={bad}")).await;
+        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidVersion")), "{bad}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('$', "%24")
+}
+
 #[tokio::test]
 async fn concurrent_deploys_get_distinct_versions() {
     let s = Arc::new(start().await);
@@ -351,11 +406,16 @@ async fn package_upload_then_config_makes_one_version() {
     let (_, v) = s.get_json("/v1/functions/atomic/versions").await;
     assert_eq!(v["versions"].as_array().unwrap().len(), 2, "no intermediate version");
 
+    // A digest that names nothing stored is a conflict with the server's state (the same
+    // request succeeds once the package is uploaded); one that is not a digest is malformed.
     let unknown = "0".repeat(64);
-    for bad in [unknown.as_str(), "nothex"] {
+    for (bad, status, code) in [
+        (unknown.as_str(), StatusCode::CONFLICT, "CodePackageNotFound"),
+        ("nothex", StatusCode::BAD_REQUEST, "InvalidParameterValue"),
+    ] {
         let (st, body) =
             s.put_config("atomic", json!({"runtime": "python3", "handler": "main.handler", "code_sha256": bad})).await;
-        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("CodePackageNotFound")), "{bad}");
+        assert_eq!((st, body["code"].as_str()), (status, Some(code)), "{bad}");
     }
     for (what, zip, code) in hostile_archives() {
         let (st, body) = upload(zip).await;
@@ -433,7 +493,7 @@ async fn s3_urls_are_refused_without_s3_settings() {
         s.req(reqwest::Method::POST, "/v1/packages").json(&object),
     ] {
         let (st, body) = send(r).await;
-        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("S3NotConfigured")), "{body}");
+        assert_eq!((st, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("S3NotConfigured")), "{body}");
         let message = body["message"].as_str().unwrap();
         assert!(message.contains("[s3]") && message.contains("HEARTH_S3_"), "says what to set: {message}");
     }

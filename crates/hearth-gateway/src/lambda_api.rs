@@ -6,6 +6,7 @@
 //! hashes are stored, so the signature itself cannot be checked; the token in the
 //! `Credential` is as good as a bearer token, and both travel in the header.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
@@ -13,14 +14,24 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hearth_api::{ApiError, Caller};
 use hearth_types::{FunctionName, Scope, VersionSelector};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::routes::{GatewayState, read_event};
 use crate::{AcquireError, InvokeError, InvokeRequest};
 
-/// An error in the shape AWS SDKs parse (`x-amzn-ErrorType` + `{"Type", "message"}`).
+/// The body of an error in the shape AWS SDKs parse; `X-Amzn-ErrorType` names the error.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LambdaErrorBody {
+    /// Always `User`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub message: String,
+}
+
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let body = serde_json::json!({"Type": "User", "message": message});
-    let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    let body = LambdaErrorBody { kind: "User".into(), message: message.into() };
+    let mut resp = (status, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(error_type) {
         resp.headers_mut().insert("x-amzn-errortype", v);
     }
@@ -28,6 +39,13 @@ fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
 }
 
 fn from_api(e: ApiError) -> Response {
+    // No credentials at all is HTTP's 401 (an SDK always signs, so only other clients see
+    // it); credentials that are not a valid token are AWS's 403 UnrecognizedClientException.
+    if e.code == "MissingToken" {
+        let mut resp = aws_error(StatusCode::UNAUTHORIZED, "MissingAuthenticationTokenException", &e.message);
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return resp;
+    }
     let error_type = match e.status {
         StatusCode::UNAUTHORIZED => "UnrecognizedClientException",
         StatusCode::FORBIDDEN => "AccessDeniedException",
@@ -42,14 +60,11 @@ fn from_api(e: ApiError) -> Response {
     aws_error(status, error_type, &e.message)
 }
 
-/// `name`, `name:qualifier`, `123456789012:function:name[:q]` or a full ARN, percent-decoded.
-/// On failure, what was not found.
-fn parse_function(raw: &str, qualifier: Option<String>) -> Result<(FunctionName, VersionSelector), String> {
+/// `name`, `name:qualifier`, `123456789012:function:name[:q]` or a full ARN (the path
+/// segment, already percent-decoded), with the `Qualifier` query parameter, which wins over a
+/// qualifier in the name. On failure, what was not found.
+fn parse_function(decoded: &str, qualifier: Option<String>) -> Result<(FunctionName, VersionSelector), String> {
     let not_found = |what: &str| format!("Function not found: {what}");
-    let decoded = url::form_urlencoded::parse(format!("n={raw}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
     let parts: Vec<&str> = decoded.split(':').collect();
     let (name, q) = match parts.as_slice() {
         [name] => (*name, None),
@@ -58,14 +73,86 @@ fn parse_function(raw: &str, qualifier: Option<String>) -> Result<(FunctionName,
         ["arn", "aws", "lambda", _, _, "function", name, q] | [_, "function", name, q] => (*name, Some(*q)),
         _ => return Err(not_found(&decoded)),
     };
-    let name: FunctionName = name.parse().map_err(|_| not_found(&decoded))?;
-    let selector = match qualifier.as_deref().or(q) {
-        None => VersionSelector::Latest,
-        Some(q) => {
-            q.parse().map_err(|_| not_found(&format!("{decoded} (qualifier {q}: aliases are not supported)")))?
-        }
+    let name: FunctionName = name.parse().map_err(|_| not_found(decoded))?;
+    let selector = |q: &str| {
+        q.parse::<VersionSelector>()
+            .map_err(|_| not_found(&format!("{decoded} (qualifier {q}: aliases are not supported)")))
+    };
+    let in_name = q.map(selector).transpose()?;
+    let selector = match qualifier.as_deref() {
+        Some(q) => selector(q)?,
+        None => in_name.unwrap_or(VersionSelector::Latest),
     };
     Ok((name, selector))
+}
+
+/// The function reference in the path, as [`parse_function`] reads it.
+fn function_ref_schema() -> utoipa::openapi::schema::Schema {
+    let version = hearth_types::schema::version_alternatives();
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(format!(
+            "^(?:arn:aws:lambda:[^:]*:[^:]*:function:|[^:]*:function:)?{}(?::(?:{version}))?$",
+            FunctionName::PATTERN
+        )))
+        .description(Some("Name, `name:qualifier`, `account:function:name[:qualifier]` or a function ARN"))
+        .examples(["hello"])
+        .build()
+        .into()
+}
+
+/// `X-Amz-Invocation-Type`.
+const INVOCATION_TYPES: [&str; 2] = ["RequestResponse", "DryRun"];
+/// `X-Amz-Log-Type`.
+const LOG_TYPES: [&str; 2] = ["None", "Tail"];
+
+fn enum_schema(values: &[&str]) -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+        .into()
+}
+
+fn invocation_type_schema() -> utoipa::openapi::schema::Schema {
+    enum_schema(&INVOCATION_TYPES)
+}
+
+fn log_type_schema() -> utoipa::openapi::schema::Schema {
+    enum_schema(&LOG_TYPES)
+}
+
+// The Invoke API's parameters as the document states them. The handler reads them from the
+// request itself (it answers every refusal in the AWS error shape), so nothing builds these.
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct LambdaInvokePath {
+    #[param(schema_with = function_ref_schema)]
+    pub name: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LambdaInvokeQuery {
+    /// Version number or `$LATEST`; wins over a qualifier in the function name.
+    #[param(rename = "Qualifier", schema_with = hearth_types::schema::version)]
+    pub qualifier: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct LambdaInvokeHeaders {
+    /// `RequestResponse` (default) or `DryRun` (only checks that the function exists and
+    /// the token may invoke it). `Event` is refused until invocations can be queued durably.
+    #[param(rename = "X-Amz-Invocation-Type", schema_with = invocation_type_schema)]
+    pub invocation_type: Option<String>,
+    /// `Tail`: the last 4 KB of the invocation's log, base64, in `X-Amz-Log-Result`.
+    #[param(rename = "X-Amz-Log-Type", schema_with = log_type_schema)]
+    pub log_type: Option<String>,
 }
 
 /// The access key id of `Authorization: AWS4-HMAC-SHA256 Credential=KEY/date/region/...`.
@@ -82,18 +169,31 @@ fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
 
 /// Lambda Invoke API (AWS SDKs and CLI with `--endpoint-url`).
 ///
-/// `X-Amz-Invocation-Type`: `RequestResponse` (default) or `DryRun`; `X-Amz-Client-Context`
-/// (base64 JSON); `Qualifier` query. Function errors answer 200 with
-/// `X-Amz-Function-Error: Unhandled`. Needs a bearer token with the `invoke` scope.
+/// Needs a token with the `invoke` scope, as a bearer token or as the access key id of a
+/// SigV4 `Authorization` header (any secret). Function errors answer 200 with
+/// `X-Amz-Function-Error: Unhandled`. `X-Amz-Client-Context` (base64 of a JSON object)
+/// reaches the function as its client context. Errors are AWS-shaped: `X-Amzn-ErrorType`
+/// names the error.
 #[utoipa::path(
     post, path = "/2015-03-31/functions/{name}/invocations", tag = "invoke",
-    params(("name" = String, Path, description = "Name, name:qualifier, or function ARN"),
-           ("Qualifier" = Option<String>, Query, description = "Version number or $LATEST")),
-    request_body(content = Vec<u8>, content_type = "application/json", description = "The event"),
+    params(LambdaInvokePath, LambdaInvokeQuery, LambdaInvokeHeaders),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json",
+                 description = "The event: any JSON value; no body is the event `{}`"),
     responses(
-        (status = 200, description = "The result (or error document with X-Amz-Function-Error)"),
-        (status = 204, description = "DryRun: the function exists"),
-        (status = 404, description = "ResourceNotFoundException"),
+        (status = 200, description = "The function's result, or its error document with `X-Amz-Function-Error`",
+         content((serde_json::Value = "application/json"), (hearth_types::api::Binary = "*/*")),
+         headers(("X-Amz-Executed-Version" = u32), ("X-Amzn-RequestId" = String),
+                 ("X-Amz-Function-Error" = String, description = "`Unhandled` when the function failed"),
+                 ("X-Amz-Log-Result" = String, description = "With `X-Amz-Log-Type: Tail`"))),
+        (status = 204, description = "`DryRun`: the function exists and the token may invoke it"),
+        (status = 400, description = "The event or `X-Amz-Client-Context` is not valid (`InvalidRequestContentException`), or an unknown invocation or log type (`InvalidParameterValueException`)", body = LambdaErrorBody),
+        (status = 401, description = "No credentials (`MissingAuthenticationTokenException`)", body = LambdaErrorBody),
+        (status = 403, description = "Not a valid token (`UnrecognizedClientException`), or one without the `invoke` scope (`AccessDeniedException`)", body = LambdaErrorBody),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 409, description = "The function has no code yet (`ResourceConflictException`)", body = LambdaErrorBody),
+        (status = 413, description = "Event over 6 MiB (`RequestTooLargeException`)", body = LambdaErrorBody),
+        (status = 429, description = "Too many requests held for instances, or no memory for one (`TooManyRequestsException`)", body = LambdaErrorBody),
+        (status = 503, description = "No instance within the wait limit, or too many bodies being received (`ServiceException`)", body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -147,6 +247,14 @@ pub(crate) async fn invocations(
             "Could not parse request body into json",
         );
     }
+    let log_type = header_text(h, "x-amz-log-type");
+    if let Some(other) = log_type.as_deref().filter(|t| !LOG_TYPES.contains(t)) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &format!("unknown log type {other}: use None or Tail"),
+        );
+    }
     match header_text(h, "x-amz-invocation-type").as_deref() {
         None | Some("RequestResponse") => {}
         Some("DryRun") => {
@@ -187,7 +295,7 @@ pub(crate) async fn invocations(
         Err(e) => return from_api(e.into()),
     };
     // Tail: the last 4 KB of this invocation's log, base64.
-    let tail = if header_text(h, "x-amz-log-type").as_deref() == Some("Tail") {
+    let tail = if log_type.as_deref() == Some("Tail") {
         let lines = state.gateway.logs(&name, 0, Some(&r.request_id), 10_000).await.unwrap_or_default();
         let text: String = lines.iter().map(|l| format!("{}\n", l.message)).collect();
         let start = text.len().saturating_sub(4096);

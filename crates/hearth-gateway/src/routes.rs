@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use hearth_agent::MAX_PAYLOAD_BYTES;
-use hearth_api::{ApiDoc, ApiError, ApiErrorBody, AppState, Caller};
+use hearth_api::{ApiError, ApiErrorBody, AppState, Caller};
 use hearth_types::{FunctionName, Scope, TriggerAuth, VersionSelector};
 use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
@@ -129,20 +129,22 @@ pub struct GatewayDoc;
 
 /// The complete OpenAPI document (checked in as `openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(GatewayDoc::openapi());
-    doc
+    hearth_api::document_with(GatewayDoc::openapi())
 }
 
 /// This API's OpenAPI document (no token needed).
-#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI 3.1 document")))]
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "system",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object, content_type = "application/json"))
+)]
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvokeQuery {
-    /// Version number or `$LATEST` (default).
+    #[param(schema_with = hearth_types::schema::version)]
     pub version: Option<String>,
 }
 
@@ -183,17 +185,20 @@ impl From<InvokeError> for ApiError {
 /// failed it is the error document and `X-Hearth-Function-Error` names the error type.
 #[utoipa::path(
     post, path = "/v1/functions/{name}/invoke", tag = "invoke",
-    params(("name" = String, Path, description = "Function name"), InvokeQuery),
-    request_body(content = Vec<u8>, content_type = "application/json", description = "The event"),
+    params(("name" = FunctionName, Path, description = "Function name"), InvokeQuery),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json",
+                 description = "The event: any JSON value (read as JSON whatever the `Content-Type`); no body is the event `{}`"),
     responses(
-        (status = 200, description = "The function's result (or error document)",
+        (status = 200, description = "The function's result (or error document), in the content type its runtime sent (JSON for Python and Node.js)",
+         content((serde_json::Value = "application/json"), (hearth_types::api::Binary = "*/*")),
          headers(("X-Hearth-Request-Id" = String), ("X-Hearth-Cold-Start" = bool), ("X-Hearth-Version" = u32),
                  ("X-Hearth-Function-Error" = String, description = "Set when the function failed"))),
-        (status = 400, description = "The event is not JSON (`InvalidRequestContent`)", body = ApiErrorBody),
-        (status = 404, body = ApiErrorBody), (status = 409, description = "No code yet", body = ApiErrorBody),
-        (status = 413, description = "Event over 6 MiB", body = ApiErrorBody),
-        (status = 429, description = "Too many requests held for instances", body = ApiErrorBody),
-        (status = 503, description = "No instance within the wait limit", body = ApiErrorBody),
+        (status = 400, description = "The event is not JSON (`InvalidRequestContent`), or an invalid function name or version (`InvalidFunctionName`, `InvalidVersion`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`) or version (`VersionNotFound`)", body = ApiErrorBody),
+        (status = 409, description = "The function has no code yet (`CodeNotFound`)", body = ApiErrorBody),
+        (status = 413, description = "Event over 6 MiB (`RequestTooLarge`)", body = ApiErrorBody),
+        (status = 429, description = "Too many requests held for instances (`TooManyRequests`), or no memory left on the node for an instance (`NodeMemoryFull`)", body = ApiErrorBody),
+        (status = 503, description = "No instance within the wait limit (`InstanceUnavailable`), or too many bodies being received (`ServerBusy`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -213,15 +218,25 @@ async fn invoke(
     };
     let payload = read_event(body).await?;
     // The body is the JSON event whatever its Content-Type (`curl -d` sends a form type), as
-    // on Lambda.
-    if !payload.is_empty()
-        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
-    {
+    // on Lambda; no body is the empty event, as the Lambda Invoke API and the CLI send it.
+    if payload.is_empty() {
+        return invoke_event(state, name, selector, bytes::Bytes::from_static(b"{}")).await;
+    }
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
         return Err(ApiError::bad_request(
             "InvalidRequestContent",
             format!("the event must be JSON: could not parse the request body ({e})"),
         ));
     }
+    invoke_event(state, name, selector, payload).await
+}
+
+async fn invoke_event(
+    state: GatewayState,
+    name: FunctionName,
+    selector: VersionSelector,
+    payload: bytes::Bytes,
+) -> Result<Response, ApiError> {
     let request = InvokeRequest { payload, content_type: Some("application/json".into()), ..Default::default() };
     let r = state.gateway.invoke(&name, selector, request).await?;
     let mut resp = r.body.into_response();
@@ -261,8 +276,12 @@ pub struct InstanceList {
 /// List a function's live instances.
 #[utoipa::path(
     get, path = "/v1/functions/{name}/instances", tag = "invoke",
-    params(("name" = String, Path, description = "Function name")),
-    responses((status = 200, body = InstanceList), (status = 404, body = ApiErrorBody)),
+    params(("name" = FunctionName, Path, description = "Function name")),
+    responses(
+        (status = 200, body = InstanceList),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 async fn instances(
@@ -312,7 +331,7 @@ pub struct NodeView {
 /// This node's memory and pre-warmed sandboxes.
 #[utoipa::path(
     get, path = "/v1/node", tag = "invoke",
-    responses((status = 200, body = NodeView), (status = 401, body = ApiErrorBody)),
+    responses((status = 200, body = NodeView)),
     security(("bearer" = []))
 )]
 async fn node(caller: Caller, State(state): State<GatewayState>) -> Result<Json<NodeView>, ApiError> {
@@ -333,21 +352,49 @@ async fn node(caller: Caller, State(state): State<GatewayState>) -> Result<Json<
 /// Most lines or records one request returns.
 const PAGE_MAX: usize = 1_000;
 
+/// `limit`: 1 to [`PAGE_MAX`].
+fn page_limit_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(PAGE_MAX as u64))
+        .description(Some(format!("At most this many, 1..={PAGE_MAX}.")))
+        .build()
+        .into()
+}
+
+/// A `limit` query parameter: `default` when absent, refused outside 1..=[`PAGE_MAX`].
+fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
+        Some(n) => {
+            Err(ApiError::bad_request("InvalidQuery", format!("limit must be between 1 and {PAGE_MAX}, got {n}")))
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Only lines after this position (the `next` of the previous page); default 0.
     pub after: Option<i64>,
     /// Only this invocation's lines.
     pub request_id: Option<String>,
-    /// At most this many lines (default and maximum 1000).
+    /// At most this many lines (default 1000).
+    #[param(schema_with = page_limit_schema)]
     pub limit: Option<usize>,
 }
 
 /// Read a function's log: its output lines and the platform's START/END/REPORT lines.
 #[utoipa::path(
     get, path = "/v1/functions/{name}/logs", tag = "invoke",
-    params(("name" = String, Path, description = "Function name"), LogQuery),
-    responses((status = 200, body = hearth_types::api::LogPage), (status = 404, body = ApiErrorBody)),
+    params(("name" = FunctionName, Path, description = "Function name"), LogQuery),
+    responses(
+        (status = 200, body = hearth_types::api::LogPage),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`) or query (`InvalidQuery`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 async fn logs(
@@ -359,27 +406,33 @@ async fn logs(
     caller.require(Scope::Read)?;
     let name = name_of(&name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
+    let limit = page_limit(q.limit, PAGE_MAX)?;
     if state.gateway.function(&name).await?.is_none() {
         return Err(ApiError::function_not_found(name.as_str()));
     }
     let after = q.after.unwrap_or(0);
-    let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
     let lines = state.gateway.logs(&name, after, q.request_id.as_deref(), limit).await?;
     let next = lines.last().map_or(after, |l| l.seq);
     Ok(Json(hearth_types::api::LogPage { lines, next }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvocationQuery {
-    /// At most this many records, newest first (default 100, maximum 1000).
+    /// At most this many records, newest first (default 100).
+    #[param(schema_with = page_limit_schema)]
     pub limit: Option<usize>,
 }
 
 /// A function's invocation records (duration, billed ms, memory, cold start, outcome).
 #[utoipa::path(
     get, path = "/v1/functions/{name}/invocations", tag = "invoke",
-    params(("name" = String, Path, description = "Function name"), InvocationQuery),
-    responses((status = 200, body = hearth_types::api::InvocationList), (status = 404, body = ApiErrorBody)),
+    params(("name" = FunctionName, Path, description = "Function name"), InvocationQuery),
+    responses(
+        (status = 200, body = hearth_types::api::InvocationList),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`) or query (`InvalidQuery`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 async fn invocations(
@@ -391,9 +444,9 @@ async fn invocations(
     caller.require(Scope::Read)?;
     let name = name_of(&name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
+    let limit = page_limit(q.limit, 100)?;
     if state.gateway.function(&name).await?.is_none() {
         return Err(ApiError::function_not_found(name.as_str()));
     }
-    let limit = q.limit.unwrap_or(100).clamp(1, PAGE_MAX);
     Ok(Json(hearth_types::api::InvocationList { invocations: state.gateway.invocations(&name, limit).await? }))
 }

@@ -15,6 +15,13 @@ pub struct ApiErrorBody {
     pub message: String,
 }
 
+// Only for the document: handlers read and write such bodies as bytes.
+/// Bytes that are not JSON: a zip package, or a function's result in the content type its
+/// runtime chose.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
+
 /// The outcome of a configuration or code write.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeployResponse {
@@ -37,17 +44,20 @@ pub struct VersionList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeFromObject {
-    /// `s3://bucket/key` of a zip in an S3-compatible store (endpoint from server config).
-    #[schema(example = "s3://my-bucket/functions/hello.zip")]
+    #[schema(schema_with = crate::schema::object_url)]
     pub object_url: String,
 }
+
+/// Longest token name, in characters.
+pub const TOKEN_NAME_MAX_LEN: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSpec {
-    /// A label for people, e.g. `ci-deploy`.
+    #[schema(schema_with = crate::schema::token_name)]
     pub name: Option<String>,
-    /// Any of `admin`, `deploy`, `invoke`, `read`.
+    /// Parsed by the server, so an unknown scope is refused with `InvalidScope`.
+    #[schema(schema_with = crate::schema::token_scopes)]
     pub scopes: Vec<String>,
 }
 
@@ -93,15 +103,18 @@ pub struct Health {
 pub struct TriggerSpec {
     /// `http` (the default).
     #[serde(default, rename = "type")]
+    #[schema(value_type = Option<crate::TriggerType>)]
     pub kind: Option<String>,
+    #[schema(value_type = crate::FunctionName)]
     pub function: String,
-    /// Path prefix, e.g. `/hello`: requests to it or below it invoke the function.
+    #[schema(schema_with = crate::schema::trigger_path)]
     pub path: String,
-    /// Allowed methods, e.g. `["GET", "POST"]`; absent or empty = any.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::trigger_methods)]
     pub methods: Vec<String>,
     /// `none` (default: anyone) or `token` (a bearer token with the `invoke` scope).
     #[serde(default)]
+    #[schema(value_type = Option<crate::TriggerAuth>)]
     pub auth: Option<String>,
 }
 

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Runtime, ValidationError, validate_environment};
+use crate::{CodeDigest, Runtime, ValidationError, validate_environment};
 
 /// An inclusive numeric range with a default: each configurable limit is defined once, here.
 #[derive(Debug, Clone, Copy)]
@@ -47,57 +47,83 @@ pub mod limits {
 }
 
 /// A function's configuration as a caller sends it: every field but `runtime` optional.
-/// Turned into a [`FunctionConfig`] by [`FunctionSpec::validate`].
+/// Turned into a [`FunctionConfig`] by [`FunctionSpec::validate`]. The document states each
+/// rule it applies (`crate::schema`) but two that JSON Schema cannot: `min_instances` at
+/// most `max_instances`, and the environment's total size; the field descriptions say them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
     /// `python3`, `nodejs`, `provided` or `wasm`.
-    #[schema(example = "python3")]
+    #[schema(value_type = Runtime, example = "python3")]
     pub runtime: String,
-    /// Entry point, e.g. `main.handler`. Required for python3 and nodejs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "main.handler")]
+    #[schema(schema_with = crate::schema::handler)]
     pub handler: Option<String>,
-    /// Memory size in MB, 64..=10240, default 128.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::memory_mb)]
     pub memory_mb: Option<i64>,
-    /// Timeout in seconds, 1..=900, default 3.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::timeout_s)]
     pub timeout_s: Option<i64>,
-    /// Environment variables for the function's instances.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = crate::schema::environment)]
     pub environment: BTreeMap<String, String>,
-    /// Concurrent requests one instance serves, 1..=1000, default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::concurrency)]
     pub concurrency: Option<i64>,
-    /// Instances kept ready at all times, default 0 (scale to zero).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::min_instances)]
     pub min_instances: Option<i64>,
-    /// Upper bound on instances, default 10.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::max_instances)]
     pub max_instances: Option<i64>,
-    /// Seconds an idle instance is kept warm, default 90.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::keep_alive_s)]
     pub keep_alive_s: Option<i64>,
-    /// Size of the writable `/tmp` in MB, 512..=10240, default 512.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::ephemeral_storage_mb)]
     pub ephemeral_storage_mb: Option<i64>,
     /// `fixed` (idle instances kept for `keep_alive_s`) or `adaptive` (per-function
     /// histogram of idle times); default: the server's setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "adaptive")]
+    #[schema(value_type = Option<KeepAlivePolicyKind>, example = "adaptive")]
     pub keep_alive_policy: Option<String>,
     /// `none` (default: only the instance's own loopback) or `egress` (outbound connections
     /// through NAT on the host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "none")]
+    #[schema(value_type = Option<Network>, example = "none")]
     pub network: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::description)]
     pub description: Option<String>,
     /// sha256 of a package uploaded with `POST /v1/packages`: sets code and configuration
     /// together, in one new version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CodeDigest>)]
     pub code_sha256: Option<String>,
+}
+
+/// An optional integer as JSON Schema counts them: `215` or `215.0` (many JSON encoders
+/// write whole numbers with a fraction), saturated to `i64` so that a huge value is refused
+/// by its range check, with that field's code, rather than as a malformed body.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(Some(i))
+            } else if n.as_u64().is_some() {
+                Ok(Some(i64::MAX))
+            } else {
+                match n.as_f64() {
+                    // `as` saturates: out-of-range values become i64::MIN/MAX.
+                    Some(f) if f.fract() == 0.0 => Ok(Some(f as i64)),
+                    _ => Err(D::Error::custom(format!("expected an integer, got {n}"))),
+                }
+            }
+        }
+    }
 }
 
 /// A validated function configuration. Part of every immutable [`crate::Version`].
@@ -241,7 +267,7 @@ fn validate_handler(runtime: Runtime, handler: Option<&str>) -> Result<String, V
         }
     };
     let bad = |why| Err(ValidationError::InvalidHandler(handler.to_owned(), why));
-    if handler.is_empty() || handler.len() > limits::HANDLER_MAX_LEN {
+    if handler.is_empty() || handler.chars().count() > limits::HANDLER_MAX_LEN {
         return bad("must be 1-128 characters");
     }
     if handler.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -307,6 +333,22 @@ mod tests {
         old.as_object_mut().unwrap().retain(|k, _| k != "network" && k != "ephemeral_storage_mb");
         let back: FunctionConfig = serde_json::from_value(old).unwrap();
         assert_eq!((back.network, back.ephemeral_storage_mb), (Network::None, 512));
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_are_integers() {
+        let s: FunctionSpec =
+            serde_json::from_str(r#"{"runtime": "python3", "memory_mb": 256.0, "timeout_s": 1e1}"#).unwrap();
+        assert_eq!((s.memory_mb, s.timeout_s), (Some(256), Some(10)));
+        let huge: FunctionSpec = serde_json::from_str(r#"{"runtime": "python3", "memory_mb": 1e300}"#).unwrap();
+        assert_eq!(huge.memory_mb, Some(i64::MAX));
+        assert_eq!(
+            FunctionSpec { handler: Some("main.handler".into()), ..huge }.validate().unwrap_err().code(),
+            "InvalidMemorySize"
+        );
+        for bad in [r#"{"runtime": "python3", "memory_mb": 256.5}"#, r#"{"runtime": "python3", "memory_mb": "256"}"#] {
+            assert!(serde_json::from_str::<FunctionSpec>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub const RESERVED_ENV_NAMES: &[&str] = &[
     "LAMBDA_RUNTIME_DIR",
 ];
 
-const RESERVED_PREFIX: &str = "HEARTH_";
+/// Names starting with this are the platform's.
+pub(crate) const RESERVED_PREFIX: &str = "HEARTH_";
 
 /// Checks names (`[A-Za-z][A-Za-z0-9_]*`), reserved names and the total size.
 pub fn validate_environment(env: &BTreeMap<String, String>) -> Result<(), ValidationError> {

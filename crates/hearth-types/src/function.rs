@@ -46,16 +46,40 @@ pub enum VersionSelector {
     Number(u32),
 }
 
+/// Most digits a version number has: versions are numbered from 1 up to 999,999,999.
+const VERSION_MAX_DIGITS: usize = 9;
+/// A version number as the document states it (`crate::schema::version`).
+pub(crate) const VERSION_NUMBER_PATTERN: &str = "[1-9][0-9]{0,8}";
+
 impl std::str::FromStr for VersionSelector {
     type Err = String;
 
+    /// `$LATEST`, `latest` in any case, or a number from 1 to 999,999,999 written in plain
+    /// digits (no sign, no leading zero).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "$LATEST" || s.eq_ignore_ascii_case("latest") {
             return Ok(Self::Latest);
         }
+        let digits = !s.is_empty() && s.len() <= VERSION_MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit());
         match s.parse::<u32>() {
-            Ok(n) if n > 0 => Ok(Self::Number(n)),
-            _ => Err(format!("invalid version {s:?}: expected a positive number or $LATEST")),
+            Ok(n) if digits && !s.starts_with('0') => Ok(Self::Number(n)),
+            _ => Err(format!("invalid version {s:?}: expected a version number (1 to 999999999) or $LATEST")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_selectors() {
+        assert_eq!("$LATEST".parse(), Ok(VersionSelector::Latest));
+        assert_eq!("Latest".parse(), Ok(VersionSelector::Latest));
+        assert_eq!("7".parse(), Ok(VersionSelector::Number(7)));
+        assert_eq!("999999999".parse(), Ok(VersionSelector::Number(999_999_999)));
+        for bad in ["", "0", "007", "+7", "-1", "1000000000", "4294967296", "1.0", "v1", "LATEST1"] {
+            assert!(bad.parse::<VersionSelector>().is_err(), "{bad}");
         }
     }
 }

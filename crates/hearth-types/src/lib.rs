@@ -13,6 +13,7 @@ mod ids;
 mod invocation;
 mod name;
 mod runtime;
+pub mod schema;
 mod token;
 mod trigger;
 mod validation;
@@ -26,5 +27,8 @@ pub use invocation::{InvocationRecord, LogLine, LogStream};
 pub use name::FunctionName;
 pub use runtime::Runtime;
 pub use token::{Scope, TokenRecord};
-pub use trigger::{HttpTrigger, RESERVED_PATH_PREFIXES, TriggerAuth, TriggerPath, validate_methods};
+pub use trigger::{
+    HttpTrigger, KNOWN_METHODS, RESERVED_PATH_PREFIXES, TRIGGER_PATH_MAX_LEN, TriggerAuth, TriggerPath, TriggerType,
+    validate_methods,
+};
 pub use validation::ValidationError;

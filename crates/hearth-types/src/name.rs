@@ -14,6 +14,8 @@ pub struct FunctionName(String);
 
 impl FunctionName {
     pub const MAX_LEN: usize = 63;
+    /// The rule as a regular expression (without anchors).
+    pub const PATTERN: &str = "[a-z][a-z0-9-]{0,62}";
 
     pub fn as_str(&self) -> &str {
         &self.0

@@ -10,6 +10,20 @@ use crate::{FunctionName, TriggerId, ValidationError};
 pub const RESERVED_PATH_PREFIXES: &[&str] =
     &["/v1", "/2015-03-31", "/metrics", "/healthz", "/console", "/fn", "/openapi.json"];
 
+/// Longest trigger path, in bytes (paths are ASCII).
+pub const TRIGGER_PATH_MAX_LEN: usize = 256;
+/// The HTTP methods a trigger may be limited to.
+pub const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The kinds of trigger. Only HTTP triggers exist today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerType {
+    /// Requests to a path prefix on the trigger listener.
+    #[default]
+    Http,
+}
+
 /// Who may call an HTTP trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -43,7 +57,7 @@ impl TryFrom<String> for TriggerPath {
 
     fn try_from(raw: String) -> Result<Self, Self::Error> {
         let bad = |why: &'static str| Err(ValidationError::InvalidTriggerPath(raw.clone(), why));
-        if !raw.starts_with('/') || raw.len() > 256 {
+        if !raw.starts_with('/') || raw.len() > TRIGGER_PATH_MAX_LEN {
             return bad("start with '/' and use at most 256 characters");
         }
         let trimmed = raw.trim_end_matches('/');
@@ -93,11 +107,10 @@ pub struct HttpTrigger {
 
 /// Validates a method list (`GET`, `POST`, ...), upper-casing it.
 pub fn validate_methods(methods: &[String]) -> Result<Vec<String>, ValidationError> {
-    const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
     let mut out: Vec<String> = Vec::new();
     for m in methods {
         let up = m.trim().to_ascii_uppercase();
-        if !KNOWN.contains(&up.as_str()) {
+        if !KNOWN_METHODS.contains(&up.as_str()) {
             return Err(ValidationError::InvalidMethod(m.clone()));
         }
         if !out.contains(&up) {

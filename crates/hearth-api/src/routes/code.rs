@@ -5,8 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_blob::PackageError;
-use hearth_types::api::{CodeFromObject, DeployResponse};
-use hearth_types::{CodeRef, Scope, VersionSelector};
+use hearth_types::api::{Binary, CodeFromObject, DeployResponse};
+use hearth_types::{CodeRef, FunctionName, Scope, VersionSelector};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -15,12 +15,18 @@ use crate::auth::Caller;
 use crate::body::read_limited;
 use crate::{ApiError, ApiErrorBody, AppState, deploy};
 
+/// Why a package is refused with 400.
+const PACKAGE_REFUSED: &str = "Invalid package (the code names the rule, e.g. `ZipPathTraversal`, `ZipNotAnArchive`), invalid function name (`InvalidFunctionName`), or a JSON body that is not `{\"object_url\": \"s3://bucket/key\"}` (`InvalidRequestBody`, `InvalidObjectUrl`); with S3 configured, an object that does not exist or cannot be read (`CodeObjectNotFound`, `CodeObjectAccessDenied`)";
+/// Why an `s3://` URL is refused with 403.
+const S3_REFUSED: &str = "An `s3://` URL on a server without S3 settings (`S3NotConfigured`), or naming a bucket outside its allow-list (`S3BucketNotAllowed`)";
+
 /// Largest JSON body accepted for `{"object_url": ...}`.
 const OBJECT_REF_MAX_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CodeQuery {
-    /// Version number or `$LATEST` (default).
+    #[param(schema_with = hearth_types::schema::version)]
     pub version: Option<String>,
 }
 
@@ -53,15 +59,18 @@ async fn read_package(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
 #[utoipa::path(
     post, path = "/v1/packages", tag = "code",
     request_body(content(
-        (Vec<u8> = "application/zip"),
+        (Binary = "application/zip"),
+        (Binary = "application/x-zip-compressed"),
+        (Binary = "application/octet-stream"),
         (CodeFromObject = "application/json"),
-    )),
+    ), description = "The zip, or where to fetch it; `Content-Type` says which"),
     responses(
         (status = 201, body = CodeRef),
-        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal), or an s3:// URL on a server without S3 settings (S3NotConfigured)", body = ApiErrorBody),
-        (status = 403, description = "Missing scope, or an s3:// bucket outside the server's allow-list (S3BucketNotAllowed)", body = ApiErrorBody),
-        (status = 413, description = "Package over 50 MiB", body = ApiErrorBody),
-        (status = 415, body = ApiErrorBody),
+        (status = 400, description = PACKAGE_REFUSED, body = ApiErrorBody),
+        (status = 403, description = S3_REFUSED, body = ApiErrorBody),
+        (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 415, description = "`Content-Type` is neither a zip type nor `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
+        (status = 502, description = "The S3-compatible store could not be reached (`CodeObjectFetchFailed`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -104,18 +113,22 @@ fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
 /// new code creates a new version, identical code changes nothing.
 #[utoipa::path(
     put, path = "/v1/functions/{name}/code", tag = "code",
-    params(("name" = String, Path, description = "Function name")),
+    params(("name" = FunctionName, Path, description = "Function name")),
     request_body(content(
-        (Vec<u8> = "application/zip"),
+        (Binary = "application/zip"),
+        (Binary = "application/x-zip-compressed"),
+        (Binary = "application/octet-stream"),
         (CodeFromObject = "application/json"),
-    )),
+    ), description = "The zip, or where to fetch it; `Content-Type` says which"),
     responses(
         (status = 200, body = DeployResponse),
-        (status = 400, description = "Invalid package (code names the rule, e.g. ZipPathTraversal), or an s3:// URL on a server without S3 settings (S3NotConfigured)", body = ApiErrorBody),
-        (status = 403, description = "Missing scope, or an s3:// bucket outside the server's allow-list (S3BucketNotAllowed)", body = ApiErrorBody),
-        (status = 404, body = ApiErrorBody),
-        (status = 413, description = "Package over 50 MiB", body = ApiErrorBody),
-        (status = 415, body = ApiErrorBody),
+        (status = 400, description = PACKAGE_REFUSED, body = ApiErrorBody),
+        (status = 403, description = S3_REFUSED, body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+        (status = 409, description = "Another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
+        (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 415, description = "`Content-Type` is neither a zip type nor `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
+        (status = 502, description = "The S3-compatible store could not be reached (`CodeObjectFetchFailed`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -145,10 +158,13 @@ pub async fn put_code(
 /// Download a function's code as the zip that was uploaded.
 #[utoipa::path(
     get, path = "/v1/functions/{name}/code", tag = "code",
-    params(("name" = String, Path, description = "Function name"), CodeQuery),
+    params(("name" = FunctionName, Path, description = "Function name"), CodeQuery),
     responses(
-        (status = 200, description = "The zip", content_type = "application/zip", body = Vec<u8>),
-        (status = 404, description = "No such function, version, or no code yet", body = ApiErrorBody),
+        (status = 200, description = "The zip", content_type = "application/zip", body = Binary,
+         headers(("X-Hearth-Code-Sha256" = String, description = "The package's sha256"),
+                 ("X-Hearth-Version" = u32, description = "The version whose code this is"))),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`) or version (`InvalidVersion`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`), version (`VersionNotFound`), or no code yet (`CodeNotFound`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -3,7 +3,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_types::api::{DeployResponse, FunctionList, VersionList};
-use hearth_types::{CodeDigest, CodeRef, Function, FunctionSpec, Scope};
+use hearth_types::{CodeDigest, CodeRef, Function, FunctionName, FunctionSpec, Scope};
 
 use super::function_name;
 use crate::auth::Caller;
@@ -16,13 +16,15 @@ use crate::{ApiError, ApiErrorBody, AppState, deploy};
 /// `POST /v1/packages`) code and configuration change together in one version.
 #[utoipa::path(
     put, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path, description = "Function name")),
+    params(("name" = FunctionName, Path, description = "Function name")),
     request_body = FunctionSpec,
     responses(
         (status = 201, description = "Created", body = DeployResponse),
         (status = 200, description = "Updated (or unchanged)", body = DeployResponse),
-        (status = 400, description = "Invalid name or configuration", body = ApiErrorBody),
-        (status = 401, body = ApiErrorBody), (status = 403, body = ApiErrorBody),
+        (status = 400, description = "Invalid name or configuration (the code names the rule, e.g. `InvalidMemorySize`, `InvalidInstanceCount`), or a body that is not a `FunctionSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
+        (status = 409, description = "`code_sha256` names no stored package (`CodePackageNotFound`: upload it first), or another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
+        (status = 413, description = "Body over 2 MiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -46,21 +48,25 @@ pub async fn put_function(
     Ok((status, Json(DeployResponse { function: d.function, new_version: d.new_version })))
 }
 
+/// The stored package `code_sha256` names. A digest that is well formed but names nothing
+/// stored is a 409, not a 400: the same request succeeds once the package is uploaded.
 async fn stored_package(state: &AppState, sha: &str) -> Result<CodeRef, ApiError> {
-    let missing = || {
-        ApiError::bad_request(
+    let digest: CodeDigest = sha.parse().map_err(|e| {
+        ApiError::bad_request("InvalidParameterValue", format!("code_sha256 {sha:?} is not a sha256 digest: {e}"))
+    })?;
+    state.inner.code.stat(&digest).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
             "CodePackageNotFound",
             format!("no package with sha256 {sha:?} is stored; upload it first with POST /v1/packages"),
         )
-    };
-    let digest: CodeDigest = sha.parse().map_err(|_| missing())?;
-    state.inner.code.stat(&digest).await?.ok_or_else(missing)
+    })
 }
 
 /// List functions, ordered by name.
 #[utoipa::path(
     get, path = "/v1/functions", tag = "functions",
-    responses((status = 200, body = FunctionList), (status = 401, body = ApiErrorBody)),
+    responses((status = 200, body = FunctionList)),
     security(("bearer" = []))
 )]
 pub async fn list_functions(caller: Caller, State(state): State<AppState>) -> Result<Json<FunctionList>, ApiError> {
@@ -71,8 +77,12 @@ pub async fn list_functions(caller: Caller, State(state): State<AppState>) -> Re
 /// Get one function.
 #[utoipa::path(
     get, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path, description = "Function name")),
-    responses((status = 200, body = Function), (status = 404, body = ApiErrorBody)),
+    params(("name" = FunctionName, Path, description = "Function name")),
+    responses(
+        (status = 200, body = Function),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_function(
@@ -89,8 +99,12 @@ pub async fn get_function(
 /// Delete a function and all its versions.
 #[utoipa::path(
     delete, path = "/v1/functions/{name}", tag = "functions",
-    params(("name" = String, Path, description = "Function name")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ApiErrorBody)),
+    params(("name" = FunctionName, Path, description = "Function name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn delete_function(
@@ -112,8 +126,12 @@ pub async fn delete_function(
 /// List a function's versions, oldest first.
 #[utoipa::path(
     get, path = "/v1/functions/{name}/versions", tag = "functions",
-    params(("name" = String, Path, description = "Function name")),
-    responses((status = 200, body = VersionList), (status = 404, body = ApiErrorBody)),
+    params(("name" = FunctionName, Path, description = "Function name")),
+    responses(
+        (status = 200, body = VersionList),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn list_versions(

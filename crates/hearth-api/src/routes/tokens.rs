@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hearth_types::api::{NewToken, TokenInfo, TokenList, TokenSpec};
+use hearth_types::api::{NewToken, TOKEN_NAME_MAX_LEN, TokenInfo, TokenList, TokenSpec};
 use hearth_types::{Scope, TokenId};
 
 use crate::auth::{Caller, mint_token};
@@ -11,7 +11,12 @@ use crate::{ApiError, ApiErrorBody, AppState};
 /// Create an API token (admin only).
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "tokens", request_body = TokenSpec,
-    responses((status = 201, body = NewToken), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody)),
+    responses(
+        (status = 201, body = NewToken),
+        (status = 400, description = "Unknown or no scope (`InvalidScope`), invalid name (`InvalidParameterValue`), or a body that is not a `TokenSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
+        (status = 413, description = "Body over 2 MiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn create_token(
@@ -28,8 +33,12 @@ pub async fn create_token(
         return Err(ApiError::bad_request("InvalidScope", "give at least one scope: admin, deploy, invoke or read"));
     }
     let name = spec.name.unwrap_or_else(|| "token".into());
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("InvalidParameterValue", "token name must be 1-64 printable characters"));
+    let len = name.chars().count();
+    if len == 0 || len > TOKEN_NAME_MAX_LEN || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "InvalidParameterValue",
+            format!("token name must be 1-{TOKEN_NAME_MAX_LEN} characters, none of them control characters"),
+        ));
     }
     let (record, secret) = mint_token(&name, scopes)?;
     state.store().insert_token(&record).await?;
@@ -39,7 +48,7 @@ pub async fn create_token(
 /// List API tokens (admin only).
 #[utoipa::path(
     get, path = "/v1/tokens", tag = "tokens",
-    responses((status = 200, body = TokenList), (status = 403, body = ApiErrorBody)),
+    responses((status = 200, body = TokenList)),
     security(("bearer" = []))
 )]
 pub async fn list_tokens(caller: Caller, State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
@@ -51,8 +60,12 @@ pub async fn list_tokens(caller: Caller, State(state): State<AppState>) -> Resul
 /// Delete an API token (admin only). The last admin token cannot be deleted.
 #[utoipa::path(
     delete, path = "/v1/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "Token id")),
-    responses((status = 204), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)),
+    params(("id" = TokenId, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No token with this id (`TokenNotFound`)", body = ApiErrorBody),
+        (status = 409, description = "The last admin token (`LastAdminToken`): create another first", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn delete_token(

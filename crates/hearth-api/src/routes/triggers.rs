@@ -19,9 +19,11 @@ use crate::{ApiError, ApiErrorBody, AppState};
     post, path = "/v1/triggers", tag = "triggers", request_body = TriggerSpec,
     responses(
         (status = 201, body = TriggerView),
-        (status = 400, description = "Invalid or reserved path, unknown method or auth", body = ApiErrorBody),
-        (status = 404, body = ApiErrorBody),
-        (status = 409, description = "Path already taken", body = ApiErrorBody),
+        (status = 400, description = "Invalid or reserved path (`InvalidTriggerPath`, `ReservedTriggerPath`), unknown type, method or auth (`InvalidTriggerType`, `InvalidMethod`, `InvalidTriggerAuth`), invalid function name, or a body that is not a `TriggerSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+        (status = 409, description = "Another trigger serves this path (`TriggerPathTaken`)", body = ApiErrorBody),
+        (status = 413, description = "Body over 2 MiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -73,7 +75,7 @@ pub async fn create_trigger(
 /// List triggers, ordered by path.
 #[utoipa::path(
     get, path = "/v1/triggers", tag = "triggers",
-    responses((status = 200, body = TriggerList), (status = 401, body = ApiErrorBody)),
+    responses((status = 200, body = TriggerList)),
     security(("bearer" = []))
 )]
 pub async fn list_triggers(caller: Caller, State(state): State<AppState>) -> Result<Json<TriggerList>, ApiError> {
@@ -89,8 +91,11 @@ fn view(state: &AppState, trigger: HttpTrigger) -> TriggerView {
 /// Delete a trigger.
 #[utoipa::path(
     delete, path = "/v1/triggers/{id}", tag = "triggers",
-    params(("id" = String, Path, description = "Trigger id")),
-    responses((status = 204), (status = 404, body = ApiErrorBody)),
+    params(("id" = TriggerId, Path, description = "Trigger id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No trigger with this id (`TriggerNotFound`)", body = ApiErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn delete_trigger(

@@ -143,12 +143,39 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     let result: Value = serde_json::from_slice(&std::fs::read(out_file.path()).unwrap()).unwrap();
     assert_eq!(result, json!({"got": {"cli": true}}));
 
-    // Without a token the API refuses, in the SDK's error shape.
-    let r = s.http.post(format!("{}/2015-03-31/functions/sdk/invocations", s.url)).body("{}").send().await.unwrap();
+    // Without credentials the API answers HTTP's 401; with a key id that is no token, AWS's
+    // 403; both in the SDK's error shape.
+    let lambda = || s.http.post(format!("{}/2015-03-31/functions/sdk/invocations", s.url));
+    let r = lambda().body("{}").send().await.unwrap();
+    assert_eq!(
+        (
+            r.status(),
+            r.headers()["x-amzn-errortype"].to_str().unwrap(),
+            r.headers()["www-authenticate"].to_str().unwrap()
+        ),
+        (StatusCode::UNAUTHORIZED, "MissingAuthenticationTokenException", "Bearer")
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["Type"], "User");
+    let signed =
+        "AWS4-HMAC-SHA256 Credential=hth_0000/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=00";
+    let r = lambda().header("authorization", signed).body("{}").send().await.unwrap();
     assert_eq!(
         (r.status(), r.headers()["x-amzn-errortype"].to_str().unwrap()),
         (StatusCode::FORBIDDEN, "UnrecognizedClientException")
     );
+    let r = lambda().bearer_auth(&s.token).header("x-amz-log-type", "Everything").body("{}").send().await.unwrap();
+    assert_eq!(
+        (r.status(), r.headers()["x-amzn-errortype"].to_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "InvalidParameterValueException")
+    );
+    // The path segment is decoded once: an ARN with encoded colons names the function, a
+    // qualifier that is not a version is refused even when the Qualifier parameter is set.
+    let arn = "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Asdk";
+    let r = s.http.post(format!("{}/2015-03-31/functions/{arn}/invocations", s.url)).bearer_auth(&s.token);
+    assert_eq!(r.header("x-amz-invocation-type", "DryRun").send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let r = s.http.post(format!("{}/2015-03-31/functions/sdk:prod/invocations?Qualifier=1", s.url));
+    let r = r.bearer_auth(&s.token).header("x-amz-invocation-type", "DryRun").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = s
         .http
         .post(format!("{}/2015-03-31/functions/sdk/invocations", s.url))

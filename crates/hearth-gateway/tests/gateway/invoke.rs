@@ -155,6 +155,33 @@ async fn refusals_have_codes() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "invoking needs the invoke scope");
+
+    // Query parameters outside what the document allows are refused, not clamped.
+    let get = |path: &str| s.http.get(format!("{}{path}", s.url)).bearer_auth(&s.token).send();
+    for path in ["/v1/functions/empty/logs?limit=1000", "/v1/functions/empty/invocations?limit=1"] {
+        assert_eq!(get(path).await.unwrap().status(), StatusCode::OK, "{path}");
+    }
+    for path in [
+        "/v1/functions/empty/logs?limit=0",
+        "/v1/functions/empty/logs?limit=1001",
+        "/v1/functions/empty/invocations?limit=0",
+        "/v1/functions/empty/invocations?limit=-1",
+    ] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "InvalidQuery", "{path}");
+    }
+    for version in ["0", "007", "%2B1", "1000000000"] {
+        let r = s
+            .http
+            .post(format!("{}/v1/functions/empty/invoke?version={version}", s.url))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{version}");
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "InvalidVersion", "{version}");
+    }
 }
 
 #[tokio::test]
@@ -317,6 +344,10 @@ async fn invoke_bodies_are_json_events() {
     assert_eq!(r.text().await.unwrap(), r#""dict""#, "a form-typed JSON body is still the event");
     let r = call("text/plain", "[1, 2]").await.unwrap();
     assert_eq!(r.text().await.unwrap(), r#""list""#);
+    // No body is the empty event, as the CLI and the Lambda Invoke API send it.
+    let r = call("application/json", "").await.unwrap();
+    assert_eq!((r.status(), r.headers().get("x-hearth-function-error").is_none()), (StatusCode::OK, true));
+    assert_eq!(r.text().await.unwrap(), r#""dict""#);
     let r = call("application/json", "k=1").await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
