@@ -2,7 +2,8 @@
 # Installs what the build and the test suite need beyond Rust, idempotently:
 #   - the pinned Rust toolchain name (see below);
 #   - .venv/ with moto's S3-compatible server (the real S3 protocol on loopback for the
-#     object-URL tests), and boto3 + the AWS CLI v1 (Lambda Invoke API compatibility).
+#     object-URL tests), boto3 + the AWS CLI v1 (Lambda Invoke API compatibility), and
+#     schemathesis (API fuzzing against openapi.json, scripts/api-fuzz).
 #   - as root, Debian's nftables (NAT for instances with network egress) and strace (the
 #     agent's seccomp test traces the example functions' syscalls).
 #     Skipped with --toolchain-only.
@@ -57,4 +58,10 @@ if [ ! -f ".venv/awslambdaric-pkg/awslambdaric-$RIC_VERSION.dist-info/METADATA" 
     rm -rf .venv/awslambdaric-pkg
     .venv/bin/pip install --quiet --disable-pip-version-check --target .venv/awslambdaric-pkg "awslambdaric==$RIC_VERSION"
 fi
-echo "test-deps: ready (moto $MOTO_VERSION, awslambdaric $RIC_VERSION)" >&2
+# API fuzzing (scripts/api-fuzz): schemathesis generates requests from openapi.json.
+SCHEMATHESIS_VERSION=4.32.5
+if ! .venv/bin/schemathesis --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
+    echo "test-deps: installing schemathesis==$SCHEMATHESIS_VERSION into .venv (about 20 s, once)" >&2
+    .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+echo "test-deps: ready (moto $MOTO_VERSION, awslambdaric $RIC_VERSION, schemathesis $SCHEMATHESIS_VERSION)" >&2

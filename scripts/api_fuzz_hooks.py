@@ -1,0 +1,58 @@
+"""Schemathesis hooks for scripts/api-fuzz: the rules of valid requests that the OpenAPI
+document cannot state in JSON Schema, applied to the cases schemathesis generates as valid
+(positive) ones, so that the server refusing them is not counted against it. Cases generated
+as invalid (negative) are left alone: the server must refuse those.
+
+- A code package must be a zip archive; JSON Schema only says "bytes". A valid case gets a
+  zip of one file holding the bytes schemathesis drew. (Hostile archives are tested in
+  crates/hearth-blob/tests/packages.rs.)
+- FunctionSpec: `min_instances` may not exceed `max_instances` (default 10), and the
+  environment's names and values take at most 4096 bytes in all.
+"""
+
+import io
+import zipfile
+
+import schemathesis
+
+ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/octet-stream"}
+# hearth_types::limits: MAX_INSTANCES.default and ENVIRONMENT_MAX_BYTES.
+MAX_INSTANCES_DEFAULT = 10
+ENVIRONMENT_MAX_BYTES = 4096
+
+
+def _zip_of(data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("main.py", date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return out.getvalue()
+
+
+def _within_cross_field_rules(spec: dict) -> None:
+    max_instances = spec.get("max_instances")
+    if max_instances is None:
+        max_instances = MAX_INSTANCES_DEFAULT
+    if isinstance(spec.get("min_instances"), (int, float)) and spec["min_instances"] > max_instances:
+        spec["min_instances"] = max_instances
+    environment = spec.get("environment")
+    if isinstance(environment, dict):
+        total = 0
+        for name in list(environment):
+            size = len(name.encode()) + len(str(environment[name]).encode())
+            if total + size > ENVIRONMENT_MAX_BYTES:
+                del environment[name]
+            else:
+                total += size
+
+
+@schemathesis.hook
+def map_case(context, case):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    if case.media_type in ZIP_TYPES:
+        body = case.body.encode() if isinstance(case.body, str) else case.body
+        case.body = _zip_of(bytes(body) if isinstance(body, (bytes, bytearray)) else b"")
+    elif case.method.upper() == "PUT" and case.path == "/v1/functions/{name}" and isinstance(case.body, dict):
+        _within_cross_field_rules(case.body)
+    return case
