@@ -32,6 +32,13 @@ pub enum StoreError {
     Backend(String),
     #[error("stored metadata is unreadable: {0}")]
     Corrupt(String),
+    /// The database was written by a newer Hearth: its schema has migrations this binary
+    /// does not know, so it is refused before any statement reads or writes a table.
+    #[error(
+        "the metadata database has schema version {found}, but this binary knows versions up to {known}: \
+         it was written by a newer Hearth; run that version (or a newer one) on it"
+    )]
+    SchemaTooNew { found: usize, known: usize },
 }
 
 /// What the caller expects to be stored before a write.

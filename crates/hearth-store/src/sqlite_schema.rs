@@ -1,7 +1,12 @@
 //! Schema migrations for the SQLite backend, applied in order and tracked in
-//! `PRAGMA user_version`. Append only: never edit a migration that has shipped.
+//! `PRAGMA user_version`. Append only: never edit a migration that has shipped. A database
+//! of a newer version than this binary knows is refused ([`StoreError::SchemaTooNew`]): the
+//! binary cannot know what the newer migrations changed, nor keep to it. Every older version has a
+//! fixture database in `tests/fixtures/`, upgraded by `tests/store.rs`.
 
 use rusqlite::Connection;
+
+use crate::StoreError;
 
 const MIGRATIONS: &[&str] = &[
     // 1: functions, versions, tokens. Records are stored as JSON documents next to the
@@ -51,8 +56,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX logs_at ON logs(at);",
 ];
 
-pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew { found: current, known: MIGRATIONS.len() });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

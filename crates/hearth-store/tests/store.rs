@@ -1,6 +1,14 @@
 //! Conformance of every metadata backend, plus SQLite-specific durability.
 
-use hearth_store::{Expect, MemoryStore, MetadataStore, SqliteStore, conformance};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use hearth_store::{Expect, MemoryStore, MetadataStore, SqliteStore, StoreError, conformance};
+use hearth_types::{
+    FunctionName, HttpTrigger, InvocationRecord, LogLine, LogStream, Network, Runtime, Scope, TokenId, TokenRecord,
+    TriggerAuth, TriggerId, TriggerPath, limits,
+};
 
 #[tokio::test]
 async fn memory_store_conforms() {
@@ -39,4 +47,281 @@ async fn sqlite_refuses_a_non_database_file() {
     let path = dir.path().join("meta.db");
     std::fs::write(&path, b"this is not a sqlite database, just some text that is long enough").unwrap();
     assert!(SqliteStore::open(&path).is_err());
+}
+
+/// The fixture databases older servers wrote (`tests/fixtures/README.md` says how).
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// A copy of the fixture of schema `version`, so the checked-in file never changes.
+fn fixture_copy(version: usize) -> (tempfile::TempDir, PathBuf) {
+    let fixture = Path::new(FIXTURES).join(format!("schema-v{version}.db"));
+    assert!(
+        fixture.exists(),
+        "no fixture database for schema version {version}: a new migration must check in one of the \
+         version before it ({}; see tests/fixtures/README.md)",
+        fixture.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    std::fs::copy(&fixture, &path).unwrap();
+    (dir, path)
+}
+
+fn user_version(path: &Path) -> usize {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+}
+
+/// Rows of each table as SQLite counts them (0 for a table the file does not have yet).
+fn rows(path: &Path) -> BTreeMap<&'static str, usize> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    ["functions", "versions", "tokens", "triggers", "invocations", "logs"]
+        .into_iter()
+        .map(|table| {
+            let n = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap_or(0);
+            (table, n)
+        })
+        .collect()
+}
+
+fn fname(s: &str) -> FunctionName {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_upgrades_every_older_schema() {
+    let latest = {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open(&dir.path().join("metadata.db")).unwrap().schema_version()
+    };
+    // A file that exists but is empty, as SQLite leaves it before its first write.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("metadata.db");
+    std::fs::write(&empty, b"").unwrap();
+    conformance::run(&SqliteStore::open(&empty).unwrap()).await;
+    assert_eq!(user_version(&empty), latest, "an empty file is migrated");
+
+    for version in 0..latest {
+        let (_dir, path) = fixture_copy(version);
+        assert_eq!(user_version(&path), version, "the fixture of v{version} is at that version");
+        let before = rows(&path);
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("opening a v{version} database: {e}"));
+        assert_eq!(user_version(&path), latest, "v{version} migrated to v{latest}");
+        if version == 0 {
+            assert!(before.values().all(|&n| n == 0), "v0 has no records: {before:?}");
+            conformance::run(&store).await;
+            continue;
+        }
+        fixture_records_read_back(&store, version, &before).await;
+        let wrote = new_writes_work(&store, version).await;
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        written_records_persist(&store, version, &wrote).await;
+    }
+}
+
+/// Every record the old server wrote decodes, whole, with the values it was given.
+async fn fixture_records_read_back(store: &SqliteStore, version: usize, rows: &BTreeMap<&str, usize>) {
+    let at = format!("v{version}");
+    let functions = store.list_functions().await.unwrap();
+    let names: Vec<_> = functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["draft", "hello", "plain"], "{at}: functions");
+    assert_eq!(functions.len(), rows["functions"], "{at}: every function row decodes");
+    let (draft, hello, plain) = (&functions[0], &functions[1], &functions[2]);
+
+    let c = &hello.config;
+    assert_eq!(
+        (c.runtime, c.handler.as_str(), c.memory_mb, c.timeout_s, c.concurrency),
+        (Runtime::Python3, "main.handler", 256, 10, 4),
+        "{at}: hello's configuration"
+    );
+    assert_eq!(
+        (c.min_instances, c.max_instances, c.keep_alive_s, c.description.as_str()),
+        (1, 5, 300, "says hello"),
+        "{at}: hello's configuration"
+    );
+    assert_eq!(c.environment, BTreeMap::from([("GREETING".to_owned(), "hi".to_owned())]), "{at}: environment");
+    assert_eq!(
+        (c.ephemeral_storage_mb, c.network, c.keep_alive_policy),
+        (limits::EPHEMERAL_STORAGE_MB.default as u32, Network::None, None),
+        "{at}: fields added since take their defaults"
+    );
+    assert_eq!(hello.latest_version, Some(3), "{at}: hello's latest version");
+    let versions = store.list_versions(&hello.name).await.unwrap();
+    assert_eq!(versions.iter().map(|v| v.number).collect::<Vec<_>>(), [1, 2, 3], "{at}: hello's versions");
+    for v in &versions {
+        assert_eq!((v.function_id, &v.function), (hello.id, &hello.name), "{at}: version {} names hello", v.number);
+        assert_eq!(store.get_version(&hello.name, v.number).await.unwrap().as_ref(), Some(v), "{at}: get_version");
+    }
+    assert_eq!(versions[0].config.memory_mb, 128, "{at}: version 1 kept the configuration of its time");
+    assert_eq!((&versions[1].config, &versions[2].config), (c, c), "{at}: versions 2 and 3 have the new one");
+    assert_eq!(versions[0].code, versions[1].code, "{at}: version 2 changed only the configuration");
+    assert_ne!(versions[1].code, versions[2].code, "{at}: version 3 has new code");
+    assert_eq!(hello.code.as_ref(), Some(&versions[2].code), "{at}: hello's code is version 3's");
+
+    let plain_versions = store.list_versions(&plain.name).await.unwrap();
+    assert_eq!(plain_versions.len(), 1, "{at}: plain has one version");
+    assert_eq!(plain.code.as_ref(), Some(&plain_versions[0].code), "{at}: plain's code");
+    assert_eq!((plain.config.memory_mb, plain.config.timeout_s), (128, 3), "{at}: plain has the defaults");
+    assert_eq!(
+        (draft.config.runtime, &draft.code, draft.latest_version),
+        (Runtime::Nodejs, &None, None),
+        "{at}: draft has a configuration only"
+    );
+    assert!(store.list_versions(&draft.name).await.unwrap().is_empty(), "{at}: draft has no version");
+    assert_eq!(versions.len() + plain_versions.len(), rows["versions"], "{at}: every version row decodes");
+
+    let tokens = store.list_tokens().await.unwrap();
+    let summary: Vec<_> = tokens.iter().map(|t| (t.name.as_str(), t.scopes.clone())).collect();
+    assert_eq!(
+        summary,
+        [("admin", vec![Scope::Admin]), ("ci", vec![Scope::Deploy]), ("reader", vec![Scope::Invoke, Scope::Read])],
+        "{at}: tokens"
+    );
+    assert_eq!(tokens.len(), rows["tokens"], "{at}: every token row decodes");
+    for t in &tokens {
+        let found = store.token_by_secret_hash(&t.secret_sha256).await.unwrap();
+        assert_eq!(found.as_ref(), Some(t), "{at}: token {} authenticates", t.name);
+    }
+
+    let triggers = store.list_triggers().await.unwrap();
+    assert_eq!(triggers.len(), rows["triggers"], "{at}: every trigger row decodes");
+    let summary: Vec<_> =
+        triggers.iter().map(|t| (t.path.as_str(), t.function.as_str(), t.methods.clone(), t.auth)).collect();
+    let expected = match version {
+        1 => vec![],
+        _ => vec![
+            ("/hello", "hello", vec!["GET".to_owned(), "POST".to_owned()], TriggerAuth::None),
+            ("/private/plain", "plain", vec![], TriggerAuth::Token),
+        ],
+    };
+    assert_eq!(summary, expected, "{at}: triggers");
+    assert!(store.read_logs(&hello.name, 0, None, 10).await.unwrap().is_empty(), "{at}: no logs yet");
+}
+
+/// What `new_writes_work` wrote, to be found again after a reopen.
+struct Wrote {
+    token: TokenRecord,
+    trigger: HttpTrigger,
+    record: InvocationRecord,
+}
+
+/// Every kind of write works on the upgraded file, next to the old records.
+async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
+    let at = format!("v{version}");
+    let mut hello = store.get_function(&fname("hello")).await.unwrap().unwrap();
+    let rev = hello.revision;
+    let v4 = conformance::with_new_code(&mut hello, b"upgraded");
+    assert_eq!(v4.number, 4, "{at}: numbering continues");
+    store.save_function(&hello, Expect::Revision(rev), Some(&v4)).await.unwrap();
+    let stale = conformance::with_new_code(&mut hello.clone(), b"stale");
+    assert!(
+        matches!(store.save_function(&hello, Expect::Revision(rev), Some(&stale)).await, Err(StoreError::Conflict)),
+        "{at}: optimistic concurrency holds on old rows"
+    );
+    let fresh = conformance::sample_function("fresh");
+    store.save_function(&fresh, Expect::Absent, None).await.unwrap();
+    assert!(
+        matches!(
+            store.save_function(&conformance::sample_function("plain"), Expect::Absent, None).await,
+            Err(StoreError::Conflict)
+        ),
+        "{at}: an old name is still taken"
+    );
+    let token = TokenRecord {
+        id: TokenId::new(),
+        name: "after-upgrade".into(),
+        scopes: vec![Scope::Invoke],
+        secret_sha256: "ab".repeat(32),
+        created_at: Utc::now(),
+    };
+    store.insert_token(&token).await.unwrap();
+    let trigger = HttpTrigger {
+        id: TriggerId::new(),
+        function: fname("fresh"),
+        path: TriggerPath::try_from("/fresh".to_owned()).unwrap(),
+        methods: vec![],
+        auth: TriggerAuth::None,
+        created_at: Utc::now(),
+    };
+    store.insert_trigger(&trigger).await.unwrap();
+    let line = LogLine {
+        seq: 0,
+        function: fname("hello"),
+        request_id: Some("r-upgrade".into()),
+        at: Utc::now(),
+        stream: LogStream::Stdout,
+        message: "after the upgrade".into(),
+    };
+    store.append_logs(&[line]).await.unwrap();
+    let record = InvocationRecord {
+        request_id: "r-upgrade".into(),
+        function_id: hello.id,
+        function: fname("hello"),
+        version: 4,
+        started_at: Utc::now(),
+        duration_ms: 1.0,
+        billed_ms: 1,
+        memory_mb: 256,
+        max_memory_used_mb: None,
+        cold_start: true,
+        init_duration_ms: Some(5.0),
+        outcome: "success".into(),
+        error_type: None,
+    };
+    store.append_invocations(std::slice::from_ref(&record)).await.unwrap();
+    // Deleting an old function takes its old versions and triggers with it.
+    assert!(store.delete_function(&fname("plain")).await.unwrap(), "{at}: delete an old function");
+    assert!(store.list_versions(&fname("plain")).await.unwrap().is_empty(), "{at}: its versions went");
+    assert!(store.list_triggers().await.unwrap().iter().all(|t| t.function.as_str() != "plain"), "{at}: triggers");
+    let old = store.list_tokens().await.unwrap().into_iter().find(|t| t.name == "ci").unwrap();
+    assert!(store.delete_token(old.id).await.unwrap(), "{at}: delete an old token");
+    Wrote { token, trigger, record }
+}
+
+async fn written_records_persist(store: &SqliteStore, version: usize, wrote: &Wrote) {
+    let at = format!("v{version} reopened");
+    let names: Vec<_> = store.list_functions().await.unwrap().into_iter().map(|f| f.name.as_str().to_owned()).collect();
+    assert_eq!(names, ["draft", "fresh", "hello"], "{at}: functions");
+    let hello = store.get_function(&fname("hello")).await.unwrap().unwrap();
+    assert_eq!(hello.latest_version, Some(4), "{at}");
+    assert_eq!(store.list_versions(&fname("hello")).await.unwrap().len(), 4, "{at}");
+    let tokens: Vec<_> = store.list_tokens().await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(tokens, ["admin", "reader", "after-upgrade"], "{at}");
+    assert_eq!(store.token_by_secret_hash(&wrote.token.secret_sha256).await.unwrap().as_ref(), Some(&wrote.token));
+    let mut expected = vec![wrote.trigger.clone()];
+    if version >= 2 {
+        expected.push(store.list_triggers().await.unwrap().into_iter().find(|t| t.path.as_str() == "/hello").unwrap());
+    }
+    expected.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+    assert_eq!(store.list_triggers().await.unwrap(), expected, "{at}: triggers");
+    let logs = store.read_logs(&fname("hello"), 0, None, 10).await.unwrap();
+    assert_eq!(logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["after the upgrade"], "{at}: logs");
+    assert_eq!(store.list_invocations(&fname("hello"), 10).await.unwrap(), vec![wrote.record.clone()], "{at}");
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_database_of_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    let known = SqliteStore::open(&path).unwrap().schema_version();
+    {
+        // What a newer server would leave: one more migration than this binary knows.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE from_the_future (x INTEGER)").unwrap();
+        conn.pragma_update(None, "user_version", known + 1).unwrap();
+    }
+    let err = match SqliteStore::open(&path) {
+        Ok(_) => panic!("a database of schema v{} opened with a binary that knows v{known}", known + 1),
+        Err(e) => e,
+    };
+    assert!(matches!(err, StoreError::SchemaTooNew { found, known: k } if found == known + 1 && k == known), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("schema version {}", known + 1))
+            && message.contains(&format!("up to {known}"))
+            && message.contains("newer Hearth"),
+        "the refusal says why: {message}"
+    );
+    assert_eq!(user_version(&path), known + 1, "the refused file is left at its version");
 }
