@@ -67,6 +67,87 @@ pub async fn run(store: &dyn MetadataStore) {
     tokens(store).await;
     triggers(store).await;
     telemetry(store).await;
+    pruning(store).await;
+}
+
+/// `prune_telemetry(before)` drops exactly the log lines and invocation records older than
+/// `before`, of every function, and leaves the others as they were (one at `before` stays).
+async fn pruning(store: &dyn MetadataStore) {
+    // Whole milliseconds, the precision every backend keeps.
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
+    let cutoff = now - chrono::Duration::hours(1);
+    let ages = [
+        ("2h", now - chrono::Duration::hours(2)),
+        ("just-before", cutoff - chrono::Duration::milliseconds(1)),
+        ("at", cutoff),
+        ("just-after", cutoff + chrono::Duration::milliseconds(1)),
+        ("now", now),
+    ];
+    let functions = ["prune-a", "prune-b"];
+    for n in functions {
+        let f = sample_function(n);
+        store.save_function(&f, Expect::Absent, None).await.unwrap();
+        let lines: Vec<_> = ages
+            .iter()
+            .map(|(label, at)| LogLine {
+                seq: 0,
+                function: name(n),
+                request_id: Some(format!("{n}-{label}")),
+                at: *at,
+                stream: LogStream::Stderr,
+                message: format!("{n} {label}"),
+            })
+            .collect();
+        store.append_logs(&lines).await.unwrap();
+        let records: Vec<_> = ages
+            .iter()
+            .map(|(label, at)| InvocationRecord {
+                request_id: format!("{n}-{label}"),
+                function_id: f.id,
+                function: name(n),
+                version: 1,
+                started_at: *at,
+                duration_ms: 1.0,
+                billed_ms: 1,
+                memory_mb: 128,
+                max_memory_used_mb: None,
+                cold_start: false,
+                init_duration_ms: None,
+                outcome: "success".into(),
+                error_type: None,
+            })
+            .collect();
+        store.append_invocations(&records).await.unwrap();
+    }
+    let mut kept = vec![];
+    for n in functions {
+        let logs = store.read_logs(&name(n), 0, None, 100).await.unwrap();
+        let records = store.list_invocations(&name(n), 100).await.unwrap();
+        assert_eq!((logs.len(), records.len()), (ages.len(), ages.len()), "all of {n}'s telemetry stored");
+        let logs: Vec<_> = logs.into_iter().filter(|l| l.at >= cutoff).collect();
+        let records: Vec<_> = records.into_iter().filter(|r| r.started_at >= cutoff).collect();
+        kept.push((n, logs, records));
+    }
+
+    let pruned = store.prune_telemetry(cutoff).await.unwrap();
+    assert_eq!(pruned, 8, "two old lines and two old records of each function go, and nothing else");
+    for (n, logs, records) in kept {
+        let left = store.read_logs(&name(n), 0, None, 100).await.unwrap();
+        assert_eq!(
+            left.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+            ["at", "just-after", "now"].map(|label| format!("{n} {label}")),
+            "{n}: the lines at or after the cutoff stay"
+        );
+        assert_eq!(left, logs, "{n}: the lines kept are unchanged, seq included");
+        let left = store.list_invocations(&name(n), 100).await.unwrap();
+        assert_eq!(left, records, "{n}: the records at or after the cutoff stay, unchanged");
+        assert_eq!(left.len(), 3, "{n}: three records stay");
+    }
+    assert_eq!(store.prune_telemetry(cutoff).await.unwrap(), 0, "pruning again finds nothing older");
+    for n in functions {
+        assert!(store.get_function(&name(n)).await.unwrap().is_some(), "pruning leaves functions alone");
+        store.delete_function(&name(n)).await.unwrap();
+    }
 }
 
 async fn telemetry(store: &dyn MetadataStore) {
