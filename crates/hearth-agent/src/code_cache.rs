@@ -19,6 +19,9 @@ pub enum CodeCacheError {
     Io { path: String, source: std::io::Error },
 }
 
+/// The prefix of a package being unpacked, beside its final folder.
+const UNPACKING: &str = ".unpack-";
+
 pub struct CodeCache {
     root: PathBuf,
     store: CodeStore,
@@ -27,7 +30,10 @@ pub struct CodeCache {
 }
 
 impl CodeCache {
+    /// The cache at `root`, without the unpacks a killed server left half done (one server
+    /// uses a cache folder, as with the pre-warm slots beside it).
     pub fn new(root: PathBuf, store: CodeStore) -> Self {
+        remove_unfinished_unpacks(&root);
         Self { root, store, inflight: Mutex::new(HashMap::new()) }
     }
 
@@ -57,7 +63,7 @@ impl CodeCache {
             };
             std::fs::create_dir_all(&root).map_err(io(&root))?;
             // Unpack beside the final place, then rename: readers never see half a tree.
-            let tmp = root.join(format!(".unpack-{}", uuid::Uuid::new_v4()));
+            let tmp = root.join(format!("{UNPACKING}{}", uuid::Uuid::new_v4()));
             unpack_package(&bytes, &tmp, &limits)?;
             make_read_only(&tmp).map_err(io(&tmp))?;
             std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))
@@ -67,6 +73,35 @@ impl CodeCache {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(digest);
         Ok(dir)
     }
+}
+
+/// Removes the `.unpack-*` folders under `root`: they are renamed into place once complete,
+/// so one still there was cut short. Unpacked trees are read-only: made writable first.
+fn remove_unfinished_unpacks(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(UNPACKING) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = make_writable(&path);
+        if let Err(e) = std::fs::remove_dir_all(&path) {
+            tracing::warn!(path = %path.display(), %e, "cannot remove an unfinished unpack");
+        }
+    }
+}
+
+/// Gives the owner write permission on every folder under `dir` (so its entries can go).
+fn make_writable(dir: &Path) -> std::io::Result<()> {
+    let mode = std::fs::symlink_metadata(dir)?.permissions().mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            make_writable(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Drops write permission everywhere under `dir` (directories last, so the walk can finish).
@@ -82,4 +117,27 @@ fn make_read_only(dir: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unpack cut short by a kill (read-only in part, as unpacks become) is removed when
+    /// the next server opens the cache; finished folders stay.
+    #[test]
+    fn unfinished_unpacks_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cache");
+        let cut = root.join(format!("{UNPACKING}1234/lib/deep"));
+        std::fs::create_dir_all(&cut).unwrap();
+        std::fs::write(cut.join("half.py"), "x = 1").unwrap();
+        make_read_only(&root.join(format!("{UNPACKING}1234/lib"))).unwrap();
+        let done = root.join("abc123");
+        std::fs::create_dir_all(&done).unwrap();
+        let store = CodeStore::local(&dir.path().join("code"), hearth_blob::PackageLimits::DEFAULT).unwrap();
+        let _cache = CodeCache::new(root.clone(), store);
+        let left: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("abc123")]);
+    }
 }

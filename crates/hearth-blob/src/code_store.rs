@@ -39,6 +39,32 @@ impl CodeStore {
         Ok(Self::new(Arc::new(LocalFileSystem::new_with_prefix(root)?), limits))
     }
 
+    /// Removes what uploads to a local store under `root` left half done when their server
+    /// was killed: the local backend writes a package to `<name>#<n>` and links it to its
+    /// name only once complete, so such a file is never a package. Call it only while
+    /// holding the data directory's lock (no upload can be in progress). Returns how many.
+    pub fn remove_unfinished_uploads(root: &Path) -> std::io::Result<usize> {
+        let mut removed = 0;
+        let mut folders = vec![root.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    folders.push(entry.path());
+                } else if entry.file_name().as_encoded_bytes().contains(&b'#') {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn limits(&self) -> &PackageLimits {
         &self.limits
     }

@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use bytes::Bytes;
 use hearth_blob::fixtures::{RawEntry, deflated_zip, hello_python, hostile_archives, raw_zip};
 use hearth_blob::{CodeStore, CodeStoreError, PackageLimits, unpack_package, validate_package};
+use hearth_types::CodeDigest;
 
 #[test]
 fn every_hostile_archive_is_refused_with_its_code() {
@@ -85,8 +86,24 @@ async fn packages_are_content_addressed_and_hostile_ones_never_stored() {
     assert_eq!(walk_files(dir.path()), 1, "same bytes stored once");
     assert_eq!(store.get(&a.sha256).await.unwrap(), pkg);
     assert!(store.contains(&a.sha256).await.unwrap());
-    let missing = hearth_types::CodeDigest::of(b"nothing");
+    let missing = CodeDigest::of(b"nothing");
     assert!(matches!(store.get(&missing).await, Err(CodeStoreError::NotFound(_))));
+}
+
+/// A server killed while writing a package leaves the local backend's staging file
+/// (`<digest>.zip#<n>`); the next start removes it and nothing else.
+#[tokio::test]
+async fn unfinished_uploads_are_removed_and_packages_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(CodeStore::remove_unfinished_uploads(&dir.path().join("missing")).unwrap(), 0);
+    let store = CodeStore::local(dir.path(), PackageLimits::DEFAULT).unwrap();
+    let kept = store.put(Bytes::from(hello_python())).await.unwrap();
+    let folder = dir.path().join("packages/sha256");
+    std::fs::write(folder.join(format!("{}.zip#1", CodeDigest::of(b"cut short"))), b"half a package").unwrap();
+    std::fs::write(folder.join(format!("{}.zip#2", kept.sha256)), b"another").unwrap();
+    assert_eq!(CodeStore::remove_unfinished_uploads(dir.path()).unwrap(), 2);
+    assert_eq!(walk_files(dir.path()), 1, "only the package is left");
+    assert!(store.contains(&kept.sha256).await.unwrap());
 }
 
 #[test]

@@ -56,8 +56,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let store =
         Arc::new(SqliteStore::open(&cfg.data_dir.join("metadata.db")).context("cannot open the metadata store")?);
-    let code =
-        CodeStore::local(&cfg.data_dir.join("code"), PackageLimits::DEFAULT).context("cannot open the code store")?;
+    let code_root = cfg.data_dir.join("code");
+    // Uploads a killed server was writing (we hold the lock: none is in progress now).
+    match CodeStore::remove_unfinished_uploads(&code_root) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed unfinished uploads left by a killed server"),
+        Err(e) => tracing::warn!(%e, "cannot remove unfinished uploads from the code store"),
+    }
+    let code = CodeStore::local(&code_root, PackageLimits::DEFAULT).context("cannot open the code store")?;
     let tls = match &cfg.tls {
         Some(files) => Some(TlsConfig::load(files.clone()).context("cannot load the TLS certificate")?),
         None => None,
@@ -89,6 +95,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
         None => tracing::warn!("not running as root: instances run without a sandbox; run only code you trust"),
     }
+    // Before the banner: once the server says it listens, what a killed server left in the
+    // code cache is gone.
+    let gateway = Gateway::new(
+        store.clone(),
+        code.clone(),
+        cfg.data_dir.join("cache"),
+        runtimes,
+        Arc::new(driver),
+        cfg.gateway.clone(),
+    );
+    let reaper = gateway.spawn_reaper();
     let minted = ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow!("{}: {}", e.code, e.message))?;
     let mut out = std::io::stdout().lock();
     match minted {
@@ -112,15 +129,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     out.flush()?;
     drop(out);
 
-    let gateway = Gateway::new(
-        store.clone(),
-        code.clone(),
-        cfg.data_dir.join("cache"),
-        runtimes,
-        Arc::new(driver),
-        cfg.gateway.clone(),
-    );
-    let reaper = gateway.spawn_reaper();
     if let Err(e) = gateway.prewarm().await {
         tracing::warn!(%e, "could not start min_instances");
     }

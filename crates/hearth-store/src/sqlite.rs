@@ -58,6 +58,27 @@ impl SqliteStore {
         sqlite_schema::latest()
     }
 
+    /// What `PRAGMA integrity_check` and `PRAGMA foreign_key_check` find wrong: empty when
+    /// the file is sound (for diagnostics and the crash tests).
+    pub fn integrity_problems(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut problems: Vec<String> = conn
+            .prepare("PRAGMA integrity_check")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|line| line != "ok")
+            .collect();
+        let mut keys = conn.prepare("PRAGMA foreign_key_check")?;
+        let broken = keys.query_map([], |r| {
+            Ok(format!("foreign key: {} row {:?}", r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+        })?;
+        for b in broken {
+            problems.push(b?);
+        }
+        Ok(problems)
+    }
+
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
