@@ -3,6 +3,7 @@
 //!
 //! cargo run --release -p hearth-bench [-- --json]
 //! cargo run --release -p hearth-bench -- replay [--trace DIR]
+//! cargo run --release -p hearth-bench -- soak [--minutes N]
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ use harness::{
 mod harness;
 mod replay;
 mod replay_live;
+mod server_process;
+mod soak;
 
 #[derive(Parser)]
 #[command(about = "Benchmark a Hearth server started on a temporary data directory")]
@@ -45,6 +48,9 @@ enum Subcommand {
     /// Replay the Azure Functions 2019 trace sample against the keep-alive policies, in
     /// virtual time: cold-start rate, idle memory and added latency per policy.
     Replay(replay::ReplayArgs),
+    /// Run the real `hearth` binary under the trace's load for a wall-clock time, sampling
+    /// its RSS, descriptors, threads and database size: drift, and a verdict on leaks.
+    Soak(soak::SoakArgs),
 }
 
 /// One measured figure, with the baseline it is compared to.
@@ -85,6 +91,11 @@ async fn main() -> Result<()> {
         let figures =
             if replay_args.live { replay::live_figures(replay_args).await? } else { replay::figures(replay_args)? };
         return print_figures(&figures, args.json);
+    }
+    if let Some(Subcommand::Soak(soak_args)) = &args.command {
+        let (figures, verdict) = soak::run(soak_args).await?;
+        print_figures(&figures, args.json)?;
+        return verdict;
     }
     let mut figures = vec![];
     let say = |s: &str| {

@@ -31,10 +31,16 @@ pub struct LiveResult {
     pub p99_latency_ms: f64,
 }
 
-/// The slice's functions: those called in at least a tenth of its minutes, at most
-/// `max_per_minute` times in any, the busiest first.
-fn pick(trace: &Trace, args: &ReplayArgs) -> Vec<TraceFunction> {
-    let (from, to) = (args.from_minute, args.from_minute + args.minutes);
+/// Minutes `from..from + minutes` of at most `functions` functions called in at least a
+/// tenth of those minutes and at most `max_per_minute` times in any, the busiest first.
+pub fn pick_slice(
+    trace: &Trace,
+    from: usize,
+    minutes: usize,
+    max_per_minute: u32,
+    functions: usize,
+) -> Vec<TraceFunction> {
+    let to = from + minutes;
     let mut picked: Vec<TraceFunction> = trace
         .functions
         .iter()
@@ -44,17 +50,17 @@ fn pick(trace: &Trace, args: &ReplayArgs) -> Vec<TraceFunction> {
         })
         .filter(|f| {
             let active = f.per_minute.iter().filter(|&&n| n > 0).count();
-            active * 10 >= args.minutes && f.per_minute.iter().all(|&n| n <= args.max_per_minute)
+            active * 10 >= minutes && f.per_minute.iter().all(|&n| n <= max_per_minute)
         })
         .collect();
     picked.sort_by_key(|f| std::cmp::Reverse(f.per_minute.iter().sum::<u32>()));
-    picked.truncate(args.functions);
+    picked.truncate(functions);
     picked
 }
 
 pub async fn run(args: &ReplayArgs, policy: PolicyKind, keep_alive_trace_s: u64) -> Result<LiveResult> {
     let trace = Trace::load(&args.trace).with_context(|| format!("cannot load {}", args.trace.display()))?;
-    let functions = pick(&trace, args);
+    let functions = pick_slice(&trace, args.from_minute, args.minutes, args.max_per_minute, args.functions);
     let speed = args.speed;
     let bin = Duration::from_secs(60).div_f64(speed);
     let setup = ServerSetup {
