@@ -1090,3 +1090,59 @@ fn sigkill_mid_deploy_upload_and_invocations_leaves_a_consistent_store() {
     }
     server.terminate();
 }
+
+/// The admin token `hearth up` wrote into the client config on first start.
+fn admin_token(home: &Home) -> String {
+    let config = std::fs::read_to_string(home.path().join("client.toml")).unwrap();
+    let start = config.find("hth_").expect("the client config holds the admin token");
+    config[start..].split('"').next().unwrap().to_owned()
+}
+
+/// HTTP triggers come from the store on start: after a restart, graceful or SIGKILL, the
+/// trigger URL known before answers, its methods and auth kept, with no API call in between.
+#[test]
+fn triggers_route_after_a_restart() {
+    let home = Home::new();
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (api, triggers) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let up = || {
+        let mut command = home.cmd();
+        command.args(["up", "--listen", &api, "--trigger-listen", &triggers, "--data-dir"]);
+        home.spawn_up(command.arg(home.path().join("data")))
+    };
+    let mut server = up();
+    let base = server.trigger_url.clone();
+    assert_eq!(base, format!("http://{triggers}"), "{}", server.banner);
+    let example = repo().join("examples/python-hello");
+    let example = example.to_str().unwrap();
+    home.ok(&["fn", "deploy", example, "--name", "hello", "--runtime", "python3", "--handler", "main.handler"]);
+    home.ok(&["trigger", "add", "http", "hello", "--path", "/greet", "--methods", "GET"]);
+    home.ok(&["trigger", "add", "http", "hello", "--path", "/private", "--auth", "token"]);
+    let token = admin_token(&home);
+    let http = reqwest::blocking::Client::new();
+    // What each trigger answers: the greeting, the method refused, the token required.
+    let answers = || {
+        let get = |path: &str| http.get(format!("{base}{path}")).send().unwrap();
+        let greet = get("/greet/faas");
+        let greeting = (greet.status().as_u16(), greet.text().unwrap());
+        let post = http.post(format!("{base}/greet")).send().unwrap().status().as_u16();
+        let anonymous = get("/private").status().as_u16();
+        let with_token = http.get(format!("{base}/private")).bearer_auth(&token).send().unwrap();
+        let other = get("/elsewhere").status().as_u16();
+        (greeting, post, anonymous, with_token.status().as_u16(), other)
+    };
+    let expected = ((200, "Hello FaaS".to_owned()), 405, 401, 200, 404);
+    assert_eq!(answers(), expected, "before the restart");
+    for stop in ["SIGTERM", "SIGKILL"] {
+        if stop == "SIGTERM" {
+            server.terminate();
+        } else {
+            server.kill();
+        }
+        server = up();
+        assert_eq!(server.trigger_url, base, "the same trigger URL after {stop}");
+        // The first requests the new server sees are these: no API call has been made.
+        assert_eq!(answers(), expected, "after a restart by {stop}");
+    }
+    server.terminate();
+}
