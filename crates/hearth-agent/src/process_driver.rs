@@ -121,6 +121,15 @@ fn close_inherited_at_exec() -> std::io::Result<()> {
     Ok(())
 }
 
+/// In the child between fork and exec: RLIMIT_CORE 0, soft and hard, so neither the instance
+/// nor anything it starts ever writes its memory (its callers' events, its secrets) to a
+/// core file, whatever limit the server runs with. Sandboxed or not (the sandbox sets it
+/// again as it drops privileges).
+fn no_core_dumps() -> std::io::Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    Ok(setrlimit(Resource::RLIMIT_CORE, 0, 0)?)
+}
+
 /// In the child between fork and exec: joins its cgroups (writing `0` to `cgroup.procs`
 /// moves the writer). Only raw syscalls on strings prepared before the fork.
 fn join_cgroups(procs: &[CString]) -> std::io::Result<()> {
@@ -255,10 +264,11 @@ impl SandboxDriver for ProcessDriver {
     fn launch(&self, spec: &LaunchSpec) -> Result<Sandbox, SandboxError> {
         let spawn_error = |source| SandboxError::Spawn { program: spec.program.display().to_string(), source };
         let mut command = tokio::process::Command::new(&spec.program);
-        // SAFETY: one raw syscall in the forked child. Registered first: it must run whatever
+        // SAFETY: raw syscalls in the forked child. Registered first: they must run whatever
         // else the launch adds.
         unsafe {
             command.pre_exec(close_inherited_at_exec);
+            command.pre_exec(no_core_dumps);
         }
         let cgroup = match &self.cgroups {
             Some(cg) => Some(cg.create(&spec.instance_id, spec.memory_mb).map_err(spawn_error)?),

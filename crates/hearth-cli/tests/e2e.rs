@@ -1146,3 +1146,121 @@ fn triggers_route_after_a_restart() {
     }
     server.terminate();
 }
+
+/// A function whose children crash and report how, then (asked to) crashes itself.
+const CRASHING_FUNCTION: &str = r#"
+import ctypes, glob, os
+
+def rlimit_core():
+    for line in open("/proc/self/limits"):
+        if line.startswith("Max core file size"):
+            return line.split()[4:6]
+
+def cores():
+    return sorted(p for d in {os.getcwd(), "/tmp", "/var/task", "/"} for p in glob.glob(os.path.join(d, "core*")))
+
+def crash(how):
+    if how == "abort":
+        os.abort()
+    ctypes.memset(0, 1, 1)  # a write to address 0
+
+def handler(event, context):
+    if "crash" in event:
+        crash(event["crash"])
+    children = {}
+    for how in ("abort", "segv"):
+        pid = os.fork()
+        if pid == 0:
+            os.chdir("/tmp")  # writable, so a core named by a relative core_pattern could land here
+            crash(how)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        children[how] = {"signal": signal, "core_dumped": os.WIFSIGNALED(status) and os.WCOREDUMP(status)}
+    return {"rlimit_core": rlimit_core(), "cwd": os.getcwd(), "cores": cores(), "children": children}
+"#;
+
+/// Files named like core dumps (`core`, `core.<pid>`, ...) under `dir`, recursively.
+fn core_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == "core" || name.starts_with("core.") {
+                out.push(e.path());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// An instance that crashes (SIGABRT, SIGSEGV) dumps no core, even under a server allowed
+/// to dump its own: its RLIMIT_CORE is 0, the kernel reports no dump, no core file appears
+/// inside or on the host, the caller gets `Runtime.ExitError`, and the server serves on.
+#[test]
+fn crashing_instances_dump_no_core() {
+    let home = Home::new();
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap().trim().to_owned();
+    // A path pattern puts every core in one folder of the host; a relative one in the crashing
+    // process's folder (inside the sandbox, or the data directory's code cache seen from it).
+    let host_folder = pattern.starts_with('/').then(|| Path::new(&pattern).parent().unwrap().to_path_buf());
+    let before = host_folder.as_deref().map(core_files).unwrap_or_default();
+    let cwd_before = core_files(&std::env::current_dir().unwrap());
+    // The server may dump core itself (as under LimitCORE=infinity): only Hearth keeps its
+    // instances from doing so.
+    let mut command = Command::new("prlimit");
+    let up = home.up_command();
+    command.args(["--core=unlimited:unlimited", "--", BIN]).args(up.get_args());
+    command.env_clear().envs(up.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let server = home.spawn_up(&mut command);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    assert!(limits.lines().any(|l| l.starts_with("Max core file size") && l.contains("unlimited")), "{limits}");
+
+    let code = home.path().join("crash");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), CRASHING_FUNCTION).unwrap();
+    let deploy = ["fn", "deploy", code.to_str().unwrap(), "--name", "crash", "--runtime", "python3"];
+    home.ok(&[&deploy[..], &["--handler", "main.handler", "--timeout", "30"]].concat());
+    let token = admin_token(&home);
+    let http = reqwest::blocking::Client::new();
+    let invoke = |event: &str| {
+        let r = http
+            .post(format!("{}/v1/functions/crash/invoke", server.url))
+            .bearer_auth(&token)
+            .body(event.to_owned())
+            .send()
+            .unwrap();
+        let error = r.headers().get("x-hearth-function-error").map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), error, r.json::<Value>().unwrap())
+    };
+
+    let (status, error, report) = invoke("{}");
+    assert_eq!((status, error), (200, None), "{report}");
+    assert_eq!(report["rlimit_core"], serde_json::json!(["0", "0"]), "soft and hard RLIMIT_CORE inside: {report}");
+    for (how, signal) in [("abort", 6), ("segv", 11)] {
+        let child = &report["children"][how];
+        assert_eq!(child["signal"], signal, "a child crashed by {how}: {report}");
+        assert_eq!(child["core_dumped"], false, "the kernel dumped a core of a child crashed by {how}: {report}");
+    }
+    assert_eq!(report["cores"], serde_json::json!([]), "core files inside the sandbox: {report}");
+
+    for how in ["abort", "segv"] {
+        let (status, error, body) = invoke(&format!(r#"{{"crash": "{how}"}}"#));
+        assert_eq!((status, error.as_deref()), (200, Some("Runtime.ExitError")), "crash by {how}: {body}");
+        let (status, error, _) = invoke("{}");
+        assert_eq!((status, error), (200, None), "the server serves on after a crash by {how}");
+    }
+    let data = home.path().join("data");
+    assert_eq!(core_files(&data), Vec::<PathBuf>::new(), "core files in the data directory");
+    assert_eq!(core_files(&std::env::current_dir().unwrap()), cwd_before, "core files in the server's folder");
+    if let Some(folder) = &host_folder {
+        assert_eq!(core_files(folder), before, "core files where core_pattern {pattern:?} puts them");
+    }
+    server.terminate();
+}
