@@ -194,17 +194,23 @@ impl Instance {
     }
 
     /// Runs one invocation with the function's timeout, in one of the instance's slots (it is
-    /// `Busy` while all are taken). A timeout or a runtime exit kills the instance and marks it
-    /// failed; the caller gets the platform's error.
+    /// `Busy` while all are taken; a `Draining` instance serves the slots already handed
+    /// out). A timeout or a runtime exit kills the instance and marks it failed; the caller
+    /// gets the platform's error.
     pub async fn invoke(&self, invocation: Invocation, timeout: Duration) -> Result<InvokeResult, IllegalTransition> {
         {
             let mut st = self.lock();
-            if st.0 != InstanceState::Ready {
-                return Err(IllegalTransition { from: st.0, to: InstanceState::Busy });
-            }
-            st.1 += 1;
-            if st.1 == self.slots {
-                Self::apply(&mut st.0, InstanceState::Busy)?;
+            match st.0 {
+                InstanceState::Ready => {
+                    st.1 += 1;
+                    if st.1 == self.slots {
+                        Self::apply(&mut st.0, InstanceState::Busy)?;
+                    }
+                }
+                // A slot handed out before the version was drained: served, and the instance
+                // stays Draining (the pool hands a draining instance no new work).
+                InstanceState::Draining if st.1 < self.slots => st.1 += 1,
+                from => return Err(IllegalTransition { from, to: InstanceState::Busy }),
             }
         }
         let request_id = invocation.request_id.clone();

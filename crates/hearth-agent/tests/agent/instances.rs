@@ -73,6 +73,25 @@ async fn python_instance_serves_events_with_a_lambda_context() {
     assert_eq!(inst.requests_served(), 2);
 }
 
+/// A slot handed out just before the version is drained (a deploy while requests are on
+/// their way) is still served: the invocation answers and the instance stays `Draining`.
+/// Found by the soak: such requests failed with "cannot go from Draining to Busy".
+#[tokio::test]
+async fn a_draining_instance_serves_the_slots_already_handed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("main.py"), PY_FUNCTION).unwrap();
+    let rt = runtimes(dir.path());
+    let cfg = config("python3", "main.handler");
+    let inst = start_instance(&ProcessDriver::detect(), &rt, &spec(&code, cfg), Duration::from_secs(30)).await.unwrap();
+    inst.transition(InstanceState::Draining).unwrap();
+    let (v, err) = answered(inst.invoke(invocation("r-drain", r#"{"n":2}"#), Duration::from_secs(10)).await.unwrap());
+    assert!(!err, "{v}");
+    assert_eq!(v["echo"], json!({"n": 2}));
+    assert_eq!(inst.state(), InstanceState::Draining, "still never handed new work");
+}
+
 #[tokio::test]
 async fn timeout_and_crash_end_the_instance_with_platform_errors() {
     let dir = tempfile::tempdir().unwrap();
