@@ -2,6 +2,7 @@
 //! and `provided` instances, the code cache, and the sandbox. One test binary; the tests are
 //! grouped by concept in the modules below.
 
+mod guard;
 mod instances;
 mod runtime_api;
 mod sandbox;
@@ -73,6 +74,24 @@ fn nix_is_root() -> bool {
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
         .unwrap()
+}
+
+/// Whether this test, which needs root (the sandbox exists only when Hearth runs as root),
+/// may go on. Without root it fails, unless `HEARTH_TEST_ALLOW_UNPRIVILEGED=1` says to skip
+/// it: a run without root never passes these tests silently.
+fn require_root() -> bool {
+    if nix_is_root() {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("this test").to_owned();
+    let allowed = std::env::var("HEARTH_TEST_ALLOW_UNPRIVILEGED").is_ok_and(|v| v == "1");
+    assert!(
+        allowed,
+        "{test} needs root: the sandbox it tests exists only when Hearth runs as root. Run the tests as root, or set \
+         HEARTH_TEST_ALLOW_UNPRIVILEGED=1 to skip the tests that need it"
+    );
+    eprintln!("{test}: skipped without root (HEARTH_TEST_ALLOW_UNPRIVILEGED=1)");
+    false
 }
 
 /// A name unique within this test process.

@@ -1,6 +1,9 @@
 //! The sandbox (as root): /var/task, cgroup limits, privileges, namespaces, minimal root, and
-//! hostile functions. Destructive tests first verify the limits they rely on.
+//! hostile functions. Every hostile event is guarded (`guard.rs`): the host reads the
+//! instance's limits first, and the function checks its own sandbox before it attempts
+//! anything.
 
+use super::guard::{HOSTILE_PY, HOSTILE_SH, Sentinel, assert_limited, host_checked_guard, unguarded};
 use super::*;
 
 #[tokio::test]
@@ -48,8 +51,10 @@ def handler(event, context):
 
 const LIMITS_PROBE: &str = r#"
 import os, time
+from hostile import guard
 
 def handler(event, context):
+    guard(event.get("guard"))
     if event.get("bomb"):
         hog = []
         while True:
@@ -73,26 +78,13 @@ def handler(event, context):
     return {"ok": True}
 "#;
 
-/// Destructive tests check from the host, before anything runs, that the instance's
-/// processes sit in a group with the expected limit.
-fn assert_limited(cg: &hearth_agent::Cgroups, instance_id: &str, controller: &str, file: &str, expected: &str) {
-    let dir = match cg.version() {
-        hearth_agent::CgroupVersion::V1 => {
-            format!("/sys/fs/cgroup/{controller}/hearth/{}-{instance_id}", std::process::id())
-        }
-        hearth_agent::CgroupVersion::V2 => format!("/sys/fs/cgroup/hearth/{}-{instance_id}", std::process::id()),
-    };
-    let limit = std::fs::read_to_string(format!("{dir}/{file}")).expect("the instance's cgroup exists");
-    assert_eq!(limit.trim(), expected, "{dir}/{file}");
-    let procs = std::fs::read_to_string(format!("{dir}/cgroup.procs")).unwrap();
-    assert!(!procs.trim().is_empty(), "the instance's processes are in {dir}");
-}
-
 #[tokio::test]
 async fn cgroups_limit_memory_and_processes() {
     let driver = ProcessDriver::detect();
     if !nix_is_root() {
         assert!(driver.cgroups().is_none(), "without root there are no cgroups to manage");
+    }
+    if !require_root() {
         return;
     }
     let cg = driver.cgroups().expect("as root, cgroups (v1 or v2) are managed").clone();
@@ -100,6 +92,7 @@ async fn cgroups_limit_memory_and_processes() {
     let code = dir.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
     std::fs::write(code.join("main.py"), LIMITS_PROBE).unwrap();
+    std::fs::write(code.join("hostile.py"), HOSTILE_PY).unwrap();
     let rt = runtimes(dir.path());
     let spec_for = |memory_mb: u32| {
         let mut cfg = config("python3", "main.handler");
@@ -107,15 +100,19 @@ async fn cgroups_limit_memory_and_processes() {
         InstanceSpec { instance_id: format!("t{}", uuid_like()), ..spec(&code, cfg) }
     };
 
-    // The sandbox is in place before anything destructive runs.
+    // The sandbox is in place before anything destructive runs: the limits read from the
+    // host, and the guard the probe runs first.
     let s = spec_for(128);
     let inst = start_instance(&driver, &rt, &s, Duration::from_secs(30)).await.unwrap();
     let v1 = cg.version() == hearth_agent::CgroupVersion::V1;
-    let memory_file = if v1 { "memory.limit_in_bytes" } else { "memory.max" };
-    assert_limited(&cg, &s.instance_id, "memory", memory_file, &(128u64 << 20).to_string());
-    assert_limited(&cg, &s.instance_id, "pids", "pids.max", &hearth_agent::PIDS_MAX.to_string());
-    let (v, _) = answered(inst.invoke(invocation("p-1", "{}"), Duration::from_secs(10)).await.unwrap());
-    assert_eq!(v["ok"], true);
+    let guard = host_checked_guard(&driver, &s.instance_id, 128);
+    let event = |extra: Value| {
+        let mut e = json!({"guard": guard});
+        e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        e.to_string()
+    };
+    let v = unguarded(inst.invoke(invocation("p-1", &event(json!({}))), Duration::from_secs(10)).await.unwrap());
+    assert_eq!(v["ok"], true, "{v}");
     // CPU: a quota proportional to memory (128 MB ≈ 7% of a CPU), applied after init.
     let quota = hearth_agent::cpu_quota_us(128).to_string();
     if v1 {
@@ -123,13 +120,14 @@ async fn cgroups_limit_memory_and_processes() {
     } else {
         assert_limited(&cg, &s.instance_id, "cpu", "cpu.max", &format!("{quota} 100000"));
     }
-    let (v, _) = answered(inst.invoke(invocation("p-spin", r#"{"spin":1}"#), Duration::from_secs(10)).await.unwrap());
+    let spin = event(json!({"spin": 1}));
+    let v = unguarded(inst.invoke(invocation("p-spin", &spin), Duration::from_secs(10)).await.unwrap());
     let cpu = v["cpu_seconds"].as_f64().unwrap();
     assert!(cpu < 0.5, "a 1 s spin at 128 MB gets only its CPU share, not a whole CPU: {cpu} s");
     assert!(inst.max_memory_used_mb().is_some_and(|mb| mb > 0 && mb <= 128), "peak memory is measured");
 
     // Memory bomb: killed by the kernel, reported as Runtime.OutOfMemory.
-    let r = inst.invoke(invocation("p-2", r#"{"bomb":1}"#), Duration::from_secs(30)).await.unwrap();
+    let r = inst.invoke(invocation("p-2", &event(json!({"bomb": 1}))), Duration::from_secs(30)).await.unwrap();
     let InvokeResult::Failed(e) = r else { panic!("expected an OOM kill, got {r:?}") };
     assert_eq!(e.error_type, "Runtime.OutOfMemory", "{}", e.message);
     drop(inst);
@@ -138,13 +136,14 @@ async fn cgroups_limit_memory_and_processes() {
     // still answers afterwards.
     let forker = spec_for(2048);
     let inst = start_instance(&driver, &rt, &forker, Duration::from_secs(30)).await.unwrap();
-    assert_limited(&cg, &forker.instance_id, "pids", "pids.max", &hearth_agent::PIDS_MAX.to_string());
-    let (v, err) = answered(inst.invoke(invocation("p-3", r#"{"forks":1}"#), Duration::from_secs(30)).await.unwrap());
-    assert!(!err, "{v}");
+    let guard = host_checked_guard(&driver, &forker.instance_id, 2048).to_string();
+    let forks = format!(r#"{{"forks":1,"guard":{guard}}}"#);
+    let v = unguarded(inst.invoke(invocation("p-3", &forks), Duration::from_secs(30)).await.unwrap());
     let forked = v["forked"].as_u64().unwrap();
     assert!(forked > 0 && forked < hearth_agent::PIDS_MAX, "forks stop at the pids limit: {forked}");
-    let (v, err) = answered(inst.invoke(invocation("p-4", "{}"), Duration::from_secs(10)).await.unwrap());
-    assert!(!err && v["ok"] == true);
+    let ok = format!(r#"{{"guard":{guard}}}"#);
+    let v = unguarded(inst.invoke(invocation("p-4", &ok), Duration::from_secs(10)).await.unwrap());
+    assert_eq!(v["ok"], true, "{v}");
     drop(inst);
 
     // Stopped instances leave no cgroup behind; leftovers of dead servers are swept.
@@ -164,8 +163,10 @@ async fn cgroups_limit_memory_and_processes() {
     assert!(!stale.exists(), "a dead server's group is swept");
 }
 
-const HOSTILE: &str = r#"
+/// A survey of the sandbox from inside, after the fixture's guard (`hostile.py`, beside it).
+const SURVEY: &str = r#"
 import ctypes, os
+from hostile import append, create, guard
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -179,9 +180,9 @@ def status(field):
         if line.startswith(field + ":"):
             return line.split(":", 1)[1].strip()
 
-def try_open(path, mode):
+def read(path):
     try:
-        open(path, mode).close()
+        open(path).close()
         return "allowed"
     except OSError as e:
         return e.strerror
@@ -207,6 +208,7 @@ def open_many(n):
             f.close()
 
 def handler(event, context):
+    guard(event.get("guard"))
     return {
         "pid": os.getpid(),
         "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
@@ -224,15 +226,16 @@ def handler(event, context):
         "ptrace": attempt(libc.ptrace, 0, 0, None, None),
         "chroot": attempt(libc.chroot, b"/tmp"),
         "setuid_root": attempt(libc.setuid, 0),
-        "shadow": try_open("/etc/shadow", "r"),
-        "write_etc": try_open("/etc/hearth-was-here", "w"),
-        "write_task": try_open(os.environ["LAMBDA_TASK_ROOT"] + "/x", "w"),
+        "shadow": read("/etc/shadow"),
+        "sentinel": append(event["sentinel"]),
+        "write_etc": create("/etc/hearth-was-here"),
+        "write_task": create(os.environ["LAMBDA_TASK_ROOT"] + "/hearth-was-here"),
         "host_home": os.path.exists("/root") or os.path.exists("/home") or os.path.exists("/work"),
         "init_module": attempt(libc.init_module, None, 0, b""),
         "finit_module": attempt(libc.syscall, 313, 0, b"", 0),
         "pid1_environ": open("/proc/1/environ").read().count("CARGO_MANIFEST_DIR"),
         "open_files": open_many(10_000),
-        "tmp": try_open("/tmp/scratch", "w"),
+        "tmp": create("/tmp/scratch"),
     }
 "#;
 
@@ -241,22 +244,27 @@ async fn instances_run_unprivileged_under_seccomp() {
     let driver = ProcessDriver::detect();
     if !nix_is_root() {
         assert!(!driver.drops_privileges(), "without root there is nothing to drop");
+    }
+    if !require_root() {
         return;
     }
     assert!(driver.drops_privileges(), "as root, instances drop privileges");
     let dir = tempfile::tempdir().unwrap();
     let code = dir.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
-    std::fs::write(code.join("main.py"), HOSTILE).unwrap();
+    std::fs::write(code.join("main.py"), SURVEY).unwrap();
+    std::fs::write(code.join("hostile.py"), HOSTILE_PY).unwrap();
     let rt = runtimes(dir.path());
-    let inst = start_instance(&driver, &rt, &spec(&code, config("python3", "main.handler")), Duration::from_secs(30))
-        .await
-        .unwrap();
-    // A listener on this machine's loopback: the instance must not reach it.
+    let s = spec(&code, config("python3", "main.handler"));
+    let inst = start_instance(&driver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    // A listener on this machine's loopback and a file anyone may write: the instance must
+    // reach neither.
     let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let event = json!({"host_port": host.local_addr().unwrap().port()}).to_string();
-    let (v, err) = answered(inst.invoke(invocation("h-1", &event), Duration::from_secs(10)).await.unwrap());
-    assert!(!err, "{v}");
+    let sentinel = Sentinel::new();
+    let guard = host_checked_guard(&driver, &s.instance_id, 256);
+    let event =
+        json!({"host_port": host.local_addr().unwrap().port(), "sentinel": sentinel.path, "guard": guard}).to_string();
+    let v = unguarded(inst.invoke(invocation("h-1", &event), Duration::from_secs(10)).await.unwrap());
     assert_eq!(v["pid"], 1, "the runtime is PID 1 of its own pid namespace");
     assert!(v["processes"].as_array().unwrap().len() <= 2, "no host processes visible: {}", v["processes"]);
     assert_eq!(v["interfaces"], json!(["lo"]), "only its own loopback");
@@ -288,8 +296,18 @@ async fn instances_run_unprivileged_under_seccomp() {
     }
     // uid 0 does not even exist in the instance's user namespace.
     assert_eq!(v["setuid_root"], "Invalid argument", "{v}");
+    // Out of view (ENOENT, where an unprivileged uid without the sandbox would see EACCES or
+    // succeed): the host's /etc and a file anyone may write.
     assert_eq!(v["shadow"], "No such file or directory", "the host's /etc is out of view");
-    assert_eq!(v["write_etc"], "Read-only file system");
+    assert_eq!(v["sentinel"], "No such file or directory", "a file anyone may write is out of view");
+    sentinel.assert_untouched();
+    // Read-only (EROFS, which only a read-only mount gives a new file).
+    assert_eq!(
+        (v["write_etc"].as_str(), v["write_task"].as_str()),
+        (Some("Read-only file system"), Some("Read-only file system")),
+        "{v}"
+    );
+    assert!(!std::path::Path::new("/etc/hearth-was-here").exists());
     assert_eq!(v["host_home"], false, "the host's /root and /home are out of view");
     assert_eq!(v["tmp"], "allowed", "/tmp is writable");
     assert_eq!(
@@ -299,53 +317,84 @@ async fn instances_run_unprivileged_under_seccomp() {
     assert_eq!(v["pid1_environ"], 0, "/proc/1 is the instance itself, not the host's init");
     let files = v["open_files"].as_str().unwrap();
     assert!(files.ends_with("Too many open files"), "10,000 open files stop at the limit: {files}");
-    assert_ne!(v["write_task"], "allowed");
-    assert!(!std::path::Path::new("/etc/hearth-was-here").exists());
     // Filling /tmp stops at its cap (memory to spare: tmpfs pages count against the memory
     // limit, so the cap must be what stops it).
     let filler_code = dir.path().join("filler");
     std::fs::create_dir_all(&filler_code).unwrap();
-    std::fs::write(filler_code.join("main.py"), include_str!("fixtures/hostile.py")).unwrap();
+    std::fs::write(filler_code.join("main.py"), HOSTILE_PY).unwrap();
     let mut big = config("python3", "main.handler");
     big.memory_mb = 1024;
-    let filler = start_instance(&driver, &rt, &spec(&filler_code, big), Duration::from_secs(30)).await.unwrap();
-    let fill = r#"{"attack":"fill_tmp"}"#;
-    let (f, err) = answered(filler.invoke(invocation("h-fill", fill), Duration::from_secs(60)).await.unwrap());
-    assert!(!err, "{f}");
+    let filler_spec = spec(&filler_code, big);
+    let filler = start_instance(&driver, &rt, &filler_spec, Duration::from_secs(30)).await.unwrap();
+    let fill = json!({"attack": "fill_tmp", "guard": host_checked_guard(&driver, &filler_spec.instance_id, 1024)});
+    let fill = filler.invoke(invocation("h-fill", &fill.to_string()), Duration::from_secs(60)).await.unwrap();
+    let f = unguarded(fill);
     assert_eq!(f["fill"], "No space left on device", "{f}");
     let mb = f["mb"].as_u64().unwrap();
     assert!((400..=512).contains(&mb), "/tmp is capped at 512 MB: {mb}");
     drop(filler);
     // The instance still serves after the attempts.
-    let (again, err) = answered(inst.invoke(invocation("h-2", &event), Duration::from_secs(10)).await.unwrap());
-    assert!(!err && again["uid_map"] == v["uid_map"]);
+    let again = unguarded(inst.invoke(invocation("h-2", &event), Duration::from_secs(10)).await.unwrap());
+    assert_eq!(again["uid_map"], v["uid_map"]);
 }
 
+/// A `provided` runtime in sh, attacking with ordinary tools; each refusal is one only the
+/// sandbox makes, and `kill -9 -1` reaches only the instance's own processes, not even a host
+/// process running as its own host uid.
 #[tokio::test]
 async fn a_hostile_shell_function_is_contained_too() {
-    let driver = ProcessDriver::detect();
-    if !nix_is_root() {
-        return; // Without root there is no sandbox; the unprivileged test above checks that.
+    if !require_root() {
+        return;
     }
+    let driver = ProcessDriver::detect();
     let dir = tempfile::tempdir().unwrap();
     let code = dir.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
-    // A `provided` runtime in sh: it tries its attacks with ordinary tools, then reports.
-    let bootstrap = include_str!("fixtures/hostile_bootstrap.sh");
-    std::fs::write(code.join("bootstrap"), bootstrap).unwrap();
+    std::fs::write(code.join("bootstrap"), HOSTILE_SH).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(code.join("bootstrap"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let rt = runtimes(dir.path());
-    let inst =
-        start_instance(&driver, &rt, &spec(&code, config("provided", "x")), Duration::from_secs(30)).await.unwrap();
-    let (v, err) = answered(inst.invoke(invocation("sh-1", "{}"), Duration::from_secs(20)).await.unwrap());
-    assert!(!err, "{v}");
-    for attack in ["shadow", "mount", "remount", "write_task", "write_usr", "root_home"] {
-        assert_eq!(v[attack], "refused", "{attack}: {v}");
+    let s = spec(&code, config("provided", "x"));
+    let inst = start_instance(&driver, &rt, &s, Duration::from_secs(30)).await.unwrap();
+    let call = |id: &'static str, event: Value| {
+        let inst = &inst;
+        async move { unguarded(inst.invoke(invocation(id, &event.to_string()), Duration::from_secs(20)).await.unwrap()) }
+    };
+    let guard = host_checked_guard(&driver, &s.instance_id, 256);
+    let sentinel = Sentinel::new();
+    let v = call(
+        "sh-1",
+        json!({"attack": "files", "guard": guard, "sentinel": sentinel.path, "new_name": "hearth-was-here"}),
+    )
+    .await;
+    let failed_with = |attack: &str, errno: &str| {
+        let said = v[attack].as_str().unwrap_or_default();
+        assert!(said.ends_with(&format!(": {errno}")), "{attack}: {errno} expected: {v}");
+    };
+    for out_of_view in ["sentinel", "shadow", "root_home"] {
+        failed_with(out_of_view, "No such file or directory");
     }
+    for read_only in ["write_task", "write_etc", "write_usr"] {
+        failed_with(read_only, "Read-only file system");
+    }
+    assert_eq!(v["unshare"], "unshare: unshare failed: Operation not permitted", "{v}");
+    sentinel.assert_untouched();
     assert_eq!(v["uid"].as_u64(), Some(u64::from(hearth_agent::INNER_UID)), "not root: {v}");
     assert!(v["procs"].as_u64().unwrap() <= 8, "only its own processes are visible: {v}");
-    // `kill -9 -1` ran (the sandbox was verified first) and reached only the instance's own
-    // processes: this test process, its parent and the server are still here.
-    assert_ne!(v["kill_all"], "skipped", "the sandbox was in place, so the attack ran: {v}");
+
+    // `kill -9 -1` kills its own child but not a host process of its own host uid.
+    let p = call("sh-2", json!({"attack": "probe"})).await;
+    let host_uid = p["uid_map"].as_str().unwrap().split_whitespace().nth(1).unwrap().parse::<u32>().unwrap();
+    let mut same_uid = {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sleep").arg("60").uid(host_uid).spawn().unwrap()
+    };
+    let k = call("sh-3", json!({"attack": "kill_all", "guard": guard})).await;
+    let survived = same_uid.try_wait().unwrap().is_none();
+    let _ = same_uid.kill();
+    let _ = same_uid.wait();
+    assert_eq!((k["kill_all"].as_str(), k["own_child_status"].as_u64()), (Some("allowed"), Some(137)), "{k}");
+    assert!(survived, "kill -9 -1 reached a host process of the instance's host uid {host_uid}");
+    let v = call("sh-4", json!({"attack": "probe"})).await;
+    assert_eq!(v["pid"], 1, "the instance itself still serves: {v}");
 }

@@ -100,7 +100,7 @@ impl Drop for Uplink {
 
 #[tokio::test]
 async fn egress_is_masqueraded_beyond_the_host_and_kept_off_it() {
-    if !nix::unistd::geteuid().is_root() {
+    if !require_root() {
         return; // Egress needs the sandbox, which needs root.
     }
     let s = start().await;

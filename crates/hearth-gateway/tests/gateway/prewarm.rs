@@ -33,7 +33,7 @@ export const handler = async (event, context) => ({
 /// The cells ready (or in use) on this server: their slot folders (`.starting-*` while the
 /// runtime starts).
 fn cells(s: &Server) -> Vec<String> {
-    std::fs::read_dir(s._dir.path().join("cache/.slots"))
+    std::fs::read_dir(s.dir.path().join("cache/.slots"))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()

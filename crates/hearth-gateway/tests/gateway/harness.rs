@@ -1,0 +1,245 @@
+//! The harness both gateway test binaries share (`gateway`, run in parallel, and `serial`):
+//! a real server on loopback ports with a temporary data directory, and typed calls of its
+//! API.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_agent::{ProcessDriver, Runtimes};
+use hearth_api::{AppState, ensure_admin_token};
+use hearth_blob::fixtures::deflated_zip;
+use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_gateway::{Gateway, GatewaySettings, apps};
+use hearth_store::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const FUNCTION: &str = r#"
+import os, time, uuid
+
+# Identifies this instance (every runtime is PID 1 of its own namespace, so pids cannot).
+INSTANCE = uuid.uuid4().hex
+
+def handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("exit") is not None:
+        os._exit(event["exit"])
+    if event.get("big"):
+        return "x" * event["big"]
+    return {"instance": INSTANCE, "echo": event}
+"#;
+
+pub struct Server {
+    /// The API's origin.
+    pub url: String,
+    /// The HTTP triggers' origin (`/fn/...` and trigger paths).
+    pub trigger_url: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    /// The data directory (metadata, code, cache, runtimes).
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+/// A server with its settings adjusted by `adjust`.
+pub async fn start_with(adjust: impl FnOnce(&mut GatewaySettings)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
+    let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
+    let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
+    let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
+    let mut settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
+    adjust(&mut settings);
+    let gateway = Gateway::new(
+        store.clone(),
+        code.clone(),
+        dir.path().join("cache"),
+        runtimes,
+        Arc::new(ProcessDriver::detect()),
+        settings,
+    );
+    gateway.spawn_reaper();
+    gateway.prewarm().await.unwrap();
+    let state = AppState::new(store, code, ObjectSource::default());
+    let apps = apps(state.clone(), gateway);
+    let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
+    state.set_trigger_base_url(&trigger_url);
+    Server { url, trigger_url, token, http: reqwest::Client::new(), dir }
+}
+
+/// Serves `router` on a loopback port of its own with the limits `hearth up` uses.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let limits = hearth_gateway::ListenerLimits::default();
+    tokio::spawn(hearth_gateway::serve(listener, router, limits, None, std::future::pending()));
+    url
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub cold: Option<bool>,
+    pub error: Option<String>,
+    pub request_id: Option<String>,
+    pub body: Value,
+}
+
+impl Server {
+    /// Deploys `source` as the function's `main.py`.
+    pub async fn deploy(&self, name: &str, source: &str, spec: Value) {
+        self.deploy_zip(name, deflated_zip(&[("main.py", source.as_bytes())]), spec).await;
+    }
+
+    /// Uploads a package and points the function at it, code and configuration in one step.
+    pub async fn deploy_zip(&self, name: &str, zip: Vec<u8>, spec: Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/packages", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/zip")
+            .body(zip)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "upload for {name}: {}", r.status());
+        let pkg: Value = r.json().await.unwrap();
+        let mut spec = spec;
+        spec["code_sha256"] = pkg["sha256"].clone();
+        let r = self
+            .http
+            .put(format!("{}/v1/functions/{name}", self.url))
+            .bearer_auth(&self.token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "deploy {name}: {}", r.text().await.unwrap());
+    }
+
+    pub async fn invoke(&self, name: &str, event: Vec<u8>) -> Reply {
+        let r = self
+            .http
+            .post(format!("{}/v1/functions/{name}/invoke", self.url))
+            .bearer_auth(&self.token)
+            .body(event)
+            .send()
+            .await
+            .unwrap();
+        let header = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_owned());
+        let (status, cold, error, request_id) = (
+            r.status(),
+            header("x-hearth-cold-start").map(|v| v == "true"),
+            header("x-hearth-function-error"),
+            header("x-hearth-request-id"),
+        );
+        let text = r.text().await.unwrap();
+        Reply { status, cold, error, request_id, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    pub async fn event(&self, name: &str, event: Value) -> Reply {
+        self.invoke(name, event.to_string().into_bytes()).await
+    }
+
+    /// `GET /v1/node`.
+    pub async fn node(&self) -> Value {
+        let r = self.http.get(format!("{}/v1/node", self.url)).bearer_auth(&self.token).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    pub async fn instances(&self, name: &str) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/v1/functions/{name}/instances", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["instances"].as_array().unwrap().clone()
+    }
+
+    /// Polls until `cond` holds for the instance list, failing after `limit`.
+    pub async fn wait_instances(&self, name: &str, limit: Duration, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let list = self.instances(name).await;
+            if cond(&list) {
+                return list;
+            }
+            assert!(Instant::now() < deadline, "instances never reached the expected state: {list:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn py(extra: Value) -> Value {
+    let mut spec = json!({"runtime": "python3", "handler": "main.handler"});
+    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    spec
+}
+
+impl Server {
+    pub async fn add_trigger(&self, spec: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/triggers", self.url))
+            .bearer_auth(&self.token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Server {
+    /// Deploys a folder of `examples/`, keeping executable bits.
+    pub async fn deploy_example(&self, name: &str, example: &str, spec: Value) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(example);
+        self.deploy_zip(name, hearth_blob::fixtures::raw_zip(&entries_of(&dir, "")), spec).await;
+    }
+}
+
+/// Every file under `dir` as zip entries named relative to `prefix`, modes kept.
+pub fn entries_of(dir: &Path, prefix: &str) -> Vec<hearth_blob::fixtures::RawEntry> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = format!("{prefix}{}", p.file_name().unwrap().to_str().unwrap());
+        if p.is_dir() {
+            out.extend(entries_of(&p, &format!("{name}/")));
+        } else {
+            let mut entry = hearth_blob::fixtures::RawEntry::file(&name, &std::fs::read(&p).unwrap());
+            entry.unix_mode = 0o100000 | (std::fs::metadata(&p).unwrap().permissions().mode() & 0o777);
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// Whether this test, which needs root (the sandbox exists only when Hearth runs as root),
+/// may go on. Without root it fails, unless `HEARTH_TEST_ALLOW_UNPRIVILEGED=1` says to skip
+/// it: a run without root never passes these tests silently.
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("this test").to_owned();
+    let allowed = std::env::var("HEARTH_TEST_ALLOW_UNPRIVILEGED").is_ok_and(|v| v == "1");
+    assert!(
+        allowed,
+        "{test} needs root: the sandbox it tests exists only when Hearth runs as root. Run the tests as root, or set \
+         HEARTH_TEST_ALLOW_UNPRIVILEGED=1 to skip the tests that need it"
+    );
+    eprintln!("{test}: skipped without root (HEARTH_TEST_ALLOW_UNPRIVILEGED=1)");
+    false
+}
