@@ -88,7 +88,7 @@ impl Gateway {
         driver: Arc<dyn SandboxDriver>,
         settings: GatewaySettings,
     ) -> Self {
-        let meter = Meter::start(store.clone(), settings.log_retention);
+        let meter = Meter::start(store.clone(), settings.log_retention, settings.prune_interval);
         let cache = CodeCache::new(cache_dir, code);
         let prewarm = settings.prewarm.clone().and_then(|s| {
             let slots = cache.root().join(".slots");

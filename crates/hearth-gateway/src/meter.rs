@@ -44,7 +44,6 @@ struct Counts {
 
 /// Written when this many items wait.
 const BATCH: usize = 512;
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Log lines waiting to be stored, at most, and the bytes they may hold (the batch being
 /// stored included): with lines of up to 256 KiB, the bytes bound the memory. Each line is
 /// charged its message and [`LINE_OVERHEAD`] (its record, names and ids).
@@ -55,12 +54,13 @@ const LINE_OVERHEAD: u64 = 256;
 const RECORD_QUEUE: usize = 16_384;
 
 impl Meter {
-    /// Starts the writer; telemetry older than `retention` is pruned every 10 minutes.
-    pub fn start(store: Arc<dyn MetadataStore>, retention: Duration) -> Self {
+    /// Starts the writer; telemetry older than `retention` is pruned at start and then every
+    /// `prune_every`.
+    pub fn start(store: Arc<dyn MetadataStore>, retention: Duration, prune_every: Duration) -> Self {
         let (records, records_rx) = mpsc::channel(RECORD_QUEUE);
         let (logs, logs_rx) = mpsc::channel(LOG_QUEUE);
         let counts = Arc::new(Counts::default());
-        tokio::spawn(writer(store, records_rx, logs_rx, counts.clone(), retention));
+        tokio::spawn(writer(store, records_rx, logs_rx, counts.clone(), retention, prune_every));
         Self { records, logs, counts }
     }
 
@@ -181,9 +181,10 @@ async fn writer(
     mut logs_rx: mpsc::Receiver<LogLine>,
     counts: Arc<Counts>,
     retention: Duration,
+    prune_every: Duration,
 ) {
     let mut batch = Batch::default();
-    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut prune = tokio::time::interval(prune_every);
     loop {
         let closed = tokio::select! {
             biased;
@@ -270,7 +271,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_lines_says_so_and_keeps_records() {
         let store = Arc::new(MemoryStore::new());
-        let meter = Meter::start(store.clone(), Duration::from_secs(3600));
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600));
         let (f, g): (FunctionName, FunctionName) = ("f".parse().unwrap(), "g".parse().unwrap());
         for i in 0..LOG_QUEUE + 10 {
             meter.log(line(if i < LOG_QUEUE { &f } else { &g }, format!("line {i}")));
@@ -300,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn the_queue_is_bounded_in_bytes() {
         let store = Arc::new(MemoryStore::new());
-        let meter = Meter::start(store.clone(), Duration::from_secs(3600));
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600));
         let f: FunctionName = "f".parse().unwrap();
         let long = "x".repeat(256 * 1024);
         for _ in 0..1_000 {

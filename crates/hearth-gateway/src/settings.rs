@@ -15,6 +15,9 @@ pub struct GatewaySettings {
     pub region: String,
     /// How long invocation records and log lines are kept.
     pub log_retention: Duration,
+    /// How often records and log lines older than `log_retention` are pruned (10 minutes;
+    /// shorter only to test it).
+    pub prune_interval: Duration,
     /// What one instance's output may put in the log: the longest line (256 KiB) and the
     /// bytes per invocation (4 MiB). Past them, lines are cut or dropped, with a marker.
     pub log_capture: hearth_agent::CaptureLimits,
@@ -54,6 +57,7 @@ impl Default for GatewaySettings {
             reap_interval: Duration::from_millis(500),
             region: "us-east-1".into(),
             log_retention: Duration::from_secs(7 * 24 * 3600),
+            prune_interval: Duration::from_secs(600),
             log_capture: hearth_agent::CaptureLimits::default(),
             log_bytes_per_minute: 16 * 1024 * 1024,
             prewarm: Some(hearth_agent::PrewarmSettings::default()),
