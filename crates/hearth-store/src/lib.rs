@@ -10,6 +10,7 @@
 //! claim the same version number.
 
 pub mod conformance;
+mod counting;
 mod memory;
 mod sqlite;
 mod sqlite_schema;
@@ -20,6 +21,9 @@ use hearth_types::{
     Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
 };
 
+/// Test-only: a wrapper that counts the calls reaching a store.
+#[doc(hidden)]
+pub use counting::CountingStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 

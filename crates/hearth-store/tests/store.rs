@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::Utc;
-use hearth_store::{Expect, MemoryStore, MetadataStore, SqliteStore, StoreError, conformance};
+use hearth_store::{CountingStore, Expect, MemoryStore, MetadataStore, SqliteStore, StoreError, conformance};
 use hearth_types::{
     FunctionName, HttpTrigger, InvocationRecord, LogLine, LogStream, Network, Runtime, Scope, TokenId, TokenRecord,
     TriggerAuth, TriggerId, TriggerPath, limits,
@@ -13,6 +14,18 @@ use hearth_types::{
 #[tokio::test]
 async fn memory_store_conforms() {
     conformance::run(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn counting_store_passes_every_call_on_and_counts_it() {
+    let store = CountingStore::new(Arc::new(MemoryStore::new()));
+    conformance::run(&store).await;
+    let calls = store.calls();
+    assert_eq!(calls.len(), 18, "the conformance suite reaches every method through the wrapper: {calls:?}");
+    let before = store.calls();
+    store.list_functions().await.unwrap();
+    store.list_functions().await.unwrap();
+    assert_eq!(store.calls_since(&before), BTreeMap::from([("list_functions", 2)]));
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use hearth_api::{AppState, ensure_admin_token};
 use hearth_blob::fixtures::deflated_zip;
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
 use hearth_gateway::{Gateway, GatewaySettings, apps};
-use hearth_store::SqliteStore;
+use hearth_store::{MetadataStore, SqliteStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -48,8 +48,17 @@ pub async fn start() -> Server {
 
 /// A server with its settings adjusted by `adjust`.
 pub async fn start_with(adjust: impl FnOnce(&mut GatewaySettings)) -> Server {
+    start_with_store(adjust, |sqlite| sqlite).await
+}
+
+/// A server whose metadata store is what `wrap` makes of its SQLite store (a wrapper that
+/// counts the calls reaching it, say).
+pub async fn start_with_store(
+    adjust: impl FnOnce(&mut GatewaySettings),
+    wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn MetadataStore>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
+    let store = wrap(Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap()));
     let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
     let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
     let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();

@@ -12,6 +12,7 @@ mod invoke;
 mod logs;
 mod network;
 mod prewarm;
+mod route_cache;
 mod scaling;
 mod triggers;
 
