@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{FUNCTION, Reply, Server, py, start};
+use crate::harness::{FUNCTION, Reply, Server, py, start_with};
 
 pub const HOSTILE: &str = include_str!("../../../hearth-agent/tests/agent/fixtures/hostile.py");
 /// A `provided` function in sh: `kill -9 -1` and attacks with ordinary tools.
@@ -113,8 +113,10 @@ impl Server {
 }
 
 /// A server with a normal function (`bystander`) and the hostile Python one (`hostile`).
+/// Requests wait up to 30 s for an instance (rather than their function's timeout, as short
+/// as 1 s here), so that a loaded machine slows the suite down instead of failing it.
 pub async fn hostile_server() -> Server {
-    let s = start().await;
+    let s = start_with(|g| g.queue_wait = Some(std::time::Duration::from_secs(30))).await;
     s.deploy("bystander", FUNCTION, py(json!({}))).await;
     s.deploy("hostile", HOSTILE, py(json!({"timeout_s": 20, "memory_mb": 256}))).await;
     s
