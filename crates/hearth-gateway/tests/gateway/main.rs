@@ -14,6 +14,7 @@ mod network;
 mod prewarm;
 mod route_cache;
 mod scaling;
+mod scopes;
 mod triggers;
 
 use std::path::Path;

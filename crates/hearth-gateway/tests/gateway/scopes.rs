@@ -1,0 +1,141 @@
+//! Every route × every caller (no token, and a token of each scope): the status and error
+//! code. The route list comes from the OpenAPI document, so a route added without a row
+//! here fails the test.
+
+use std::collections::BTreeSet;
+
+use hearth_types::Scope;
+
+use super::*;
+
+/// The scope each operation needs (`None`: public).
+const ROUTES: &[(&str, &str, Option<Scope>)] = &[
+    ("GET", "/healthz", None),
+    ("GET", "/openapi.json", None),
+    ("GET", "/v1/functions", Some(Scope::Read)),
+    ("GET", "/v1/functions/{name}", Some(Scope::Read)),
+    ("PUT", "/v1/functions/{name}", Some(Scope::Deploy)),
+    ("DELETE", "/v1/functions/{name}", Some(Scope::Deploy)),
+    ("GET", "/v1/functions/{name}/code", Some(Scope::Read)),
+    ("PUT", "/v1/functions/{name}/code", Some(Scope::Deploy)),
+    ("GET", "/v1/functions/{name}/versions", Some(Scope::Read)),
+    ("GET", "/v1/functions/{name}/instances", Some(Scope::Read)),
+    ("GET", "/v1/functions/{name}/invocations", Some(Scope::Read)),
+    ("GET", "/v1/functions/{name}/logs", Some(Scope::Read)),
+    ("POST", "/v1/functions/{name}/invoke", Some(Scope::Invoke)),
+    ("POST", "/2015-03-31/functions/{name}/invocations", Some(Scope::Invoke)),
+    ("GET", "/v1/node", Some(Scope::Read)),
+    ("POST", "/v1/packages", Some(Scope::Deploy)),
+    ("GET", "/v1/tokens", Some(Scope::Admin)),
+    ("POST", "/v1/tokens", Some(Scope::Admin)),
+    ("DELETE", "/v1/tokens/{id}", Some(Scope::Admin)),
+    ("GET", "/v1/triggers", Some(Scope::Read)),
+    ("POST", "/v1/triggers", Some(Scope::Deploy)),
+    ("DELETE", "/v1/triggers/{id}", Some(Scope::Deploy)),
+];
+
+const ZIP_ROUTES: &[&str] = &["/v1/packages", "/v1/functions/{name}/code"];
+
+/// A request to `path` (template) as `caller` would make it, with valid input.
+fn request(s: &Server, method: &str, path: &str, label: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    // Deleting uses a function that does not exist, so every row sees the same state.
+    let name = if method == "DELETE" { "absent" } else { "scoped" };
+    let url =
+        format!("{}{}", s.url, path.replace("{name}", name).replace("{id}", "00000000-0000-4000-8000-000000000000"));
+    let mut r = s.http.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    match (method, path) {
+        (_, p) if ZIP_ROUTES.contains(&p) && method != "GET" => r
+            .header("content-type", "application/zip")
+            .body(deflated_zip(&[("main.py", format!("# {label}\ndef handler(e, c): return 1\n").as_bytes())])),
+        ("PUT", "/v1/functions/{name}") => r.json(&py(json!({"description": label}))),
+        ("POST", "/v1/tokens") => r.json(&json!({"scopes": ["read"], "name": label})),
+        ("POST", "/v1/triggers") => r.json(&json!({"function": "scoped", "path": format!("/scoped-{label}")})),
+        ("POST", _) => r.json(&json!({})),
+        _ => r,
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_each_scope_as_documented() {
+    let s = start().await;
+    s.deploy("scoped", FUNCTION, py(json!({}))).await;
+    // The table covers exactly the documented operations.
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), p.clone())))
+        .filter(|(m, _)| ["GET", "PUT", "POST", "DELETE", "PATCH"].contains(&m.as_str()))
+        .collect();
+    let table: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, table, "every documented operation has exactly one row (and no row is undocumented)");
+    // One token per scope.
+    let mut tokens = vec![];
+    for scope in Scope::ALL {
+        let r = s
+            .http
+            .post(format!("{}/v1/tokens", s.url))
+            .bearer_auth(&s.token)
+            .json(&json!({"scopes": [scope.as_str()], "name": format!("only-{scope}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        tokens.push((scope.as_str(), Some(v["token"].as_str().unwrap().to_owned()), Some(scope)));
+    }
+    tokens.push(("none", None, None));
+    let mut checked = 0;
+    for (method, path, needs) in ROUTES {
+        for (label, token, held) in &tokens {
+            let r = request(&s, method, path, label, token.as_deref()).send().await.unwrap();
+            let status = r.status();
+            let aws_type = r.headers().get("x-amzn-errortype").map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let what = format!("{method} {path} as {label}: {status} {body}");
+            let granted = match (needs, held) {
+                (None, _) => true,
+                (Some(n), Some(h)) => h.grants(*n),
+                (Some(_), None) => false,
+            };
+            if granted {
+                assert!(status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN, "{what}");
+                assert!(!status.is_server_error(), "{what}");
+            } else if token.is_none() {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+                if path.starts_with("/v1/") {
+                    assert_eq!(body["code"], "MissingToken", "{what}");
+                }
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+                match path.starts_with("/v1/") {
+                    true => assert_eq!(body["code"], "InsufficientScope", "{what}"),
+                    false => assert_eq!(aws_type.as_deref(), Some("AccessDeniedException"), "{what}"),
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len() * 5);
+    // The trigger origin's `/fn/` needs the invoke scope too.
+    for (label, token, held) in &tokens {
+        let mut r = s.http.get(format!("{}/fn/scoped/x", s.trigger_url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let status = r.send().await.unwrap().status();
+        let expected = match held {
+            None => StatusCode::UNAUTHORIZED,
+            Some(h) if h.grants(Scope::Invoke) => StatusCode::OK,
+            Some(_) => StatusCode::FORBIDDEN,
+        };
+        assert_eq!(status, expected, "/fn/ as {label}");
+    }
+}
