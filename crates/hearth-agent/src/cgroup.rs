@@ -242,6 +242,28 @@ impl InstanceCgroup {
     }
 }
 
+/// How long a dropped instance's groups are retried while their processes are being reaped.
+const REMOVE_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Removes each of `dirs` once it is empty (rmdir fails with EBUSY until then), retrying
+/// with a backoff from 10 ms to 1 s for up to `limit` in all; whether all went.
+fn remove_when_empty(mut dirs: Vec<PathBuf>, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        dirs.retain(|d| matches!(std::fs::remove_dir(d), Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)));
+        if dirs.is_empty() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(?dirs, "instance cgroups still busy; the next start removes them");
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+    }
+}
+
 impl Drop for InstanceCgroup {
     fn drop(&mut self) {
         self.kill_all();
@@ -254,24 +276,41 @@ impl Drop for InstanceCgroup {
         if busy.is_empty() {
             return;
         }
-        // A group can only go once its processes are reaped; they were just killed. Retry
-        // off the caller's thread for up to a second.
-        std::thread::spawn(move || {
-            for d in busy {
-                for _ in 0..100 {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    if !matches!(std::fs::remove_dir(&d), Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY)) {
-                        break;
-                    }
-                }
-            }
-        });
+        // A group can only go once its processes are gone; they were just killed, and on a
+        // busy node they can take seconds to exit (a soak leaked every group still busy after
+        // the one second this used to allow): retry off the caller's thread, backing off, for
+        // up to REMOVE_RETRY_LIMIT.
+        std::thread::spawn(move || remove_when_empty(busy, REMOVE_RETRY_LIMIT));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A group whose process outlives the old one-second window (a killed runtime exiting
+    /// slowly on a busy node) is removed once the process is gone, not leaked.
+    #[test]
+    fn a_group_busy_for_seconds_is_removed_once_empty() {
+        let Some(cgroups) = Cgroups::detect() else { return }; // needs root and cgroups
+        let group = cgroups.create("slow-reap", 64).unwrap();
+        let dirs = group.dirs.clone();
+        let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        for d in &dirs {
+            std::fs::write(d.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+        }
+        std::mem::forget(group); // its Drop would kill the sleeper at once
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(2500));
+            sleeper.kill().unwrap();
+            sleeper.wait().unwrap();
+        });
+        let started = std::time::Instant::now();
+        assert!(remove_when_empty(dirs.clone(), std::time::Duration::from_secs(30)));
+        assert!(started.elapsed() >= std::time::Duration::from_secs(2), "busy until the process went");
+        assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+        killer.join().unwrap();
+    }
 
     /// The files each version's instance groups get, written into plain folders standing in
     /// for the hierarchy (this machine has v1 controllers, so v2 is checked this way).
