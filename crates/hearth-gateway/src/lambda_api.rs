@@ -71,7 +71,7 @@ fn parse_function(decoded: &str, qualifier: Option<String>) -> Result<(FunctionN
         [name, q] => (*name, Some(*q)),
         ["arn", "aws", "lambda", _, _, "function", name] | [_, "function", name] => (*name, None),
         ["arn", "aws", "lambda", _, _, "function", name, q] | [_, "function", name, q] => (*name, Some(*q)),
-        _ => return Err(not_found(&decoded)),
+        _ => return Err(not_found(decoded)),
     };
     let name: FunctionName = name.parse().map_err(|_| not_found(decoded))?;
     let selector = |q: &str| {
