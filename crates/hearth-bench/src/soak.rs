@@ -71,6 +71,10 @@ pub struct SoakArgs {
     /// than before it.
     #[arg(long, default_value_t = 200)]
     pub max_fd_growth: u64,
+    /// Fail when the idle server has more than this many instance cgroups more after the load
+    /// than before it (pre-warmed sandboxes have them too: at most 8 per runtime).
+    #[arg(long, default_value_t = 20)]
+    pub max_cgroup_growth: u64,
     /// Fail when the RSS at the end is over this multiple of the RSS after warm-up.
     #[arg(long, default_value_t = 2.0)]
     pub max_rss_ratio: f64,
@@ -261,6 +265,11 @@ pub async fn run(args: &SoakArgs) -> Result<(Vec<Figure>, Result<()>)> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Their cgroups go once their processes are reaped.
+    let settled = samples[0].reading.instances + args.max_cgroup_growth;
+    while server.read()?.instances > settled && Instant::now() < idle_until + Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let after = sample(&server, &tally, start.elapsed().as_secs_f64(), "idle after")?;
     print_row(&after);
     samples.push(after);
@@ -385,8 +394,8 @@ struct Summary {
     idle_after: Reading,
 }
 
-/// A resource's name, unit, and how to read it.
-type Metric = (&'static str, &'static str, fn(&Reading) -> f64);
+/// A resource's name, unit, unit per hour, and how to read it.
+type Metric = (&'static str, &'static str, &'static str, fn(&Reading) -> f64);
 
 /// Least-squares slope of `(t, y)`, per hour.
 fn slope_per_hour(points: &[(f64, f64)]) -> f64 {
@@ -408,14 +417,15 @@ fn summarize(samples: &[Sample], tally: &Tally, args: &SoakArgs, run_s: f64) -> 
     let loaded = &during[start_i..];
     let (start, end) = (loaded[0].reading, loaded[loaded.len() - 1].reading);
     let half = run_s / 2.0;
-    let metrics: [Metric; 4] = [
-        ("rss", "MB", |r| r.rss_kb as f64 / 1024.0),
-        ("fds", "descriptors", |r| r.fds as f64),
-        ("threads", "threads", |r| r.threads as f64),
-        ("db", "MB", |r| r.db_bytes as f64 / 1048576.0),
+    let metrics: [Metric; 5] = [
+        ("rss", "MB", "MB/h", |r| r.rss_kb as f64 / 1024.0),
+        ("fds", "descriptors", "descriptors/h", |r| r.fds as f64),
+        ("threads", "threads", "threads/h", |r| r.threads as f64),
+        ("cgroups", "cgroups", "cgroups/h", |r| r.instances as f64),
+        ("db", "MB", "MB/h", |r| r.db_bytes as f64 / 1048576.0),
     ];
     let mut figures = vec![];
-    for (name, unit, value) in metrics {
+    for (name, unit, per_hour, value) in metrics {
         let first: Vec<(f64, f64)> =
             loaded.iter().filter(|s| s.at_s < half).map(|s| (s.at_s, value(&s.reading))).collect();
         let second: Vec<(f64, f64)> =
@@ -423,13 +433,6 @@ fn summarize(samples: &[Sample], tally: &Tally, args: &SoakArgs, run_s: f64) -> 
         let (v0, v1) = (value(&start), value(&end));
         figures.push(figure(&format!("soak.{name}.end"), v1, unit, "after warm-up", v0));
         figures.push(figure(&format!("soak.{name}.drift"), v1 - v0, unit, "after warm-up", v0));
-        let per_hour = if unit == "MB" {
-            "MB/h"
-        } else if name == "fds" {
-            "descriptors/h"
-        } else {
-            "threads/h"
-        };
         figures.push(figure(
             &format!("soak.{name}.slope_last_half"),
             slope_per_hour(&second),
@@ -475,7 +478,8 @@ fn summarize(samples: &[Sample], tally: &Tally, args: &SoakArgs, run_s: f64) -> 
     Summary { figures, requests: sent, errors, start, end, idle_before, idle_after }
 }
 
-/// The soak's verdict: errors within the tolerance, no descriptor leak, RSS not doubled.
+/// The soak's verdict: errors within the tolerance, no descriptor or cgroup leak, RSS not
+/// doubled.
 fn check(s: &Summary, args: &SoakArgs) -> Result<()> {
     let mut failed = vec![];
     if s.errors as f64 > s.requests as f64 * args.max_error_pct / 100.0 {
@@ -486,6 +490,13 @@ fn check(s: &Summary, args: &SoakArgs) -> Result<()> {
         failed.push(format!(
             "the idle server holds {} descriptors after the load, {} before (over +{})",
             s.idle_after.fds, s.idle_before.fds, args.max_fd_growth
+        ));
+    }
+    let groups = s.idle_after.instances.saturating_sub(s.idle_before.instances);
+    if groups > args.max_cgroup_growth {
+        failed.push(format!(
+            "the idle server has {} instance cgroups after the load, {} before (over +{})",
+            s.idle_after.instances, s.idle_before.instances, args.max_cgroup_growth
         ));
     }
     if s.end.rss_kb as f64 > s.start.rss_kb as f64 * args.max_rss_ratio {
