@@ -18,3 +18,9 @@ pub use limits::PackageLimits;
 pub use object_source::{ObjectSource, ObjectSourceError, S3Settings};
 pub use unpack::{UnpackError, unpack_package};
 pub use validate::{PackageError, PackageSummary, validate_package};
+
+/// The path rules on their own, for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::package_path::{LinkProblem, MAX_LINK_DEPTH, PackageTree, PathProblem, normalize};
+}

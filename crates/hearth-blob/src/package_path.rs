@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 /// Why an entry name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PathProblem {
+pub enum PathProblem {
     Absolute,
     Traversal,
     Malformed,
@@ -13,7 +13,7 @@ pub(crate) enum PathProblem {
 
 /// Normalises an entry name to `a/b/c` (both `/` and `\` separate; empty and `.` parts
 /// dropped). Refuses absolute names, drive letters, `..` anywhere, and NUL bytes.
-pub(crate) fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
+pub fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
     if name.contains('\0') {
         return Err(PathProblem::Malformed);
     }
@@ -39,11 +39,11 @@ pub(crate) fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
 }
 
 /// How many links one link may be nested through (Linux's `MAXSYMLINKS`).
-pub(crate) const MAX_LINK_DEPTH: u32 = 40;
+pub const MAX_LINK_DEPTH: u32 = 40;
 
 /// Why a symlink was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LinkProblem {
+pub enum LinkProblem {
     /// Absolute, empty, or climbs above the package root at some step.
     Escapes,
     /// A loop, or more than [`MAX_LINK_DEPTH`] links nested.
@@ -92,17 +92,17 @@ struct Node<'a> {
 /// package of many long chained links costs time proportional to the length of its targets.
 /// Legitimate shapes pass: `node_modules/.bin/x -> ../x/bin/x.js`, `lib.so -> lib.so.1 ->
 /// lib.so.1.2`, `current -> releases/v2` with `data -> current/../shared`.
-pub(crate) struct PackageTree<'a> {
+pub struct PackageTree<'a> {
     nodes: Vec<Node<'a>>,
 }
 
 impl<'a> PackageTree<'a> {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self { nodes: vec![Node::new(0)] }
     }
 
     /// Adds an entry (normalised parts; `target` when it is a symlink) and returns its node.
-    pub(crate) fn insert(&mut self, parts: &[&'a str], target: Option<&'a str>) -> usize {
+    pub fn insert(&mut self, parts: &[&'a str], target: Option<&'a str>) -> usize {
         let mut at = 0;
         for part in parts {
             at = match self.nodes[at].children.get(part) {
@@ -122,7 +122,7 @@ impl<'a> PackageTree<'a> {
     }
 
     /// Checks that the symlink at `node` (from [`insert`](Self::insert)) resolves inside.
-    pub(crate) fn check_link(&mut self, node: usize) -> Result<(), LinkProblem> {
+    pub fn check_link(&mut self, node: usize) -> Result<(), LinkProblem> {
         self.resolve(node, 1).map(|_| ())
     }
 
@@ -171,6 +171,12 @@ impl<'a> PackageTree<'a> {
             }
         }
         Ok((at, nested))
+    }
+}
+
+impl Default for PackageTree<'_> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

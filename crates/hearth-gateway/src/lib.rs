@@ -35,6 +35,14 @@ pub use routes::{Apps, GatewayDoc, apps, openapi};
 pub use serve::{BodyTimeout, ListenerLimits, TlsConfig, TlsError, TlsFiles, serve};
 pub use settings::GatewaySettings;
 
+/// The request and response conversions and the trigger table on their own, for the fuzz
+/// targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http_event::{event, response, strip_credentials};
+    pub use crate::trigger_table::TriggerTable;
+}
+
 use function_cache::FunctionCache;
 use launcher::{InstanceTemplate, Launcher};
 use meter::Meter;
