@@ -166,6 +166,12 @@ pub fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "ZipDuplicateEntry",
         ),
         ("encrypted entry", raw_zip(&[encrypted]), "ZipEncryptedEntry"),
+        // Linux cannot create a name part over 255 bytes: it would fail at every cold start.
+        (
+            "name part over 255 bytes",
+            raw_zip(&[RawEntry::file(&format!("lib/{}.py", "n".repeat(253)), b"x = 1\n")]),
+            "ZipNameTooLong",
+        ),
     ]
 }
 

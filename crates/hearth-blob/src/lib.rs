@@ -22,5 +22,7 @@ pub use validate::{PackageError, PackageSummary, validate_package};
 /// The path rules on their own, for the fuzz targets in `fuzz/`; not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::package_path::{LinkProblem, MAX_LINK_DEPTH, PackageTree, PathProblem, normalize};
+    pub use crate::package_path::{
+        LinkProblem, MAX_LINK_DEPTH, MAX_NAME_BYTES, MAX_NAME_PART_BYTES, PackageTree, PathProblem, normalize,
+    };
 }

@@ -10,7 +10,8 @@ pub struct PackageLimits {
     /// times larger than its compressed size (zip-bomb signal).
     pub max_compression_ratio: u64,
     pub ratio_min_entry_bytes: u64,
-    /// Longest symlink target read from a package.
+    /// Longest symlink target read from a package: the longest Linux can create (`PATH_MAX`
+    /// less its NUL).
     pub max_symlink_target_bytes: u64,
 }
 
@@ -21,7 +22,7 @@ impl PackageLimits {
         max_entries: 10_000,
         max_compression_ratio: 100,
         ratio_min_entry_bytes: 1024 * 1024,
-        max_symlink_target_bytes: 4096,
+        max_symlink_target_bytes: 4095,
     };
 }
 

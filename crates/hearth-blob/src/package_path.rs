@@ -3,16 +3,27 @@
 
 use std::collections::HashMap;
 
+/// Longest part of an entry name, in bytes: the file systems' `NAME_MAX`.
+pub const MAX_NAME_PART_BYTES: usize = 255;
+
+/// Longest entry name, in bytes, so that a name and the folder it is unpacked into stay well
+/// below the kernel's `PATH_MAX` (4,096).
+pub const MAX_NAME_BYTES: usize = 1024;
+
 /// Why an entry name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathProblem {
     Absolute,
     Traversal,
     Malformed,
+    /// A part over [`MAX_NAME_PART_BYTES`] or the name over [`MAX_NAME_BYTES`]: it could
+    /// never be unpacked.
+    TooLong,
 }
 
 /// Normalises an entry name to `a/b/c` (both `/` and `\` separate; empty and `.` parts
-/// dropped). Refuses absolute names, drive letters, `..` anywhere, and NUL bytes.
+/// dropped). Refuses absolute names, drive letters, `..` anywhere, NUL bytes, and names
+/// too long to unpack.
 pub fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
     if name.contains('\0') {
         return Err(PathProblem::Malformed);
@@ -34,6 +45,9 @@ pub fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
     }
     if parts.is_empty() {
         return Err(PathProblem::Malformed);
+    }
+    if name.len() > MAX_NAME_BYTES || parts.iter().any(|p| p.len() > MAX_NAME_PART_BYTES) {
+        return Err(PathProblem::TooLong);
     }
     Ok(parts)
 }
@@ -199,6 +213,12 @@ mod tests {
         assert_eq!(normalize("/etc/passwd"), Err(PathProblem::Absolute));
         assert_eq!(normalize("C:/x"), Err(PathProblem::Absolute));
         assert_eq!(normalize("./"), Err(PathProblem::Malformed));
+        let part = "p".repeat(MAX_NAME_PART_BYTES);
+        assert_eq!(normalize(&format!("a/{part}")).unwrap(), ["a", &part]);
+        assert_eq!(normalize(&format!("a/{part}x")), Err(PathProblem::TooLong));
+        let long = format!("{part}/").repeat(4);
+        assert!(long.len() <= MAX_NAME_BYTES && normalize(&long).is_ok());
+        assert_eq!(normalize(&format!("{long}x")), Err(PathProblem::TooLong));
     }
 
     /// Builds a package of `(name, Some(target) for a link)` and checks every link in it.

@@ -4,7 +4,9 @@ use std::io::{self, Cursor, Read};
 use zip::{CompressionMethod, ZipArchive};
 
 use crate::PackageLimits;
-use crate::package_path::{LinkProblem, MAX_LINK_DEPTH, PackageTree, PathProblem, normalize};
+use crate::package_path::{
+    LinkProblem, MAX_LINK_DEPTH, MAX_NAME_BYTES, MAX_NAME_PART_BYTES, PackageTree, PathProblem, normalize,
+};
 
 /// Why a code package was refused. Every variant names the rule it broke; [`code`](Self::code)
 /// is the stable error code the API returns.
@@ -28,6 +30,8 @@ pub enum PackageError {
     AbsolutePath(String),
     #[error("entry name {0:?} is not valid UTF-8 text without NUL bytes")]
     InvalidEntryName(String),
+    #[error("entry name {0:?} is too long to unpack (limits: {MAX_NAME_BYTES} bytes, {MAX_NAME_PART_BYTES} a part)")]
+    NameTooLong(String),
     #[error("symlink {name:?} points at {target:?}, which leads outside the package once its links are followed")]
     SymlinkEscape { name: String, target: String },
     #[error("symlink {name:?} points at {target:?}, which never resolves: a loop, or more than {max} links deep")]
@@ -56,6 +60,7 @@ impl PackageError {
             Self::PathTraversal(_) => "ZipPathTraversal",
             Self::AbsolutePath(_) => "ZipAbsolutePath",
             Self::InvalidEntryName(_) => "ZipInvalidEntryName",
+            Self::NameTooLong(_) => "ZipNameTooLong",
             // One code for every way a link could lead or write outside the package.
             Self::SymlinkEscape { .. } | Self::SymlinkUnresolvable { .. } | Self::EntryBeneathSymlink { .. } => {
                 "ZipSymlinkEscape"
@@ -131,6 +136,7 @@ fn read_entries(archive: &mut ZipArchive<Cursor<&[u8]>>, limits: &PackageLimits)
             Err(PathProblem::Absolute) => return Err(PackageError::AbsolutePath(name)),
             Err(PathProblem::Traversal) => return Err(PackageError::PathTraversal(name)),
             Err(PathProblem::Malformed) => return Err(PackageError::InvalidEntryName(name)),
+            Err(PathProblem::TooLong) => return Err(PackageError::NameTooLong(name)),
         };
         if f.encrypted() {
             return Err(PackageError::EncryptedEntry(name));

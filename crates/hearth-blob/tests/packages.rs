@@ -50,6 +50,38 @@ fn links_through_links_that_stay_inside_pass_and_unpack() {
     }
 }
 
+/// Found by fuzzing (`fuzz/`, target `package_path`): a name part over 255 bytes, or a link
+/// target of 4,096 bytes, passed validation but cannot be created on Linux, so the package
+/// was stored and then failed to unpack at every cold start. The longest that can be
+/// created pass and unpack; one byte more is refused.
+#[test]
+fn names_and_link_targets_too_long_to_unpack_are_refused() {
+    let part = "p".repeat(255);
+    let longest_name = format!("{part}/{part}/{part}/{}/z", "q".repeat(254)); // 1,024 bytes
+    let longest_target = format!("{}main.py", "./".repeat(2044)); // 4,095 bytes
+    assert_eq!((longest_name.len(), longest_target.len()), (1024, 4095));
+    let pkg = raw_zip(&[
+        RawEntry::file("main.py", b"x = 1\n"),
+        RawEntry::file(&format!("{part}/util.py"), b"y = 2\n"),
+        RawEntry::file(&longest_name, b"z"),
+        RawEntry::symlink("link", &longest_target),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    unpack_package(&pkg, dir.path(), &PackageLimits::DEFAULT).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join(&longest_name)).unwrap(), "z");
+    assert_eq!(std::fs::read_to_string(dir.path().join("link")).unwrap(), "x = 1\n");
+
+    for (what, entry, code) in [
+        ("a 256-byte part", RawEntry::file(&format!("lib/{part}x"), b"x"), "ZipNameTooLong"),
+        ("a 1,025-byte name", RawEntry::file(&format!("{longest_name}d"), b"x"), "ZipNameTooLong"),
+        ("a 4,096-byte link target", RawEntry::symlink("link", &format!("{longest_target}x")), "ZipBomb"),
+    ] {
+        let pkg = raw_zip(&[RawEntry::file("main.py", b"x = 1\n"), entry]);
+        let err = validate_package(&pkg, &PackageLimits::DEFAULT).expect_err(what);
+        assert_eq!(err.code(), code, "{what}: {err}");
+    }
+}
+
 #[test]
 fn size_limits_are_enforced() {
     let limits = PackageLimits { max_zipped_bytes: 100, ..PackageLimits::DEFAULT };
