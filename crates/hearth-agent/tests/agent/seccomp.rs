@@ -72,7 +72,7 @@ async fn the_example_functions_make_only_allowed_syscalls() {
     if let Ok(runtime) = std::env::var("HEARTH_TRACE_RUNTIME") {
         return traced_instance(runtime).await;
     }
-    if !nix_is_root() {
+    if !require_root() {
         return; // Without root there is no sandbox and no filter.
     }
     let strace = strace();
@@ -287,7 +287,7 @@ def handler(event, context):
 /// `NETLINK_ROUTE` socket, the one netlink protocol allowed) and shows only `lo`.
 #[tokio::test]
 async fn runtime_features_work_under_the_allow_list() {
-    if !nix_is_root() {
+    if !require_root() {
         return;
     }
     let driver = ProcessDriver::detect();
