@@ -1264,3 +1264,52 @@ fn crashing_instances_dump_no_core() {
     }
     server.terminate();
 }
+
+/// The server's own environment (its token, S3 and AWS secrets) never reaches a function:
+/// instances get an explicit environment, not the server's.
+#[test]
+fn the_servers_environment_never_reaches_functions() {
+    let home = Home::new();
+    let secrets = [
+        ("HEARTH_TOKEN", "hth_0000000000000000000000000000000000000000000000000000000000000000"),
+        ("HEARTH_S3_ACCESS_KEY_ID", "server-s3-key-id-e2e"),
+        ("HEARTH_S3_SECRET_ACCESS_KEY", "server-s3-secret-e2e"),
+        ("AWS_SECRET_ACCESS_KEY", "server-aws-secret-e2e"),
+        ("SERVER_ONLY_SETTING", "server-only-value-e2e"),
+    ];
+    let _server = home.up_with(&secrets);
+    let code = home.path().join("env");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("main.py"),
+        "import os\n\ndef handler(event, context):\n    return {'environ': dict(os.environ), 'pid1': open('/proc/1/environ').read()}\n",
+    )
+    .unwrap();
+    let code = code.to_str().unwrap();
+    for memory in ["128", "256"] {
+        let name = format!("env-{memory}");
+        home.ok(&[
+            "fn",
+            "deploy",
+            code,
+            "--name",
+            &name,
+            "--runtime",
+            "python3",
+            "--handler",
+            "main.handler",
+            "--memory",
+            memory,
+        ]);
+        // The client's own HEARTH_TOKEN is not set: the CLI uses its config file.
+        let r = home.json(&["invoke", &name]);
+        let seen = r["result"].to_string();
+        assert!(
+            seen.contains("AWS_LAMBDA_FUNCTION_NAME"),
+            "{memory} MB: the function's own environment is there: {seen}"
+        );
+        for (key, value) in secrets {
+            assert!(!seen.contains(value), "{memory} MB: the server's {key} reached the function: {seen}");
+        }
+    }
+}
