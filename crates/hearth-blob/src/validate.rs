@@ -154,10 +154,12 @@ fn read_entries(archive: &mut ZipArchive<Cursor<&[u8]>>, limits: &PackageLimits)
         if declared >= limits.ratio_min_entry_bytes && ratio > limits.max_compression_ratio {
             return Err(PackageError::ZipBomb { name, ratio, max: limits.max_compression_ratio });
         }
-        let kind = if f.is_symlink() {
-            Kind::Symlink
-        } else if f.is_dir() {
+        // In the order unpacking decides (`unpack.rs`): a name ending in a separator is a
+        // folder whatever its mode says.
+        let kind = if f.is_dir() {
             Kind::Dir
+        } else if f.is_symlink() {
+            Kind::Symlink
         } else {
             Kind::File
         };

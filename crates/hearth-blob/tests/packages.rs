@@ -82,6 +82,22 @@ fn names_and_link_targets_too_long_to_unpack_are_refused() {
     }
 }
 
+/// Found by fuzzing (`fuzz/`, target `package_path`): an entry with a link's mode and a
+/// folder's name (`lib/`) was checked as a link and counted as a file, while unpacking makes
+/// it a folder. Validation now takes it as unpacking does.
+#[test]
+fn an_entry_with_a_link_mode_and_a_folder_name_is_a_folder() {
+    for target in ["..", "/etc", "lib"] {
+        let pkg = raw_zip(&[RawEntry::symlink("lib/", target), RawEntry::file("lib/util.py", b"x = 1\n")]);
+        let summary = validate_package(&pkg, &PackageLimits::DEFAULT).expect(target);
+        assert_eq!(summary.files, 1, "{target}");
+        let dir = tempfile::tempdir().unwrap();
+        unpack_package(&pkg, dir.path(), &PackageLimits::DEFAULT).unwrap();
+        assert!(std::fs::symlink_metadata(dir.path().join("lib")).unwrap().is_dir(), "{target}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("lib/util.py")).unwrap(), "x = 1\n");
+    }
+}
+
 #[test]
 fn size_limits_are_enforced() {
     let limits = PackageLimits { max_zipped_bytes: 100, ..PackageLimits::DEFAULT };
