@@ -179,7 +179,13 @@ pub async fn run(args: &SoakArgs) -> Result<(Vec<Figure>, Result<()>)> {
     let tally = Arc::new(Tally::default());
     let start = Instant::now();
     let mut samples = vec![sample(&server, &tally, 0.0, "idle before")?];
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(60)).build()?;
+    // Idle connections are dropped before the server's header timeout (10 s) closes them,
+    // so no request is sent on a connection the server is closing.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .build()?;
     let deadline = start + run;
     let deploys = {
         let (tally, client, n, every) = (tally.clone(), client.clone(), functions.len(), args.deploy_every_s.max(1));
