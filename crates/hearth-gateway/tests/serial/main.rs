@@ -14,6 +14,7 @@ mod harness;
 
 mod exhaustion;
 mod kill_all;
+mod queue;
 mod scaling;
 
 use std::sync::Arc;
