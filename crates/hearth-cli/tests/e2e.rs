@@ -1313,3 +1313,55 @@ fn the_servers_environment_never_reaches_functions() {
         }
     }
 }
+
+/// A request still running when the grace period (`HEARTH_SHUTDOWN_GRACE_S`) ends does not
+/// hold the stop: the server exits once it has passed, the caller's connection closed.
+#[test]
+fn sigterm_gives_up_after_the_grace_period() {
+    let home = Home::new();
+    let mut server = home.up_with(&[("HEARTH_SHUTDOWN_GRACE_S", "1")]);
+    let code = home.path().join("slower");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("main.py"),
+        "import time\n\ndef handler(event, context):\n    time.sleep(60)\n    return 'done'\n",
+    )
+    .unwrap();
+    let code = code.to_str().unwrap();
+    home.ok(&[
+        "fn",
+        "deploy",
+        code,
+        "--name",
+        "slower",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+        "--timeout",
+        "120",
+    ]);
+    let mut call = home.cmd();
+    call.args(["invoke", "slower", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let caller = call.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !home.ok(&["fn", "instances", "slower"]).contains("busy") {
+        assert!(std::time::Instant::now() < deadline, "the call never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped_at = std::time::Instant::now();
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(stopped_at.elapsed() < Duration::from_secs(30), "the server still runs 30 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = stopped_at.elapsed();
+    assert!(exit.success(), "a stop after the grace period still exits 0");
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(20), "stopped after {took:?}");
+    let out = caller.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the cut-off call is reported as failed: {}", String::from_utf8_lossy(&out.stdout));
+}
