@@ -5,6 +5,7 @@
 //! `guard.rs`.
 
 mod compat;
+mod documented;
 mod guard;
 mod harness;
 mod hostile;
