@@ -39,12 +39,22 @@ async fn the_autoscaler_scales_ahead_of_sustained_load() {
         .collect();
     // 4 in flight at 70% target utilisation of one slot each: ceil(4 / 0.7) = 6 instances,
     // more than the 4 the held requests alone would have started.
-    let list = s.wait_instances("steady", Duration::from_secs(20), |l| l.len() >= 6).await;
+    s.wait_instances("steady", Duration::from_secs(20), |l| l.len() >= 6).await;
+    // And it holds them while the load lasts: sampled for 4 s (past the 2 s panic window),
+    // the count stays within 6..=7 at every sample.
+    let mut counts = vec![];
+    let window = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < window {
+        counts.push(s.instances("steady").await.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for c in callers {
         c.await.unwrap();
     }
-    assert!(list.len() <= 7, "not far beyond the target: {}", list.len());
+    assert!(counts.len() >= 10, "sampled through the window: {counts:?}");
+    assert!(counts.iter().all(|n| *n >= 6), "held at 6 or more under the load: {counts:?}");
+    assert!(counts.iter().all(|n| *n <= 7), "not far beyond the target: {counts:?}");
 }
 
 #[tokio::test]
