@@ -31,15 +31,14 @@ pub fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
     if name.starts_with('/') || name.starts_with('\\') {
         return Err(PathProblem::Absolute);
     }
-    let bytes = name.as_bytes();
-    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
-        return Err(PathProblem::Absolute);
-    }
     let mut parts = Vec::new();
     for part in name.split(['/', '\\']) {
         match part {
             "" | "." => {}
             ".." => return Err(PathProblem::Traversal),
+            // A drive letter, also after `.` parts (`.\\C:\\x`): the name's normalised form
+            // must be refused too.
+            p if parts.is_empty() && is_drive(p) => return Err(PathProblem::Absolute),
             p => parts.push(p),
         }
     }
@@ -50,6 +49,12 @@ pub fn normalize(name: &str) -> Result<Vec<&str>, PathProblem> {
         return Err(PathProblem::TooLong);
     }
     Ok(parts)
+}
+
+/// `C:` or `C:x`: a Windows drive, absolute or drive-relative.
+fn is_drive(part: &str) -> bool {
+    let b = part.as_bytes();
+    b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic()
 }
 
 /// How many links one link may be nested through (Linux's `MAXSYMLINKS`).
@@ -212,6 +217,10 @@ mod tests {
         assert_eq!(normalize("a\\..\\x"), Err(PathProblem::Traversal));
         assert_eq!(normalize("/etc/passwd"), Err(PathProblem::Absolute));
         assert_eq!(normalize("C:/x"), Err(PathProblem::Absolute));
+        // Found by fuzzing: `.\\x:` was accepted as `x:`, a name refused on its own.
+        assert_eq!(normalize(".\\x:"), Err(PathProblem::Absolute));
+        assert_eq!(normalize("./c:x/y"), Err(PathProblem::Absolute));
+        assert_eq!(normalize("a/c:x").unwrap(), ["a", "c:x"]);
         assert_eq!(normalize("./"), Err(PathProblem::Malformed));
         let part = "p".repeat(MAX_NAME_PART_BYTES);
         assert_eq!(normalize(&format!("a/{part}")).unwrap(), ["a", &part]);
