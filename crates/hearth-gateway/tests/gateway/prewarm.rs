@@ -105,11 +105,31 @@ async fn cold_starts_take_a_prewarmed_sandbox_and_become_the_function() {
     assert!(ready.contains(&id3), "{id3} in {ready:?}");
 
     // A function that sets interpreter start-up variables starts its own instance.
+    // A python3:128 cell is ready when it is called, and is still there after.
     s.deploy("own", WHOAMI, py(json!({"environment": {"PYTHONDONTWRITEBYTECODE": "1"}}))).await;
+    wait_ready(&s, "python3", 128).await;
     let before = cells(&s);
     assert_eq!(s.event("own", json!({})).await.status, StatusCode::OK);
     let id4 = s.instances("own").await[0]["id"].as_str().unwrap().to_owned();
-    assert!(!before.contains(&id4), "not from the pool");
+    assert!(!before.contains(&id4), "not from the pool: {id4} in {before:?}");
+    assert_eq!(ready_count(&s, "python3", 128).await, 1, "the ready cell was not consumed: {}", s.node().await);
+}
+
+/// How many cells of `runtime:memory_mb` `GET /v1/node` lists as ready.
+async fn ready_count(s: &Server, runtime: &str, memory_mb: u64) -> u64 {
+    let node = s.node().await;
+    let pools = node["prewarmed"].as_array().unwrap();
+    let pool = pools.iter().find(|p| p["runtime"] == runtime && p["memory_mb"] == memory_mb);
+    pool.map_or(0, |p| p["ready"].as_u64().unwrap())
+}
+
+/// Waits until the node lists a ready cell of `runtime:memory_mb`.
+async fn wait_ready(s: &Server, runtime: &str, memory_mb: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready_count(s, runtime, memory_mb).await == 0 {
+        assert!(Instant::now() < deadline, "no ready {runtime}:{memory_mb} cell: {}", s.node().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
