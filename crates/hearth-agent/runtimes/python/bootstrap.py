@@ -59,6 +59,32 @@ def _error_doc(exc, error_type=None, message=None):
     }
 
 
+class ClientContext:
+    """The caller's client context, with AWS's attributes (`custom`, `env`, `client`)."""
+
+    __slots__ = ("custom", "env", "client")
+
+
+class Client:
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+
+
+def _from_dict(cls, d):
+    if not isinstance(d, dict):
+        return None
+    obj = cls()
+    for field in cls.__slots__:
+        setattr(obj, field, d.get(field))
+    return obj
+
+
+def _client_context(d):
+    cc = _from_dict(ClientContext, d)
+    if cc is not None:
+        cc.client = _from_dict(Client, cc.client)
+    return cc
+
+
 class LambdaContext:
     def __init__(self, request_id, deadline_ms, arn, client_context):
         self.aws_request_id = request_id
@@ -68,7 +94,7 @@ class LambdaContext:
         self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
         self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-        self.client_context = client_context
+        self.client_context = _client_context(client_context)
         self.identity = None
         self._deadline_ms = deadline_ms
 

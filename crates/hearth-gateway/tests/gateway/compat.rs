@@ -69,10 +69,12 @@ r = client.invoke(FunctionName="sdk", Payload=b'{"a": 1}', LogType="Tail")
 out["ok"] = {"status": r["StatusCode"], "error": r.get("FunctionError"), "version": r.get("ExecutedVersion"),
              "payload": json.loads(r["Payload"].read())}
 out["tail"] = base64.b64decode(r["LogResult"]).decode()
-ctx = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
+ctx = {"custom": {"k": "v"}, "env": {"platform": "py"}, "client": {"app_title": "sdk-test"}}
+ctx = base64.b64encode(json.dumps(ctx).encode()).decode()
 r = client.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:sdk", Qualifier="1",
                   Payload=b'{"fail": "x"}', ClientContext=ctx)
 out["failed"] = {"status": r["StatusCode"], "error": r.get("FunctionError"), "payload": json.loads(r["Payload"].read())}
+out["context"] = json.loads(client.invoke(FunctionName="sdk", Payload=b'{"c": 1}', ClientContext=ctx)["Payload"].read())
 try:
     client.invoke(FunctionName="missing")
     out["missing"] = "no error"
@@ -87,13 +89,25 @@ out["signed"] = json.loads(signed.invoke(FunctionName="sdk", Payload=b'{"s": 1}'
 print(json.dumps(out))
 "#;
 
+/// Echoes its event, and the client context it was given (`context.client_context`, with
+/// AWS's attributes) when there is one.
+const SDK_FUNCTION: &str = r#"
+def handler(event, context):
+    if event.get('fail'):
+        raise ValueError(event['fail'])
+    cc = context.client_context
+    if cc is None:
+        return {'got': event}
+    app_title = cc.client.app_title if cc.client else None
+    return {'got': event, 'custom': cc.custom, 'env': cc.env, 'app_title': app_title}
+"#;
+
 #[tokio::test]
 async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
     assert!(python.exists(), "{} is missing: run scripts/test-deps.sh", python.display());
     let s = start().await;
-    let function = "def handler(event, context):\n    if event.get('fail'):\n        raise ValueError(event['fail'])\n    return {'got': event}\n";
-    s.deploy("sdk", function, py(json!({}))).await;
+    s.deploy("sdk", SDK_FUNCTION, py(json!({}))).await;
     let (url, token) = (s.url.clone(), s.token.clone());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python).args(["-c", BOTO3_CLIENT, &url, &token]).output().unwrap()
@@ -110,6 +124,11 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     assert_eq!(v["missing"], "ResourceNotFoundException");
     assert_eq!(v["dry_run"], 204);
     assert_eq!(v["signed"], json!({"got": {"s": 1}}));
+    assert_eq!(
+        v["context"],
+        json!({"got": {"c": 1}, "custom": {"k": "v"}, "env": {"platform": "py"}, "app_title": "sdk-test"}),
+        "the function sees the client context as AWS's context.client_context"
+    );
 
     // The AWS CLI v1, unmodified, with the token as its access key id.
     let aws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/aws");
@@ -126,6 +145,9 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
                 "sdk",
                 "--payload",
                 r#"{"cli": true}"#,
+                "--client-context",
+                // {"custom":{"via":"cli"},"env":{"platform":"linux"}}
+                "eyJjdXN0b20iOnsidmlhIjoiY2xpIn0sImVudiI6eyJwbGF0Zm9ybSI6ImxpbnV4In19",
             ])
             .arg(&out_path)
             .env("AWS_ACCESS_KEY_ID", &token)
@@ -141,7 +163,8 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     let meta: Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!((meta["StatusCode"].as_u64(), meta["ExecutedVersion"].as_str()), (Some(200), Some("1")));
     let result: Value = serde_json::from_slice(&std::fs::read(out_file.path()).unwrap()).unwrap();
-    assert_eq!(result, json!({"got": {"cli": true}}));
+    let seen = json!({"got": {"cli": true}, "custom": {"via": "cli"}, "env": {"platform": "linux"}, "app_title": null});
+    assert_eq!(result, seen, "the function sees the CLI's --client-context");
 
     // Without credentials the API answers HTTP's 401; with a key id that is no token, AWS's
     // 403; both in the SDK's error shape.
