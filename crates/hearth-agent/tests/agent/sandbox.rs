@@ -157,7 +157,9 @@ async fn cgroups_limit_memory_and_processes() {
         assert!(std::time::Instant::now() < deadline, "an instance's cgroup was not removed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stale = base.join("4000000-stale");
+    // Named for a pid above pid_max: no process can have it, so no live server's group.
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
+    let stale = base.join(format!("{}-stale", pid_max + 1));
     std::fs::create_dir(&stale).unwrap();
     assert!(cg.sweep_leftovers() >= 1);
     assert!(!stale.exists(), "a dead server's group is swept");

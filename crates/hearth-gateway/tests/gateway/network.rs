@@ -55,26 +55,45 @@ fn ip(args: &str) {
 }
 
 /// A network namespace made by this test, linked to the host by a veth pair with
-/// 198.18.<n>.1 (host) and 198.18.<n>.2 (inside; RFC 2544's benchmarking range). Removed on drop.
+/// 198.18.<n>.<4m+1> (host) and 198.18.<n>.<4m+2> (inside; RFC 2544's benchmarking range).
+/// Its names come from a hash of this process, a counter and the time, so that no other run's
+/// are taken; a name already in use fails the test rather than being deleted. Removed on drop.
 struct Uplink {
     name: String,
+    host: String,
     inside: String,
 }
 
 impl Uplink {
     fn new() -> Self {
-        let n = std::process::id() % 250;
-        let name = format!("hearth-test-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        use std::hash::{Hash, Hasher};
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (std::process::id(), COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).hash(&mut h);
+        std::time::SystemTime::now().hash(&mut h);
+        let tag = format!("{:08x}", h.finish() as u32);
+        let (n, m) =
+            (u32::from_str_radix(&tag[..4], 16).unwrap() % 250, u32::from_str_radix(&tag[4..], 16).unwrap() % 64);
+        // "hto" + 8 hex digits: 11 bytes, within IFNAMSIZ's 15.
+        let (name, host_if, inner_if) = (format!("hearth-test-{tag}"), format!("hto{tag}"), format!("hti{tag}"));
+        let (host, inside) = (format!("198.18.{n}.{}", 4 * m + 1), format!("198.18.{n}.{}", 4 * m + 2));
+        assert!(!Path::new(&format!("/run/netns/{name}")).exists(), "namespace {name} exists: not ours to take");
+        assert!(
+            !Path::new(&format!("/sys/class/net/{host_if}")).exists(),
+            "interface {host_if} exists: not ours to take"
+        );
+        let taken = Command::new("ip").args(["-o", "addr", "show", "to", &format!("{host}/30")]).output().unwrap();
+        assert!(taken.stdout.is_empty(), "{host}/30 is in use: {}", String::from_utf8_lossy(&taken.stdout));
         ip(&format!("netns add {name}"));
-        let (host_if, inner_if) = (format!("hto{n}"), format!("hti{n}"));
-        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
+        // From here on, dropping it (also on a failed step) removes what was made.
+        let uplink = Self { name, host, inside };
+        let name = &uplink.name;
         ip(&format!("link add {host_if} type veth peer name {inner_if} netns {name}"));
-        ip(&format!("addr add 198.18.{n}.1/30 dev {host_if}"));
+        ip(&format!("addr add {}/30 dev {host_if}", uplink.host));
         ip(&format!("link set {host_if} up"));
-        ip(&format!("-n {name} addr add 198.18.{n}.2/30 dev {inner_if}"));
+        ip(&format!("-n {name} addr add {}/30 dev {inner_if}", uplink.inside));
         ip(&format!("-n {name} link set {inner_if} up"));
-        Self { name, inside: format!("198.18.{n}.2") }
+        uplink
     }
 
     /// A listener inside the namespace.
@@ -117,7 +136,7 @@ async fn egress_is_masqueraded_beyond_the_host_and_kept_off_it() {
     assert!(own.starts_with("10.211."), "the instance has an address of its own: {:?}", r.body);
     let via = seen.join().unwrap();
     assert_eq!(r.body["reply"], via);
-    assert!(via.starts_with("198.18.") && via.ends_with(".1"), "masqueraded to the host's address: {via}");
+    assert_eq!(via, uplink.host, "masqueraded to the host's address");
 
     // The host itself is out of reach, even a service bound to every address.
     let host_side = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
