@@ -156,6 +156,8 @@ pub fn hostile_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "ZipSymlinkEscape",
         ),
         ("symlink loop", raw_zip(&[RawEntry::symlink("a", "b/x"), RawEntry::symlink("b", "a/y")]), "ZipSymlinkEscape"),
+        // `\` separates entry names but not link targets: `x\y` is one name to the kernel.
+        ("symlink target with a backslash", raw_zip(&[RawEntry::symlink("esc", "x\\y/../..")]), "ZipSymlinkEscape"),
         ("zip bomb", deflated_zip(&[("zeros.bin", &vec![0u8; 20 * 1024 * 1024])]), "ZipBomb"),
         ("10,001 entries", many, "ZipTooManyEntries"),
         ("truncated zip", valid[..valid.len() - 30].to_vec(), "ZipCorrupt"),

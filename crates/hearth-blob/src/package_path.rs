@@ -168,13 +168,14 @@ impl<'a> PackageTree<'a> {
         Ok((at, nested + 1))
     }
 
-    /// Follows `target` from the directory `from`, as the kernel would.
+    /// Follows `target` from the directory `from`, as the kernel would: only `/` separates
+    /// (a `\` is part of a name, one the package cannot hold since entry names split on it).
     fn walk(&mut self, from: Place, target: &str, depth: u32) -> Result<(Place, u32), LinkProblem> {
         if target.is_empty() || target.starts_with(['/', '\\']) || target.contains('\0') {
             return Err(LinkProblem::Escapes);
         }
         let (mut at, mut nested) = (from, 0);
-        for part in target.split(['/', '\\']) {
+        for part in target.split('/') {
             match part {
                 "" | "." => {}
                 ".." if at.beyond > 0 => at.beyond -= 1,
@@ -302,6 +303,10 @@ mod tests {
             links(&[("a/b/c", None), ("l", Some("a/b")), ("x", Some("l/../../.."))])[1],
             Err(LinkProblem::Escapes)
         );
+        // Found by fuzzing: `\` separates entry names but not a link's target, where the
+        // kernel takes `x\y` as one name: `x\y/../..` climbs one level above the link.
+        assert_eq!(links(&[("esc", Some("x\\y/../.."))]), [Err(LinkProblem::Escapes)]);
+        assert_eq!(links(&[("d/up", Some("a\\b/../.."))]), [Ok(())]);
         // A link that only escapes as the last component of another is still followed.
         assert_eq!(links(&[("d/up", Some("../..")), ("x", Some("d/up"))]), [Err(LinkProblem::Escapes); 2]);
     }
