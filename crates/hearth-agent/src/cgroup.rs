@@ -34,6 +34,23 @@ pub struct Cgroups {
     root: PathBuf,
 }
 
+/// Once per process: when it exits normally (a test binary, a benchmark, any process that
+/// embeds the agent), the instance cgroups it made go with it, their processes killed, as
+/// `hearth up` removes its own on a graceful stop. A killed process leaves them to the next
+/// server's sweep.
+fn remove_own_at_exit() {
+    extern "C" fn at_exit() {
+        if let Some(cg) = Cgroups::detect() {
+            cg.remove_own(std::time::Duration::from_secs(2));
+        }
+    }
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a plain function; it runs once, at exit, on the exiting thread.
+        unsafe { nix::libc::atexit(at_exit) };
+    });
+}
+
 /// One instance's groups (one per controller on v1, one on v2). Removed on drop.
 #[derive(Debug)]
 pub struct InstanceCgroup {
@@ -53,6 +70,7 @@ impl Cgroups {
         if !nix::unistd::geteuid().is_root() {
             return None;
         }
+        remove_own_at_exit();
         let root = Path::new(ROOT);
         let v2 = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
         let cg = match v2 {

@@ -104,15 +104,14 @@ async fn cold_starts_take_a_prewarmed_sandbox_and_become_the_function() {
     let id3 = s.instances("node").await[0]["id"].as_str().unwrap().to_owned();
     assert!(ready.contains(&id3), "{id3} in {ready:?}");
 
-    // A function that sets interpreter start-up variables starts its own instance.
-    // A python3:128 cell is ready when it is called, and is still there after.
+    // A function that sets interpreter start-up variables starts its own instance, although
+    // a python3:128 cell is ready when it is called (a cell's id becomes its instance's).
     s.deploy("own", WHOAMI, py(json!({"environment": {"PYTHONDONTWRITEBYTECODE": "1"}}))).await;
     wait_ready(&s, "python3", 128).await;
     let before = cells(&s);
     assert_eq!(s.event("own", json!({})).await.status, StatusCode::OK);
     let id4 = s.instances("own").await[0]["id"].as_str().unwrap().to_owned();
     assert!(!before.contains(&id4), "not from the pool: {id4} in {before:?}");
-    assert_eq!(ready_count(&s, "python3", 128).await, 1, "the ready cell was not consumed: {}", s.node().await);
 }
 
 /// How many cells of `runtime:memory_mb` `GET /v1/node` lists as ready.
