@@ -131,9 +131,56 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// A server still running at the end of a test is stopped as an operator would stop it
+    /// (SIGTERM, so it removes its instances' cgroups), killed if that takes over 5 s, and
+    /// whatever instance cgroups it left then removed, so no test leaves anything behind
+    /// (`scripts/check-leftovers` runs after the tests).
     fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return; // Already stopped (and reaped): its pid may belong to another process now.
+        }
+        let pid = self.child.id();
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_instance_cgroups(pid);
+    }
+}
+
+/// Kills the processes of the instance cgroups server `pid` left (`hearth/<pid>-<instance>`
+/// under every controller) and removes the groups, within 5 s.
+fn remove_instance_cgroups(pid: u32) {
+    let prefix = format!("{pid}-");
+    let groups = || -> Vec<PathBuf> {
+        let parents = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("hearth"))
+            .chain([PathBuf::from("/sys/fs/cgroup/hearth")]);
+        parents
+            .flat_map(|p| std::fs::read_dir(p).into_iter().flatten().flatten())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = groups();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return;
+        }
+        for g in &left {
+            for p in std::fs::read_to_string(g.join("cgroup.procs")).unwrap_or_default().lines() {
+                let _ = Command::new("kill").args(["-KILL", p.trim()]).status();
+            }
+            let _ = std::fs::remove_dir(g);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -267,19 +314,28 @@ fn quickstart_versions_and_restart() {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
     let sandboxed = !groups_of(old_pid).is_empty();
     assert_eq!(sandboxed, root, "as root, instances live in cgroups named after their server");
-    // The live instance's network and mount namespaces, seen from its processes.
-    let instance_namespaces: Vec<String> = groups_of(old_pid)
-        .iter()
-        .flat_map(|g| {
-            ["/sys/fs/cgroup/memory/hearth", "/sys/fs/cgroup/hearth"]
-                .iter()
-                .filter_map(move |d| std::fs::read_to_string(format!("{d}/{g}/cgroup.procs")).ok())
-        })
-        .flat_map(|procs| procs.lines().map(str::to_owned).collect::<Vec<_>>())
-        .flat_map(|p| ["net", "mnt"].map(|ns| std::fs::read_link(format!("/proc/{p}/ns/{ns}"))))
-        .filter_map(Result::ok)
-        .map(|l| l.display().to_string())
-        .collect();
+    // The live instance's network and mount namespaces, seen from its processes (waiting
+    // out the old version's instance, which drains away meanwhile).
+    let namespaces = || -> Vec<String> {
+        groups_of(old_pid)
+            .iter()
+            .flat_map(|g| {
+                ["/sys/fs/cgroup/memory/hearth", "/sys/fs/cgroup/hearth"]
+                    .iter()
+                    .filter_map(move |d| std::fs::read_to_string(format!("{d}/{g}/cgroup.procs")).ok())
+            })
+            .flat_map(|procs| procs.lines().map(str::to_owned).collect::<Vec<_>>())
+            .flat_map(|p| ["net", "mnt"].map(|ns| std::fs::read_link(format!("/proc/{p}/ns/{ns}"))))
+            .filter_map(Result::ok)
+            .map(|l| l.display().to_string())
+            .collect::<Vec<String>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut instance_namespaces = namespaces();
+    while sandboxed && instance_namespaces.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        instance_namespaces = namespaces();
+    }
     let own = |ns: &str| std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap().display().to_string();
     if sandboxed {
         assert!(!instance_namespaces.is_empty());
