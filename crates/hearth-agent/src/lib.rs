@@ -13,6 +13,7 @@ mod driver;
 mod egress;
 mod instance;
 mod instance_start;
+mod instance_volume;
 mod invocation;
 mod log_capture;
 mod netns;
@@ -35,6 +36,7 @@ pub use instance::{
     IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
 };
 pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
+pub use instance_volume::{InstanceVolume, VolumeError, enter_private_mount_namespace};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
 pub use log_capture::{CaptureLimits, LogOutput, TRUNCATED};
 pub use prewarm::{PoolKey, PrewarmPool, PrewarmSettings};

@@ -75,6 +75,8 @@ pub struct ServerConfig {
     /// Where `hearth up` writes the client configuration on first start.
     pub client_config: PathBuf,
     pub gateway: GatewaySettings,
+    /// Size of the instance volume made on first start, in GiB (sparse).
+    pub volume_gb: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +85,7 @@ struct ServerFile {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
     trigger_listen: Option<String>,
+    volume_gb: Option<u32>,
     #[serde(default)]
     tls: TlsFile,
     #[serde(default)]
@@ -123,6 +126,9 @@ struct ListenerFile {
     buffered_body_mb: Option<u64>,
     shutdown_grace_s: Option<u64>,
 }
+
+/// The instance volume's size when first made (GiB, sparse: it takes the disk its files take).
+pub const DEFAULT_VOLUME_GB: u32 = 64;
 
 /// Pre-warmed sandboxes kept ready from the start.
 pub const DEFAULT_PREWARM: &str = "python3:128,nodejs:128";
@@ -278,6 +284,10 @@ impl ServerConfig {
             (None, None) => None,
             _ => bail!("TLS needs both a certificate and a key: set --tls-cert and --tls-key (or [tls] cert and key)"),
         };
+        let volume_gb = match env("HEARTH_VOLUME_GB") {
+            Some(v) => v.parse().with_context(|| format!("HEARTH_VOLUME_GB={v:?} is not a whole number of GiB"))?,
+            None => file.volume_gb.unwrap_or(DEFAULT_VOLUME_GB),
+        };
         let limits = listener_limits(&file.listener, env)?;
         let s3 = s3_settings(file.s3, env)?;
         let mut gateway = GatewaySettings::default();
@@ -321,7 +331,17 @@ impl ServerConfig {
             let mb: u64 = v.parse().with_context(|| format!("log per minute {v:?} is not a number of MB"))?;
             gateway.log_bytes_per_minute = mb.max(1) * 1024 * 1024;
         }
-        Ok(Self { data_dir, listen, trigger_listen, tls, limits, s3, client_config: client_config_path(env), gateway })
+        Ok(Self {
+            data_dir,
+            listen,
+            trigger_listen,
+            tls,
+            limits,
+            s3,
+            client_config: client_config_path(env),
+            gateway,
+            volume_gb,
+        })
     }
 }
 

@@ -22,6 +22,11 @@ const EXIT_UNREACHABLE: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // Before any thread exists: the server's mounts (its instance volume) stay its own.
+    let private_mounts = match &cli.command {
+        Command::Up(_) if nix::unistd::geteuid().is_root() => Some(hearth_agent::enter_private_mount_namespace()),
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,7 +36,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Up(args) => up::run(args).await,
+            Command::Up(args) => up::run(args, private_mounts).await,
             Command::Function(cmd) => commands::functions::run(cmd, json).await,
             Command::Token(cmd) => commands::tokens::run(cmd, json).await,
             Command::Invoke(args) => commands::invoke::run(args, json).await,

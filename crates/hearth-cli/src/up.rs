@@ -6,7 +6,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use hearth_agent::{ProcessDriver, Runtimes};
+use hearth_agent::{InstanceVolume, ProcessDriver, Runtimes, VolumeError};
 use hearth_api::{AppState, ensure_admin_token, hash_secret};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
 use hearth_gateway::{Gateway, TlsConfig, apps, serve};
@@ -16,7 +16,9 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::UpArgs;
 use crate::config::{ClientConfig, ServerConfig, ServerFlags, local_url, process_env};
 
-pub async fn run(args: UpArgs) -> Result<()> {
+/// `private_mounts`: whether `main` gave the server a mount namespace of its own (only as
+/// root, where instances are sandboxed), which the instance volume needs.
+pub async fn run(args: UpArgs, private_mounts: Option<Result<(), VolumeError>>) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -81,7 +83,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
 
-    let runtimes = Runtimes::install(&cfg.data_dir.join("runtimes")).context("cannot install the language runtimes")?;
+    let instance_files = instance_files(&cfg, private_mounts);
+    let runtimes =
+        Runtimes::install(&instance_files.join("runtimes")).context("cannot install the language runtimes")?;
     if let Err(e) = hearth_agent::raise_open_file_limit() {
         tracing::warn!(%e, "cannot raise the open-file limit; a busy node may run out of file descriptors");
     }
@@ -100,7 +104,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let gateway = Gateway::new(
         store.clone(),
         code.clone(),
-        cfg.data_dir.join("cache"),
+        instance_files.join("cache"),
         runtimes,
         Arc::new(driver),
         cfg.gateway.clone(),
@@ -159,6 +163,30 @@ pub async fn run(args: UpArgs) -> Result<()> {
     tracing::info!("stopped");
     drop(lock);
     Ok(())
+}
+
+/// Where the files instances see live: the instance volume when it can be mounted, else the
+/// data directory (whose path instances can then read in `/proc/self/mountinfo`).
+fn instance_files(cfg: &ServerConfig, private_mounts: Option<Result<(), VolumeError>>) -> std::path::PathBuf {
+    let mounted = match private_mounts {
+        None => return cfg.data_dir.clone(),
+        Some(Ok(())) => InstanceVolume::mount(&cfg.data_dir, cfg.volume_gb),
+        Some(Err(e)) => Err(e),
+    };
+    match mounted {
+        Ok(volume) => {
+            tracing::info!(volume = %volume.root().display(), "code and runtimes on the instance volume");
+            // Caches an earlier server kept in the data directory itself.
+            for old in ["cache", "runtimes"] {
+                let _ = std::fs::remove_dir_all(cfg.data_dir.join(old));
+            }
+            volume.root().to_path_buf()
+        }
+        Err(e) => {
+            tracing::warn!(%e, "no instance volume: instances can read the data directory's path in their mount table");
+            cfg.data_dir.clone()
+        }
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<tokio::net::TcpListener> {

@@ -48,7 +48,9 @@ fn sigkill_mid_deploy_upload_and_invocations_leaves_a_consistent_store() {
     use std::io::Write;
     let home = Home::new();
     let data = home.path().join("data");
-    let (code_dir, cache_dir) = (data.join("code"), data.join("cache"));
+    let code_dir = data.join("code");
+    // The code cache is on the server's instance volume, mounted only in its own namespace.
+    let cache_dir = data.join("volume/cache");
     let packages = code_dir.join("packages/sha256");
     let slow = home.path().join("slow");
     std::fs::create_dir_all(&slow).unwrap();
@@ -151,19 +153,19 @@ fn sigkill_mid_deploy_upload_and_invocations_leaves_a_consistent_store() {
                         .send();
                 });
                 wait_for(Duration::from_secs(60), || {
-                    !files_named(&cache_dir, &|n| n.starts_with(".unpack-")).is_empty()
+                    !files_named(&server.view(&cache_dir), &|n| n.starts_with(".unpack-")).is_empty()
                 })
             }
         };
         let old_pid = server.child.id();
+        let unpacks_cut = files_named(&server.view(&cache_dir), &|n| n.starts_with(".unpack-")).len();
         server.kill();
         let _ = deployer.wait();
         let _ = uploader.join();
         for c in callers {
             c.join().unwrap();
         }
-        let cut_short = files_named(&code_dir, &|n| n.contains('#')).len()
-            + files_named(&cache_dir, &|n| n.starts_with(".unpack-")).len();
+        let cut_short = files_named(&code_dir, &|n| n.contains('#')).len() + unpacks_cut;
         eprintln!("round {round}: killed at '{point}' (reached: {reached}; {cut_short} writes cut short)");
 
         // The store as the kill left it.
@@ -175,7 +177,8 @@ fn sigkill_mid_deploy_upload_and_invocations_leaves_a_consistent_store() {
         assert!(server.banner.contains("listening on"), "round {round}: restarted on the same data directory");
         let half_done = files_named(&code_dir, &|n| n.contains('#'));
         assert!(half_done.is_empty(), "round {round}: unfinished uploads left in the code store: {half_done:?}");
-        let unpacking = files_named(&cache_dir, &|n| n.starts_with(".unpack-"));
+        assert!(server.view(&cache_dir).is_dir(), "round {round}: the restarted server's code cache is on its volume");
+        let unpacking = files_named(&server.view(&cache_dir), &|n| n.starts_with(".unpack-"));
         assert!(unpacking.is_empty(), "round {round}: unfinished unpacks left in the code cache: {unpacking:?}");
         // Every stored package is named by its sha256.
         for p in files_named(&packages, &|_| true) {

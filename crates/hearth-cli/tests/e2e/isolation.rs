@@ -337,3 +337,64 @@ fn the_servers_environment_never_reaches_functions() {
         }
     }
 }
+
+/// The loop devices attached to `image` (`losetup -j`), one line each.
+fn loop_devices_of(image: &Path) -> String {
+    let out = Command::new("losetup").arg("-j").arg(image).output().unwrap();
+    assert!(out.status.success(), "losetup -j: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An instance's mount table names no host path: its code (a stem cell's folder or a fully
+/// started instance's), and the runtimes are on the server's instance volume, shown as
+/// `/cache/...` and `/runtimes` on a loop device. The host never sees the volume mounted,
+/// and its loop device goes when the server stops, even when it is killed.
+#[test]
+fn instances_read_no_host_path_in_their_mount_table() {
+    let home = Home::new();
+    let data = home.path().join("data");
+    let image = data.join("volume.img");
+    let server = home.up_with(&[("HEARTH_VOLUME_GB", "2")]);
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 2 << 30, "the volume has the size asked for");
+    assert!(loop_devices_of(&image).contains("volume.img"), "the volume is on a loop device");
+    assert!(server.view(&data.join("volume/cache")).is_dir(), "the server sees its code cache on the volume");
+    assert_eq!(instance_mounts(&data), Vec::<String>::new(), "the host sees nothing mounted in the data directory");
+
+    let code = home.path().join("mounts");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("main.py"),
+        "def handler(event, context):\n    return open('/proc/self/mountinfo').read()\n",
+    )
+    .unwrap();
+    let host_dir = home.path().to_str().unwrap().to_owned();
+    for memory in ["128", "256"] {
+        let name = format!("mounts-{memory}");
+        let code = code.to_str().unwrap();
+        let runtime = ["--runtime", "python3", "--handler", "main.handler", "--memory", memory];
+        home.ok(&[&["fn", "deploy", code, "--name", &name][..], &runtime].concat());
+        let table = home.json(&["invoke", &name])["result"].as_str().unwrap().to_owned();
+        assert!(!table.contains(&host_dir), "{memory} MB: the mount table names the data directory: {table}");
+        let line = |target: &str| {
+            table
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some(target))
+                .unwrap_or_else(|| panic!("no {target}: {table}"))
+        };
+        let (task, runtime) = (line("/var/task"), line("/var/runtime"));
+        for (l, root) in [(task, "/cache/"), (runtime, "/runtimes")] {
+            assert!(l.split(' ').nth(3).unwrap().starts_with(root), "{memory} MB: {l}");
+            assert!(l.contains(" ext4 /dev/loop"), "{memory} MB: on the volume's loop device: {l}");
+        }
+    }
+
+    server.kill();
+    let detached = wait_for(Duration::from_secs(10), || !loop_devices_of(&image).contains("volume.img"));
+    assert!(detached, "the killed server's volume is still attached: {}", loop_devices_of(&image));
+    // Mounted again, with what it held, by the next server.
+    let server = home.up();
+    let digests = std::fs::read_dir(server.view(&data.join("volume/cache"))).unwrap().count();
+    assert!(digests >= 1, "the unpacked code survived the restart on the volume");
+    server.terminate();
+    assert!(wait_for(Duration::from_secs(10), || loop_devices_of(&image).is_empty()), "detached after SIGTERM");
+}

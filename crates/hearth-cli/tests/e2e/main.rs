@@ -130,6 +130,12 @@ impl Server {
         std::thread::spawn(move || child.wait());
     }
 
+    /// `path` as the server sees it, in its own mount namespace (where its instance volume is
+    /// mounted): through `/proc/<pid>/root`.
+    fn view(&self, path: &Path) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{}", self.child.id(), path.display()))
+    }
+
     fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
