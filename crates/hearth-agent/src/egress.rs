@@ -11,8 +11,9 @@
 //! The plumbing uses the iproute2 and nftables command-line tools. It runs on the network
 //! pool's thread, ahead of time, so the few milliseconds it takes are off the request path.
 //! The kernel removes a veth pair with its namespace, so nothing is left behind when an
-//! instance or the server dies; the nftables table is shared by every Hearth server on the
-//! machine and is replaced, identically, at each server's first egress instance.
+//! instance or the server dies; forwarding and the nftables table are shared by every Hearth
+//! server on the machine (`egress_nat.rs`): replaced, identically, at each server's first
+//! egress instance, and removed when the last server using them stops.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -20,6 +21,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use crate::egress_nat::NatUse;
 
 /// The addresses instances with egress get, one /30 each (host end .1, instance .2).
 pub const SUBNET: Ipv4Addr = Ipv4Addr::new(10, 211, 0, 0);
@@ -51,7 +54,8 @@ impl EgressLink {
 #[derive(Debug, Clone)]
 pub struct Egress {
     next: Arc<AtomicU32>,
-    nat: Arc<OnceLock<Result<(), String>>>,
+    /// This pool's hold on forwarding and the NAT table, taken at its first egress link.
+    nat: Arc<OnceLock<Result<NatUse, String>>>,
 }
 
 impl Default for Egress {
@@ -71,7 +75,7 @@ fn tool(name: &str) -> String {
 }
 
 /// Runs `program args` with `input` on stdin; the error carries its stderr.
-fn run(program: &str, args: &[&str], input: &str) -> std::io::Result<()> {
+pub(crate) fn run(program: &str, args: &[&str], input: &str) -> std::io::Result<()> {
     let path = tool(program);
     let mut child = Command::new(&path)
         .args(args)
@@ -140,15 +144,13 @@ fn nat_rules(resolvers: &[Ipv4Addr]) -> String {
 }
 
 impl Egress {
-    /// Forwarding on and the NAT table in place, once per server.
+    /// Forwarding on and the NAT table in place, once per pool.
     fn ensure_nat(&self) -> std::io::Result<()> {
         let done = self.nat.get_or_init(|| {
-            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-                .map_err(|e| format!("cannot enable IPv4 forwarding: {e}"))?;
             let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            run("nft", &["-f", "-"], &nat_rules(&resolvers(&resolv_conf))).map_err(|e| e.to_string())
+            NatUse::acquire(&nat_rules(&resolvers(&resolv_conf)))
         });
-        done.clone().map_err(std::io::Error::other)
+        done.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.clone()))
     }
 
     /// Links the namespace `ns` to the host. Called from a thread in the host namespace

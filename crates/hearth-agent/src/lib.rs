@@ -11,6 +11,7 @@ mod code_cache;
 mod connection_cap;
 mod driver;
 mod egress;
+mod egress_nat;
 mod instance;
 mod instance_start;
 mod instance_volume;
@@ -32,6 +33,7 @@ pub use connection_cap::{CappedListener, CappedStream};
 pub use driver::{
     Exit, InstanceNetwork, LaunchSpec, NetworkFuture, Sandbox, SandboxControl, SandboxDriver, SandboxError,
 };
+pub use egress_nat::release_egress;
 pub use instance::{
     IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
 };

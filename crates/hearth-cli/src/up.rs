@@ -154,6 +154,8 @@ pub async fn run(args: UpArgs, private_mounts: Option<Result<(), VolumeError>>) 
     );
     reaper.abort();
     drop(gateway);
+    // Forwarding and the NAT table go with the last server that used them.
+    hearth_agent::release_egress();
     if let Some(cg) = &cgroups {
         let left = cg.remove_own(std::time::Duration::from_secs(2));
         if left > 0 {

@@ -398,3 +398,54 @@ fn instances_read_no_host_path_in_their_mount_table() {
     server.terminate();
     assert!(wait_for(Duration::from_secs(10), || loop_devices_of(&image).is_empty()), "detached after SIGTERM");
 }
+
+/// Whether any process holds the machine's egress lock (`flock -n` cannot take it alone).
+fn egress_lock_held() -> bool {
+    let lock = Path::new("/run/hearth/egress.lock");
+    lock.exists() && !Command::new("flock").args(["-n"]).arg(lock).arg("true").status().unwrap().success()
+}
+
+fn nat_table_exists() -> bool {
+    Command::new("nft").args(["list", "table", "ip", "hearth"]).output().unwrap().status.success()
+}
+
+/// A server whose instances had egress turns forwarding on and adds the NAT table; when it
+/// stops, the last to use them, it removes the table and puts forwarding back as it was.
+#[test]
+fn egress_leaves_no_forwarding_or_nat_table_behind() {
+    assert!(!egress_lock_held(), "another server uses egress on this machine: stop it to run this test");
+    let forwarding = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap().trim().to_owned();
+    let before = forwarding();
+    let home = Home::new();
+    let server = home.up();
+    let code = home.path().join("out");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("main.py"),
+        "import socket\n\ndef handler(event, context):\n    return [name for _, name in socket.if_nameindex()]\n",
+    )
+    .unwrap();
+    let code = code.to_str().unwrap();
+    home.ok(&[
+        "fn",
+        "deploy",
+        code,
+        "--name",
+        "out",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+        "--network",
+        "egress",
+    ]);
+    let links = home.json(&["invoke", "out"])["result"].to_string();
+    assert!(links.contains("eth0"), "the instance has its egress link: {links}");
+    assert_eq!(forwarding(), "1", "forwarding is on while an instance has egress");
+    assert!(nat_table_exists() && egress_lock_held(), "the NAT table is in place, held by the server");
+
+    server.terminate();
+    assert!(!nat_table_exists(), "the last server to use egress removed the NAT table");
+    assert_eq!(forwarding(), before, "forwarding is back as it was");
+    assert!(!Path::new("/run/hearth/ip_forward.before").exists(), "nothing is left to restore");
+}

@@ -176,4 +176,16 @@ async fn egress_is_masqueraded_beyond_the_host_and_kept_off_it() {
         let r = s.event("net", json!({"read": "/etc/resolv.conf"})).await;
         assert_eq!(r.body["text"], host_conf, "{:?}", r.body);
     }
+
+    // This test is the binary's one user of egress: when it lets go, the table and
+    // forwarding go (as `hearth up` does on SIGTERM), unless another server holds them.
+    drop(s);
+    hearth_agent::release_egress();
+    let lock = std::path::Path::new("/run/hearth/egress.lock");
+    let others = !Command::new("flock").arg("-n").arg(lock).arg("true").status().unwrap().success();
+    if !others {
+        let table = Command::new("nft").args(["list", "table", "ip", "hearth"]).output().unwrap();
+        assert!(!table.status.success(), "the NAT table is removed once nothing uses it");
+        assert!(!std::path::Path::new("/run/hearth/ip_forward.before").exists(), "forwarding is restored");
+    }
 }
