@@ -98,6 +98,50 @@ impl Caller {
     }
 }
 
+/// The scope a route needs, as a type: `Authorized<needs::Deploy>` in a handler's
+/// arguments admits only tokens granting it, so a route's scope is in its signature (and
+/// `gateway/scopes.rs` checks every route against the OpenAPI document).
+pub mod needs {
+    use hearth_types::Scope;
+
+    /// A scope as a type.
+    pub trait Need: Send + Sync + 'static {
+        const SCOPE: Scope;
+    }
+    macro_rules! need {
+        ($($name:ident),*) => {$(
+            #[doc = concat!("The `", stringify!($name), "` scope.")]
+            pub struct $name;
+            impl Need for $name {
+                const SCOPE: Scope = Scope::$name;
+            }
+        )*};
+    }
+    need!(Read, Invoke, Deploy, Admin);
+}
+
+/// A caller whose token grants the scope `N`; any other is refused (401 without a valid
+/// token, 403 `InsufficientScope` with one lacking the scope).
+pub struct Authorized<N: needs::Need> {
+    pub caller: Caller,
+    _need: std::marker::PhantomData<N>,
+}
+
+impl<S, N> FromRequestParts<S> for Authorized<N>
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+    N: needs::Need,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(N::SCOPE)?;
+        Ok(Self { caller, _need: std::marker::PhantomData })
+    }
+}
+
 impl<S> FromRequestParts<S> for Caller
 where
     AppState: FromRef<S>,

@@ -16,7 +16,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 
-pub use auth::{Caller, TOKEN_PREFIX, ensure_admin_token, hash_secret, mint_token};
+pub use auth::{Authorized, Caller, TOKEN_PREFIX, ensure_admin_token, hash_secret, mint_token, needs};
 pub use error::{ApiError, ApiErrorBody};
 pub use openapi::{ApiDoc, document_with};
 pub use state::{AppState, DeployHooks};

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use hearth_agent::MAX_PAYLOAD_BYTES;
-use hearth_api::{ApiError, ApiErrorBody, AppState, Caller};
+use hearth_api::{ApiError, ApiErrorBody, AppState, Authorized, Caller, needs};
 use hearth_types::{FunctionName, Scope, TriggerAuth, VersionSelector};
 use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
@@ -203,13 +203,12 @@ impl From<InvokeError> for ApiError {
     security(("bearer" = []))
 )]
 async fn invoke(
-    caller: Caller,
+    _: Authorized<needs::Invoke>,
     State(state): State<GatewayState>,
     Path(name): Path<String>,
     query: Result<Query<InvokeQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Invoke)?;
     let name = name_of(&name)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
     let selector = match query.version.as_deref() {
@@ -285,11 +284,10 @@ pub struct InstanceList {
     security(("bearer" = []))
 )]
 async fn instances(
-    caller: Caller,
+    _: Authorized<needs::Read>,
     State(state): State<GatewayState>,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceList>, ApiError> {
-    caller.require(Scope::Read)?;
     let name = name_of(&name)?;
     let f = state.gateway.function(&name).await?.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
     let instances = state
@@ -334,8 +332,7 @@ pub struct NodeView {
     responses((status = 200, body = NodeView)),
     security(("bearer" = []))
 )]
-async fn node(caller: Caller, State(state): State<GatewayState>) -> Result<Json<NodeView>, ApiError> {
-    caller.require(Scope::Read)?;
+async fn node(_: Authorized<needs::Read>, State(state): State<GatewayState>) -> Result<Json<NodeView>, ApiError> {
     let s = state.gateway.node_status();
     Ok(Json(NodeView {
         memory_limit_mb: s.memory_limit_mb,
@@ -398,12 +395,11 @@ pub struct LogQuery {
     security(("bearer" = []))
 )]
 async fn logs(
-    caller: Caller,
+    _: Authorized<needs::Read>,
     State(state): State<GatewayState>,
     Path(name): Path<String>,
     query: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<Json<hearth_types::api::LogPage>, ApiError> {
-    caller.require(Scope::Read)?;
     let name = name_of(&name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
     let limit = page_limit(q.limit, PAGE_MAX)?;
@@ -436,12 +432,11 @@ pub struct InvocationQuery {
     security(("bearer" = []))
 )]
 async fn invocations(
-    caller: Caller,
+    _: Authorized<needs::Read>,
     State(state): State<GatewayState>,
     Path(name): Path<String>,
     query: Result<Query<InvocationQuery>, QueryRejection>,
 ) -> Result<Json<hearth_types::api::InvocationList>, ApiError> {
-    caller.require(Scope::Read)?;
     let name = name_of(&name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
     let limit = page_limit(q.limit, 100)?;

@@ -6,12 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_blob::PackageError;
 use hearth_types::api::{Binary, CodeFromObject, DeployResponse};
-use hearth_types::{CodeRef, FunctionName, Scope, VersionSelector};
+use hearth_types::{CodeRef, FunctionName, VersionSelector};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::function_name;
-use crate::auth::Caller;
+use crate::auth::{Authorized, needs};
 use crate::body::read_limited;
 use crate::{ApiError, ApiErrorBody, AppState, deploy};
 
@@ -75,12 +75,11 @@ async fn read_package(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     security(("bearer" = []))
 )]
 pub async fn upload_package(
-    caller: Caller,
+    _: Authorized<needs::Deploy>,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<CodeRef>), ApiError> {
-    caller.require(Scope::Deploy)?;
     let zip = read_package(&state, &headers, body).await?;
     Ok((StatusCode::CREATED, Json(state.inner.code.put(zip).await?)))
 }
@@ -133,13 +132,12 @@ fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
     security(("bearer" = []))
 )]
 pub async fn put_code(
-    caller: Caller,
+    _: Authorized<needs::Deploy>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<DeployResponse>, ApiError> {
-    caller.require(Scope::Deploy)?;
     let name = function_name(&name)?;
     let store = state.store();
     // Refuse early, before reading a large body, when the function does not exist.
@@ -169,12 +167,11 @@ pub async fn put_code(
     security(("bearer" = []))
 )]
 pub async fn get_code(
-    caller: Caller,
+    _: Authorized<needs::Read>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     query: Result<Query<CodeQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Read)?;
     let name = function_name(&name)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
     let selector = match query.version.as_deref() {

@@ -3,10 +3,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_types::api::{DeployResponse, FunctionList, VersionList};
-use hearth_types::{CodeDigest, CodeRef, Function, FunctionName, FunctionSpec, Scope};
+use hearth_types::{CodeDigest, CodeRef, Function, FunctionName, FunctionSpec};
 
 use super::function_name;
-use crate::auth::Caller;
+use crate::auth::{Authorized, needs};
 use crate::{ApiError, ApiErrorBody, AppState, deploy};
 
 /// Create a function or replace its configuration.
@@ -29,12 +29,11 @@ use crate::{ApiError, ApiErrorBody, AppState, deploy};
     security(("bearer" = []))
 )]
 pub async fn put_function(
-    caller: Caller,
+    _: Authorized<needs::Deploy>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     spec: Result<Json<FunctionSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
-    caller.require(Scope::Deploy)?;
     let name = function_name(&name)?;
     let Json(spec) = spec?;
     let config = spec.validate()?;
@@ -69,8 +68,10 @@ async fn stored_package(state: &AppState, sha: &str) -> Result<CodeRef, ApiError
     responses((status = 200, body = FunctionList)),
     security(("bearer" = []))
 )]
-pub async fn list_functions(caller: Caller, State(state): State<AppState>) -> Result<Json<FunctionList>, ApiError> {
-    caller.require(Scope::Read)?;
+pub async fn list_functions(
+    _: Authorized<needs::Read>,
+    State(state): State<AppState>,
+) -> Result<Json<FunctionList>, ApiError> {
     Ok(Json(FunctionList { functions: state.store().list_functions().await? }))
 }
 
@@ -86,11 +87,10 @@ pub async fn list_functions(caller: Caller, State(state): State<AppState>) -> Re
     security(("bearer" = []))
 )]
 pub async fn get_function(
-    caller: Caller,
+    _: Authorized<needs::Read>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Function>, ApiError> {
-    caller.require(Scope::Read)?;
     let name = function_name(&name)?;
     let f = state.store().get_function(&name).await?;
     f.map(Json).ok_or_else(|| ApiError::function_not_found(name.as_str()))
@@ -108,11 +108,10 @@ pub async fn get_function(
     security(("bearer" = []))
 )]
 pub async fn delete_function(
-    caller: Caller,
+    _: Authorized<needs::Deploy>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::Deploy)?;
     let name = function_name(&name)?;
     if state.store().delete_function(&name).await? {
         state.function_changed(&name).await;
@@ -135,11 +134,10 @@ pub async fn delete_function(
     security(("bearer" = []))
 )]
 pub async fn list_versions(
-    caller: Caller,
+    _: Authorized<needs::Read>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<VersionList>, ApiError> {
-    caller.require(Scope::Read)?;
     let name = function_name(&name)?;
     let store = state.store();
     if store.get_function(&name).await?.is_none() {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use hearth_types::api::{NewToken, TOKEN_NAME_MAX_LEN, TokenInfo, TokenList, TokenSpec};
 use hearth_types::{Scope, TokenId};
 
-use crate::auth::{Caller, mint_token};
+use crate::auth::{Authorized, mint_token, needs};
 use crate::{ApiError, ApiErrorBody, AppState};
 
 /// Create an API token (admin only).
@@ -20,11 +20,10 @@ use crate::{ApiError, ApiErrorBody, AppState};
     security(("bearer" = []))
 )]
 pub async fn create_token(
-    caller: Caller,
+    _: Authorized<needs::Admin>,
     State(state): State<AppState>,
     spec: Result<Json<TokenSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
-    caller.require(Scope::Admin)?;
     let Json(spec) = spec?;
     let mut scopes = spec.scopes.iter().map(|s| s.parse::<Scope>()).collect::<Result<Vec<_>, _>>()?;
     scopes.sort();
@@ -51,8 +50,10 @@ pub async fn create_token(
     responses((status = 200, body = TokenList)),
     security(("bearer" = []))
 )]
-pub async fn list_tokens(caller: Caller, State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
-    caller.require(Scope::Admin)?;
+pub async fn list_tokens(
+    _: Authorized<needs::Admin>,
+    State(state): State<AppState>,
+) -> Result<Json<TokenList>, ApiError> {
     let tokens = state.store().list_tokens().await?.into_iter().map(TokenInfo::from).collect();
     Ok(Json(TokenList { tokens }))
 }
@@ -69,11 +70,10 @@ pub async fn list_tokens(caller: Caller, State(state): State<AppState>) -> Resul
     security(("bearer" = []))
 )]
 pub async fn delete_token(
-    caller: Caller,
+    _: Authorized<needs::Admin>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::Admin)?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "TokenNotFound", format!("no token with id {id:?}"));
     let id: TokenId = id.parse().map_err(|_| not_found())?;
     let tokens = state.store().list_tokens().await?;

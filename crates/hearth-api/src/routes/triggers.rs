@@ -5,10 +5,10 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use hearth_store::StoreError;
 use hearth_types::api::{TriggerList, TriggerSpec, TriggerView};
-use hearth_types::{HttpTrigger, Scope, TriggerAuth, TriggerId, TriggerPath, validate_methods};
+use hearth_types::{HttpTrigger, TriggerAuth, TriggerId, TriggerPath, validate_methods};
 
 use super::function_name;
-use crate::auth::Caller;
+use crate::auth::{Authorized, needs};
 use crate::{ApiError, ApiErrorBody, AppState};
 
 /// Create an HTTP trigger.
@@ -28,11 +28,10 @@ use crate::{ApiError, ApiErrorBody, AppState};
     security(("bearer" = []))
 )]
 pub async fn create_trigger(
-    caller: Caller,
+    _: Authorized<needs::Deploy>,
     State(state): State<AppState>,
     spec: Result<Json<TriggerSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TriggerView>), ApiError> {
-    caller.require(Scope::Deploy)?;
     let Json(spec) = spec?;
     if let Some(kind) = spec.kind.as_deref().filter(|k| *k != "http") {
         return Err(ApiError::bad_request(
@@ -78,8 +77,10 @@ pub async fn create_trigger(
     responses((status = 200, body = TriggerList)),
     security(("bearer" = []))
 )]
-pub async fn list_triggers(caller: Caller, State(state): State<AppState>) -> Result<Json<TriggerList>, ApiError> {
-    caller.require(Scope::Read)?;
+pub async fn list_triggers(
+    _: Authorized<needs::Read>,
+    State(state): State<AppState>,
+) -> Result<Json<TriggerList>, ApiError> {
     let triggers = state.store().list_triggers().await?.into_iter().map(|t| view(&state, t)).collect();
     Ok(Json(TriggerList { triggers }))
 }
@@ -99,11 +100,10 @@ fn view(state: &AppState, trigger: HttpTrigger) -> TriggerView {
     security(("bearer" = []))
 )]
 pub async fn delete_trigger(
-    caller: Caller,
+    _: Authorized<needs::Deploy>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Scope::Deploy)?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "TriggerNotFound", format!("no trigger with id {id:?}"));
     let id: TriggerId = id.parse().map_err(|_| not_found())?;
     if !state.store().delete_trigger(id).await? {
