@@ -1,6 +1,7 @@
 //! One instance: a sandboxed runtime process serving one function version through its own
 //! Runtime API. Every state change goes through [`Instance::transition`].
 
+use crate::error_document::{ErrorDocument, error_type};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,7 +54,7 @@ pub struct PlatformError {
 
 impl PlatformError {
     pub fn body(&self) -> Bytes {
-        serde_json::json!({"errorMessage": self.message, "errorType": self.error_type}).to_string().into()
+        ErrorDocument::new(self.error_type, self.message.as_str()).to_bytes()
     }
 }
 
@@ -222,14 +223,14 @@ impl Instance {
             },
             code = self.wait_exit() => InvokeResult::Failed(if self.control.oom_killed() {
                 PlatformError {
-                    error_type: "Runtime.OutOfMemory",
+                    error_type: error_type::OUT_OF_MEMORY,
                     message: format!("RequestId: {request_id} Error: Runtime exited with error: signal: killed (the function used more than its memory size)"),
                 }
             } else {
                 exit_error(&request_id, code)
             }),
             _ = tokio::time::sleep(timeout) => InvokeResult::Failed(PlatformError {
-                error_type: "Sandbox.Timedout",
+                error_type: error_type::TIMED_OUT,
                 message: format!("RequestId: {request_id} Error: Task timed out after {:.2} seconds", timeout.as_secs_f64()),
             }),
         };
@@ -264,7 +265,7 @@ impl Drop for Instance {
 
 fn exit_error(request_id: &str, exit: Option<Exit>) -> PlatformError {
     let how = exit.map_or("runtime exited".to_owned(), |e| format!("Runtime exited with error: {e}"));
-    PlatformError { error_type: "Runtime.ExitError", message: format!("RequestId: {request_id} Error: {how}") }
+    PlatformError { error_type: error_type::EXIT_ERROR, message: format!("RequestId: {request_id} Error: {how}") }
 }
 
 /// Milliseconds since the Unix epoch, for deadlines.

@@ -1,5 +1,6 @@
 //! Creating an instance: runtime API, environment, sandbox, then waiting for init.
 
+use crate::error_document::{ErrorDocument, ErrorReport, error_type};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,18 +44,24 @@ pub enum StartFailure {
 }
 
 impl StartFailure {
-    /// The Lambda error document callers receive for this failure.
-    pub fn error_body(&self) -> Bytes {
+    /// The Lambda error document callers receive for this failure, with its type: the one
+    /// the runtime's own document names, else the one it sent beside it.
+    pub fn report(&self) -> ErrorReport {
         match self {
-            Self::Init { body, .. } => body.clone(),
+            Self::Init { body, error_type: sent } => ErrorReport {
+                error_type: ErrorDocument::type_in(body)
+                    .or_else(|| sent.clone())
+                    .unwrap_or_else(|| error_type::UNHANDLED.into()),
+                body: body.clone(),
+            },
             other => {
                 let error_type = match other {
                     Self::Runtime(r) => r.error_type(),
-                    Self::Exited(_) => "Runtime.ExitError",
-                    Self::TimedOut(_) => "Sandbox.Timedout",
-                    _ => "Runtime.InitError",
+                    Self::Exited(_) => error_type::EXIT_ERROR,
+                    Self::TimedOut(_) => error_type::TIMED_OUT,
+                    _ => error_type::INIT_ERROR,
                 };
-                serde_json::json!({"errorMessage": other.to_string(), "errorType": error_type}).to_string().into()
+                ErrorDocument::new(error_type, other.to_string()).into()
             }
         }
     }

@@ -12,6 +12,7 @@ mod connection_cap;
 mod driver;
 mod egress;
 mod egress_nat;
+mod error_document;
 mod instance;
 mod instance_start;
 mod instance_volume;
@@ -34,6 +35,7 @@ pub use driver::{
     Exit, InstanceNetwork, LaunchSpec, NetworkFuture, Sandbox, SandboxControl, SandboxDriver, SandboxError,
 };
 pub use egress_nat::release_egress;
+pub use error_document::{ErrorDocument, ErrorReport, error_type};
 pub use instance::{
     IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
 };

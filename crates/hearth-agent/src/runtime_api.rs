@@ -5,6 +5,7 @@
 //! runtime's answer; [`RuntimeApi::init`] resolves when the runtime first asks for work or
 //! reports an init error. Error bodies from the runtime are passed through verbatim.
 
+use crate::error_document::{ErrorDocument, error_type};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -116,8 +117,8 @@ impl Drop for RuntimeApi {
 }
 
 fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let body = serde_json::json!({"errorMessage": message, "errorType": error_type});
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    let body = ErrorDocument::new(error_type, message).to_bytes();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn accepted() -> Response {
@@ -264,11 +265,8 @@ async fn response(
             )
         }
         Read::Truncated => {
-            let body = serde_json::json!({"errorMessage": "the runtime's response was cut short", "errorType": "Runtime.TruncatedResponse"});
-            let _ = reply.send(Outcome::FunctionError {
-                body: body.to_string().into(),
-                error_type: Some("Runtime.TruncatedResponse".into()),
-            });
+            let doc = ErrorDocument::new(error_type::TRUNCATED_RESPONSE, "the runtime's response was cut short");
+            let _ = reply.send(Outcome::FunctionError { body: doc.to_bytes(), error_type: Some(doc.error_type) });
             runtime_error(StatusCode::BAD_REQUEST, "TruncatedHTTPRequest", "Received a truncated HTTP request")
         }
         Read::Done { data, trailers } => {
@@ -303,8 +301,8 @@ async fn error(State(shared): State<Arc<Shared>>, Path(id): Path<String>, header
         return invalid_state();
     };
     let Read::Done { data, .. } = read else {
-        let body = serde_json::json!({"errorMessage": "the runtime's error report was unreadable or too large", "errorType": "Runtime.Unknown"});
-        let _ = reply.send(Outcome::FunctionError { body: body.to_string().into(), error_type: None });
+        let doc = ErrorDocument::new(error_type::UNKNOWN, "the runtime's error report was unreadable or too large");
+        let _ = reply.send(Outcome::FunctionError { body: doc.to_bytes(), error_type: None });
         return runtime_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "error body too large");
     };
     let body = strip_error_cause(&headers, data);
@@ -324,11 +322,11 @@ fn http_integration(data: &Bytes) -> Outcome {
     let mut doc = match serde_json::from_slice::<serde_json::Value>(prelude) {
         Ok(serde_json::Value::Object(o)) => o,
         _ => {
-            let err = serde_json::json!({"errorMessage": "the streamed response's prelude is not a JSON object", "errorType": "Runtime.InvalidResponse"});
-            return Outcome::FunctionError {
-                body: err.to_string().into(),
-                error_type: Some("Runtime.InvalidResponse".into()),
-            };
+            let doc = ErrorDocument::new(
+                error_type::INVALID_RESPONSE,
+                "the streamed response's prelude is not a JSON object",
+            );
+            return Outcome::FunctionError { body: doc.to_bytes(), error_type: Some(doc.error_type) };
         }
     };
     doc.entry("statusCode").or_insert(200.into());
@@ -360,7 +358,7 @@ async fn init_error(State(shared): State<Arc<Shared>>, headers: HeaderMap, body:
     };
     let data = match read_body(body).await {
         Read::Done { data, .. } => data,
-        _ => Bytes::from_static(br#"{"errorMessage":"init error report unreadable","errorType":"Runtime.Unknown"}"#),
+        _ => ErrorDocument::new(error_type::UNKNOWN, "init error report unreadable").to_bytes(),
     };
     let _ = init.send(InitOutcome::Failed { body: data, error_type: header_str(&headers, ERROR_TYPE) });
     accepted()

@@ -23,8 +23,8 @@ impl RuntimeError {
     /// The error type a caller sees when an instance cannot be started for this reason.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::NoBootstrap => "Runtime.InvalidEntrypoint",
-            _ => "Runtime.Unavailable",
+            Self::NoBootstrap => crate::error_type::INVALID_ENTRYPOINT,
+            _ => crate::error_type::UNAVAILABLE,
         }
     }
 }

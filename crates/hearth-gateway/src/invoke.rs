@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
-use hearth_agent::{Invocation, InvokeResult, MAX_PAYLOAD_BYTES, Outcome, epoch_ms};
+use hearth_agent::{
+    ErrorDocument, ErrorReport, Invocation, InvokeResult, MAX_PAYLOAD_BYTES, Outcome, epoch_ms, error_type,
+};
 use hearth_store::StoreError;
 use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream, VersionSelector};
 
@@ -56,16 +58,9 @@ pub enum InvokeError {
     Internal(String),
 }
 
-fn error_doc(error_type: &str, message: &str) -> Bytes {
-    serde_json::json!({"errorMessage": message, "errorType": error_type}).to_string().into()
-}
-
+/// The type a failure reports: the one its document names, else the one sent beside it.
 fn error_type_of(body: &[u8], fallback: Option<String>) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("errorType").and_then(|t| t.as_str()).map(str::to_owned))
-        .or(fallback)
-        .unwrap_or_else(|| "Unhandled".into())
+    ErrorDocument::type_in(body).or(fallback).unwrap_or_else(|| error_type::UNHANDLED.into())
 }
 
 impl Gateway {
@@ -132,8 +127,7 @@ impl Gateway {
             };
         let lease = match pool.acquire(wait).await {
             Ok(lease) => lease,
-            Err(AcquireError::Init(body)) => {
-                let kind = error_type_of(&body, None);
+            Err(AcquireError::Init(ErrorReport { error_type: kind, body })) => {
                 platform(format!("INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"));
                 record(Duration::ZERO, true, None, None, Some(kind.clone()));
                 return Ok(respond(body, Some("application/json".into()), Some(kind), true));
@@ -173,8 +167,8 @@ impl Gateway {
             InvokeResult::Answered(Outcome::ResponseTooLarge) => {
                 let message =
                     format!("Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes).");
-                let body = error_doc("Function.ResponseSizeTooLarge", &message);
-                respond(body, json, Some("Function.ResponseSizeTooLarge".into()), cold)
+                let doc = ErrorDocument::new(error_type::RESPONSE_TOO_LARGE, message);
+                respond(doc.to_bytes(), json, Some(doc.error_type), cold)
             }
             InvokeResult::Failed(e) => respond(e.body(), json, Some(e.error_type.to_owned()), cold),
         };

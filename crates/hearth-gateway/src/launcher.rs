@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hearth_agent::{
-    CaptureLimits, CodeCache, Instance, InstanceSpec, LogEvent, LogOutput, LogSink, PrewarmPool, Runtimes,
-    SandboxDriver, StartFailure, TRUNCATED, start_instance_logged,
+    CaptureLimits, CodeCache, ErrorDocument, ErrorReport, Instance, InstanceSpec, LogEvent, LogOutput, LogSink,
+    PrewarmPool, Runtimes, SandboxDriver, StartFailure, TRUNCATED, error_type, start_instance_logged,
 };
 use hearth_types::{CodeDigest, FunctionConfig, FunctionName, LogLine, LogStream};
 
@@ -85,13 +84,16 @@ impl Drop for Reservation {
 
 impl Launcher {
     /// Starts one instance; on failure returns the error document its callers get.
-    pub async fn launch(&self, template: &InstanceTemplate) -> Result<Instance, Bytes> {
+    pub async fn launch(&self, template: &InstanceTemplate) -> Result<Instance, ErrorReport> {
         let code_dir = match self.cache.materialize(&template.digest).await {
             Ok(dir) => dir,
             Err(e) => {
                 tracing::error!(function = %template.function, %e, "cannot prepare code");
-                let doc = serde_json::json!({"errorMessage": format!("the platform could not prepare the function's code: {e}"), "errorType": "Runtime.CodeUnavailable"});
-                return Err(doc.to_string().into());
+                let doc = ErrorDocument::new(
+                    error_type::CODE_UNAVAILABLE,
+                    format!("the platform could not prepare the function's code: {e}"),
+                );
+                return Err(doc.into());
             }
         };
         let spec = InstanceSpec {
@@ -117,7 +119,7 @@ impl Launcher {
         };
         started.map_err(|f: StartFailure| {
             tracing::warn!(function = %template.function, version = template.version, error = %f, "instance failed to start");
-            f.error_body()
+            f.report()
         })
     }
 

@@ -7,8 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use hearth_agent::{Instance, InstanceState};
+use hearth_agent::{ErrorReport, Instance, InstanceState};
 use hearth_types::FunctionId;
 use tokio::sync::oneshot;
 
@@ -30,7 +29,7 @@ pub enum AcquireError {
     NodeFull { committed_mb: u64, limit_mb: u64 },
     /// Starting an instance failed; the error document for the caller.
     #[error("the instance failed to initialise")]
-    Init(Bytes),
+    Init(ErrorReport),
 }
 
 /// An instance in the pool.
@@ -287,11 +286,11 @@ impl VersionPool {
                 st.live.insert(id.clone(), Slots { tracked: t, in_flight: 0, since: Instant::now() });
                 self.serve_waiters(&mut st, &id, true);
             }
-            Err(body) => {
+            Err(report) => {
                 // Everyone held now would meet the same broken code: fail them all rather
                 // than retry in a loop. The next request tries again.
                 for w in st.waiters.drain(..) {
-                    let _ = w.send(Err(AcquireError::Init(body.clone())));
+                    let _ = w.send(Err(AcquireError::Init(report.clone())));
                 }
                 st.touch();
             }

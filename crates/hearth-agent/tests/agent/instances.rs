@@ -148,7 +148,9 @@ async fn init_failures_are_reported() {
             .await
             .err()
             .unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&err.error_body()).unwrap()["errorType"], "Runtime.InvalidEntrypoint");
+    let report = err.report();
+    assert_eq!(report.error_type, "Runtime.InvalidEntrypoint");
+    assert_eq!(serde_json::from_slice::<Value>(&report.body).unwrap()["errorType"], "Runtime.InvalidEntrypoint");
 }
 
 #[tokio::test]
