@@ -119,7 +119,7 @@ impl From<JsonRejection> for ApiError {
                 "send the body as JSON with Content-Type: application/json",
             ),
             JsonRejection::BytesRejection(_) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the request body is too large")
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge", "the request body is too large")
             }
             other => Self::bad_request("InvalidRequestBody", other.body_text()),
         }

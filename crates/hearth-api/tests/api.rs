@@ -162,6 +162,31 @@ async fn hostile_archives_are_refused_and_nothing_is_stored() {
     assert_eq!(st, StatusCode::OK);
 }
 
+/// An oversized request body gets the one code for it, `RequestTooLarge` (413), whichever
+/// route reads it, and the server serves on.
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_one_code() {
+    let s = start().await;
+    s.put_config("big", py()).await;
+    let big = format!("{{\"runtime\": \"python3\", \"handler\": \"{}\"}}", "x".repeat(3 << 20));
+    let json = |method, path: &str| s.req(method, path).header("content-type", "application/json").body(big.clone());
+    for (method, path) in [
+        (reqwest::Method::PUT, "/v1/functions/big"),
+        (reqwest::Method::POST, "/v1/tokens"),
+        (reqwest::Method::POST, "/v1/triggers"),
+        (reqwest::Method::PUT, "/v1/functions/big/code"),
+    ] {
+        let (st, body) = send(json(method.clone(), path)).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestTooLarge")),
+            "{method} {path}: {body}"
+        );
+    }
+    let (st, _) = s.put_config("big", py()).await;
+    assert_eq!(st, StatusCode::OK, "the server serves on");
+}
+
 #[tokio::test]
 async fn invalid_configuration_is_refused_with_codes() {
     let s = start().await;

@@ -37,7 +37,7 @@ async fn read_package(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         Upload::Zip => read_limited(body, max, |got| PackageError::TooLarge { got, max }.into()).await,
         Upload::ObjectRef => {
             let raw = read_limited(body, OBJECT_REF_MAX_BYTES, |_| {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the JSON body is too large")
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge", "the JSON body is too large")
             })
             .await?;
             let r: CodeFromObject = serde_json::from_slice(&raw).map_err(|e| {
@@ -68,7 +68,7 @@ async fn read_package(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         (status = 201, body = CodeRef),
         (status = 400, description = PACKAGE_REFUSED, body = ApiErrorBody),
         (status = 403, description = S3_REFUSED, body = ApiErrorBody),
-        (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "`Content-Type` is neither a zip type nor `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
         (status = 502, description = "The S3-compatible store could not be reached (`CodeObjectFetchFailed`)", body = ApiErrorBody),
     ),
@@ -125,7 +125,7 @@ fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
         (status = 403, description = S3_REFUSED, body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
         (status = 409, description = "Another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
-        (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "`Content-Type` is neither a zip type nor `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
         (status = 502, description = "The S3-compatible store could not be reached (`CodeObjectFetchFailed`)", body = ApiErrorBody),
     ),

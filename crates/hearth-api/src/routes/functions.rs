@@ -23,7 +23,7 @@ use crate::{ApiError, ApiErrorBody, AppState, deploy};
         (status = 200, description = "Updated (or unchanged)", body = DeployResponse),
         (status = 400, description = "Invalid name or configuration (the code names the rule, e.g. `InvalidMemorySize`, `InvalidInstanceCount`), or a body that is not a `FunctionSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
         (status = 409, description = "`code_sha256` names no stored package (`CodePackageNotFound`: upload it first), or another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
-        (status = 413, description = "Body over 2 MiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))

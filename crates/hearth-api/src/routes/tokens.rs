@@ -14,7 +14,7 @@ use crate::{ApiError, ApiErrorBody, AppState};
     responses(
         (status = 201, body = NewToken),
         (status = 400, description = "Unknown or no scope (`InvalidScope`), invalid name (`InvalidParameterValue`), or a body that is not a `TokenSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
-        (status = 413, description = "Body over 2 MiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))

@@ -22,7 +22,7 @@ use crate::{ApiError, ApiErrorBody, AppState};
         (status = 400, description = "Invalid or reserved path (`InvalidTriggerPath`, `ReservedTriggerPath`), unknown type, method or auth (`InvalidTriggerType`, `InvalidMethod`, `InvalidTriggerAuth`), invalid function name, or a body that is not a `TriggerSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
         (status = 409, description = "Another trigger serves this path (`TriggerPathTaken`)", body = ApiErrorBody),
-        (status = 413, description = "Body over 2 MiB (`PayloadTooLarge`)", body = ApiErrorBody),
+        (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
