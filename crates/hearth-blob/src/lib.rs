@@ -5,7 +5,7 @@
 //! never changes: its key is the sha256 of its bytes.
 
 mod code_store;
-#[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
 mod limits;
 mod object_source;
