@@ -144,29 +144,74 @@ pub async fn start_instance_logged(
     init_timeout: Duration,
     output: Option<impl Into<LogOutput>>,
 ) -> Result<Instance, StartFailure> {
-    let network = driver.network(spec.config.network).await?;
-    let api =
-        RuntimeApi::serve(tokio::net::TcpListener::from_std(network.listener)?, spec.config.concurrency as usize)?;
-    let task_root = driver.task_root(&spec.code_dir);
-    let runtime_root = driver.runtime_root(runtimes.dir());
-    let (program, args) = runtimes.command(spec.config.runtime, &spec.code_dir, &task_root, &runtime_root)?;
-    let launch = LaunchSpec {
-        instance_id: spec.instance_id.clone(),
-        program,
-        args,
-        env: lambda_environment(spec, &task_root, api.address()),
-        task_root: spec.code_dir.clone(),
-        runtime_dir: runtimes.dir().to_path_buf(),
-        netns: network.netns.map(std::sync::Arc::new),
+    let process = RuntimeProcess {
+        instance_id: &spec.instance_id,
+        runtime: spec.config.runtime,
+        code_dir: &spec.code_dir,
         network: spec.config.network,
         memory_mb: spec.config.memory_mb,
         tmp_mb: spec.config.ephemeral_storage_mb,
         stdin: false,
     };
-    let sandbox = driver.launch(&launch)?;
+    let launched =
+        launch_runtime(driver, runtimes, &process, |task_root, api| lambda_environment(spec, task_root, api)).await?;
+    let api =
+        RuntimeApi::serve(tokio::net::TcpListener::from_std(launched.listener)?, spec.config.concurrency as usize)?;
+    let sandbox = launched.sandbox;
     let output = output.map(Into::into);
     let instance = assemble(spec, api, sandbox.stdout, sandbox.stderr, sandbox.control, sandbox.exited, output);
     await_init(instance, init_timeout).await
+}
+
+/// One runtime process to launch: a function's, or a stem cell's waiting for one.
+pub(crate) struct RuntimeProcess<'a> {
+    pub instance_id: &'a str,
+    pub runtime: hearth_types::Runtime,
+    /// The host folder seen as `/var/task` (a stem cell's is empty until it specializes).
+    pub code_dir: &'a std::path::Path,
+    pub network: hearth_types::Network,
+    pub memory_mb: u32,
+    pub tmp_mb: u32,
+    /// A pipe on the runtime's stdin (stem cells read their function's environment there).
+    pub stdin: bool,
+}
+
+/// A launched runtime process, with the Runtime API's listener (bound in its network
+/// namespace, not yet served) and where it sees its task root.
+pub(crate) struct LaunchedRuntime {
+    pub sandbox: crate::driver::Sandbox,
+    pub listener: std::net::TcpListener,
+    pub task_root: PathBuf,
+}
+
+/// Launches a runtime process in its sandbox: the one way both a function's instance and a
+/// stem cell start. `env` gets the task root as the process sees it and the Runtime API's
+/// address.
+pub(crate) async fn launch_runtime(
+    driver: &dyn SandboxDriver,
+    runtimes: &Runtimes,
+    process: &RuntimeProcess<'_>,
+    env: impl FnOnce(&std::path::Path, std::net::SocketAddr) -> Vec<(String, String)>,
+) -> Result<LaunchedRuntime, StartFailure> {
+    let network = driver.network(process.network).await?;
+    let task_root = driver.task_root(process.code_dir);
+    let runtime_root = driver.runtime_root(runtimes.dir());
+    let (program, args) = runtimes.command(process.runtime, process.code_dir, &task_root, &runtime_root)?;
+    let launch = LaunchSpec {
+        instance_id: process.instance_id.to_owned(),
+        program,
+        args,
+        env: env(&task_root, network.listener.local_addr()?),
+        task_root: process.code_dir.to_path_buf(),
+        runtime_dir: runtimes.dir().to_path_buf(),
+        netns: network.netns.map(std::sync::Arc::new),
+        network: process.network,
+        memory_mb: process.memory_mb,
+        tmp_mb: process.tmp_mb,
+        stdin: process.stdin,
+    };
+    let sandbox = driver.launch(&launch)?;
+    Ok(LaunchedRuntime { sandbox, listener: network.listener, task_root })
 }
 
 /// An [`Instance`] for a launched sandbox: its output attributed to requests (and sent to

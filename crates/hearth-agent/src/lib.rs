@@ -14,6 +14,7 @@ mod egress;
 mod egress_nat;
 mod error_document;
 mod instance;
+mod instance_factory;
 mod instance_start;
 mod instance_volume;
 mod invocation;
@@ -39,6 +40,7 @@ pub use error_document::{ErrorDocument, ErrorReport, error_type};
 pub use instance::{
     IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
 };
+pub use instance_factory::{InstanceFactory, new_instance_id};
 pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
 pub use instance_volume::{InstanceVolume, VolumeError, enter_private_mount_namespace};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};

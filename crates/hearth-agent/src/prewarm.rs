@@ -19,10 +19,11 @@ use hearth_types::{FunctionConfig, Network, Runtime, limits};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, oneshot};
 
-use crate::driver::{Exit, LaunchSpec, SandboxControl, SandboxDriver};
+use crate::driver::{Exit, SandboxControl, SandboxDriver};
 use crate::instance::Instance;
 use crate::instance_start::{
-    InstanceSpec, StartFailure, assemble, await_init, default_environment, lambda_environment,
+    InstanceSpec, LaunchedRuntime, RuntimeProcess, StartFailure, assemble, await_init, default_environment,
+    lambda_environment, launch_runtime,
 };
 use crate::log_capture::LogOutput;
 use crate::runtime_api::RuntimeApi;
@@ -323,48 +324,36 @@ async fn refill(inner: std::sync::Weak<Inner>) {
 
 /// Starts a cell's sandbox with `slot` as its (empty) `/var/task`: the sandbox, its Runtime
 /// API listener, and where it sees its task root.
-async fn launch_cell(
-    inner: &Inner,
-    key: PoolKey,
-    id: &str,
-    slot: &Path,
-) -> Result<(crate::driver::Sandbox, std::net::TcpListener, PathBuf), StartFailure> {
-    let network = inner.driver.network(Network::None).await?;
-    let task_root = inner.driver.task_root(slot);
-    let runtime_root = inner.driver.runtime_root(inner.runtimes.dir());
-    let (program, args) = inner.runtimes.command(key.runtime, slot, &task_root, &runtime_root)?;
-    let api = network.listener.local_addr()?;
-    // What the interpreter starts with; the function's own environment comes on stdin.
-    let root = task_root.display().to_string();
-    let mut env = default_environment(&root);
-    env.insert("LAMBDA_TASK_ROOT".into(), root);
-    env.insert("AWS_LAMBDA_RUNTIME_API".into(), api.to_string());
-    env.insert("HEARTH_PREWARMED".into(), "1".into());
-    let launch = LaunchSpec {
-        instance_id: id.to_owned(),
-        program,
-        args,
-        env: env.into_iter().collect(),
-        task_root: slot.to_path_buf(),
-        runtime_dir: inner.runtimes.dir().to_path_buf(),
-        netns: network.netns.map(Arc::new),
+async fn launch_cell(inner: &Inner, key: PoolKey, id: &str, slot: &Path) -> Result<LaunchedRuntime, StartFailure> {
+    let process = RuntimeProcess {
+        instance_id: id,
+        runtime: key.runtime,
+        code_dir: slot,
         network: Network::None,
         memory_mb: key.memory_mb,
         tmp_mb: limits::EPHEMERAL_STORAGE_MB.default as u32,
         stdin: true,
     };
-    let sandbox = inner.driver.launch(&launch)?;
-    Ok((sandbox, network.listener, task_root))
+    // What the interpreter starts with; the function's own environment comes on stdin.
+    let env = |task_root: &Path, api: std::net::SocketAddr| {
+        let root = task_root.display().to_string();
+        let mut env = default_environment(&root);
+        env.insert("LAMBDA_TASK_ROOT".into(), root);
+        env.insert("AWS_LAMBDA_RUNTIME_API".into(), api.to_string());
+        env.insert("HEARTH_PREWARMED".into(), "1".into());
+        env.into_iter().collect()
+    };
+    launch_runtime(inner.driver.as_ref(), &inner.runtimes, &process, env).await
 }
 
 async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
-    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let id = crate::instance_factory::new_instance_id();
     // Named `.starting-<id>` until the runtime is ready, then `<id>` (the sandbox's bind
     // mount follows the folder).
     let slot = inner.slots.join(format!(".starting-{id}"));
     std::fs::create_dir_all(&slot)?;
     let launched = launch_cell(inner, key, &id, &slot).await;
-    let (sandbox, listener, task_root) = match launched {
+    let LaunchedRuntime { sandbox, listener, task_root } = match launched {
         Ok(l) => l,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&slot);

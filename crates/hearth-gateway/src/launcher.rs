@@ -1,11 +1,11 @@
 //! Starting an instance for a function version: code from the node cache, then the agent.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hearth_agent::{
-    CaptureLimits, CodeCache, ErrorDocument, ErrorReport, Instance, InstanceSpec, LogEvent, LogOutput, LogSink,
-    PrewarmPool, Runtimes, SandboxDriver, StartFailure, TRUNCATED, error_type, start_instance_logged,
+    CaptureLimits, CodeCache, ErrorDocument, ErrorReport, Instance, InstanceFactory, InstanceSpec, LogEvent, LogOutput,
+    LogSink, StartFailure, TRUNCATED, error_type, new_instance_id,
 };
 use hearth_types::{CodeDigest, FunctionConfig, FunctionName, LogLine, LogStream};
 
@@ -26,10 +26,7 @@ pub struct Launcher {
     /// Memory this node admits for instances, and what live and starting ones hold.
     pub memory: Arc<NodeMemory>,
     pub cache: CodeCache,
-    pub prewarm: Option<PrewarmPool>,
-    pub runtimes: Runtimes,
-    pub driver: Arc<dyn SandboxDriver>,
-    pub init_timeout: Duration,
+    pub factory: InstanceFactory,
     pub region: String,
     /// Each instance's output limits (line length, bytes per invocation).
     pub log_capture: CaptureLimits,
@@ -97,7 +94,7 @@ impl Launcher {
             }
         };
         let spec = InstanceSpec {
-            instance_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            instance_id: new_instance_id(),
             function: template.function.clone(),
             version: template.version,
             config: template.config.clone(),
@@ -105,18 +102,7 @@ impl Launcher {
             region: self.region.clone(),
         };
         let output = LogOutput { sink: self.log_sink(&template.function), limits: self.log_capture };
-        // A pre-warmed sandbox if the function can use one and one is ready.
-        let from_pool = match &self.prewarm {
-            Some(pool) => pool.specialize(&spec, self.init_timeout, Some(output.clone())).await,
-            None => None,
-        };
-        let started = match from_pool {
-            Some(result) => result,
-            None => {
-                start_instance_logged(self.driver.as_ref(), &self.runtimes, &spec, self.init_timeout, Some(output))
-                    .await
-            }
-        };
+        let started = self.factory.start(&spec, Some(output)).await;
         started.map_err(|f: StartFailure| {
             tracing::warn!(function = %template.function, version = template.version, error = %f, "instance failed to start");
             f.report()

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hearth_agent::{CodeCache, InstanceState, PrewarmPool, Runtimes, SandboxDriver};
+use hearth_agent::{CodeCache, InstanceFactory, InstanceState, PrewarmPool, Runtimes, SandboxDriver};
 use hearth_api::DeployHooks;
 use hearth_blob::CodeStore;
 use hearth_store::{MetadataStore, StoreError};
@@ -108,10 +108,7 @@ impl Gateway {
             meter: meter.clone(),
             memory: launcher::NodeMemory::new(settings.node_memory_mb),
             cache,
-            prewarm,
-            runtimes,
-            driver,
-            init_timeout: settings.init_timeout,
+            factory: InstanceFactory::new(driver, runtimes, prewarm, settings.init_timeout),
             region: settings.region.clone(),
             log_capture: settings.log_capture,
             log_budgets: log_budget::LogBudgets::new(settings.log_bytes_per_minute),
@@ -234,7 +231,7 @@ impl Gateway {
     /// (ready per key, budget).
     pub fn node_status(&self) -> NodeStatus {
         let memory = &self.inner.launcher.memory;
-        let (prewarmed, prewarm_budget_mb) = self.inner.launcher.prewarm.as_ref().map_or((vec![], 0), |p| p.status());
+        let (prewarmed, prewarm_budget_mb) = self.inner.launcher.factory.stem_cells();
         NodeStatus {
             memory_limit_mb: memory.limit_mb,
             memory_committed_mb: memory.committed_mb(),
