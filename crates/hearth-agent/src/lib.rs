@@ -13,6 +13,8 @@ mod driver;
 mod egress;
 mod egress_nat;
 mod error_document;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake_driver;
 mod instance;
 mod instance_factory;
 mod instance_start;

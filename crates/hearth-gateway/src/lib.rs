@@ -13,6 +13,8 @@ mod launcher;
 mod log_budget;
 mod meter;
 mod pool;
+#[cfg(test)]
+mod pool_tests;
 mod routes;
 mod serve;
 mod settings;

@@ -470,6 +470,12 @@ impl VersionPool {
         st.draining && st.live.is_empty() && st.starting == 0 && st.waiters.is_empty()
     }
 
+    /// Requests waiting for an instance.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.lock().waiters.len()
+    }
+
     /// Instances for listings.
     pub fn instances(&self) -> Vec<Arc<Tracked>> {
         self.lock().live.values().map(|s| s.tracked.clone()).collect()
