@@ -11,32 +11,7 @@ use tokio::sync::{oneshot, watch};
 use crate::driver::{Exit, SandboxControl};
 use crate::{Invocation, Outcome, RuntimeApi};
 
-/// Where an instance is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InstanceState {
-    Starting,
-    Ready,
-    Busy,
-    Draining,
-    Stopped,
-    Failed,
-}
-
-impl InstanceState {
-    /// The allowed transitions, in one table.
-    fn may_become(self, to: InstanceState) -> bool {
-        use InstanceState::*;
-        matches!(
-            (self, to),
-            (Starting, Ready)
-                | (Ready, Busy)
-                | (Busy, Ready)
-                | (Ready | Busy, Draining)
-                | (Starting | Ready | Draining, Stopped)
-                | (Starting | Ready | Busy | Draining, Failed)
-        )
-    }
-}
+pub use hearth_types::InstanceState;
 
 #[derive(Debug, thiserror::Error)]
 #[error("instance cannot go from {from:?} to {to:?}")]

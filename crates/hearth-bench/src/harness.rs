@@ -203,7 +203,7 @@ impl Bench {
     /// The function's live instance ids.
     pub async fn instance_ids(&self, name: &str) -> Result<Vec<String>> {
         let list = self.client.instances(name).await?;
-        Ok(list.iter().filter_map(|i| i["id"].as_str().map(str::to_owned)).collect())
+        Ok(list.into_iter().map(|i| i.id).collect())
     }
 }
 

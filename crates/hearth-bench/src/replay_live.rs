@@ -140,7 +140,7 @@ async fn sample_idle(b: Arc<Bench>, functions: usize, end: Instant) -> Result<f6
     while Instant::now() < end {
         for i in 0..functions {
             let list = b.client.instances(&format!("trace-{i}")).await?;
-            let idle = list.iter().filter(|x| x["state"] == "ready").count();
+            let idle = list.iter().filter(|x| x.state == hearth_types::InstanceState::Ready).count();
             total += idle as f64 * every.as_secs_f64();
         }
         tokio::time::sleep(every).await;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hearth_types::api::{
-    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, InvocationList, LogPage, NewToken, TokenInfo,
-    TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
+    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, InstanceList, InstanceView, InvocationList,
+    LogPage, NewToken, NodeView, TokenInfo, TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
 };
 use hearth_types::{CodeRef, Function, FunctionSpec, InvocationRecord, Version};
 use reqwest::{Method, RequestBuilder, Response};
@@ -199,13 +199,13 @@ impl Client {
         Ok(self.json::<InvocationList>(self.req(Method::GET, &path)).await?.invocations)
     }
 
-    pub async fn instances(&self, name: &str) -> Result<Vec<serde_json::Value>> {
-        let v: serde_json::Value = self.json(self.req(Method::GET, &format!("/v1/functions/{name}/instances"))).await?;
-        Ok(v["instances"].as_array().cloned().unwrap_or_default())
+    pub async fn instances(&self, name: &str) -> Result<Vec<InstanceView>> {
+        let path = format!("/v1/functions/{name}/instances");
+        Ok(self.json::<InstanceList>(self.req(Method::GET, &path)).await?.instances)
     }
 
     /// The node's memory and pre-warmed sandboxes (`GET /v1/node`).
-    pub async fn node(&self) -> Result<serde_json::Value> {
+    pub async fn node(&self) -> Result<NodeView> {
         self.json(self.req(Method::GET, "/v1/node")).await
     }
 

@@ -8,13 +8,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use hearth_agent::MAX_PAYLOAD_BYTES;
 use hearth_api::{ApiError, ApiErrorBody, AppState, Authorized, Caller, needs};
+use hearth_types::api::{InstanceList, InstanceView, NodeView, PrewarmedView};
 use hearth_types::{FunctionName, Scope, TriggerAuth, VersionSelector};
 use http_body_util::{BodyExt, Limited};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 
 use crate::{AcquireError, Gateway, InvokeError, InvokeRequest};
 
@@ -255,23 +255,6 @@ async fn invoke_event(
     Ok(resp)
 }
 
-/// A live instance.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InstanceView {
-    pub id: String,
-    pub version: u32,
-    /// `starting`, `ready`, `busy`, `draining`, `stopped` or `failed`.
-    pub state: String,
-    pub started_at: DateTime<Utc>,
-    pub requests_served: u64,
-    pub last_used: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InstanceList {
-    pub instances: Vec<InstanceView>,
-}
-
 /// List a function's live instances.
 #[utoipa::path(
     get, path = "/v1/functions/{name}/instances", tag = "invoke",
@@ -297,33 +280,13 @@ async fn instances(
         .map(|i| InstanceView {
             id: i.id,
             version: i.version,
-            state: format!("{:?}", i.state).to_lowercase(),
+            state: i.state,
             started_at: i.started_at.into(),
             requests_served: i.requests_served,
             last_used: i.last_used.into(),
         })
         .collect();
     Ok(Json(InstanceList { instances }))
-}
-
-/// Pre-warmed sandboxes ready for one runtime and memory size.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PrewarmedView {
-    pub runtime: String,
-    pub memory_mb: u32,
-    pub ready: usize,
-}
-
-/// This node's capacity: memory admitted for instances and the pre-warmed sandbox pool.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NodeView {
-    /// Memory this node admits for instances (sum of their `memory_mb`).
-    pub memory_limit_mb: u64,
-    /// Memory held by live and starting instances.
-    pub memory_committed_mb: u64,
-    /// Memory the pre-warmed pool may hold (0: no pool).
-    pub prewarm_budget_mb: u32,
-    pub prewarmed: Vec<PrewarmedView>,
 }
 
 /// This node's memory and pre-warmed sandboxes.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Function, Scope, TokenId, TokenRecord, Version};
+use crate::{Function, InstanceState, Scope, TokenId, TokenRecord, Version};
 
 /// The JSON body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -145,4 +145,40 @@ pub struct LogPage {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InvocationList {
     pub invocations: Vec<crate::InvocationRecord>,
+}
+
+/// A live instance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub version: u32,
+    pub state: InstanceState,
+    pub started_at: DateTime<Utc>,
+    pub requests_served: u64,
+    pub last_used: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstanceList {
+    pub instances: Vec<InstanceView>,
+}
+
+/// Pre-warmed sandboxes ready for one runtime and memory size.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PrewarmedView {
+    pub runtime: String,
+    pub memory_mb: u32,
+    pub ready: usize,
+}
+
+/// This node's capacity: memory admitted for instances and the pre-warmed sandbox pool.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    /// Memory this node admits for instances (sum of their `memory_mb`).
+    pub memory_limit_mb: u64,
+    /// Memory held by live and starting instances.
+    pub memory_committed_mb: u64,
+    /// Memory the pre-warmed pool may hold (0: no pool).
+    pub prewarm_budget_mb: u32,
+    pub prewarmed: Vec<PrewarmedView>,
 }

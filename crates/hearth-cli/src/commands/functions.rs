@@ -167,17 +167,18 @@ async fn instances(name: &str, json: bool) -> Result<()> {
     if json {
         return print_json(&list);
     }
-    let field = |i: &serde_json::Value, k: &str| match &i[k] {
-        serde_json::Value::String(s) => s.replace('T', " ").split('.').next().unwrap_or_default().to_owned(),
-        other => other.to_string(),
-    };
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|i| {
-            ["id", "version", "state", "started_at", "requests_served", "last_used"]
-                .iter()
-                .map(|k| field(i, k))
-                .collect()
+            vec![
+                i.id.clone(),
+                i.version.to_string(),
+                i.state.to_string(),
+                time(&i.started_at),
+                i.requests_served.to_string(),
+                time(&i.last_used),
+            ]
         })
         .collect();
     print_table(&["ID", "VERSION", "STATE", "STARTED", "REQUESTS", "LAST USED"], &rows);

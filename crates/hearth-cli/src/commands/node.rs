@@ -10,25 +10,12 @@ pub async fn run(json: bool) -> Result<()> {
     if json {
         return print_json(&node);
     }
-    let n = |k: &str| node[k].as_u64().unwrap_or(0);
     println!(
         "Instance memory: {} of {} MB committed; pre-warm budget {} MB",
-        n("memory_committed_mb"),
-        n("memory_limit_mb"),
-        n("prewarm_budget_mb")
+        node.memory_committed_mb, node.memory_limit_mb, node.prewarm_budget_mb
     );
-    let rows: Vec<Vec<String>> = node["prewarmed"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            vec![
-                p["runtime"].as_str().unwrap_or_default().to_owned(),
-                p["memory_mb"].to_string(),
-                p["ready"].to_string(),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> =
+        node.prewarmed.iter().map(|p| vec![p.runtime.clone(), p.memory_mb.to_string(), p.ready.to_string()]).collect();
     print_table(&["RUNTIME", "MEMORY (MB)", "PRE-WARMED"], &rows);
     Ok(())
 }

@@ -1,0 +1,56 @@
+//! Where an instance is in its life: the states and the one table of allowed transitions
+//! (the agent's `Instance` applies it; the API shows the state).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The state of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Its sandbox and runtime are starting; it has not asked for an event yet.
+    Starting,
+    /// It has a free slot.
+    Ready,
+    /// Every slot is taken.
+    Busy,
+    /// Its version is no longer served: it finishes the requests already handed to it, then
+    /// stops.
+    Draining,
+    Stopped,
+    /// Its process died, timed out or failed to start.
+    Failed,
+}
+
+impl InstanceState {
+    /// The allowed transitions, in one table.
+    pub fn may_become(self, to: InstanceState) -> bool {
+        use InstanceState::*;
+        matches!(
+            (self, to),
+            (Starting, Ready)
+                | (Ready, Busy)
+                | (Busy, Ready)
+                | (Ready | Busy, Draining)
+                | (Starting | Ready | Draining, Stopped)
+                | (Starting | Ready | Busy | Draining, Failed)
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Busy => "busy",
+            Self::Draining => "draining",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
