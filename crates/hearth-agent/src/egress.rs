@@ -1,5 +1,5 @@
 //! Opt-in outbound network (`network: egress`): the instance's namespace gets `eth0`, one end
-//! of a veth pair whose other end (`hh<slot>`) stays on the host, a /30 of its own out of
+//! of a veth pair whose other end (`hh<n>`) stays on the host, a /30 of its own out of
 //! [`SUBNET`], and a default route through the host, which masquerades the traffic to its
 //! uplink (nftables table `ip hearth`). Instances cannot reach one another (forwarding
 //! between two `hh*` links is dropped), nor the host itself on any of its addresses (input
@@ -27,7 +27,7 @@ use crate::egress_nat::NatUse;
 /// The addresses instances with egress get, one /30 each (host end .1, instance .2).
 pub const SUBNET: Ipv4Addr = Ipv4Addr::new(10, 211, 0, 0);
 pub const SUBNET_PREFIX: u8 = 16;
-const SLOTS: u32 = 1 << (32 - SUBNET_PREFIX - 2);
+const LINKS: u32 = 1 << (32 - SUBNET_PREFIX - 2);
 /// Name prefix of the host ends.
 pub const HOST_IF_PREFIX: &str = "hh";
 
@@ -40,10 +40,10 @@ pub struct EgressLink {
 }
 
 impl EgressLink {
-    fn for_slot(slot: u32) -> Self {
-        let base = u32::from(SUBNET) + slot * 4;
+    fn for_index(n: u32) -> Self {
+        let base = u32::from(SUBNET) + n * 4;
         Self {
-            host_if: format!("{HOST_IF_PREFIX}{slot}"),
+            host_if: format!("{HOST_IF_PREFIX}{n}"),
             host_addr: Ipv4Addr::from(base + 1),
             instance_addr: Ipv4Addr::from(base + 2),
         }
@@ -60,8 +60,8 @@ pub struct Egress {
 
 impl Default for Egress {
     fn default() -> Self {
-        // Servers on one machine start at different slots; a slot another holds is skipped.
-        let start = std::process::id().wrapping_mul(7_919) % SLOTS;
+        // Servers on one machine start at different links; one another holds is skipped.
+        let start = std::process::id().wrapping_mul(7_919) % LINKS;
         Self { next: Arc::new(AtomicU32::new(start)), nat: Arc::default() }
     }
 }
@@ -160,8 +160,8 @@ impl Egress {
         self.ensure_nat()?;
         let ns_path = format!("/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd());
         let mut link = None;
-        for _ in 0..SLOTS.min(256) {
-            let candidate = EgressLink::for_slot(self.next.fetch_add(1, Ordering::Relaxed) % SLOTS);
+        for _ in 0..LINKS.min(256) {
+            let candidate = EgressLink::for_index(self.next.fetch_add(1, Ordering::Relaxed) % LINKS);
             let EgressLink { host_if, host_addr, .. } = &candidate;
             let script = format!(
                 "link add {host_if} type veth peer name eth0 netns {ns_path}\n\
@@ -172,12 +172,12 @@ impl Egress {
                     link = Some(candidate);
                     break;
                 }
-                // Another server (or a namespace still being torn down) holds the slot.
+                // Another server (or a namespace still being torn down) holds that link.
                 Err(e) if e.to_string().contains("File exists") => {}
                 Err(e) => return Err(e),
             }
         }
-        let link = link.ok_or_else(|| std::io::Error::other("no free egress address: every slot is taken"))?;
+        let link = link.ok_or_else(|| std::io::Error::other("no free egress address: every link is taken"))?;
         let inner = format!(
             "addr add {}/30 dev eth0\nlink set eth0 up\nroute add default via {}\n",
             link.instance_addr, link.host_addr
@@ -195,10 +195,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_are_disjoint_slash_30s() {
-        let a = EgressLink::for_slot(0);
+    fn links_are_disjoint_slash_30s() {
+        let a = EgressLink::for_index(0);
         assert_eq!((a.host_addr, a.instance_addr), (Ipv4Addr::new(10, 211, 0, 1), Ipv4Addr::new(10, 211, 0, 2)));
-        let b = EgressLink::for_slot(SLOTS - 1);
+        let b = EgressLink::for_index(LINKS - 1);
         assert_eq!(b.instance_addr, Ipv4Addr::new(10, 211, 255, 254));
         assert!(b.host_if.len() <= 15, "interface names are at most 15 bytes");
     }

@@ -10,8 +10,8 @@ use crate::driver::SandboxDriver;
 use crate::instance::Instance;
 use crate::instance_start::{InstanceSpec, StartFailure, start_instance_logged};
 use crate::log_capture::LogOutput;
-use crate::prewarm::{PoolKey, PrewarmPool};
 use crate::runtimes::Runtimes;
+use crate::stem_cells::{CellKey, StemCells};
 
 /// A fresh instance id: 12 hexadecimal characters, used in cgroup names, log streams and
 /// listings.
@@ -24,7 +24,7 @@ pub fn new_instance_id() -> String {
 pub struct InstanceFactory {
     driver: Arc<dyn SandboxDriver>,
     runtimes: Runtimes,
-    stem_cells: Option<PrewarmPool>,
+    stem_cells: Option<StemCells>,
     init_timeout: Duration,
 }
 
@@ -34,7 +34,7 @@ impl InstanceFactory {
     pub fn new(
         driver: Arc<dyn SandboxDriver>,
         runtimes: Runtimes,
-        stem_cells: Option<PrewarmPool>,
+        stem_cells: Option<StemCells>,
         init_timeout: Duration,
     ) -> Self {
         Self { driver, runtimes, stem_cells, init_timeout }
@@ -52,7 +52,7 @@ impl InstanceFactory {
     }
 
     /// Stem cells ready per key, and the pool's memory budget in MB (none without a pool).
-    pub fn stem_cells(&self) -> (Vec<(PoolKey, usize)>, u32) {
-        self.stem_cells.as_ref().map_or((vec![], 0), PrewarmPool::status)
+    pub fn stem_cells(&self) -> (Vec<(CellKey, usize)>, u32) {
+        self.stem_cells.as_ref().map_or((vec![], 0), StemCells::status)
     }
 }

@@ -22,13 +22,13 @@ mod instance_volume;
 mod invocation;
 mod log_capture;
 mod netns;
-mod prewarm;
 mod privileges;
 mod process_driver;
 mod rootfs;
 mod runtime_api;
 mod runtimes;
 mod seccomp;
+mod stem_cells;
 mod uid_range;
 
 pub use cgroup::{CgroupVersion, Cgroups, MB_PER_VCPU, PIDS_MAX, cpu_quota_us};
@@ -47,12 +47,12 @@ pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_i
 pub use instance_volume::{InstanceVolume, VolumeError, enter_private_mount_namespace};
 pub use invocation::{InitOutcome, Invocation, MAX_PAYLOAD_BYTES, Outcome};
 pub use log_capture::{CaptureLimits, LogOutput, TRUNCATED};
-pub use prewarm::{PoolKey, PrewarmPool, PrewarmSettings};
 pub use privileges::{INNER_GID, INNER_UID, Identity, NOFILE, Privileges, UID_BASE};
 pub use process_driver::ProcessDriver;
 pub use runtime_api::{Closed, RuntimeApi, SPARE_CONNECTIONS};
 pub use runtimes::{RuntimeError, Runtimes};
 pub use seccomp::{FilterError, SYSCALLS_ALLOWED, SYSCALLS_NOT_IMPLEMENTED, Syscall};
+pub use stem_cells::{CellKey, StemCellSettings, StemCells};
 pub use uid_range::{BLOCK as UID_BLOCK, UidRange};
 
 /// Raises this process's open-file limit to its hard limit: each instance holds a few pipes

@@ -102,20 +102,20 @@ struct Ready {
 
 /// Namespaces made ahead of time, per [`Network`] mode.
 #[derive(Clone)]
-pub struct NetworkPool {
+pub struct ReadyNetworks {
     ready: Arc<Mutex<Ready>>,
     jobs: mpsc::Sender<Job>,
 }
 
-impl std::fmt::Debug for NetworkPool {
+impl std::fmt::Debug for ReadyNetworks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ready = self.ready.lock().expect("pool lock");
         let sizes: HashMap<_, _> = ready.by_mode.iter().map(|(m, v)| (*m, v.len())).collect();
-        f.debug_struct("NetworkPool").field("ready", &sizes).finish()
+        f.debug_struct("ReadyNetworks").field("ready", &sizes).finish()
     }
 }
 
-impl NetworkPool {
+impl ReadyNetworks {
     /// Starts the pool's thread; it keeps `target` namespaces ready for each mode in use
     /// (no-network ones from the start). Ends when the last handle is dropped.
     pub fn start(target: usize, egress: Egress) -> std::io::Result<Self> {

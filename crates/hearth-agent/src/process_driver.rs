@@ -20,7 +20,7 @@ use crate::driver::{
     Exit, InstanceNetwork, LaunchSpec, NetworkFuture, Sandbox, SandboxControl, SandboxDriver, SandboxError,
 };
 use crate::egress::Egress;
-use crate::netns::NetworkPool;
+use crate::netns::ReadyNetworks;
 use crate::privileges::{Identity, Privileges};
 use crate::rootfs::RootPlan;
 use crate::uid_range::UidRange;
@@ -41,7 +41,7 @@ pub struct ProcessDriver {
     /// Host uids of this server's instances, and the next to hand out.
     uids: Option<Arc<UidRange>>,
     next_uid: Arc<AtomicU64>,
-    networks: Option<NetworkPool>,
+    networks: Option<ReadyNetworks>,
 }
 
 impl ProcessDriver {
@@ -64,7 +64,7 @@ impl ProcessDriver {
             None
         };
         let networks = if mount_task_root {
-            match NetworkPool::start(NETNS_POOL, Egress::default()) {
+            match ReadyNetworks::start(NETNS_POOL, Egress::default()) {
                 Ok(pool) => Some(pool),
                 Err(e) => {
                     tracing::error!(%e, "cannot start the network namespace pool");

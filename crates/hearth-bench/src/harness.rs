@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use hearth_agent::{PoolKey, PrewarmSettings, ProcessDriver, Runtimes};
+use hearth_agent::{CellKey, ProcessDriver, Runtimes, StemCellSettings};
 use hearth_api::{AppState, ensure_admin_token};
 use hearth_blob::fixtures::{RawEntry, raw_zip};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
@@ -59,15 +59,15 @@ pub struct Bench {
 /// How a benchmark server is set up.
 pub struct ServerSetup {
     pub driver: ProcessDriver,
-    pub prewarm: Option<PrewarmSettings>,
+    pub stem_cells: Option<StemCellSettings>,
     /// The adaptive keep-alive policy's bin width (a minute, or less for time-compressed
     /// replays).
     pub adaptive_bin: Duration,
 }
 
 impl ServerSetup {
-    pub fn new(driver: ProcessDriver, prewarm: Option<PrewarmSettings>) -> Self {
-        Self { driver, prewarm, adaptive_bin: Duration::from_secs(60) }
+    pub fn new(driver: ProcessDriver, stem_cells: Option<StemCellSettings>) -> Self {
+        Self { driver, stem_cells, adaptive_bin: Duration::from_secs(60) }
     }
 }
 
@@ -81,7 +81,7 @@ impl Bench {
             ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow::anyhow!(e.message))?.context("fresh store")?;
         let runtimes = Runtimes::install(&dir.path().join("runtimes"))?;
         let settings =
-            GatewaySettings { prewarm: setup.prewarm, adaptive_bin: setup.adaptive_bin, ..Default::default() };
+            GatewaySettings { stem_cells: setup.stem_cells, adaptive_bin: setup.adaptive_bin, ..Default::default() };
         let gateway = Gateway::new(
             store.clone(),
             code.clone(),
@@ -172,7 +172,7 @@ impl Bench {
     /// pool, each waits until a pre-warmed sandbox is ready (as it would be between
     /// ordinary cold starts).
     pub async fn cold_starts(&self, code: Code, n: usize, tag: &str) -> Result<Vec<Duration>> {
-        let key = PoolKey { runtime: code.runtime.parse().expect("known runtime"), memory_mb: BENCH_MEMORY_MB };
+        let key = CellKey { runtime: code.runtime.parse().expect("known runtime"), memory_mb: BENCH_MEMORY_MB };
         let mut cold = vec![];
         for i in 0..n {
             let name = format!("cold-{tag}-{}-{i}", code.runtime);
@@ -187,7 +187,7 @@ impl Bench {
         Ok(cold)
     }
 
-    async fn wait_prewarmed(&self, key: PoolKey) -> Result<()> {
+    async fn wait_prewarmed(&self, key: CellKey) -> Result<()> {
         let gateway = self.gateway.as_ref().context("not a Hearth server")?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let ready = |g: &Gateway| g.node_status().prewarmed.iter().any(|(k, n)| *k == key && *n > 0);

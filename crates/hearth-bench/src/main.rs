@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Parser;
-use hearth_agent::{PoolKey, PrewarmSettings, ProcessDriver};
+use hearth_agent::{CellKey, ProcessDriver, StemCellSettings};
 use hearth_types::Runtime;
 use serde::Serialize;
 
@@ -105,10 +105,10 @@ async fn main() -> Result<()> {
     };
     let sandboxed = ProcessDriver::detect().drops_privileges();
     let n = args.cold_starts;
-    let pool_settings = || PrewarmSettings {
+    let pool_settings = || StemCellSettings {
         keys: vec![
-            PoolKey { runtime: Runtime::Python3, memory_mb: BENCH_MEMORY_MB },
-            PoolKey { runtime: Runtime::Nodejs, memory_mb: BENCH_MEMORY_MB },
+            CellKey { runtime: Runtime::Python3, memory_mb: BENCH_MEMORY_MB },
+            CellKey { runtime: Runtime::Nodejs, memory_mb: BENCH_MEMORY_MB },
         ],
         budget_mb: 8 * BENCH_MEMORY_MB,
         ..Default::default()

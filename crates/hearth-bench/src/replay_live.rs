@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hearth_agent::{PrewarmSettings, ProcessDriver};
+use hearth_agent::{ProcessDriver, StemCellSettings};
 use hearth_blob::fixtures::{RawEntry, raw_zip};
 use hearth_scale::PolicyKind;
 use hearth_scale::trace::{Trace, TraceFunction};
@@ -65,7 +65,7 @@ pub async fn run(args: &ReplayArgs, policy: PolicyKind, keep_alive_trace_s: u64)
     let bin = Duration::from_secs(60).div_f64(speed);
     let setup = ServerSetup {
         adaptive_bin: bin,
-        ..ServerSetup::new(ProcessDriver::detect(), Some(PrewarmSettings::default()))
+        ..ServerSetup::new(ProcessDriver::detect(), Some(StemCellSettings::default()))
     };
     let bench = Bench::start(setup).await?;
     let package = bench.client.upload_package(raw_zip(&[RawEntry::file("main.py", SLEEPER.as_bytes())])).await?;

@@ -307,14 +307,14 @@ impl ServerConfig {
             .split(',')
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .map(|k| k.parse::<hearth_agent::PoolKey>().map_err(|e| anyhow::anyhow!("HEARTH_PREWARM: {e}")))
+            .map(|k| k.parse::<hearth_agent::CellKey>().map_err(|e| anyhow::anyhow!("HEARTH_PREWARM: {e}")))
             .collect::<Result<Vec<_>>>()?;
         let budget = match env("HEARTH_PREWARM_BUDGET_MB") {
             Some(v) => v.parse().with_context(|| format!("pre-warm budget {v:?} is not a number of MB"))?,
-            None => file.gateway.prewarm_budget_mb.unwrap_or(hearth_agent::PrewarmSettings::default().budget_mb),
+            None => file.gateway.prewarm_budget_mb.unwrap_or(hearth_agent::StemCellSettings::default().budget_mb),
         };
-        gateway.prewarm =
-            (budget > 0).then(|| hearth_agent::PrewarmSettings { keys, budget_mb: budget, ..Default::default() });
+        gateway.stem_cells =
+            (budget > 0).then(|| hearth_agent::StemCellSettings { keys, budget_mb: budget, ..Default::default() });
         if let Some(v) = env("HEARTH_KEEP_ALIVE_POLICY").or(file.gateway.keep_alive_policy) {
             gateway.keep_alive_policy = v.parse().map_err(|e| anyhow::anyhow!("HEARTH_KEEP_ALIVE_POLICY: {e}"))?;
         }
@@ -465,9 +465,9 @@ mod tests {
         assert_eq!(c.gateway.keep_alive_policy, hearth_types::KeepAlivePolicyKind::Adaptive);
         assert_eq!(c.gateway.node_memory_mb, 4096);
         assert_eq!((c.gateway.log_capture.invocation_bytes, c.gateway.log_bytes_per_minute), (512 << 10, 2 << 20));
-        assert_eq!(c.gateway.prewarm.unwrap().keys, ["nodejs:512".parse().unwrap()]);
+        assert_eq!(c.gateway.stem_cells.unwrap().keys, ["nodejs:512".parse().unwrap()]);
         let off = env_of(&[("HOME", home), ("HEARTH_PREWARM_BUDGET_MB", "0")]);
-        assert!(ServerConfig::load(&ServerFlags::default(), &off).unwrap().gateway.prewarm.is_none());
+        assert!(ServerConfig::load(&ServerFlags::default(), &off).unwrap().gateway.stem_cells.is_none());
         let bad = env_of(&[("HOME", home), ("HEARTH_PREWARM", "cobol:128")]);
         assert!(ServerConfig::load(&ServerFlags::default(), &bad).is_err());
 

@@ -110,6 +110,14 @@ pub async fn run(args: UpArgs, private_mounts: Option<Result<(), VolumeError>>) 
         cfg.gateway.clone(),
     );
     let reaper = gateway.spawn_reaper();
+    // One signal stops both listeners; each finishes its requests within the grace period.
+    // Listened for before the banner: a SIGTERM right after it is a graceful stop too.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signals = Signals::install()?;
+    tokio::spawn(async move {
+        signals.wait().await;
+        let _ = stop.send(true);
+    });
     let minted = ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow!("{}: {}", e.code, e.message))?;
     let mut out = std::io::stdout().lock();
     match minted {
@@ -133,18 +141,12 @@ pub async fn run(args: UpArgs, private_mounts: Option<Result<(), VolumeError>>) 
     out.flush()?;
     drop(out);
 
-    if let Err(e) = gateway.prewarm().await {
+    if let Err(e) = gateway.start_up().await {
         tracing::warn!(%e, "could not start min_instances");
     }
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
     state.set_trigger_base_url(&trigger_url);
     let apps = apps(state, gateway.clone());
-    // One signal stops both listeners; each finishes its requests within the grace period.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -214,18 +216,23 @@ async fn refresh_client_url(store: &dyn MetadataStore, cfg: &ServerConfig, url: 
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+/// SIGINT and SIGTERM, registered at once (so none is missed between start-up and serving).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }

@@ -12,7 +12,7 @@ use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream, VersionSe
 
 use crate::Gateway;
 use crate::function_cache::Resolved;
-use crate::pool::AcquireError;
+use crate::version_pool::AcquireError;
 
 /// What the caller sends.
 #[derive(Debug, Clone, Default)]

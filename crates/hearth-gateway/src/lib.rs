@@ -12,30 +12,30 @@ mod lambda_api;
 mod launcher;
 mod log_budget;
 mod meter;
-mod pool;
-#[cfg(test)]
-mod pool_tests;
 mod routes;
 mod serve;
 mod settings;
 mod trigger_table;
+mod version_pool;
+#[cfg(test)]
+mod version_pool_tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hearth_agent::{CodeCache, InstanceFactory, InstanceState, PrewarmPool, Runtimes, SandboxDriver};
+use hearth_agent::{CodeCache, InstanceFactory, InstanceState, Runtimes, SandboxDriver, StemCells};
 use hearth_api::DeployHooks;
 use hearth_blob::CodeStore;
 use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{FunctionId, FunctionName, Version};
 
 pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
-pub use pool::AcquireError;
 pub use routes::{Apps, GatewayDoc, apps, openapi};
 pub use serve::{BodyTimeout, ListenerLimits, TlsConfig, TlsError, TlsFiles, serve};
 pub use settings::GatewaySettings;
+pub use version_pool::AcquireError;
 
 /// The request and response conversions and the trigger table on their own, for the fuzz
 /// targets in `fuzz/`; not an API.
@@ -48,15 +48,15 @@ pub mod fuzzing {
 use function_cache::FunctionCache;
 use launcher::{InstanceTemplate, Launcher};
 use meter::Meter;
-use pool::{VersionKey, VersionPool};
 use trigger_table::TriggerTable;
+use version_pool::{VersionKey, VersionPool};
 
 /// What [`Gateway::node_status`] reports.
 #[derive(Debug, Clone)]
 pub struct NodeStatus {
     pub memory_limit_mb: u64,
     pub memory_committed_mb: u64,
-    pub prewarmed: Vec<(hearth_agent::PoolKey, usize)>,
+    pub prewarmed: Vec<(hearth_agent::CellKey, usize)>,
     pub prewarm_budget_mb: u32,
 }
 
@@ -83,7 +83,8 @@ struct Inner {
     meter: Meter,
     pools: Mutex<HashMap<VersionKey, Arc<VersionPool>>>,
     /// Keep-alive policies per function (and policy settings), shared by its versions.
-    policies: Mutex<HashMap<(hearth_types::FunctionId, hearth_types::KeepAlivePolicyKind, u32), pool::SharedPolicy>>,
+    policies:
+        Mutex<HashMap<(hearth_types::FunctionId, hearth_types::KeepAlivePolicyKind, u32), version_pool::SharedPolicy>>,
     launcher: Arc<Launcher>,
     settings: GatewaySettings,
 }
@@ -100,17 +101,17 @@ impl Gateway {
     ) -> Self {
         let meter = Meter::start(store.clone(), settings.log_retention, settings.prune_interval);
         let cache = CodeCache::new(cache_dir, code);
-        let prewarm = settings.prewarm.clone().and_then(|s| {
-            let slots = cache.root().join(".slots");
-            PrewarmPool::start(driver.clone(), runtimes.clone(), slots, s)
-                .inspect_err(|e| tracing::error!(%e, "cannot start the pre-warmed sandbox pool"))
+        let stem_cells = settings.stem_cells.clone().and_then(|s| {
+            let cells_dir = cache.root().join(".cells");
+            StemCells::start(driver.clone(), runtimes.clone(), cells_dir, s)
+                .inspect_err(|e| tracing::error!(%e, "cannot start the stem-cell pool (pre-warmed sandboxes)"))
                 .ok()
         });
         let launcher = Arc::new(Launcher {
             meter: meter.clone(),
             memory: launcher::NodeMemory::new(settings.node_memory_mb),
             cache,
-            factory: InstanceFactory::new(driver, runtimes, prewarm, settings.init_timeout),
+            factory: InstanceFactory::new(driver, runtimes, stem_cells, settings.init_timeout),
             region: settings.region.clone(),
             log_capture: settings.log_capture,
             log_budgets: log_budget::LogBudgets::new(settings.log_bytes_per_minute),
@@ -193,7 +194,7 @@ impl Gateway {
 
     /// Loads the HTTP triggers and starts `min_instances` for every function's `$LATEST`
     /// (at server start).
-    pub async fn prewarm(&self) -> Result<(), StoreError> {
+    pub async fn start_up(&self) -> Result<(), StoreError> {
         self.inner.triggers.reload().await?;
         for f in self.inner.store.list_functions().await? {
             if f.config.min_instances > 0 {

@@ -25,7 +25,7 @@ pub struct GatewaySettings {
     /// marker line, then lines are dropped until the next minute.
     pub log_bytes_per_minute: u64,
     /// The pool of pre-warmed sandboxes; `None` turns it off.
-    pub prewarm: Option<hearth_agent::PrewarmSettings>,
+    pub stem_cells: Option<hearth_agent::StemCellSettings>,
     /// The keep-alive policy of functions that do not choose one.
     pub keep_alive_policy: hearth_types::KeepAlivePolicyKind,
     /// Memory (sum of instances' `memory_mb`) this node admits; beyond it, new instances
@@ -60,7 +60,7 @@ impl Default for GatewaySettings {
             prune_interval: Duration::from_secs(600),
             log_capture: hearth_agent::CaptureLimits::default(),
             log_bytes_per_minute: 16 * 1024 * 1024,
-            prewarm: Some(hearth_agent::PrewarmSettings::default()),
+            stem_cells: Some(hearth_agent::StemCellSettings::default()),
             keep_alive_policy: hearth_types::KeepAlivePolicyKind::Fixed,
             node_memory_mb: default_node_memory_mb(),
             autoscaler: hearth_scale::AutoscalerConfig::default(),

@@ -186,10 +186,10 @@ async fn traced_instance(runtime: String) {
     let spec = spec(&code, cfg);
     let init = Duration::from_secs(20);
     let inst = if var("HEARTH_TRACE_PREWARMED") == "1" {
-        let key = hearth_agent::PoolKey::for_config(&spec.config).expect("a pre-warmable function");
-        let settings = hearth_agent::PrewarmSettings { keys: vec![key], ..Default::default() };
+        let key = hearth_agent::CellKey::for_config(&spec.config).expect("a pre-warmable function");
+        let settings = hearth_agent::StemCellSettings { keys: vec![key], ..Default::default() };
         let slots = dir.path().join("slots");
-        let pool = hearth_agent::PrewarmPool::start(Arc::new(driver.clone()), rt.clone(), slots, settings).unwrap();
+        let pool = hearth_agent::StemCells::start(Arc::new(driver.clone()), rt.clone(), slots, settings).unwrap();
         let deadline = std::time::Instant::now() + init;
         while pool.status().0.is_empty() {
             assert!(std::time::Instant::now() < deadline, "no sandbox was pre-warmed");

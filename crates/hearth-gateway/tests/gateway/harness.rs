@@ -73,7 +73,7 @@ pub async fn start_with_store(
         settings,
     );
     gateway.spawn_reaper();
-    gateway.prewarm().await.unwrap();
+    gateway.start_up().await.unwrap();
     let state = AppState::new(store, code, ObjectSource::default());
     let apps = apps(state.clone(), gateway);
     let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);

@@ -12,10 +12,10 @@ mod hostile;
 mod invoke;
 mod logs;
 mod network;
-mod prewarm;
 mod route_cache;
 mod scaling;
 mod scopes;
+mod stem_cells;
 mod triggers;
 
 use std::path::Path;

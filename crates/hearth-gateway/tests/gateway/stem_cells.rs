@@ -3,7 +3,7 @@
 
 use super::*;
 
-use hearth_agent::{PoolKey, PrewarmSettings};
+use hearth_agent::{CellKey, StemCellSettings};
 
 const WHOAMI: &str = r#"
 import os, sys
@@ -33,7 +33,7 @@ export const handler = async (event, context) => ({
 /// The cells ready (or in use) on this server: their slot folders (`.starting-*` while the
 /// runtime starts).
 fn cells(s: &Server) -> Vec<String> {
-    std::fs::read_dir(s.dir.path().join("cache/.slots"))
+    std::fs::read_dir(s.dir.path().join("cache/.cells"))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
@@ -55,8 +55,8 @@ async fn wait_cells(s: &Server, n: usize, busy: &[&str]) -> Vec<String> {
 }
 
 fn keys(keys: &[&str]) -> impl FnOnce(&mut GatewaySettings) {
-    let keys: Vec<PoolKey> = keys.iter().map(|k| k.parse().unwrap()).collect();
-    move |s| s.prewarm = Some(PrewarmSettings { keys, ..Default::default() })
+    let keys: Vec<CellKey> = keys.iter().map(|k| k.parse().unwrap()).collect();
+    move |s| s.stem_cells = Some(StemCellSettings { keys, ..Default::default() })
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ use crate::runtimes::Runtimes;
 
 /// What a pre-warmed cell is made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PoolKey {
+pub struct CellKey {
     pub runtime: Runtime,
     pub memory_mb: u32,
 }
@@ -40,7 +40,7 @@ pub struct PoolKey {
 /// start their own.
 const STARTUP_VARIABLES: &[&str] = &["PYTHON", "NODE_", "LD_", "UV_", "TZ", "LANG", "LC_"];
 
-impl PoolKey {
+impl CellKey {
     /// The cells a function's instances can be made from, if any: Python and Node with the
     /// default network, ephemeral storage, and no start-up variables.
     pub fn for_config(c: &FunctionConfig) -> Option<Self> {
@@ -57,7 +57,7 @@ impl PoolKey {
     }
 }
 
-impl std::str::FromStr for PoolKey {
+impl std::str::FromStr for CellKey {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s).ok_or_else(|| format!("expected RUNTIME:MEMORY_MB, e.g. python3:128, got {s:?}"))
@@ -66,16 +66,16 @@ impl std::str::FromStr for PoolKey {
 
 /// How the pool behaves.
 #[derive(Debug, Clone)]
-pub struct PrewarmSettings {
+pub struct StemCellSettings {
     /// Keys kept ready from the start (one cell each), e.g. python3:128.
-    pub keys: Vec<PoolKey>,
+    pub keys: Vec<CellKey>,
     /// The most memory (sum of the cells' memory limits) the pool may hold, in MB.
     pub budget_mb: u32,
     /// The most cells per key.
     pub max_per_key: usize,
 }
 
-impl Default for PrewarmSettings {
+impl Default for StemCellSettings {
     fn default() -> Self {
         Self { keys: vec![], budget_mb: 2048, max_per_key: 8 }
     }
@@ -86,7 +86,7 @@ type Reader = Pin<Box<dyn AsyncRead + Send>>;
 /// A started runtime waiting for its function.
 struct Cell {
     id: String,
-    slot: PathBuf,
+    dir: PathBuf,
     task_root: PathBuf,
     listener: std::net::TcpListener,
     stdin: Pin<Box<dyn AsyncWrite + Send>>,
@@ -98,55 +98,55 @@ struct Cell {
 
 #[derive(Default)]
 struct State {
-    ready: HashMap<PoolKey, Vec<Cell>>,
-    starting: Option<PoolKey>,
+    ready: HashMap<CellKey, Vec<Cell>>,
+    starting: Option<CellKey>,
     /// When cold starts wanted a cell of each key (the last 10 minutes).
-    demand: HashMap<PoolKey, VecDeque<Instant>>,
+    demand: HashMap<CellKey, VecDeque<Instant>>,
     /// Keys whose last cell failed to start, and when: left alone for a minute.
-    broken: HashMap<PoolKey, Instant>,
+    broken: HashMap<CellKey, Instant>,
 }
 
 struct Inner {
     driver: Arc<dyn SandboxDriver>,
     runtimes: Runtimes,
-    slots: PathBuf,
-    settings: PrewarmSettings,
+    cells_dir: PathBuf,
+    settings: StemCellSettings,
     state: Mutex<State>,
     wake: Arc<Notify>,
 }
 
 /// The pool of pre-warmed cells. Cheap to clone; the refill task ends with the last clone.
 #[derive(Clone)]
-pub struct PrewarmPool {
+pub struct StemCells {
     inner: Arc<Inner>,
 }
 
 const DEMAND_MEMORY: Duration = Duration::from_secs(600);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl PrewarmPool {
-    /// Starts the pool; `slots` holds the cells' `/var/task` folders (emptied now: cells do
+impl StemCells {
+    /// Starts the pool; `cells_dir` holds the cells' `/var/task` folders (emptied now: cells do
     /// not survive their server) and must be on the code cache's filesystem, so code can be
     /// hard-linked.
     pub fn start(
         driver: Arc<dyn SandboxDriver>,
         runtimes: Runtimes,
-        slots: PathBuf,
-        settings: PrewarmSettings,
+        cells_dir: PathBuf,
+        settings: StemCellSettings,
     ) -> std::io::Result<Self> {
-        let _ = std::fs::remove_dir_all(&slots);
-        std::fs::create_dir_all(&slots)?;
+        let _ = std::fs::remove_dir_all(&cells_dir);
+        std::fs::create_dir_all(&cells_dir)?;
         let inner =
-            Arc::new(Inner { driver, runtimes, slots, settings, state: Mutex::default(), wake: Arc::default() });
+            Arc::new(Inner { driver, runtimes, cells_dir, settings, state: Mutex::default(), wake: Arc::default() });
         tokio::spawn(refill(Arc::downgrade(&inner)));
         inner.wake.notify_one();
         Ok(Self { inner })
     }
 
     /// Cells ready per key, and the pool's memory budget (MB).
-    pub fn status(&self) -> (Vec<(PoolKey, usize)>, u32) {
+    pub fn status(&self) -> (Vec<(CellKey, usize)>, u32) {
         let st = self.inner.state.lock().expect("pool lock");
-        let mut keys: Vec<(PoolKey, usize)> =
+        let mut keys: Vec<(CellKey, usize)> =
             st.ready.iter().filter(|(_, c)| !c.is_empty()).map(|(k, c)| (*k, c.len())).collect();
         keys.sort_by_key(|(k, _)| (k.runtime.as_str(), k.memory_mb));
         (keys, self.inner.settings.budget_mb)
@@ -160,14 +160,14 @@ impl PrewarmPool {
         init_timeout: Duration,
         output: Option<LogOutput>,
     ) -> Option<Result<Instance, StartFailure>> {
-        let key = PoolKey::for_config(&spec.config)?;
+        let key = CellKey::for_config(&spec.config)?;
         let cell = {
             let mut st = self.inner.state.lock().expect("pool lock");
             st.demand.entry(key).or_default().push_back(Instant::now());
             let ready = st.ready.entry(key).or_default();
             let mut found = None;
             while let Some(mut c) = ready.pop() {
-                // A cell whose runtime died while waiting is dropped (and its slot removed).
+                // A cell whose runtime died while waiting is dropped (and its folder removed).
                 if matches!(c.exited.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
                     found = Some(c);
                     break;
@@ -189,7 +189,7 @@ impl PrewarmPool {
     ) -> Result<Instance, StartFailure> {
         let mut spec = spec.clone();
         spec.instance_id = cell.id.clone();
-        if let Err(e) = link_tree(&spec.code_dir, &cell.slot) {
+        if let Err(e) = link_tree(&spec.code_dir, &cell.dir) {
             discard(cell);
             return Err(StartFailure::Io(e));
         }
@@ -204,7 +204,7 @@ impl PrewarmPool {
             cell.stdin.flush().await
         };
         let sent = sent.await;
-        let control = Box::new(WithSlot { inner: cell.control, slot: cell.slot });
+        let control = Box::new(WithCellDir { inner: cell.control, dir: cell.dir });
         let instance = assemble(&spec, api, cell.stdout, cell.stderr, control, cell.exited, output);
         if let Err(e) = sent {
             instance.stop();
@@ -216,12 +216,12 @@ impl PrewarmPool {
 
 fn discard(cell: Cell) {
     cell.control.kill();
-    drop(WithSlot { inner: cell.control, slot: cell.slot });
+    drop(WithCellDir { inner: cell.control, dir: cell.dir });
 }
 
 /// How many cells `key` should have: its recent demand, at least one while it has any (or
 /// is configured), at most `max`.
-fn target(st: &mut State, key: PoolKey, configured: bool, max: usize, now: Instant) -> usize {
+fn target(st: &mut State, key: CellKey, configured: bool, max: usize, now: Instant) -> usize {
     let demand = st.demand.entry(key).or_default();
     while demand.front().is_some_and(|t| now.duration_since(*t) > DEMAND_MEMORY) {
         demand.pop_front();
@@ -244,18 +244,18 @@ fn target(st: &mut State, key: PoolKey, configured: bool, max: usize, now: Insta
 /// The key most short of its target, if any. Cells beyond their key's target are dropped
 /// first; when a key with no cell does not fit in the budget, a key with several gives one
 /// up (demand moves between keys).
-fn next_job(inner: &Inner) -> Option<PoolKey> {
+fn next_job(inner: &Inner) -> Option<CellKey> {
     let mut st = inner.state.lock().expect("pool lock");
     if st.starting.is_some() {
         return None;
     }
     let now = Instant::now();
-    let mut keys: Vec<PoolKey> = st.demand.keys().copied().chain(inner.settings.keys.iter().copied()).collect();
+    let mut keys: Vec<CellKey> = st.demand.keys().copied().chain(inner.settings.keys.iter().copied()).collect();
     keys.extend(st.ready.keys().copied());
     keys.sort_by_key(|k| (k.memory_mb, k.runtime.as_str()));
     keys.dedup();
     st.broken.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
-    let mut best: Option<(usize, PoolKey)> = None;
+    let mut best: Option<(usize, CellKey)> = None;
     for key in keys {
         let want = target(&mut st, key, inner.settings.keys.contains(&key), inner.settings.max_per_key, now);
         let ready = st.ready.entry(key).or_default();
@@ -322,13 +322,13 @@ async fn refill(inner: std::sync::Weak<Inner>) {
     }
 }
 
-/// Starts a cell's sandbox with `slot` as its (empty) `/var/task`: the sandbox, its Runtime
+/// Starts a cell's sandbox with `dir` as its (empty) `/var/task`: the sandbox, its Runtime
 /// API listener, and where it sees its task root.
-async fn launch_cell(inner: &Inner, key: PoolKey, id: &str, slot: &Path) -> Result<LaunchedRuntime, StartFailure> {
+async fn launch_cell(inner: &Inner, key: CellKey, id: &str, dir: &Path) -> Result<LaunchedRuntime, StartFailure> {
     let process = RuntimeProcess {
         instance_id: id,
         runtime: key.runtime,
-        code_dir: slot,
+        code_dir: dir,
         network: Network::None,
         memory_mb: key.memory_mb,
         tmp_mb: limits::EPHEMERAL_STORAGE_MB.default as u32,
@@ -346,17 +346,17 @@ async fn launch_cell(inner: &Inner, key: PoolKey, id: &str, slot: &Path) -> Resu
     launch_runtime(inner.driver.as_ref(), &inner.runtimes, &process, env).await
 }
 
-async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
+async fn make_cell(inner: &Inner, key: CellKey) -> Result<Cell, StartFailure> {
     let id = crate::instance_factory::new_instance_id();
     // Named `.starting-<id>` until the runtime is ready, then `<id>` (the sandbox's bind
     // mount follows the folder).
-    let slot = inner.slots.join(format!(".starting-{id}"));
-    std::fs::create_dir_all(&slot)?;
-    let launched = launch_cell(inner, key, &id, &slot).await;
+    let dir = inner.cells_dir.join(format!(".starting-{id}"));
+    std::fs::create_dir_all(&dir)?;
+    let launched = launch_cell(inner, key, &id, &dir).await;
     let LaunchedRuntime { sandbox, listener, task_root } = match launched {
         Ok(l) => l,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&slot);
+            let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
     };
@@ -365,7 +365,7 @@ async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
     let ready = tokio::time::timeout(READY_TIMEOUT, stdout.read_line(&mut first)).await;
     let cell = Cell {
         id,
-        slot,
+        dir,
         task_root,
         listener,
         stdin: sandbox.stdin.expect("stdin was asked for"),
@@ -377,9 +377,9 @@ async fn make_cell(inner: &Inner, key: PoolKey) -> Result<Cell, StartFailure> {
     match ready {
         Ok(Ok(_)) if first.trim_end() == "HEARTH_PREWARMED_READY" => {
             let mut cell = cell;
-            let named = inner.slots.join(&cell.id);
-            std::fs::rename(&cell.slot, &named)?;
-            cell.slot = named;
+            let named = inner.cells_dir.join(&cell.id);
+            std::fs::rename(&cell.dir, &named)?;
+            cell.dir = named;
             Ok(cell)
         }
         Err(_) => {
@@ -414,13 +414,13 @@ fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A sandbox control that also removes the cell's slot folder when the instance goes.
-struct WithSlot {
+/// A sandbox control that also removes the cell's folder when the instance goes.
+struct WithCellDir {
     inner: Box<dyn SandboxControl>,
-    slot: PathBuf,
+    dir: PathBuf,
 }
 
-impl SandboxControl for WithSlot {
+impl SandboxControl for WithCellDir {
     fn kill(&self) {
         self.inner.kill();
     }
@@ -435,9 +435,9 @@ impl SandboxControl for WithSlot {
     }
 }
 
-impl Drop for WithSlot {
+impl Drop for WithCellDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.slot);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -453,22 +453,22 @@ mod tests {
     #[test]
     fn only_plain_python_and_node_functions_use_cells() {
         assert_eq!(
-            PoolKey::for_config(&config(FunctionSpec::default())),
-            Some(PoolKey { runtime: Runtime::Python3, memory_mb: 128 })
+            CellKey::for_config(&config(FunctionSpec::default())),
+            Some(CellKey { runtime: Runtime::Python3, memory_mb: 128 })
         );
         let env = [("PYTHONPATH".to_owned(), "/x".to_owned())].into();
-        assert_eq!(PoolKey::for_config(&config(FunctionSpec { environment: env, ..Default::default() })), None);
+        assert_eq!(CellKey::for_config(&config(FunctionSpec { environment: env, ..Default::default() })), None);
         let egress = FunctionSpec { network: Some("egress".into()), ..Default::default() };
-        assert_eq!(PoolKey::for_config(&config(egress)), None);
+        assert_eq!(CellKey::for_config(&config(egress)), None);
         let big_tmp = FunctionSpec { ephemeral_storage_mb: Some(1024), ..Default::default() };
-        assert_eq!(PoolKey::for_config(&config(big_tmp)), None);
-        assert_eq!("nodejs:256".parse::<PoolKey>().unwrap(), PoolKey { runtime: Runtime::Nodejs, memory_mb: 256 });
-        assert!("python3".parse::<PoolKey>().is_err());
+        assert_eq!(CellKey::for_config(&config(big_tmp)), None);
+        assert_eq!("nodejs:256".parse::<CellKey>().unwrap(), CellKey { runtime: Runtime::Nodejs, memory_mb: 256 });
+        assert!("python3".parse::<CellKey>().is_err());
     }
 
     #[test]
     fn targets_follow_bursts_of_demand() {
-        let key = PoolKey { runtime: Runtime::Python3, memory_mb: 128 };
+        let key = CellKey { runtime: Runtime::Python3, memory_mb: 128 };
         let now = Instant::now();
         let mut st = State::default();
         assert_eq!(target(&mut st, key, false, 8, now), 0, "no demand, not configured");

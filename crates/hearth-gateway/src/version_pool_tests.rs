@@ -1,4 +1,4 @@
-//! Unit tests of the version pools (`pool.rs`) through the gateway, on the agent's
+//! Unit tests of the version pools (`version_pool.rs`) through the gateway, on the agent's
 //! [`FakeDriver`]: runtimes are tasks speaking the real Runtime API, so the pool, the
 //! instance state machine and the Runtime API run for real, with no process, sandbox or
 //! interpreter, and each test decides when a held event is answered.
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::function_cache::Resolved;
 use crate::invoke::{InvokeError, InvokeRequest, InvokeResponse};
-use crate::pool::AcquireError;
+use crate::version_pool::AcquireError;
 use crate::{Gateway, GatewaySettings};
 
 struct Bed {
@@ -36,7 +36,7 @@ async fn bed(adjust: impl FnOnce(&mut GatewaySettings)) -> Bed {
     let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
     let driver = FakeDriver::new();
     let mut settings =
-        GatewaySettings { reap_interval: Duration::from_millis(20), prewarm: None, ..Default::default() };
+        GatewaySettings { reap_interval: Duration::from_millis(20), stem_cells: None, ..Default::default() };
     adjust(&mut settings);
     let gateway =
         Gateway::new(store.clone(), code.clone(), dir.path().join("cache"), runtimes, driver.clone(), settings);
@@ -87,7 +87,7 @@ impl Bed {
         self.gateway.instances(f.id).len()
     }
 
-    async fn latest_pool(&self, function: &str) -> Arc<crate::pool::VersionPool> {
+    async fn latest_pool(&self, function: &str) -> Arc<crate::version_pool::VersionPool> {
         let Resolved::Found(v) =
             self.gateway.inner.functions.resolve(&name(function), VersionSelector::Latest).await.unwrap()
         else {

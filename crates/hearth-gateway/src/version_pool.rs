@@ -49,7 +49,7 @@ impl Tracked {
 }
 
 /// The pool's view of one instance's load.
-struct Slots {
+struct Load {
     tracked: Arc<Tracked>,
     in_flight: u32,
     /// When it last became fully idle (for keep-alive) or was last handed a request.
@@ -60,7 +60,7 @@ type Waiter = oneshot::Sender<Result<Lease, AcquireError>>;
 
 struct PoolState {
     /// Every instance not yet stopped, by id.
-    live: HashMap<String, Slots>,
+    live: HashMap<String, Load>,
     starting: usize,
     waiters: VecDeque<Waiter>,
     draining: bool,
@@ -283,7 +283,7 @@ impl VersionPool {
                     last_used: Mutex::new(SystemTime::now()),
                     _memory: reservation,
                 });
-                st.live.insert(id.clone(), Slots { tracked: t, in_flight: 0, since: Instant::now() });
+                st.live.insert(id.clone(), Load { tracked: t, in_flight: 0, since: Instant::now() });
                 self.serve_waiters(&mut st, &id, true);
             }
             Err(report) => {
