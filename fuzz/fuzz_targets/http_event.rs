@@ -19,7 +19,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Vers
 use base64::Engine;
 use bytes::Bytes;
 use hearth_gateway::InvokeResponse;
-use hearth_gateway::fuzzing::{event, response, strip_credentials};
+use hearth_server::fuzzing::{event, response, strip_credentials};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

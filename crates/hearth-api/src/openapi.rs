@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use crate::routes::{code, functions, system, tokens, triggers};
 
 /// The control plane's part of the API description, generated from the handlers. The
-/// gateway adds its routes and serves the whole document (`hearth_gateway::openapi`), made
+/// gateway adds its routes and serves the whole document (`hearth_server::openapi`), made
 /// with [`document_with`].
 #[derive(OpenApi)]
 #[openapi(
@@ -69,7 +69,7 @@ impl Modify for HandlerRule {
 /// Responses that come from the layers around the handlers rather than the handlers, added to
 /// every operation whose annotation does not name them: 401 and 403 where a token is needed
 /// (the `Caller` extractor and its scope check), and 503 `ServerBusy` where a body is read
-/// (the listener's budget of buffered bodies, `hearth_gateway::serve`).
+/// (the listener's budget of buffered bodies, `hearth_server::serve`).
 struct CommonResponses;
 
 impl Modify for CommonResponses {

@@ -12,7 +12,8 @@ use hearth_api::{AppState, ensure_admin_token};
 use hearth_blob::fixtures::{RawEntry, raw_zip};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
 use hearth_client::Client;
-use hearth_gateway::{Gateway, GatewaySettings, apps};
+use hearth_gateway::{Gateway, GatewaySettings};
+use hearth_server::apps;
 use hearth_store::SqliteStore;
 use hearth_types::FunctionSpec;
 use hearth_types::api::TriggerSpec;
@@ -287,7 +288,7 @@ pub fn idle_pss_kb(program: &str, args: &[&str]) -> Result<u64> {
 async fn edge(router: axum::Router) -> Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let limits = hearth_gateway::ListenerLimits::default();
-    tokio::spawn(hearth_gateway::serve(listener, router, limits, None, std::future::pending()));
+    let limits = hearth_server::ListenerLimits::default();
+    tokio::spawn(hearth_server::serve(listener, router, limits, None, std::future::pending()));
     Ok(url)
 }

@@ -37,7 +37,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hearth_blob::S3Settings;
-use hearth_gateway::{GatewaySettings, ListenerLimits, TlsFiles};
+use hearth_gateway::GatewaySettings;
+use hearth_server::{ListenerLimits, TlsFiles};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             Command::Logs(args) => commands::logs::run(args, json).await,
             Command::Node => commands::node::run(json).await,
             Command::Openapi => {
-                println!("{}", hearth_gateway::openapi().to_pretty_json()?);
+                println!("{}", hearth_server::openapi().to_pretty_json()?);
                 Ok(())
             }
         }

@@ -9,7 +9,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use hearth_agent::{InstanceVolume, ProcessDriver, Runtimes, VolumeError};
 use hearth_api::{AppState, ensure_admin_token, hash_secret};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
-use hearth_gateway::{Gateway, TlsConfig, apps, serve};
+use hearth_gateway::Gateway;
+use hearth_server::{TlsConfig, apps, serve};
 use hearth_store::{MetadataStore, SqliteStore};
 use tracing_subscriber::EnvFilter;
 

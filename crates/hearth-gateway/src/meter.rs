@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use hearth_store::MetadataStore;
+use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
@@ -25,6 +25,7 @@ enum Msg {
 /// Cheap to clone; every clone feeds the same writer.
 #[derive(Clone)]
 pub struct Meter {
+    store: Arc<dyn MetadataStore>,
     records: mpsc::Sender<Msg>,
     logs: mpsc::Sender<LogLine>,
     counts: Arc<Counts>,
@@ -60,8 +61,8 @@ impl Meter {
         let (records, records_rx) = mpsc::channel(RECORD_QUEUE);
         let (logs, logs_rx) = mpsc::channel(LOG_QUEUE);
         let counts = Arc::new(Counts::default());
-        tokio::spawn(writer(store, records_rx, logs_rx, counts.clone(), retention, prune_every));
-        Self { records, logs, counts }
+        tokio::spawn(writer(store.clone(), records_rx, logs_rx, counts.clone(), retention, prune_every));
+        Self { store, records, logs, counts }
     }
 
     /// Queues a record; if its queue is full (the store far behind), says so and counts it.
@@ -96,6 +97,24 @@ impl Meter {
         if self.records.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// A function's log lines after `after`, everything queued so far included.
+    pub async fn logs(
+        &self,
+        name: &FunctionName,
+        after: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        self.flush().await;
+        self.store.read_logs(name, after, request_id, limit).await
+    }
+
+    /// A function's newest invocation records, everything queued so far included.
+    pub async fn invocations(&self, name: &FunctionName, limit: usize) -> Result<Vec<InvocationRecord>, StoreError> {
+        self.flush().await;
+        self.store.list_invocations(name, limit).await
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hearth_agent::fake_driver::{FakeDriver, FakeInit};
 use hearth_agent::{Invocation, InvokeResult, Outcome, Runtimes, epoch_ms};
-use hearth_api::DeployHooks;
 use hearth_blob::{CodeStore, PackageLimits};
 use hearth_store::MemoryStore;
 use hearth_store::MetadataStore;

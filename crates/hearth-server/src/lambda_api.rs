@@ -13,12 +13,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hearth_api::{ApiError, Caller};
+use hearth_gateway::{AcquireError, InvokeError, InvokeRequest};
 use hearth_types::{FunctionName, Scope, VersionSelector};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::routes::{GatewayState, read_event};
-use crate::{AcquireError, InvokeError, InvokeRequest};
+use crate::apps::ServerState;
+use crate::invoke_error::api_error;
+use crate::invoke_route::{answer, read_event};
 
 /// The body of an error in the shape AWS SDKs parse; `X-Amzn-ErrorType` names the error.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -198,7 +200,7 @@ fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
     security(("bearer" = []))
 )]
 pub(crate) async fn invocations(
-    State(state): State<GatewayState>,
+    State(state): State<ServerState>,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
     request: axum::extract::Request,
@@ -292,7 +294,7 @@ pub(crate) async fn invocations(
         Err(InvokeError::Unavailable(AcquireError::Throttled { .. } | AcquireError::NodeFull { .. })) => {
             return aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.");
         }
-        Err(e) => return from_api(e.into()),
+        Err(e) => return from_api(api_error(e)),
     };
     // Tail: the last 4 KB of this invocation's log, base64.
     let tail = if log_type.as_deref() == Some("Tail") {
@@ -304,18 +306,17 @@ pub(crate) async fn invocations(
     } else {
         None
     };
-    let mut resp = r.body.clone().into_response();
+    let (request_id, version, failed) = (r.request_id.clone(), r.version, r.function_error.is_some());
+    let mut resp = answer(r);
     let out = resp.headers_mut();
     if let Some(v) = tail.and_then(|t| HeaderValue::from_str(&t).ok()) {
         out.insert("x-amz-log-result", v);
     }
-    let ct = r.content_type.as_deref().unwrap_or("application/json");
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/json")));
-    out.insert("x-amz-executed-version", HeaderValue::from(r.version));
-    if let Ok(v) = HeaderValue::from_str(&r.request_id) {
+    out.insert("x-amz-executed-version", HeaderValue::from(version));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
         out.insert("x-amzn-requestid", v);
     }
-    if r.function_error.is_some() {
+    if failed {
         out.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
     }
     resp

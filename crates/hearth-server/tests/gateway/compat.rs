@@ -16,7 +16,7 @@ async fn openapi_document_is_served_and_checked_in() {
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         checked_in == pretty,
-        "openapi.json is out of date: regenerate it with `HEARTH_UPDATE_OPENAPI=1 cargo test -p hearth-gateway openapi` and commit it"
+        "openapi.json is out of date: regenerate it with `HEARTH_UPDATE_OPENAPI=1 cargo test -p hearth-server openapi` and commit it"
     );
     for p in ["/v1/functions/{name}", "/v1/functions/{name}/invoke", "/v1/functions/{name}/instances", "/openapi.json"]
     {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use crate::InvokeResponse;
+use hearth_gateway::InvokeResponse;
 
 fn is_text(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return true };

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use guard::*;
 use harness::*;
 use hearth_blob::fixtures::deflated_zip;
-use hearth_gateway::{GatewaySettings, openapi};
+use hearth_gateway::GatewaySettings;
+use hearth_server::openapi;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

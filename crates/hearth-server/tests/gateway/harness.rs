@@ -10,7 +10,8 @@ use hearth_agent::{ProcessDriver, Runtimes};
 use hearth_api::{AppState, ensure_admin_token};
 use hearth_blob::fixtures::deflated_zip;
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
-use hearth_gateway::{Gateway, GatewaySettings, apps};
+use hearth_gateway::{Gateway, GatewaySettings};
+use hearth_server::apps;
 use hearth_store::{MetadataStore, SqliteStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -85,8 +86,8 @@ pub async fn start_with_store(
 pub async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let limits = hearth_gateway::ListenerLimits::default();
-    tokio::spawn(hearth_gateway::serve(listener, router, limits, None, std::future::pending()));
+    let limits = hearth_server::ListenerLimits::default();
+    tokio::spawn(hearth_server::serve(listener, router, limits, None, std::future::pending()));
     url
 }
 

@@ -1,0 +1,102 @@
+//! The whole application: the control plane and the gateway's routes on the API origin, the
+//! HTTP triggers on their own origin, and the OpenAPI document of both.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hearth_api::{ApiErrorBody, AppState, DeployHooks};
+use hearth_gateway::Gateway;
+use hearth_types::FunctionName;
+use utoipa::OpenApi;
+
+use crate::{instance_routes, invoke_route, lambda_api, meter_routes, trigger_routes};
+
+/// What the gateway's handlers share: the control plane's state (tokens) and the gateway.
+#[derive(Clone)]
+pub(crate) struct ServerState {
+    pub api: AppState,
+    pub gateway: Gateway,
+}
+
+impl FromRef<ServerState> for AppState {
+    fn from_ref(s: &ServerState) -> AppState {
+        s.api.clone()
+    }
+}
+
+/// The two origins of `hearth up`, each served on its own listener: the API (control
+/// plane, invoke and Lambda APIs, `/openapi.json`; where tokens and the console live) and
+/// the HTTP triggers (`/fn/{name}/...` and trigger paths; where functions' own responses
+/// are served). A function's HTML can never run script on the API's origin.
+pub struct Apps {
+    pub api: Router,
+    pub triggers: Router,
+}
+
+/// Tells the gateway what the control plane changed.
+struct GatewayHooks(Gateway);
+
+#[async_trait::async_trait]
+impl DeployHooks for GatewayHooks {
+    async fn triggers_changed(&self) {
+        self.0.triggers_changed().await;
+    }
+
+    async fn function_changed(&self, name: &FunctionName) {
+        self.0.function_changed(name).await;
+    }
+}
+
+/// Both routers, sharing one gateway.
+pub fn apps(api: AppState, gateway: Gateway) -> Apps {
+    api.add_deploy_hooks(Arc::new(GatewayHooks(gateway.clone())));
+    let state = ServerState { api: api.clone(), gateway };
+    let gateway_routes = Router::new()
+        .route("/v1/functions/{name}/invoke", post(invoke_route::invoke))
+        .route("/v1/functions/{name}/instances", get(instance_routes::instances))
+        .route("/v1/functions/{name}/logs", get(meter_routes::logs))
+        .route("/v1/functions/{name}/invocations", get(meter_routes::invocations))
+        .route("/v1/node", get(instance_routes::node))
+        .route("/2015-03-31/functions/{name}/invocations", post(lambda_api::invocations))
+        .with_state(state.clone());
+    let api = hearth_api::control_plane(api)
+        .merge(gateway_routes)
+        .route("/openapi.json", get(openapi_json))
+        .fallback(hearth_api::not_found)
+        .method_not_allowed_fallback(hearth_api::method_not_allowed);
+    let triggers = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback_service(axum::routing::any(trigger_routes::dispatch).with_state(state));
+    Apps { api, triggers }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        invoke_route::invoke,
+        instance_routes::instances,
+        instance_routes::node,
+        meter_routes::logs,
+        meter_routes::invocations,
+        openapi_json,
+        lambda_api::invocations
+    ),
+    components(schemas(ApiErrorBody))
+)]
+pub struct ServerDoc;
+
+/// The complete OpenAPI document (checked in as `openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    hearth_api::document_with(ServerDoc::openapi())
+}
+
+/// This API's OpenAPI document (no token needed).
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "system",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object, content_type = "application/json"))
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}

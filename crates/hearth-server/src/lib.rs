@@ -1,0 +1,28 @@
+//! The server: assembles the control plane (`hearth-api`) and the gateway (`hearth-gateway`)
+//! into the two HTTP applications `hearth up` serves, with the complete OpenAPI document,
+//! and serves them on listeners with the limits untrusted callers need.
+//!
+//! This crate is the only one that knows both halves: the control plane tells the gateway
+//! about deploys through [`DeployHooks`](hearth_api::DeployHooks), and the gateway's HTTP
+//! routes (invoke, the Lambda Invoke API, HTTP triggers, instances, logs and records) live
+//! here, so neither half depends on the other.
+
+mod apps;
+mod http_event;
+mod instance_routes;
+mod invoke_error;
+mod invoke_route;
+mod lambda_api;
+mod meter_routes;
+mod serve;
+mod trigger_routes;
+
+pub use apps::{Apps, ServerDoc, apps, openapi};
+pub use serve::{BodyTimeout, ListenerLimits, TlsConfig, TlsError, TlsFiles, serve};
+
+/// The request and response conversions on their own, for the fuzz targets in `fuzz/`; not
+/// an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http_event::{event, response, strip_credentials};
+}

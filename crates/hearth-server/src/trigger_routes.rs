@@ -1,0 +1,60 @@
+//! The triggers' origin: requests no API route claims, the default URL `/fn/{name}/...`
+//! (token with the invoke scope required) and HTTP triggers, as payload 2.0 events; anything
+//! else is `RouteNotFound`.
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hearth_api::{ApiError, Caller};
+use hearth_gateway::InvokeRequest;
+use hearth_types::{Scope, TriggerAuth, VersionSelector};
+
+use crate::apps::ServerState;
+use crate::http_event;
+use crate::invoke_error::api_error;
+use crate::invoke_route::{name_of, read_event};
+
+pub(crate) async fn dispatch(State(state): State<ServerState>, request: axum::extract::Request) -> Response {
+    match route_http(state, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route_http(state: ServerState, request: axum::extract::Request) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let (function, proxy, auth) = if let Some(rest) = path.strip_prefix("/fn/") {
+        let (name, proxy) = rest.split_once('/').unwrap_or((rest, ""));
+        (name.to_owned(), proxy.to_owned(), TriggerAuth::Token)
+    } else if let Some((trigger, proxy)) = state.gateway.trigger_for(&path) {
+        if !trigger.methods.is_empty() && !trigger.methods.iter().any(|m| m == parts.method.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{} accepts {}", trigger.path, trigger.methods.join(", ")),
+            ));
+        }
+        (trigger.function.to_string(), proxy, trigger.auth)
+    } else {
+        return Err(hearth_api::not_found().await);
+    };
+    if auth == TriggerAuth::Token {
+        Caller::from_request_parts(&mut parts, &state).await?.require(Scope::Invoke)?;
+    }
+    http_event::strip_credentials(&mut parts.headers, auth == TriggerAuth::Token);
+    let name = name_of(&function)?;
+    let body = read_event(Body::new(body)).await?;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    let event = http_event::event(&parts, &body, &request_id, &proxy, peer);
+    let request = InvokeRequest {
+        payload: event.to_string().into(),
+        content_type: Some("application/json".into()),
+        request_id: Some(request_id),
+        ..Default::default()
+    };
+    let r = state.gateway.invoke(&name, VersionSelector::Latest, request).await.map_err(api_error)?;
+    Ok(http_event::response(&r))
+}
