@@ -29,6 +29,8 @@ mod runtime_api;
 mod runtimes;
 mod seccomp;
 mod stem_cells;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod uid_range;
 
 pub use cgroup::{CgroupVersion, Cgroups, MB_PER_VCPU, PIDS_MAX, cpu_quota_us};

@@ -27,9 +27,10 @@ use std::sync::Arc;
 use hearth_agent::{CodeCache, InstanceFactory, Runtimes, SandboxDriver, StemCells};
 use hearth_blob::CodeStore;
 use hearth_store::{MetadataStore, StoreError};
-use hearth_types::{Function, FunctionName, InvocationRecord, LogLine, Version};
+use hearth_types::{Function, FunctionName, Version};
 
 pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
+pub use meter::Meter;
 pub use settings::GatewaySettings;
 pub use status::{InstanceInfo, NodeStatus};
 pub use version_pool::AcquireError;
@@ -43,7 +44,6 @@ pub mod fuzzing {
 use function_cache::FunctionCache;
 use keep_alive_policies::KeepAlivePolicies;
 use launcher::{InstanceTemplate, Launcher};
-use meter::Meter;
 use route_cache::RouteCache;
 use trigger_table::TriggerTable;
 use version_pool::VersionPool;
@@ -136,19 +136,8 @@ impl Gateway {
         self.inner.functions.function(name).await
     }
 
-    /// A function's log lines after `after`, everything metered so far included.
-    pub async fn logs(
-        &self,
-        name: &FunctionName,
-        after: i64,
-        request_id: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<LogLine>, StoreError> {
-        self.inner.meter.logs(name, after, request_id, limit).await
-    }
-
-    /// A function's newest invocation records, everything metered so far included.
-    pub async fn invocations(&self, name: &FunctionName, limit: usize) -> Result<Vec<InvocationRecord>, StoreError> {
-        self.inner.meter.invocations(name, limit).await
+    /// The meter, for reading what it wrote (`logs`, `invocations`).
+    pub fn meter(&self) -> &Meter {
+        &self.inner.meter
     }
 }

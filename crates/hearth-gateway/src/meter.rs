@@ -57,7 +57,7 @@ const RECORD_QUEUE: usize = 16_384;
 impl Meter {
     /// Starts the writer; telemetry older than `retention` is pruned at start and then every
     /// `prune_every`.
-    pub fn start(store: Arc<dyn MetadataStore>, retention: Duration, prune_every: Duration) -> Self {
+    pub(crate) fn start(store: Arc<dyn MetadataStore>, retention: Duration, prune_every: Duration) -> Self {
         let (records, records_rx) = mpsc::channel(RECORD_QUEUE);
         let (logs, logs_rx) = mpsc::channel(LOG_QUEUE);
         let counts = Arc::new(Counts::default());
@@ -66,7 +66,7 @@ impl Meter {
     }
 
     /// Queues a record; if its queue is full (the store far behind), says so and counts it.
-    pub fn record(&self, record: InvocationRecord) {
+    pub(crate) fn record(&self, record: InvocationRecord) {
         if let Err(TrySendError::Full(_)) = self.records.try_send(Msg::Record(record)) {
             let lost = self.counts.records_lost.fetch_add(1, Ordering::Relaxed) + 1;
             if lost.is_power_of_two() {
@@ -76,7 +76,7 @@ impl Meter {
     }
 
     /// Queues a log line, or drops and counts it when the queue is full.
-    pub fn log(&self, line: LogLine) {
+    pub(crate) fn log(&self, line: LogLine) {
         let bytes = charge(&line);
         let before = self.counts.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if before + bytes > LOG_QUEUE_BYTES {
@@ -92,7 +92,7 @@ impl Meter {
     }
 
     /// Waits until everything sent before this call is stored.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.records.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;

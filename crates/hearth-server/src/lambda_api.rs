@@ -298,7 +298,7 @@ pub(crate) async fn invocations(
     };
     // Tail: the last 4 KB of this invocation's log, base64.
     let tail = if log_type.as_deref() == Some("Tail") {
-        let lines = state.gateway.logs(&name, 0, Some(&r.request_id), 10_000).await.unwrap_or_default();
+        let lines = state.gateway.meter().logs(&name, 0, Some(&r.request_id), 10_000).await.unwrap_or_default();
         let text: String = lines.iter().map(|l| format!("{}\n", l.message)).collect();
         let start = text.len().saturating_sub(4096);
         let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());

@@ -73,7 +73,7 @@ pub(crate) async fn logs(
         return Err(ApiError::function_not_found(name.as_str()));
     }
     let after = q.after.unwrap_or(0);
-    let lines = state.gateway.logs(&name, after, q.request_id.as_deref(), limit).await?;
+    let lines = state.gateway.meter().logs(&name, after, q.request_id.as_deref(), limit).await?;
     let next = lines.last().map_or(after, |l| l.seq);
     Ok(Json(hearth_types::api::LogPage { lines, next }))
 }
@@ -109,5 +109,5 @@ pub(crate) async fn invocations(
     if state.gateway.function(&name).await?.is_none() {
         return Err(ApiError::function_not_found(name.as_str()));
     }
-    Ok(Json(hearth_types::api::InvocationList { invocations: state.gateway.invocations(&name, limit).await? }))
+    Ok(Json(hearth_types::api::InvocationList { invocations: state.gateway.meter().invocations(&name, limit).await? }))
 }

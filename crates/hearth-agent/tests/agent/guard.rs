@@ -3,34 +3,11 @@
 //! and proof that each fixture's own half aborts every attack outside a sandbox.
 
 use super::*;
+pub use hearth_agent::test_support::Sentinel;
 
 pub const HOSTILE_PY: &str = include_str!("fixtures/hostile.py");
 pub const HOSTILE_SH: &str = include_str!("fixtures/hostile_bootstrap.sh");
 pub const HOSTILE_MJS: &str = include_str!("fixtures/hostile.mjs");
-
-/// A file on the host that any process may open for writing, in a folder no instance's root
-/// shows: only the sandbox keeps an attack from it (ENOENT).
-pub struct Sentinel {
-    _dir: tempfile::TempDir,
-    pub path: String,
-}
-
-impl Sentinel {
-    pub fn new() -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::Builder::new().prefix("hearth-sentinel").tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.path().join("sentinel");
-        std::fs::write(&path, "sentinel\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        Self { path: path.display().to_string(), _dir: dir }
-    }
-
-    /// Unchanged since it was made.
-    pub fn assert_untouched(&self) {
-        assert_eq!(std::fs::read_to_string(&self.path).unwrap(), "sentinel\n", "{} was written", self.path);
-    }
-}
 
 /// Reads from the host that instance `instance_id`'s processes sit in a `controller` group
 /// whose `file` holds `expected`.

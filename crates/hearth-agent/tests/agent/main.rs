@@ -76,23 +76,7 @@ fn nix_is_root() -> bool {
         .unwrap()
 }
 
-/// Whether this test, which needs root (the sandbox exists only when Hearth runs as root),
-/// may go on. Without root it fails, unless `HEARTH_TEST_ALLOW_UNPRIVILEGED=1` says to skip
-/// it: a run without root never passes these tests silently.
-fn require_root() -> bool {
-    if nix_is_root() {
-        return true;
-    }
-    let test = std::thread::current().name().unwrap_or("this test").to_owned();
-    let allowed = std::env::var("HEARTH_TEST_ALLOW_UNPRIVILEGED").is_ok_and(|v| v == "1");
-    assert!(
-        allowed,
-        "{test} needs root: the sandbox it tests exists only when Hearth runs as root. Run the tests as root, or set \
-         HEARTH_TEST_ALLOW_UNPRIVILEGED=1 to skip the tests that need it"
-    );
-    eprintln!("{test}: skipped without root (HEARTH_TEST_ALLOW_UNPRIVILEGED=1)");
-    false
-}
+use hearth_agent::test_support::require_root;
 
 /// A name unique within this test process.
 fn uuid_like() -> String {

@@ -7,8 +7,6 @@
 //! read-only `/` and in those very groups, and aborts the attack otherwise; the harness fails
 //! the test with the check the function named.
 
-use std::os::unix::fs::PermissionsExt;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -72,16 +70,7 @@ impl Server {
     pub async fn probe(&self, name: &str) -> Probed {
         let r = self.event(name, json!({"attack": "probe"})).await;
         assert_eq!((r.status, r.error.as_deref()), (StatusCode::OK, None), "probe of {name}: {:?}", r.body);
-        let function: Value = self
-            .http
-            .get(format!("{}/v1/functions/{name}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let function = self.get_json(&format!("/v1/functions/{name}")).await;
         let memory_mb = function["config"]["memory_mb"].as_u64().unwrap();
         let text = |k: &str| r.body[k].as_str().unwrap_or_else(|| panic!("probe of {name}: {:?}", r.body)).to_owned();
         Probed {
@@ -127,27 +116,4 @@ pub async fn deploy_shell_attacker(s: &Server, name: &str) {
     let mut entry = hearth_blob::fixtures::RawEntry::file("bootstrap", SHELL_ATTACKER.as_bytes());
     entry.unix_mode = 0o100755;
     s.deploy_zip(name, hearth_blob::fixtures::raw_zip(&[entry]), json!({"runtime": "provided"})).await;
-}
-
-/// A file on the host that any process may open for writing, in a folder no instance's root
-/// shows: only the sandbox keeps an attack from it (ENOENT).
-pub struct Sentinel {
-    _dir: tempfile::TempDir,
-    pub path: String,
-}
-
-impl Sentinel {
-    pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("hearth-sentinel").tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.path().join("sentinel");
-        std::fs::write(&path, "sentinel\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        Self { path: path.display().to_string(), _dir: dir }
-    }
-
-    /// Unchanged since it was made.
-    pub fn assert_untouched(&self) {
-        assert_eq!(std::fs::read_to_string(&self.path).unwrap(), "sentinel\n", "{} was written", self.path);
-    }
 }

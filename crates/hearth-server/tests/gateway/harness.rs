@@ -155,24 +155,20 @@ impl Server {
         self.invoke(name, event.to_string().into_bytes()).await
     }
 
-    /// `GET /v1/node`.
-    pub async fn node(&self) -> Value {
-        let r = self.http.get(format!("{}/v1/node", self.url)).bearer_auth(&self.token).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+    /// `GET path` with the admin token: its JSON body, asserting 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
         r.json().await.unwrap()
     }
 
+    /// `GET /v1/node`.
+    pub async fn node(&self) -> Value {
+        self.get_json("/v1/node").await
+    }
+
     pub async fn instances(&self, name: &str) -> Vec<Value> {
-        let v: Value = self
-            .http
-            .get(format!("{}/v1/functions/{name}/instances", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.get_json(&format!("/v1/functions/{name}/instances")).await;
         v["instances"].as_array().unwrap().clone()
     }
 
@@ -236,20 +232,4 @@ pub fn entries_of(dir: &Path, prefix: &str) -> Vec<hearth_blob::fixtures::RawEnt
     out
 }
 
-/// Whether this test, which needs root (the sandbox exists only when Hearth runs as root),
-/// may go on. Without root it fails, unless `HEARTH_TEST_ALLOW_UNPRIVILEGED=1` says to skip
-/// it: a run without root never passes these tests silently.
-pub fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let test = std::thread::current().name().unwrap_or("this test").to_owned();
-    let allowed = std::env::var("HEARTH_TEST_ALLOW_UNPRIVILEGED").is_ok_and(|v| v == "1");
-    assert!(
-        allowed,
-        "{test} needs root: the sandbox it tests exists only when Hearth runs as root. Run the tests as root, or set \
-         HEARTH_TEST_ALLOW_UNPRIVILEGED=1 to skip the tests that need it"
-    );
-    eprintln!("{test}: skipped without root (HEARTH_TEST_ALLOW_UNPRIVILEGED=1)");
-    false
-}
+pub use hearth_agent::test_support::require_root;

@@ -7,6 +7,7 @@
 //! `kill -9 -1`) are in the `serial` test binary.
 
 use super::*;
+use hearth_agent::test_support::Sentinel;
 
 #[tokio::test]
 async fn hostile_reads_writes_and_views_fail() {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Server, py, start, start_with};
 
@@ -59,16 +59,7 @@ impl Server {
     async fn stored_logs(&self, name: &str, bound: usize) -> Vec<Stored> {
         let (mut after, mut out, mut output_bytes) = (0i64, Vec::new(), 0usize);
         loop {
-            let page: Value = self
-                .http
-                .get(format!("{}/v1/functions/{name}/logs?after={after}&limit=1000", self.url))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = self.get_json(&format!("/v1/functions/{name}/logs?after={after}&limit=1000")).await;
             let lines = page["lines"].as_array().unwrap();
             if lines.is_empty() {
                 return out;
