@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 use hearth_store::{Expect, MetadataStore, StoreError};
-use hearth_types::{CodeRef, Function, FunctionConfig, FunctionId, FunctionName, Version};
+use hearth_types::{CodeRef, Function, FunctionConfig, FunctionId, FunctionName, FunctionSpec, Version};
 
 use crate::ApiError;
 
@@ -30,18 +30,39 @@ pub async fn put_config(
     config: FunctionConfig,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    apply(store, name, Some(config), code).await
+    apply(store, name, |_| Ok(Some(config.clone())), code).await
 }
 
 /// Replaces the code of an existing function.
 pub async fn put_code(store: &dyn MetadataStore, name: &FunctionName, code: CodeRef) -> Result<Deployed, ApiError> {
-    apply(store, name, None, Some(code)).await
+    apply(store, name, |_| Ok(None), Some(code)).await
 }
 
+/// Changes an existing function's configuration by a JSON merge patch (see
+/// [`FunctionSpec::patched`]), and its code too when `code` is given: one version for both.
+/// The patch applies to the configuration the function has when the write is made, so two
+/// concurrent patches of different fields both land.
+pub async fn patch_config(
+    store: &dyn MetadataStore,
+    name: &FunctionName,
+    patch: &serde_json::Value,
+    code: Option<CodeRef>,
+) -> Result<Deployed, ApiError> {
+    let patched = |current: Option<&FunctionConfig>| -> Result<Option<FunctionConfig>, ApiError> {
+        let current = current.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
+        let spec = FunctionSpec::patched(current, patch)
+            .map_err(|e| ApiError::bad_request("InvalidRequestBody", e.to_string()))?;
+        Ok(Some(spec.validate()?))
+    };
+    apply(store, name, patched, code).await
+}
+
+/// One optimistic write: `config_of` gives the configuration to write from the current one
+/// (`None` when the function does not exist yet), or `None` to keep it.
 async fn apply(
     store: &dyn MetadataStore,
     name: &FunctionName,
-    config: Option<FunctionConfig>,
+    config_of: impl Fn(Option<&FunctionConfig>) -> Result<Option<FunctionConfig>, ApiError>,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
     for attempt in 0..ATTEMPTS {
@@ -50,7 +71,9 @@ async fn apply(
             tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
         }
         let now = Utc::now();
-        let (mut next, expect, created) = match (store.get_function(name).await?, &config) {
+        let current = store.get_function(name).await?;
+        let config = config_of(current.as_ref().map(|f| &f.config))?;
+        let (mut next, expect, created) = match (current, &config) {
             (None, None) => return Err(ApiError::function_not_found(name.as_str())),
             (None, Some(config)) => {
                 let f = Function {

@@ -35,7 +35,10 @@ pub fn control_plane(state: AppState) -> Router {
         .route("/v1/functions", get(functions::list_functions))
         .route(
             "/v1/functions/{name}",
-            put(functions::put_function).get(functions::get_function).delete(functions::delete_function),
+            put(functions::put_function)
+                .patch(functions::patch_function)
+                .get(functions::get_function)
+                .delete(functions::delete_function),
         )
         .route("/v1/functions/{name}/versions", get(functions::list_versions))
         .route("/v1/functions/{name}/code", put(code::put_code).get(code::get_code))

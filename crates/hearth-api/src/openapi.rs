@@ -12,7 +12,7 @@ use crate::routes::{code, functions, system, tokens, triggers};
 #[openapi(
     info(title = "Hearth API", description = "Control plane of Hearth, a self-hostable Function-as-a-Service platform."),
     paths(
-        functions::put_function, functions::list_functions, functions::get_function,
+        functions::put_function, functions::patch_function, functions::list_functions, functions::get_function,
         functions::delete_function, functions::list_versions,
         code::put_code, code::get_code, code::upload_package,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,

@@ -556,3 +556,83 @@ async fn a_bucket_outside_the_allow_list_is_refused_without_a_connection() {
     assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("CodeObjectFetchFailed")), "{body}");
     assert!(connections.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
+
+#[tokio::test]
+async fn patch_changes_only_what_it_names_in_one_version() {
+    let s = start().await;
+    let patch =
+        |name: &str, body: Value| send(s.req(reqwest::Method::PATCH, &format!("/v1/functions/{name}")).json(&body));
+    let (st, body) = patch("absent", json!({"memory_mb": 256})).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("FunctionNotFound")), "PATCH does not create");
+
+    let spec = json!({"runtime": "python3", "handler": "main.handler", "memory_mb": 256, "max_instances": 5,
+        "environment": {"KEEP": "1", "DROP": "2"}});
+    s.put_config("tuned", spec).await;
+    s.put_zip("tuned", hello_python()).await;
+
+    let (st, body) = patch("tuned", json!({"timeout_s": 10})).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["new_version"]["number"], 2, "one setting, one version");
+    let config = &body["function"]["config"];
+    assert_eq!((config["timeout_s"].as_u64(), config["memory_mb"].as_u64()), (Some(10), Some(256)));
+    assert_eq!(config["environment"], json!({"KEEP": "1", "DROP": "2"}), "the environment is kept");
+    assert_eq!(body["new_version"]["code"]["sha256"], body["function"]["code"]["sha256"], "the code is kept");
+
+    let (_, body) = patch("tuned", json!({"environment": {"NEW": "3", "DROP": null}, "max_instances": null})).await;
+    let config = &body["function"]["config"];
+    assert_eq!(config["environment"], json!({"KEEP": "1", "NEW": "3"}), "merged variable by variable");
+    assert_eq!(config["max_instances"], 10, "null resets to the default");
+    assert_eq!(body["new_version"]["number"], 3);
+
+    let (st, body) = patch("tuned", json!({"timeout_s": 10})).await;
+    assert_eq!((st, body["new_version"].is_null()), (StatusCode::OK, true), "no change, no version: {body}");
+
+    // Code and a setting together: one version.
+    let (_, pkg) = send(
+        s.req(reqwest::Method::POST, "/v1/packages")
+            .header("content-type", "application/zip")
+            .body(deflated_zip(&[("main.py", b"def handler(e, c):\n    return 2\n")])),
+    )
+    .await;
+    let (_, body) = patch("tuned", json!({"code_sha256": pkg["sha256"], "memory_mb": 512})).await;
+    assert_eq!(body["new_version"]["number"], 4, "{body}");
+    assert_eq!(body["new_version"]["code"]["sha256"], pkg["sha256"]);
+    assert_eq!(body["new_version"]["config"]["memory_mb"], 512);
+
+    for (bad, code) in [
+        (json!([1]), "InvalidRequestBody"),
+        (json!({"memroy_mb": 1}), "InvalidRequestBody"),
+        (json!({"runtime": null}), "InvalidRequestBody"),
+        (json!({"memory_mb": 1}), "InvalidMemorySize"),
+        (json!({"min_instances": 20}), "InvalidInstanceCount"),
+        (json!({"code_sha256": 5}), "InvalidRequestBody"),
+    ] {
+        let (st, body) = patch("tuned", bad.clone()).await;
+        assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{bad}");
+    }
+    let (st, body) = patch("tuned", json!({"code_sha256": "0".repeat(64)})).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::CONFLICT, Some("CodePackageNotFound")));
+    let (_, v) = s.get_json("/v1/functions/tuned/versions").await;
+    assert_eq!(v["versions"].as_array().unwrap().len(), 4, "refused patches made no version");
+
+    // Concurrent patches of different settings all land: each applies to the configuration
+    // as it is when written.
+    let s = Arc::new(s);
+    let tasks: Vec<_> = [json!({"timeout_s": 30}), json!({"description": "d"}), json!({"environment": {"C": "1"}})]
+        .into_iter()
+        .map(|p| {
+            let s = s.clone();
+            tokio::spawn(async move { send(s.req(reqwest::Method::PATCH, "/v1/functions/tuned").json(&p)).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().0, StatusCode::OK);
+    }
+    let (_, f) = s.get_json("/v1/functions/tuned").await;
+    let c = &f["config"];
+    assert_eq!(
+        (c["timeout_s"].as_u64(), c["description"].as_str(), c["environment"]["C"].as_str()),
+        (Some(30), Some("d"), Some("1"))
+    );
+    assert_eq!(f["latest_version"], 7);
+}

@@ -80,11 +80,30 @@ pub enum FnCommand {
     Delete { name: String },
     /// List a function's versions.
     Versions { name: String },
-    /// Download a function's code.
-    #[command(subcommand)]
-    Code(CodeCommand),
+    /// Change some of a function's settings; the others stay as they are.
+    Config {
+        name: String,
+        #[command(flatten)]
+        settings: Box<SettingArgs>,
+    },
+    /// Replace a function's code (`hearth fn code NAME PATH`), keeping its settings; or
+    /// download it (`hearth fn code pull NAME`).
+    Code(CodeArgs),
     /// List a function's live instances.
     Instances { name: String },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct CodeArgs {
+    #[command(subcommand)]
+    pub command: Option<CodeCommand>,
+    /// The function whose code to replace.
+    #[arg(required = true)]
+    pub name: Option<String>,
+    /// A folder (zipped for you), a .zip file, or s3://bucket/key.
+    #[arg(required = true)]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,9 +128,21 @@ pub struct DeployArgs {
     pub path: PathBuf,
     #[arg(long, short)]
     pub name: String,
-    /// python3, nodejs, provided or wasm.
+    /// Replace the whole configuration: settings not given take their defaults (without it,
+    /// an existing function keeps every setting not given).
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    pub settings: SettingArgs,
+}
+
+/// A function's settings as flags; each one not given is left as it is (or its default for
+/// a new function).
+#[derive(Debug, Args)]
+pub struct SettingArgs {
+    /// python3, nodejs, provided or wasm (required to create a function).
     #[arg(long, short)]
-    pub runtime: String,
+    pub runtime: Option<String>,
     /// Entry point, e.g. main.handler (required for python3 and nodejs).
     #[arg(long)]
     pub handler: Option<String>,
@@ -121,19 +152,22 @@ pub struct DeployArgs {
     /// Timeout in seconds (1-900, default 3).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<i64>,
-    /// Environment variable for the function, repeatable.
+    /// Set an environment variable, repeatable (the others are kept).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    /// Concurrent requests per instance (default 1).
+    /// Remove an environment variable, repeatable.
+    #[arg(long = "unset-env", value_name = "KEY")]
+    pub unset_env: Vec<String>,
+    /// Concurrent requests per instance (1-1000, default 1).
     #[arg(long)]
     pub concurrency: Option<i64>,
-    /// Instances kept ready (default 0).
+    /// Instances kept ready (0-1000, default 0).
     #[arg(long)]
     pub min_instances: Option<i64>,
-    /// Most instances (default 10).
+    /// Most instances (1-1000, default 10).
     #[arg(long)]
     pub max_instances: Option<i64>,
-    /// Seconds an idle instance stays warm (default 90).
+    /// Seconds an idle instance stays warm (1-86400, default 90).
     #[arg(long, value_name = "SECONDS")]
     pub keep_alive: Option<i64>,
     /// Size of the writable /tmp in MB (512-10240, default 512).
@@ -146,6 +180,7 @@ pub struct DeployArgs {
     /// none (default: no network at all) or egress (outbound connections through NAT).
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
+    /// A note for people (at most 256 characters).
     #[arg(long)]
     pub description: Option<String>,
 }

@@ -108,6 +108,21 @@ impl Client {
         self.json(self.req(Method::PUT, &format!("/v1/functions/{name}")).json(spec)).await
     }
 
+    /// Changes only what `patch` names (a JSON merge patch of the configuration, with
+    /// `code_sha256` for new code).
+    pub async fn patch_function(&self, name: &str, patch: &serde_json::Value) -> Result<DeployResponse> {
+        self.json(self.req(Method::PATCH, &format!("/v1/functions/{name}")).json(patch)).await
+    }
+
+    /// The function, or `None` when there is none of that name.
+    pub async fn find_function(&self, name: &str) -> Result<Option<Function>> {
+        match self.get_function(name).await {
+            Ok(f) => Ok(Some(f)),
+            Err(ClientError::Api { code, .. }) if code == "FunctionNotFound" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Uploads a zip as a package (not attached to any function yet).
     pub async fn upload_package(&self, zip: Vec<u8>) -> Result<CodeRef> {
         let r = self.req(Method::POST, "/v1/packages").header("content-type", "application/zip").body(zip);

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod config;
+mod config_patch;
 mod digest;
 mod environment;
 mod function;
@@ -20,6 +21,7 @@ mod trigger;
 mod validation;
 
 pub use config::{FunctionConfig, FunctionSpec, KeepAlivePolicyKind, Limit, Network, limits};
+pub use config_patch::{PatchError, merge_patch};
 pub use digest::CodeDigest;
 pub use environment::{RESERVED_ENV_NAMES, validate_environment};
 pub use function::{CodeRef, Function, Version, VersionSelector};

@@ -47,6 +47,49 @@ pub async fn put_function(
     Ok((status, Json(DeployResponse { function: d.function, new_version: d.new_version })))
 }
 
+/// Change some of a function's settings, its code, or both.
+///
+/// The body is a JSON merge patch (RFC 7396) of the function's configuration: a field given
+/// replaces the current one, `null` resets it to its default, and `environment` is merged
+/// variable by variable (`null` removes a variable). With `code_sha256` the code changes in
+/// the same version. A patch that changes something makes exactly one version; one that
+/// changes nothing makes none.
+#[utoipa::path(
+    patch, path = "/v1/functions/{name}", tag = "functions",
+    params(("name" = FunctionName, Path, description = "Function name")),
+    request_body(content = Object, content_type = "application/json",
+                 description = "Any fields of `FunctionSpec`, each a value or `null`",
+                 example = json!({"timeout_s": 10, "environment": {"LOG_LEVEL": "debug", "OLD": null}})),
+    responses(
+        (status = 200, description = "Updated (or unchanged)", body = DeployResponse),
+        (status = 400, description = "Invalid name or resulting configuration (the code names the rule, e.g. `InvalidMemorySize`), or a body that is not a JSON object of `FunctionSpec` fields (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`): create it with PUT", body = ApiErrorBody),
+        (status = 409, description = "`code_sha256` names no stored package (`CodePackageNotFound`: upload it first), or another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
+        (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
+        (status = 415, description = "Body not sent as JSON (`UnsupportedMediaType`)", body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch_function(
+    _: Authorized<needs::Deploy>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    patch: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<DeployResponse>, ApiError> {
+    let name = function_name(&name)?;
+    let Json(patch) = patch?;
+    let code = match patch.get("code_sha256") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(sha)) => Some(stored_package(&state, sha).await?),
+        Some(_) => {
+            return Err(ApiError::bad_request("InvalidRequestBody", "code_sha256 must be a sha256 digest string"));
+        }
+    };
+    let d = deploy::patch_config(state.store().as_ref(), &name, &patch, code).await?;
+    state.function_changed(&name).await;
+    Ok(Json(DeployResponse { function: d.function, new_version: d.new_version }))
+}
+
 /// The stored package `code_sha256` names. A digest that is well formed but names nothing
 /// stored is a 409, not a 400: the same request succeeds once the package is uploaded.
 async fn stored_package(state: &AppState, sha: &str) -> Result<CodeRef, ApiError> {

@@ -1,15 +1,18 @@
 use anyhow::{Context, Result};
 use hearth_types::api::DeployResponse;
-use hearth_types::{Function, FunctionSpec};
+use std::path::Path;
+
+use hearth_types::{CodeRef, Function, FunctionSpec};
 
 use super::{client, code_pull};
-use crate::cli::{CodeCommand, DeployArgs, FnCommand};
+use crate::cli::{CodeArgs, CodeCommand, DeployArgs, FnCommand, SettingArgs};
 use crate::output::{print_json, print_table, size, time};
 use crate::package::package;
 
 pub async fn run(cmd: FnCommand, json: bool) -> Result<()> {
     match cmd {
         FnCommand::Deploy(args) => deploy(*args, json).await,
+        FnCommand::Config { name, settings } => configure(&name, &settings, json).await,
         FnCommand::List => list(json).await,
         FnCommand::Get { name } => get(&name, json).await,
         FnCommand::Delete { name } => {
@@ -23,49 +26,153 @@ pub async fn run(cmd: FnCommand, json: bool) -> Result<()> {
         }
         FnCommand::Versions { name } => versions(&name, json).await,
         FnCommand::Instances { name } => instances(&name, json).await,
-        FnCommand::Code(CodeCommand::Pull { name, dir, version, force }) => {
+        FnCommand::Code(CodeArgs { command: Some(CodeCommand::Pull { name, dir, version, force }), .. }) => {
             code_pull::pull(&name, dir, version.as_deref(), force, json).await
+        }
+        FnCommand::Code(CodeArgs { command: None, name: Some(name), path: Some(path) }) => {
+            replace_code(&name, &path, json).await
+        }
+        FnCommand::Code(_) => usage_error("hearth fn code takes NAME PATH, or pull NAME"),
+    }
+}
+
+/// A usage error, reported as clap reports its own (exit code 2).
+fn usage_error(message: &str) -> ! {
+    use clap::CommandFactory;
+    crate::cli::Cli::command().error(clap::error::ErrorKind::MissingRequiredArgument, message).exit()
+}
+
+impl SettingArgs {
+    /// The settings given, as a JSON merge patch: each flag given replaces that setting,
+    /// `--env` sets variables and `--unset-env` removes them; the rest stays.
+    fn patch(&self) -> serde_json::Value {
+        let mut patch = serde_json::Map::new();
+        let mut put = |key: &str, value: serde_json::Value| {
+            patch.insert(key.to_owned(), value);
+        };
+        let text = |v: &Option<String>| v.as_ref().map(|s| serde_json::Value::from(s.as_str()));
+        let number = |v: &Option<i64>| v.map(serde_json::Value::from);
+        for (key, value) in [
+            ("runtime", text(&self.runtime)),
+            ("handler", text(&self.handler)),
+            ("memory_mb", number(&self.memory)),
+            ("timeout_s", number(&self.timeout)),
+            ("concurrency", number(&self.concurrency)),
+            ("min_instances", number(&self.min_instances)),
+            ("max_instances", number(&self.max_instances)),
+            ("keep_alive_s", number(&self.keep_alive)),
+            ("ephemeral_storage_mb", number(&self.ephemeral_storage)),
+            ("keep_alive_policy", text(&self.keep_alive_policy)),
+            ("network", text(&self.network)),
+            ("description", text(&self.description)),
+        ] {
+            if let Some(value) = value {
+                put(key, value);
+            }
+        }
+        let mut env = serde_json::Map::new();
+        for k in &self.unset_env {
+            env.insert(k.clone(), serde_json::Value::Null);
+        }
+        for (k, v) in &self.env {
+            env.insert(k.clone(), v.as_str().into());
+        }
+        if !env.is_empty() {
+            put("environment", env.into());
+        }
+        patch.into()
+    }
+
+    /// The whole configuration of a new function (or one replaced with `--replace`):
+    /// settings not given take their defaults.
+    fn spec(&self, name: &str) -> FunctionSpec {
+        let Some(runtime) = self.runtime.clone() else {
+            usage_error(&format!("--runtime is required to create {name}: python3, nodejs, provided or wasm"))
+        };
+        FunctionSpec {
+            runtime,
+            handler: self.handler.clone(),
+            memory_mb: self.memory,
+            timeout_s: self.timeout,
+            environment: self.env.iter().cloned().collect(),
+            concurrency: self.concurrency,
+            min_instances: self.min_instances,
+            max_instances: self.max_instances,
+            keep_alive_s: self.keep_alive,
+            ephemeral_storage_mb: self.ephemeral_storage,
+            network: self.network.clone(),
+            keep_alive_policy: self.keep_alive_policy.clone(),
+            description: self.description.clone(),
+            code_sha256: None,
         }
     }
 }
 
+/// Deploys code and settings: an existing function keeps every setting not given (unless
+/// `--replace`), a new one takes defaults for them. Settings are checked before anything is
+/// packaged or uploaded.
 async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
-    let spec = FunctionSpec {
-        runtime: args.runtime,
-        handler: args.handler,
-        memory_mb: args.memory,
-        timeout_s: args.timeout,
-        environment: args.env.into_iter().collect(),
-        concurrency: args.concurrency,
-        min_instances: args.min_instances,
-        max_instances: args.max_instances,
-        keep_alive_s: args.keep_alive,
-        ephemeral_storage_mb: args.ephemeral_storage,
-        network: args.network,
-        keep_alive_policy: args.keep_alive_policy,
-        description: args.description,
-        code_sha256: None,
-    };
-    // Check the configuration locally before packaging and uploading anything.
-    spec.validate()?;
-    args.name.parse::<hearth_types::FunctionName>()?;
-
+    let name = &args.name;
+    name.parse::<hearth_types::FunctionName>()?;
     let c = client()?;
-    let source = args.path.to_string_lossy();
-    let code = if source.starts_with("s3://") {
-        c.upload_package_object(&source).await.context("fetching the package from the object store failed")?
-    } else {
-        let pkg = package(&args.path)?;
-        let files = pkg.files.map(|n| format!("{n} file{}, ", if n == 1 { "" } else { "s" })).unwrap_or_default();
-        if !json {
-            eprintln!("Packaged {}: {files}{} zipped", args.path.display(), size(pkg.bytes.len() as u64));
+    let existing = if args.replace { None } else { c.find_function(name).await? };
+    let resp = match existing {
+        Some(current) => {
+            let mut patch = args.settings.patch();
+            FunctionSpec::patched(&current.config, &patch)?.validate()?;
+            let code = upload(&c, &args.path, json).await?;
+            patch["code_sha256"] = code.sha256.to_string().into();
+            c.patch_function(name, &patch).await?
         }
-        c.upload_package(pkg.bytes).await.context("uploading the package failed")?
+        None => {
+            let spec = args.settings.spec(name);
+            spec.validate()?;
+            let code = upload(&c, &args.path, json).await?;
+            c.put_function(name, &FunctionSpec { code_sha256: Some(code.sha256.to_string()), ..spec }).await?
+        }
     };
-    let spec = FunctionSpec { code_sha256: Some(code.sha256.to_string()), ..spec };
-    let resp: DeployResponse = c.put_function(&args.name, &spec).await?;
+    print_deployed(&resp, json)
+}
+
+/// `hearth fn config`: only the settings given change.
+async fn configure(name: &str, settings: &SettingArgs, json: bool) -> Result<()> {
+    name.parse::<hearth_types::FunctionName>()?;
+    let patch = settings.patch();
+    if patch.as_object().is_some_and(|p| p.is_empty()) {
+        usage_error("give at least one setting to change, e.g. --memory 256 or --env KEY=VALUE");
+    }
+    let c = client()?;
+    let current = c.get_function(name).await?;
+    FunctionSpec::patched(&current.config, &patch)?.validate()?;
+    print_deployed(&c.patch_function(name, &patch).await?, json)
+}
+
+/// `hearth fn code NAME PATH`: new code, the same settings.
+async fn replace_code(name: &str, path: &Path, json: bool) -> Result<()> {
+    name.parse::<hearth_types::FunctionName>()?;
+    let c = client()?;
+    c.get_function(name).await?;
+    let code = upload(&c, path, json).await?;
+    print_deployed(&c.patch_function(name, &serde_json::json!({"code_sha256": code.sha256.to_string()})).await?, json)
+}
+
+/// Packages a folder or zip and uploads it, or has the server fetch an `s3://` object.
+async fn upload(c: &hearth_client::Client, path: &Path, json: bool) -> Result<CodeRef> {
+    let source = path.to_string_lossy();
+    if source.starts_with("s3://") {
+        return c.upload_package_object(&source).await.context("fetching the package from the object store failed");
+    }
+    let pkg = package(path)?;
+    let files = pkg.files.map(|n| format!("{n} file{}, ", if n == 1 { "" } else { "s" })).unwrap_or_default();
+    if !json {
+        eprintln!("Packaged {}: {files}{} zipped", path.display(), size(pkg.bytes.len() as u64));
+    }
+    c.upload_package(pkg.bytes).await.context("uploading the package failed")
+}
+
+fn print_deployed(resp: &DeployResponse, json: bool) -> Result<()> {
     if json {
-        return print_json(&resp);
+        return print_json(resp);
     }
     let f = &resp.function;
     match &resp.new_version {
@@ -78,6 +185,7 @@ async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
             v.config.memory_mb,
             v.code.sha256.short()
         ),
+        None if f.code.is_none() => println!("Configured {}: it has no code yet, deploy some to run it", f.name),
         None => println!("{} is unchanged: version {} is current", f.name, f.latest_version.unwrap_or(0)),
     }
     Ok(())
