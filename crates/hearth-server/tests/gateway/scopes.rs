@@ -15,6 +15,7 @@ const ROUTES: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/functions", Some(Scope::Read)),
     ("GET", "/v1/functions/{name}", Some(Scope::Read)),
     ("PUT", "/v1/functions/{name}", Some(Scope::Deploy)),
+    ("PATCH", "/v1/functions/{name}", Some(Scope::Deploy)),
     ("DELETE", "/v1/functions/{name}", Some(Scope::Deploy)),
     ("GET", "/v1/functions/{name}/code", Some(Scope::Read)),
     ("PUT", "/v1/functions/{name}/code", Some(Scope::Deploy)),
@@ -51,6 +52,7 @@ fn request(s: &Server, method: &str, path: &str, label: &str, token: Option<&str
             .header("content-type", "application/zip")
             .body(deflated_zip(&[("main.py", format!("# {label}\ndef handler(e, c): return 1\n").as_bytes())])),
         ("PUT", "/v1/functions/{name}") => r.json(&py(json!({"description": label}))),
+        ("PATCH", "/v1/functions/{name}") => r.json(&json!({"description": label})),
         ("POST", "/v1/tokens") => r.json(&json!({"scopes": ["read"], "name": label})),
         ("POST", "/v1/triggers") => r.json(&json!({"function": "scoped", "path": format!("/scoped-{label}")})),
         ("POST", _) => r.json(&json!({})),
