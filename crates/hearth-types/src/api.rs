@@ -22,6 +22,21 @@ pub struct ApiErrorBody {
 #[schema(value_type = String, format = Binary)]
 pub struct Binary(pub Vec<u8>);
 
+/// The body of `PATCH /v1/functions/{name}`: a JSON merge patch of a [`FunctionSpec`]
+/// (see `FunctionSpec::patched`); only its document is a type, the server reads the JSON.
+pub struct FunctionPatch;
+
+impl utoipa::PartialSchema for FunctionPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        match crate::FunctionSpec::schema() {
+            utoipa::openapi::RefOr::T(spec) => crate::schema::function_patch(&spec).into(),
+            other => other,
+        }
+    }
+}
+
+impl ToSchema for FunctionPatch {}
+
 /// The outcome of a configuration or code write.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeployResponse {

@@ -6,7 +6,9 @@
 //! Patterns are ECMA-262 regular expressions, as JSON Schema reads them. Where Rust's
 //! `char::is_whitespace`/`is_control` decide, the classes below list the same code points.
 
-use utoipa::openapi::schema::{AllOf, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AllOf, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::{RefOr, schema::AdditionalProperties};
 
 use crate::{Limit, RESERVED_ENV_NAMES, RESERVED_PATH_PREFIXES, Runtime, environment, limits};
@@ -244,6 +246,40 @@ pub fn version() -> Schema {
         .examples(["$LATEST", "1"])
         .build()
         .into()
+}
+
+/// The body of `PATCH /v1/functions/{name}`, from `FunctionSpec`'s fields: every field
+/// optional, each may be `null` (back to its default; `runtime` has none, and `handler` has
+/// one only for some runtimes), and `environment` variables may be `null` (removed).
+pub fn function_patch(spec_fields: &Schema) -> Schema {
+    let Schema::Object(spec) = spec_fields else { return spec_fields.clone() };
+    let mut patch = spec.clone();
+    patch.required.clear();
+    patch.description = Some(
+        "A JSON merge patch of the function's configuration: the fields given replace the current ones, `null` \
+         resets a field to its default, `environment` is merged variable by variable (`null` removes one)."
+            .into(),
+    );
+    for (name, field) in patch.properties.iter_mut() {
+        *field = match name.as_str() {
+            "runtime" => continue,
+            "environment" => {
+                let Schema::Object(mut env) = environment() else { continue };
+                let set_or_remove = OneOfBuilder::new()
+                    .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^[^\u0000]*$")))
+                    .item(ObjectBuilder::new().schema_type(Type::Null));
+                env.additional_properties =
+                    Some(Box::new(AdditionalProperties::RefOr(Schema::OneOf(set_or_remove.build()).into())));
+                env.schema_type = nullable(Type::Object);
+                Schema::Object(env).into()
+            }
+            _ => Schema::AnyOf(
+                AnyOfBuilder::new().item(field.clone()).item(ObjectBuilder::new().schema_type(Type::Null)).build(),
+            )
+            .into(),
+        };
+    }
+    Schema::Object(patch)
 }
 
 #[cfg(test)]

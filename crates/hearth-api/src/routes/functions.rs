@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hearth_types::api::{DeployResponse, FunctionList, VersionList};
+use hearth_types::api::{DeployResponse, FunctionList, FunctionPatch, VersionList};
 use hearth_types::{CodeDigest, CodeRef, Function, FunctionName, FunctionSpec};
 
 use super::function_name;
@@ -57,8 +57,8 @@ pub async fn put_function(
 #[utoipa::path(
     patch, path = "/v1/functions/{name}", tag = "functions",
     params(("name" = FunctionName, Path, description = "Function name")),
-    request_body(content = Object, content_type = "application/json",
-                 description = "Any fields of `FunctionSpec`, each a value or `null`",
+    request_body(content = FunctionPatch, content_type = "application/json",
+                 description = "The fields to change",
                  example = json!({"timeout_s": 10, "environment": {"LOG_LEVEL": "debug", "OLD": null}})),
     responses(
         (status = 200, description = "Updated (or unchanged)", body = DeployResponse),
