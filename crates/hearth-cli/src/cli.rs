@@ -10,12 +10,17 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Hearth: a self-hostable Function-as-a-Service platform",
     after_help = "Exit codes: 0 ok, 1 refused by the server or failed, 2 usage error, 3 server unreachable.\n\
-                  Client commands read ~/.config/hearth/config.toml (written by `hearth up`); HEARTH_URL and HEARTH_TOKEN override it."
+                  Client commands use a context (a server's URL and token) from ~/.config/hearth/config.toml: the current one \
+                  (`hearth context use`), or --context / HEARTH_CONTEXT; HEARTH_URL and HEARTH_TOKEN override it."
 )]
 pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The context (server) to talk to, instead of the current one; for `hearth up`, the
+    /// name its context gets on first start (default: local).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +42,9 @@ pub enum Command {
     /// Manage API tokens (needs an admin token).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List, add, switch and delete contexts: the servers the CLI talks to.
+    #[command(subcommand)]
+    Context(ContextCommand),
     /// Show the node's memory for instances and its pre-warmed sandboxes.
     Node,
     /// Print the API's OpenAPI document.
@@ -206,6 +214,53 @@ pub enum TokenCommand {
     List,
     /// Delete a token by id.
     Delete { id: String },
+    /// Lost the admin token? Mint a new one directly in the server's data directory (run on
+    /// the server's machine as the user that runs it; works while the server runs) and add it
+    /// as a context.
+    Recover {
+        /// The server's data directory (default: as `hearth up` finds it).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The server's configuration file, to find its data directory and URL.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The server's URL for the context (default: its configured listen address).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List the contexts; the current one is marked.
+    #[command(alias = "ls")]
+    List,
+    /// Make NAME the current context.
+    Use { name: String },
+    /// Add a context for a server (the token from --token, or read from stdin with
+    /// --token-stdin).
+    Add {
+        name: String,
+        /// The server's API URL, e.g. https://hearth.example.com.
+        #[arg(long)]
+        url: String,
+        /// An API token for it (visible to other local users in the process list: prefer
+        /// --token-stdin).
+        #[arg(long, conflicts_with = "token_stdin")]
+        token: Option<String>,
+        /// Read the token from the first line of stdin.
+        #[arg(long)]
+        token_stdin: bool,
+        /// Replace a context of that name.
+        #[arg(long)]
+        replace: bool,
+        /// Also make it the current context.
+        #[arg(long = "use")]
+        make_current: bool,
+    },
+    /// Delete a context (the server and its tokens are untouched).
+    #[command(alias = "rm")]
+    Delete { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -29,8 +29,9 @@
 //! one `[truncated]` line, then lines are dropped (lines are cut at 256 KiB).
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
-//! `~/.config/hearth/config.toml` (written by `hearth up` on first start), keys `url` and
-//! `token`; `HEARTH_URL` and `HEARTH_TOKEN` override it.
+//! `~/.config/hearth/config.toml`, named contexts (see [`client`]); the context from
+//! `--context`, `HEARTH_CONTEXT` or the file's current one, then `HEARTH_URL` and
+//! `HEARTH_TOKEN` over it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,10 @@ use anyhow::{Context, Result, bail};
 use hearth_blob::S3Settings;
 use hearth_gateway::GatewaySettings;
 use hearth_server::{ListenerLimits, TlsFiles};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+mod client;
+pub use client::{ClientConfig, ClientFile, LOCAL_CONTEXT, ServerContext, client_config_path};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -346,68 +350,6 @@ impl ServerConfig {
     }
 }
 
-/// Where the CLI's own configuration lives.
-pub fn client_config_path(env: EnvLookup) -> PathBuf {
-    env("HEARTH_CLIENT_CONFIG").map(PathBuf::from).unwrap_or_else(|| config_home(env).join("config.toml"))
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClientConfig {
-    pub url: Option<String>,
-    pub token: Option<String>,
-}
-
-impl ClientConfig {
-    /// Reads the client file (if any), then `HEARTH_URL` / `HEARTH_TOKEN`.
-    pub fn load(env: EnvLookup) -> Result<Self> {
-        let path = client_config_path(env);
-        let mut cfg = Self::read(&path)?.unwrap_or_default();
-        if let Some(url) = env("HEARTH_URL") {
-            cfg.url = Some(url);
-        }
-        if let Some(token) = env("HEARTH_TOKEN") {
-            cfg.token = Some(token);
-        }
-        Ok(cfg)
-    }
-
-    pub fn read(path: &Path) -> Result<Option<Self>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                Ok(Some(toml::from_str(&text).with_context(|| format!("invalid client config {}", path.display()))?))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read client config {}", path.display())),
-        }
-    }
-
-    /// Writes the file readable by its owner only (it holds a secret).
-    pub fn write(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let text = toml::to_string(self)?;
-        let tmp = path.with_extension("toml.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
-    }
-
-    pub fn url(&self) -> &str {
-        self.url.as_deref().unwrap_or("http://127.0.0.1:8080")
-    }
-}
-
 /// The URL a client on this machine uses to reach a server bound to `addr`.
 pub fn local_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
@@ -576,25 +518,6 @@ mod tests {
             format!("{:#}", ServerConfig::load(&ServerFlags::default(), &bad).unwrap_err())
                 .contains("HEARTH_HEADER_TIMEOUT_S")
         );
-    }
-
-    #[test]
-    fn client_env_overrides_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        ClientConfig { url: Some("http://127.0.0.1:1".into()), token: Some("hth_file".into()) }.write(&path).unwrap();
-        let p = path.to_str().unwrap();
-        let c = ClientConfig::load(&env_of(&[("HEARTH_CLIENT_CONFIG", p)])).unwrap();
-        assert_eq!(c.token.as_deref(), Some("hth_file"));
-        let c = ClientConfig::load(&env_of(&[
-            ("HEARTH_CLIENT_CONFIG", p),
-            ("HEARTH_TOKEN", "hth_env"),
-            ("HEARTH_URL", "http://x"),
-        ]))
-        .unwrap();
-        assert_eq!((c.url.as_deref(), c.token.as_deref()), (Some("http://x"), Some("hth_env")));
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -22,6 +22,7 @@ const EXIT_UNREACHABLE: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    commands::select_context(cli.context.clone());
     // Before any thread exists: the server's mounts (its instance volume) stay its own.
     let private_mounts = match &cli.command {
         Command::Up(_) if nix::unistd::geteuid().is_root() => Some(hearth_agent::enter_private_mount_namespace()),
@@ -36,10 +37,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Up(args) => up::run(args, private_mounts).await,
+            Command::Up(args) => up::run(args, cli.context.as_deref(), private_mounts).await,
             Command::Function(cmd) => commands::functions::run(cmd, json).await,
             Command::Token(cmd) => commands::tokens::run(cmd, json).await,
             Command::Invoke(args) => commands::invoke::run(args, json).await,
+            Command::Context(cmd) => commands::contexts::run(cmd, json),
             Command::Trigger(cmd) => commands::triggers::run(cmd, json).await,
             Command::Logs(args) => commands::logs::run(args, json).await,
             Command::Node => commands::node::run(json).await,

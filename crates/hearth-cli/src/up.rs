@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -15,11 +16,11 @@ use hearth_store::{MetadataStore, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::UpArgs;
-use crate::config::{ClientConfig, ServerConfig, ServerFlags, local_url, process_env};
+use crate::config::{ClientFile, LOCAL_CONTEXT, ServerConfig, ServerContext, ServerFlags, local_url, process_env};
 
 /// `private_mounts`: whether `main` gave the server a mount namespace of its own (only as
 /// root, where instances are sandboxed), which the instance volume needs.
-pub async fn run(args: UpArgs, private_mounts: Option<Result<(), VolumeError>>) -> Result<()> {
+pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Result<(), VolumeError>>) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -123,11 +124,15 @@ pub async fn run(args: UpArgs, private_mounts: Option<Result<(), VolumeError>>) 
     let mut out = std::io::stdout().lock();
     match minted {
         Some(secret) => {
-            ClientConfig { url: Some(url.clone()), token: Some(secret.clone()) }.write(&cfg.client_config)?;
+            let (name, previous) = add_own_context(&cfg.client_config, context, &url, &secret)?;
             writeln!(out, "First start: created an admin token (shown once, stored hashed):\n\n    {secret}\n")?;
+            let switched = match previous {
+                Some(p) if p != name => format!(" (it was {p:?}: `hearth context use {p}` goes back)"),
+                _ => String::new(),
+            };
             writeln!(
                 out,
-                "Wrote it with the server URL to {} (mode 0600): the CLI on this machine uses it.",
+                "Added it as context {name:?} to {} (mode 0600), now the current one{switched}.",
                 cfg.client_config.display()
             )?;
         }
@@ -200,19 +205,35 @@ async fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<tokio::net::TcpL
         .with_context(|| format!("cannot listen on {addr}: is another server using it? choose another with {flag}"))
 }
 
-/// On later starts, point an existing client config at this server if its token is one of
-/// this server's (the listen address may have changed); leave other configs alone.
+/// Adds this server's context (named `wanted`, else `local`; a free variant of the name if
+/// taken: another server's token is never overwritten) and makes it current. Returns its
+/// name and the context that was current.
+fn add_own_context(path: &Path, wanted: Option<&str>, url: &str, token: &str) -> Result<(String, Option<String>)> {
+    let mut file = ClientFile::read(path)?;
+    let context = ServerContext { url: url.to_owned(), token: Some(token.to_owned()) };
+    let name = file.add_unique(wanted.unwrap_or(LOCAL_CONTEXT), context);
+    let previous = file.current.replace(name.clone());
+    file.write(path)?;
+    Ok((name, previous))
+}
+
+/// On later starts, point the contexts holding one of this server's tokens at its URL (the
+/// listen address may have changed); leave the others alone.
 async fn refresh_client_url(store: &dyn MetadataStore, cfg: &ServerConfig, url: &str) -> Result<()> {
-    let Some(mut client) = ClientConfig::read(&cfg.client_config)? else {
-        return Ok(());
-    };
-    let Some(token) = &client.token else {
-        return Ok(());
-    };
-    let ours = store.token_by_secret_hash(&hash_secret(token)).await.ok().flatten().is_some();
-    if ours && client.url.as_deref() != Some(url) {
-        client.url = Some(url.to_owned());
-        client.write(&cfg.client_config)?;
+    let mut file = ClientFile::read(&cfg.client_config)?;
+    let mut changed = false;
+    for context in file.contexts.values_mut() {
+        let Some(token) = &context.token else { continue };
+        if context.url == url {
+            continue;
+        }
+        if store.token_by_secret_hash(&hash_secret(token)).await.ok().flatten().is_some() {
+            context.url = url.to_owned();
+            changed = true;
+        }
+    }
+    if changed {
+        file.write(&cfg.client_config)?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
 mod code_pull;
+pub mod contexts;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
@@ -6,13 +7,23 @@ pub mod node;
 pub mod tokens;
 pub mod triggers;
 
+use std::sync::OnceLock;
+
 use anyhow::Result;
 use hearth_client::Client;
 
 use crate::config::{ClientConfig, process_env};
 
-/// A client configured from the client config file and `HEARTH_URL` / `HEARTH_TOKEN`.
+/// The context `--context` named, if any (set once, before any command runs).
+static SELECTED_CONTEXT: OnceLock<Option<String>> = OnceLock::new();
+
+pub fn select_context(name: Option<String>) {
+    let _ = SELECTED_CONTEXT.set(name);
+}
+
+/// A client of the selected context's server, with `HEARTH_URL` / `HEARTH_TOKEN` over it.
 pub fn client() -> Result<Client> {
-    let cfg = ClientConfig::load(&process_env)?;
+    let selected = SELECTED_CONTEXT.get().and_then(Option::as_deref);
+    let cfg = ClientConfig::load(&process_env, selected)?;
     Ok(Client::new(cfg.url(), cfg.token.clone()))
 }

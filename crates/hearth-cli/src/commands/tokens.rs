@@ -1,10 +1,19 @@
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use hearth_api::mint_token;
+use hearth_store::{MetadataStore, SqliteStore};
+use hearth_types::Scope;
 
 use super::client;
 use crate::cli::TokenCommand;
+use crate::config::{ClientFile, LOCAL_CONTEXT, ServerConfig, ServerContext, ServerFlags, local_url, process_env};
 use crate::output::{print_json, print_table, time};
 
 pub async fn run(cmd: TokenCommand, json: bool) -> Result<()> {
+    if let TokenCommand::Recover { data_dir, config, url } = cmd {
+        return recover(data_dir, config, url, json).await;
+    }
     let c = client()?;
     match cmd {
         TokenCommand::Create { scopes, name } => {
@@ -42,6 +51,44 @@ pub async fn run(cmd: TokenCommand, json: bool) -> Result<()> {
             }
             println!("Deleted token {id}.");
         }
+        TokenCommand::Recover { .. } => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// Mints an admin token in the metadata store of the server's data directory (whoever may
+/// write that directory owns the server anyway) and adds it as a context: the context with
+/// the server's URL gets the new token, or a new context is added.
+async fn recover(data_dir: Option<PathBuf>, config: Option<PathBuf>, url: Option<String>, json: bool) -> Result<()> {
+    let flags = ServerFlags { config, data_dir, ..Default::default() };
+    let cfg = ServerConfig::load(&flags, &process_env)?;
+    let db = cfg.data_dir.join("metadata.db");
+    if !db.exists() {
+        bail!(
+            "no Hearth server data in {} (no metadata.db): pass the server's --data-dir, or --config with its data_dir",
+            cfg.data_dir.display()
+        );
+    }
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let (record, secret) = mint_token("admin (recovered)", vec![Scope::Admin]).map_err(|e| anyhow!("{}", e.message))?;
+    store.insert_token(&record).await.context("cannot store the new token")?;
+    let url = url.unwrap_or_else(|| local_url(cfg.listen, cfg.tls.is_some()));
+    let mut file = ClientFile::read(&cfg.client_config)?;
+    let existing = file.contexts.iter().find(|(_, c)| c.url == url).map(|(n, _)| n.clone());
+    let name = match existing {
+        Some(name) => {
+            file.contexts.get_mut(&name).expect("found above").token = Some(secret.clone());
+            name
+        }
+        None => file.add_unique(LOCAL_CONTEXT, ServerContext { url: url.clone(), token: Some(secret.clone()) }),
+    };
+    file.current = Some(name.clone());
+    file.write(&cfg.client_config)?;
+    if json {
+        return print_json(&serde_json::json!({"id": record.id, "token": secret, "context": name, "url": url}));
+    }
+    println!("Minted admin token {} in {}. Its secret, shown only now:\n", record.id, cfg.data_dir.display());
+    println!("    {secret}\n");
+    println!("Context {name:?} ({url}) now holds it and is current ({}).", cfg.client_config.display());
     Ok(())
 }
