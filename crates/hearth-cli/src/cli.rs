@@ -29,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the all-in-one server on embedded defaults (SQLite + local files).
     Up(UpArgs),
+    /// Create a function in a new folder: its handler and a hearth.toml, from a template.
+    New(NewArgs),
+    /// Deploy the function described by a folder's hearth.toml, and its triggers.
+    Deploy(ManifestDeployArgs),
     /// Deploy, inspect and delete functions.
     #[command(subcommand, name = "fn")]
     Function(FnCommand),
@@ -49,6 +53,25 @@ pub enum Command {
     Node,
     /// Print the API's OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The function's name (also the folder's, unless --dir).
+    pub name: String,
+    /// The template's language.
+    #[arg(long, short, value_parser = ["python3", "nodejs", "provided"])]
+    pub runtime: String,
+    /// The folder to create (default: ./NAME); must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestDeployArgs {
+    /// The folder holding hearth.toml, or the manifest file itself.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

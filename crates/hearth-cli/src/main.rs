@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod manifest;
 mod output;
 mod package;
 mod up;
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => up::run(args, cli.context.as_deref(), private_mounts).await,
+            Command::New(args) => commands::scaffold::run(&args.name, &args.runtime, args.dir, json),
+            Command::Deploy(args) => commands::manifest_deploy::run(&args.dir, json).await,
             Command::Function(cmd) => commands::functions::run(cmd, json).await,
             Command::Token(cmd) => commands::tokens::run(cmd, json).await,
             Command::Invoke(args) => commands::invoke::run(args, json).await,

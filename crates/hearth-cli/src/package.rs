@@ -13,6 +13,9 @@ use zip::{CompressionMethod, ZipWriter};
 
 /// Folders never worth shipping.
 const SKIPPED_DIRS: &[&str] = &[".git", "__pycache__", ".hg", ".svn"];
+// Also left out: the manifest at the folder's top (a setting changed in it is not a code
+// change, and the server has its contents already).
+use crate::manifest::MANIFEST_FILE;
 
 pub struct Package {
     pub bytes: Vec<u8>,
@@ -47,7 +50,7 @@ fn zip_dir(root: &Path) -> Result<Package> {
     for entry in walk {
         let entry = entry.with_context(|| format!("cannot read {}", root.display()))?;
         let rel = entry.path().strip_prefix(root)?;
-        if rel.as_os_str().is_empty() {
+        if rel.as_os_str().is_empty() || rel == Path::new(MANIFEST_FILE) {
             continue;
         }
         let Some(name) = rel.to_str() else {
@@ -96,5 +99,12 @@ mod tests {
         hearth_blob::unpack_package(&a.bytes, out.path(), &PackageLimits::DEFAULT).unwrap();
         let mode = std::fs::metadata(out.path().join("bootstrap")).unwrap().permissions().mode();
         assert_eq!(mode & 0o111, 0o111, "executable bit kept");
+        // The manifest at the top is not code: editing a setting keeps the digest.
+        std::fs::write(dir.path().join(MANIFEST_FILE), "name = \"x\"\n").unwrap();
+        std::fs::write(dir.path().join("lib").join(MANIFEST_FILE), "not the manifest").unwrap();
+        let with_manifest = package(dir.path()).unwrap();
+        assert_eq!(with_manifest.files, Some(3), "only the top-level hearth.toml is left out");
+        std::fs::write(dir.path().join(MANIFEST_FILE), "name = \"y\"\n").unwrap();
+        assert_eq!(package(dir.path()).unwrap().bytes, with_manifest.bytes);
     }
 }

@@ -157,7 +157,7 @@ async fn replace_code(name: &str, path: &Path, json: bool) -> Result<()> {
 }
 
 /// Packages a folder or zip and uploads it, or has the server fetch an `s3://` object.
-async fn upload(c: &hearth_client::Client, path: &Path, json: bool) -> Result<CodeRef> {
+pub(crate) async fn upload(c: &hearth_client::Client, path: &Path, json: bool) -> Result<CodeRef> {
     let source = path.to_string_lossy();
     if source.starts_with("s3://") {
         return c.upload_package_object(&source).await.context("fetching the package from the object store failed");
@@ -170,7 +170,7 @@ async fn upload(c: &hearth_client::Client, path: &Path, json: bool) -> Result<Co
     c.upload_package(pkg.bytes).await.context("uploading the package failed")
 }
 
-fn print_deployed(resp: &DeployResponse, json: bool) -> Result<()> {
+pub(crate) fn print_deployed(resp: &DeployResponse, json: bool) -> Result<()> {
     if json {
         return print_json(resp);
     }

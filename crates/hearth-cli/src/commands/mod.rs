@@ -3,7 +3,9 @@ pub mod contexts;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
+pub mod manifest_deploy;
 pub mod node;
+pub mod scaffold;
 pub mod tokens;
 pub mod triggers;
 

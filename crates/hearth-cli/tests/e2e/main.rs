@@ -6,6 +6,7 @@ mod crash;
 mod edge;
 mod isolation;
 mod lifecycle;
+mod manifest;
 mod updates;
 
 use std::io::{BufRead, BufReader};
