@@ -42,11 +42,12 @@ pub struct InvokeResponse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    #[error("function {0:?} does not exist")]
+    // Names are quoted as strings (`"hello"`), never as the newtype's Debug form.
+    #[error("function {name:?} does not exist; `hearth fn list` shows the functions there are", name = .0.as_str())]
     NotFound(FunctionName),
-    #[error("function {0:?} has no code yet; deploy some first")]
+    #[error("function {name:?} has no code yet; deploy some first", name = .0.as_str())]
     NoCode(FunctionName),
-    #[error("function {0:?} has no version {1}")]
+    #[error("function {name:?} has no version {n}; `hearth fn versions {name}` lists them", name = .0.as_str(), n = .1)]
     NoVersion(FunctionName, u32),
     #[error("the request payload is {0} bytes, more than the {MAX_PAYLOAD_BYTES}-byte limit")]
     PayloadTooLarge(usize),
@@ -184,5 +185,23 @@ impl Gateway {
         ));
         record(took, cold, init, peak, response.function_error.clone());
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_quote_the_name_not_its_type() {
+        let name: FunctionName = "hello".parse().unwrap();
+        assert_eq!(
+            InvokeError::NoVersion(name.clone(), 9).to_string(),
+            "function \"hello\" has no version 9; `hearth fn versions hello` lists them"
+        );
+        for e in [InvokeError::NotFound(name.clone()), InvokeError::NoCode(name)] {
+            let text = e.to_string();
+            assert!(text.starts_with("function \"hello\" ") && !text.contains("FunctionName"), "{text}");
+        }
     }
 }
