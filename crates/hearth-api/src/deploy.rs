@@ -48,13 +48,46 @@ pub async fn patch_config(
     patch: &serde_json::Value,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    let patched = |current: Option<&FunctionConfig>| -> Result<Option<FunctionConfig>, ApiError> {
-        let current = current.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
+    let patched = |current: &FunctionConfig| -> Result<FunctionConfig, ApiError> {
         let spec = FunctionSpec::patched(current, patch)
             .map_err(|e| ApiError::bad_request("InvalidRequestBody", e.to_string()))?;
-        Ok(Some(spec.validate()?))
+        Ok(spec.validate()?)
     };
-    apply(store, name, patched, code).await
+    update_config(store, name, patched, code).await
+}
+
+/// Creates a function that must not exist yet (Lambda's `CreateFunction`), with its code.
+pub async fn create(
+    store: &dyn MetadataStore,
+    name: &FunctionName,
+    config: FunctionConfig,
+    code: Option<CodeRef>,
+) -> Result<Deployed, ApiError> {
+    let new_only = |current: Option<&FunctionConfig>| match current {
+        Some(_) => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "FunctionExists",
+            format!("Function already exist: {name}"),
+        )),
+        None => Ok(Some(config.clone())),
+    };
+    apply(store, name, new_only, code).await
+}
+
+/// Changes an existing function's configuration by `change`, applied to the configuration
+/// it has when the write is made (so concurrent changes of different settings all land),
+/// and its code too when `code` is given: one version for both.
+pub async fn update_config(
+    store: &dyn MetadataStore,
+    name: &FunctionName,
+    change: impl Fn(&FunctionConfig) -> Result<FunctionConfig, ApiError>,
+    code: Option<CodeRef>,
+) -> Result<Deployed, ApiError> {
+    let changed = |current: Option<&FunctionConfig>| {
+        let current = current.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
+        change(current).map(Some)
+    };
+    apply(store, name, changed, code).await
 }
 
 /// One optimistic write: `config_of` gives the configuration to write from the current one

@@ -8,6 +8,7 @@ mod auth;
 mod body;
 pub mod deploy;
 mod error;
+pub mod lambda;
 mod openapi;
 pub mod routes;
 mod state;

@@ -20,6 +20,8 @@ pub(crate) struct Inner {
     pub hooks: RwLock<Vec<Arc<dyn DeployHooks>>>,
     /// Where HTTP triggers are served (`http://host:port`), when known.
     pub trigger_base_url: RwLock<Option<String>>,
+    /// Where this API is served (`http://host:port`), when known.
+    pub api_base_url: RwLock<Option<String>>,
 }
 
 /// Told about every change to a function this node made (deploy or delete), so caches of
@@ -44,6 +46,7 @@ impl AppState {
                 tokens,
                 hooks: RwLock::new(Vec::new()),
                 trigger_base_url: RwLock::new(None),
+                api_base_url: RwLock::new(None),
             }),
         }
     }
@@ -51,6 +54,16 @@ impl AppState {
     /// Tells the API where HTTP triggers are served, so trigger responses carry their URL.
     pub fn set_trigger_base_url(&self, url: impl Into<String>) {
         *self.inner.trigger_base_url.write().unwrap_or_else(|p| p.into_inner()) = Some(url.into());
+    }
+
+    /// Tells the API its own address, for URLs it hands out (the Lambda API's code location).
+    pub fn set_api_base_url(&self, url: impl Into<String>) {
+        *self.inner.api_base_url.write().unwrap_or_else(|p| p.into_inner()) = Some(url.into());
+    }
+
+    pub(crate) fn api_base_url(&self) -> Option<String> {
+        let url = self.inner.api_base_url.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+        Some(url.trim_end_matches('/').to_owned())
     }
 
     pub(crate) fn trigger_url(&self, path: &str) -> Option<String> {

@@ -61,7 +61,8 @@ pub fn apps(api: AppState, gateway: Gateway) -> Apps {
         .route("/v1/node", get(instance_routes::node))
         .route("/2015-03-31/functions/{name}/invocations", post(lambda_api::invocations))
         .with_state(state.clone());
-    let api = hearth_api::control_plane(api)
+    let api = hearth_api::control_plane(api.clone())
+        .merge(hearth_api::lambda::management(api))
         .merge(gateway_routes)
         .route("/openapi.json", get(openapi_json))
         .fallback(hearth_api::not_found)

@@ -1,106 +1,31 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so AWS SDKs and
 //! the AWS CLI can invoke Hearth functions with `--endpoint-url`.
-//!
-//! Authentication is a Hearth token, given either as a bearer token or as the AWS access key
-//! id of a SigV4-signed request (`aws_access_key_id = hth_...`, any secret). Only token
-//! hashes are stored, so the signature itself cannot be checked; the token in the
-//! `Credential` is as good as a bearer token, and both travel in the header.
+//! Authentication and error shapes are the Lambda API's (`hearth_api::lambda`), shared with
+//! the management calls.
 
-use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use hearth_api::{ApiError, Caller};
+use hearth_api::ApiError;
+use hearth_api::lambda::{
+    LambdaCaller, LambdaError, LambdaErrorBody, function_ref_schema, parse_function, qualifier_of,
+};
 use hearth_gateway::{AcquireError, InvokeError, InvokeRequest};
-use hearth_types::{FunctionName, Scope, VersionSelector};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use hearth_types::Scope;
+use utoipa::IntoParams;
 
 use crate::apps::ServerState;
 use crate::invoke_error::api_error;
 use crate::invoke_route::{answer, read_event};
 
-/// The body of an error in the shape AWS SDKs parse; `X-Amzn-ErrorType` names the error.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LambdaErrorBody {
-    /// Always `User`.
-    #[serde(rename = "Type")]
-    pub kind: String,
-    pub message: String,
-}
-
-fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let body = LambdaErrorBody { kind: "User".into(), message: message.into() };
-    let mut resp = (status, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(error_type) {
-        resp.headers_mut().insert("x-amzn-errortype", v);
-    }
-    resp
+fn aws_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
+    LambdaError::new(status, error_type, message).into_response()
 }
 
 fn from_api(e: ApiError) -> Response {
-    // No credentials at all is HTTP's 401 (an SDK always signs, so only other clients see
-    // it); credentials that are not a valid token are AWS's 403 UnrecognizedClientException.
-    if e.code == "MissingToken" {
-        let mut resp = aws_error(StatusCode::UNAUTHORIZED, "MissingAuthenticationTokenException", &e.message);
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return resp;
-    }
-    let error_type = match e.status {
-        StatusCode::UNAUTHORIZED => "UnrecognizedClientException",
-        StatusCode::FORBIDDEN => "AccessDeniedException",
-        StatusCode::NOT_FOUND => "ResourceNotFoundException",
-        StatusCode::PAYLOAD_TOO_LARGE => "RequestTooLargeException",
-        StatusCode::TOO_MANY_REQUESTS => "TooManyRequestsException",
-        StatusCode::CONFLICT => "ResourceConflictException",
-        s if s.is_client_error() => "InvalidParameterValueException",
-        _ => "ServiceException",
-    };
-    let status = if e.status == StatusCode::UNAUTHORIZED { StatusCode::FORBIDDEN } else { e.status };
-    aws_error(status, error_type, &e.message)
-}
-
-/// `name`, `name:qualifier`, `123456789012:function:name[:q]` or a full ARN (the path
-/// segment, already percent-decoded), with the `Qualifier` query parameter, which wins over a
-/// qualifier in the name. On failure, what was not found.
-fn parse_function(decoded: &str, qualifier: Option<String>) -> Result<(FunctionName, VersionSelector), String> {
-    let not_found = |what: &str| format!("Function not found: {what}");
-    let parts: Vec<&str> = decoded.split(':').collect();
-    let (name, q) = match parts.as_slice() {
-        [name] => (*name, None),
-        [name, q] => (*name, Some(*q)),
-        ["arn", "aws", "lambda", _, _, "function", name] | [_, "function", name] => (*name, None),
-        ["arn", "aws", "lambda", _, _, "function", name, q] | [_, "function", name, q] => (*name, Some(*q)),
-        _ => return Err(not_found(decoded)),
-    };
-    let name: FunctionName = name.parse().map_err(|_| not_found(decoded))?;
-    let selector = |q: &str| {
-        q.parse::<VersionSelector>()
-            .map_err(|_| not_found(&format!("{decoded} (qualifier {q}: aliases are not supported)")))
-    };
-    let in_name = q.map(selector).transpose()?;
-    let selector = match qualifier.as_deref() {
-        Some(q) => selector(q)?,
-        None => in_name.unwrap_or(VersionSelector::Latest),
-    };
-    Ok((name, selector))
-}
-
-/// The function reference in the path, as [`parse_function`] reads it.
-fn function_ref_schema() -> utoipa::openapi::schema::Schema {
-    let version = hearth_types::schema::version_alternatives();
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .pattern(Some(format!(
-            "^(?:arn:aws:lambda:[^:]*:[^:]*:function:|[^:]*:function:)?{}(?::(?:{version}))?$",
-            FunctionName::PATTERN
-        )))
-        .description(Some("Name, `name:qualifier`, `account:function:name[:qualifier]` or a function ARN"))
-        .examples(["hello"])
-        .build()
-        .into()
+    LambdaError::from(e).into_response()
 }
 
 /// `X-Amz-Invocation-Type`.
@@ -157,14 +82,6 @@ pub struct LambdaInvokeHeaders {
     pub log_type: Option<String>,
 }
 
-/// The access key id of `Authorization: AWS4-HMAC-SHA256 Credential=KEY/date/region/...`.
-fn sigv4_access_key(h: &HeaderMap) -> Option<String> {
-    let auth = header_text(h, "authorization")?;
-    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ")?;
-    let credential = rest.split(',').map(str::trim).find_map(|p| p.strip_prefix("Credential="))?;
-    credential.split('/').next().map(str::to_owned)
-}
-
 fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
@@ -206,19 +123,11 @@ pub(crate) async fn invocations(
     request: axum::extract::Request,
 ) -> Response {
     let (mut parts, body): (Parts, Body) = request.into_parts();
-    if let Some(token) = sigv4_access_key(&parts.headers).filter(|k| k.starts_with("hth_"))
-        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        parts.headers.insert(header::AUTHORIZATION, v);
+    if let Err(e) = LambdaCaller::authorize(&mut parts, &state.api, Scope::Invoke).await {
+        return e.into_response();
     }
-    match Caller::from_request_parts(&mut parts, &state).await.and_then(|c| c.require(Scope::Invoke).map(|_| c)) {
-        Ok(_) => {}
-        Err(e) => return from_api(e),
-    }
-    let qualifier = query.as_deref().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "Qualifier").map(|(_, v)| v.into_owned())
-    });
-    let (name, selector) = match parse_function(&raw, qualifier) {
+    let qualifier = qualifier_of(query.as_deref());
+    let (name, selector) = match parse_function(&raw, qualifier.as_deref()) {
         Ok(x) => x,
         Err(message) => return aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &message),
     };

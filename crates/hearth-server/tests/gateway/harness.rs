@@ -79,6 +79,7 @@ pub async fn start_with_store(
     let apps = apps(state.clone(), gateway);
     let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
     state.set_trigger_base_url(&trigger_url);
+    state.set_api_base_url(&url);
     Server { url, trigger_url, token, http: reqwest::Client::new(), dir }
 }
 

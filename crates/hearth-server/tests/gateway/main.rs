@@ -10,6 +10,7 @@ mod guard;
 mod harness;
 mod hostile;
 mod invoke;
+mod lambda_manage;
 mod logs;
 mod network;
 mod route_cache;
