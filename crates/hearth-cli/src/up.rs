@@ -152,6 +152,7 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
     }
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
     state.set_trigger_base_url(&trigger_url);
+    state.set_api_base_url(&url);
     let apps = apps(state, gateway.clone());
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
