@@ -21,6 +21,9 @@ pub enum ClientError {
         "cannot reach the Hearth server at {url}: {reason}. Is `hearth up` running? Set HEARTH_URL to point elsewhere"
     )]
     Unreachable { url: String, reason: String },
+    /// The server's URL cannot be used (nothing was sent).
+    #[error("{url:?} is not a usable server URL: {reason}; expected e.g. http://127.0.0.1:8080")]
+    InvalidUrl { url: String, reason: String },
     #[error("unexpected response from {url}: {reason}")]
     Protocol { url: String, reason: String },
 }
@@ -66,6 +69,19 @@ impl Client {
         Self { base: base_url.trim_end_matches('/').to_owned(), token, http }
     }
 
+    /// Checks that `url` can be a server's base URL: http or https, with a host.
+    pub fn check_url(url: &str) -> Result<()> {
+        let invalid = |reason: &str| ClientError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("it names no host"));
+        }
+        Ok(())
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -79,8 +95,14 @@ impl Client {
     }
 
     async fn send(&self, r: RequestBuilder) -> Result<Response> {
-        let resp =
-            r.send().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: root_cause(&e) })?;
+        let resp = r.send().await.map_err(|e| {
+            let (url, reason) = (self.base.clone(), root_cause(&e));
+            if e.is_builder() {
+                ClientError::InvalidUrl { url, reason }
+            } else {
+                ClientError::Unreachable { url, reason }
+            }
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -255,4 +277,19 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_with_a_host_are_server_urls() {
+        for good in ["http://127.0.0.1:8080", "https://hearth.example.com/", "http://[::1]:1"] {
+            assert!(Client::check_url(good).is_ok(), "{good}");
+        }
+        for bad in ["", "not a url", "127.0.0.1:8080", "localhost:8080", "ftp://host", "http://", "file:///tmp"] {
+            assert!(matches!(Client::check_url(bad), Err(ClientError::InvalidUrl { .. })), "{bad:?} accepted");
+        }
+    }
 }
