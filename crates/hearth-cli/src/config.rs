@@ -51,7 +51,17 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+    env_value(name, std::env::var(name).ok())
+}
+
+/// Variables whose empty value means something: `HEARTH_PREWARM=` keeps no pre-warmed
+/// sandboxes (as `[gateway] prewarm = ""` does).
+const EMPTY_MEANS_NONE: &[&str] = &["HEARTH_PREWARM"];
+
+/// A variable's value as configuration reads it: set but empty is unset, except for the
+/// variables in [`EMPTY_MEANS_NONE`].
+fn env_value(name: &str, raw: Option<String>) -> Option<String> {
+    raw.filter(|v| !v.is_empty() || EMPTY_MEANS_NONE.contains(&name))
 }
 
 /// Flags of `hearth up` that override configuration.
@@ -417,6 +427,29 @@ mod tests {
         let flags = ServerFlags { listen: Some("127.0.0.1:9200".into()), ..flags };
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9200));
+    }
+
+    #[test]
+    fn an_empty_hearth_prewarm_keeps_no_sandboxes() {
+        // As the process environment reads: a variable set but empty.
+        let raw = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| env_value(k, pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+        };
+        let keys = |env: &dyn Fn(&str) -> Option<String>| {
+            ServerConfig::load(&ServerFlags::default(), env).unwrap().gateway.stem_cells.map(|s| s.keys)
+        };
+        let default = keys(&raw(&[("HOME", "/nonexistent")])).unwrap();
+        assert!(!default.is_empty(), "pre-warmed sandboxes by default");
+        assert_eq!(keys(&raw(&[("HOME", "/nonexistent"), ("HEARTH_PREWARM", "")])), Some(vec![]));
+        // Other variables set but empty stay unset.
+        let c = ServerConfig::load(&ServerFlags::default(), &raw(&[("HOME", "/nonexistent"), ("HEARTH_LISTEN", "")]));
+        assert_eq!(c.unwrap().listen.to_string(), DEFAULT_LISTEN);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "[gateway]\nprewarm = \"\"\n").unwrap();
+        let flags = ServerFlags { config: Some(file), ..Default::default() };
+        let from_file = ServerConfig::load(&flags, &raw(&[("HOME", "/nonexistent")])).unwrap();
+        assert_eq!(from_file.gateway.stem_cells.map(|s| s.keys), Some(vec![]), "as the file's empty value");
     }
 
     #[test]
