@@ -9,7 +9,12 @@ use clap::{Args, Parser, Subcommand};
     name = "hearth",
     version,
     about = "Hearth: a self-hostable Function-as-a-Service platform",
-    after_help = "Exit codes: 0 ok, 1 refused by the server or failed, 2 usage error, 3 server unreachable.\n\
+    after_help = "Exit codes: 0 ok, 1 refused by the server or failed, 2 usage error (anything refused before \
+                  sending: flags, values out of range, --data that is not JSON, a malformed HEARTH_URL or context \
+                  name), 3 server unreachable; a closed stdout (`hearth trigger list | head -1`) ends the command \
+                  by SIGPIPE, as it ends `ls` (the shell reports 141).\n\
+                  Under --json, output is JSON on stdout and every error is one JSON object on stderr: \
+                  {\"error\": {\"status\": <HTTP status or null>, \"code\": \"<stable code>\", \"message\": \"...\"}}.\n\
                   Client commands use a context (a server's URL and token) from ~/.config/hearth/config.toml: the current one \
                   (`hearth context use`), or --context / HEARTH_CONTEXT; HEARTH_URL and HEARTH_TOKEN override it."
 )]
@@ -183,11 +188,12 @@ pub struct SettingArgs {
     /// Timeout in seconds (1-900, default 3).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<i64>,
-    /// Set an environment variable, repeatable (the others are kept).
+    /// Set an environment variable, repeatable (the others are kept). One variable per flag:
+    /// commas are not separators here, since values may contain them.
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    /// Remove an environment variable, repeatable.
-    #[arg(long = "unset-env", value_name = "KEY")]
+    /// Remove environment variables: repeatable, or comma-separated (KEY1,KEY2).
+    #[arg(long = "unset-env", value_name = "KEY", value_delimiter = ',')]
     pub unset_env: Vec<String>,
     /// Concurrent requests per instance (1-1000, default 1).
     #[arg(long)]
@@ -227,15 +233,15 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
     Create {
-        /// admin, deploy, invoke or read; repeatable.
-        #[arg(long = "scope", required = true)]
+        /// admin, deploy, invoke or read: repeatable, or comma-separated (--scope read,invoke).
+        #[arg(long = "scope", required = true, value_delimiter = ',')]
         scopes: Vec<String>,
         #[arg(long)]
         name: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
-    /// Delete a token by id.
+    /// Delete a token by its id, or a unique prefix of it.
     Delete { id: String },
     /// Lost the admin token? Mint a new one directly in the server's data directory (run on
     /// the server's machine as the user that runs it; works while the server runs) and add it
@@ -289,13 +295,14 @@ pub enum ContextCommand {
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
     pub name: String,
-    /// The event: JSON text, or @FILE to read it from a file (default: {}).
+    /// The event: JSON text, @FILE to read it from a file, or @- to read it from stdin
+    /// (default: {}). Checked to be JSON (at most 6 MiB) before it is sent.
     #[arg(long, short)]
     pub data: Option<String>,
     /// Version number (default: $LATEST).
     #[arg(long)]
     pub version: Option<String>,
-    /// Also print the invocation's log lines (to stderr).
+    /// Also print the invocation's log lines (to stderr; with --json, as `log` in the JSON).
     #[arg(long)]
     pub log: bool,
 }
@@ -303,12 +310,20 @@ pub struct InvokeArgs {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     pub name: String,
-    /// Keep printing new lines as they arrive.
+    /// Keep printing new lines as they arrive. With --json, one JSON object per line
+    /// (NDJSON); without -f, --json prints one JSON array.
     #[arg(long, short)]
     pub follow: bool,
-    /// Only this invocation's lines.
+    /// Only this invocation's lines (an error if the retained log has none).
     #[arg(long)]
     pub request: Option<String>,
+    /// Only lines from the last DURATION (30s, 10m, 2h, 1d) or since a time (RFC 3339, e.g.
+    /// 2026-01-02T15:04:05Z).
+    #[arg(long, value_name = "DURATION|TIME", value_parser = crate::commands::logs::parse_since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only the last N lines (of those --since selects), then new ones with -f.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,7 +334,7 @@ pub enum TriggerCommand {
     /// List triggers with their URLs.
     #[command(alias = "ls")]
     List,
-    /// Delete a trigger by id.
+    /// Delete a trigger by its id, or a unique prefix of it.
     #[command(alias = "rm")]
     Delete { id: String },
 }

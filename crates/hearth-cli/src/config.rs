@@ -43,7 +43,7 @@ use hearth_server::{ListenerLimits, TlsFiles};
 use serde::Deserialize;
 
 mod client;
-pub use client::{ClientConfig, ClientFile, LOCAL_CONTEXT, ServerContext, client_config_path};
+pub use client::{ClientConfig, ClientFile, LOCAL_CONTEXT, ServerContext, check_context_name, client_config_path};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 

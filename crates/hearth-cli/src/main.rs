@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod error;
 mod manifest;
 mod output;
 mod package;
@@ -15,15 +16,26 @@ use clap::Parser;
 use hearth_client::ClientError;
 
 use cli::{Cli, Command};
-
-/// Exit codes, documented in `hearth --help`.
-const EXIT_FAILED: u8 = 1;
-const EXIT_UNREACHABLE: u8 = 3;
+use error::{CliError, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A closed stdout or stderr (`hearth trigger list | head -1`) ends a client command as it
+    // ends `ls`: by SIGPIPE, silently (the shell sees 141). The server keeps ignoring it.
+    set_sigpipe(nix::sys::signal::SigHandler::SigDfl);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_report(e),
+    };
     let json = cli.json;
+    if let Some(name) = &cli.context
+        && let Err(e) = config::check_context_name(name, "--context")
+    {
+        return report(&e.into(), json);
+    }
     commands::select_context(cli.context.clone());
+    if matches!(cli.command, Command::Up(_)) {
+        set_sigpipe(nix::sys::signal::SigHandler::SigIgn);
+    }
     // Before any thread exists: the server's mounts (its instance volume) stay its own.
     let private_mounts = match &cli.command {
         Command::Up(_) if nix::unistd::geteuid().is_root() => Some(hearth_agent::enter_private_mount_namespace()),
@@ -60,26 +72,63 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(err: &anyhow::Error, json: bool) -> ExitCode {
-    let client = err.chain().find_map(|e| e.downcast_ref::<ClientError>());
-    // Refusals carry a stable code whether the server or local validation refused.
-    let local = err.chain().find_map(|e| e.downcast_ref::<hearth_types::ValidationError>());
-    let (code, status) = match (client, local) {
-        (Some(ClientError::Api { code, status, .. }), _) => (Some(code.as_str()), Some(*status)),
-        (_, Some(v)) => (Some(v.code()), None),
-        _ => (None, None),
-    };
-    if json {
-        let body = serde_json::json!({"error": {"code": code, "status": status, "message": format!("{err:#}")}});
-        eprintln!("{body}");
-    } else {
-        eprintln!("error: {err:#}");
-        if let Some(code) = code {
-            eprintln!("  code: {code}");
+fn set_sigpipe(handler: nix::sys::signal::SigHandler) {
+    // SAFETY: called while the process has one thread, with a disposition (default or
+    // ignore), not a handler function.
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, handler) };
+}
+
+/// A command line clap refused: as clap prints it, or under `--json` as one JSON error.
+fn usage_report(e: clap::Error) -> ExitCode {
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    if !e.use_stderr() || !json {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+    print_error(true, None, "UsageError", message);
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// What a failure reports: the server's status and code when the server refused, else a
+/// local code; and the exit status (1 refused or failed, 2 usage, 3 unreachable).
+fn classify(err: &anyhow::Error) -> (Option<u16>, String, u8) {
+    for e in err.chain() {
+        if let Some(c) = e.downcast_ref::<ClientError>() {
+            return match c {
+                ClientError::Api { status, code, .. } => (Some(*status), code.clone(), EXIT_FAILED),
+                ClientError::Unreachable { .. } => (None, "Unreachable".into(), EXIT_UNREACHABLE),
+                ClientError::InvalidUrl { .. } => (None, "InvalidUrl".into(), EXIT_USAGE),
+                ClientError::Protocol { .. } => (None, "UnexpectedResponse".into(), EXIT_FAILED),
+            };
+        }
+        if let Some(c) = e.downcast_ref::<CliError>() {
+            return (None, c.code.into(), c.exit_code());
+        }
+        // Validation here is local: the server's refusals arrive as `ClientError::Api`.
+        if let Some(v) = e.downcast_ref::<hearth_types::ValidationError>() {
+            return (None, v.code().into(), EXIT_USAGE);
         }
     }
-    match client {
-        Some(ClientError::Unreachable { .. }) => ExitCode::from(EXIT_UNREACHABLE),
-        _ => ExitCode::from(EXIT_FAILED),
+    (None, "LocalError".into(), EXIT_FAILED)
+}
+
+fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    let (status, code, exit) = classify(err);
+    print_error(json, status, &code, &format!("{err:#}"));
+    ExitCode::from(exit)
+}
+
+/// One error: under `--json` exactly one JSON object on stderr,
+/// `{"error": {"status": number|null, "code": string, "message": string}}`.
+fn print_error(json: bool, status: Option<u16>, code: &str, message: &str) {
+    if json {
+        let body = serde_json::json!({"error": {"status": status, "code": code, "message": message}});
+        eprintln!("{body}");
+    } else {
+        eprintln!("error: {message}");
+        if code != "LocalError" {
+            eprintln!("  code: {code}");
+        }
     }
 }

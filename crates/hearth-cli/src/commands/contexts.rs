@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::cli::ContextCommand;
-use crate::config::{ClientFile, ServerContext, client_config_path, process_env};
+use crate::config::{ClientFile, ServerContext, check_context_name, client_config_path, process_env};
 use crate::output::{print_json, print_table};
 
 /// A context as listed: never its token.
@@ -53,7 +53,7 @@ pub fn run(cmd: ContextCommand, json: bool) -> Result<()> {
             done(json, &name, "current", format!("Switched to context {name:?}."))?;
         }
         ContextCommand::Add { name, url, token, token_stdin, replace, make_current } => {
-            check_name(&name)?;
+            check_context_name(&name, "context name")?;
             check_url(&url)?;
             if file.contexts.contains_key(&name) && !replace {
                 bail!(
@@ -92,20 +92,8 @@ fn done(json: bool, name: &str, what: &str, text: String) -> Result<()> {
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !ok {
-        bail!("context name {name:?} must be 1-64 letters, digits, '-', '_' or '.'");
-    }
-    Ok(())
-}
-
 fn check_url(url: &str) -> Result<()> {
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < "http://x".len() {
-        bail!("--url {url:?} must be an http:// or https:// URL, e.g. https://hearth.example.com");
-    }
+    hearth_client::Client::check_url(url).context("--url")?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use hearth_types::{CodeRef, Function, FunctionSpec};
 
 use super::{client, code_pull};
 use crate::cli::{CodeArgs, CodeCommand, DeployArgs, FnCommand, SettingArgs};
+use crate::error::{CliError, usage};
 use crate::output::{print_json, print_table, size, time};
 use crate::package::package;
 
@@ -32,14 +33,49 @@ pub async fn run(cmd: FnCommand, json: bool) -> Result<()> {
         FnCommand::Code(CodeArgs { command: None, name: Some(name), path: Some(path) }) => {
             replace_code(&name, &path, json).await
         }
-        FnCommand::Code(_) => usage_error("hearth fn code takes NAME PATH, or pull NAME"),
+        FnCommand::Code(_) => usage!("UsageError", "hearth fn code takes NAME PATH, or pull NAME"),
     }
 }
 
-/// A usage error, reported as clap reports its own (exit code 2).
-fn usage_error(message: &str) -> ! {
-    use clap::CommandFactory;
-    crate::cli::Cli::command().error(clap::error::ErrorKind::MissingRequiredArgument, message).exit()
+/// The flag that sets an API field of the configuration.
+fn flag_of(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "memory_mb" => "--memory",
+        "timeout_s" => "--timeout",
+        "concurrency" => "--concurrency",
+        "min_instances" => "--min-instances",
+        "max_instances" => "--max-instances",
+        "keep_alive_s" => "--keep-alive",
+        "ephemeral_storage_mb" => "--ephemeral-storage",
+        _ => return None,
+    })
+}
+
+/// Checks settings given as flags before anything is sent: a refusal names the flag, not
+/// the API field, and keeps the API's code (a usage error, exit 2).
+fn check_flags(spec: &FunctionSpec) -> Result<()> {
+    use hearth_types::ValidationError as V;
+    let Err(e) = spec.validate() else { return Ok(()) };
+    let message = match &e {
+        V::OutOfRange { field, min, max, got } => match flag_of(field) {
+            Some(flag) => format!("{flag} must be between {min} and {max}, got {got}"),
+            None => e.to_string(),
+        },
+        V::MinAboveMax { min, max } => format!("--min-instances ({min}) must not exceed --max-instances ({max})"),
+        V::DescriptionTooLong { got, max } => format!("--description is {got} characters long, more than {max}"),
+        V::InvalidRuntime(_) | V::InvalidNetwork(_) | V::InvalidKeepAlivePolicy(_) | V::InvalidHandler(..) => {
+            let flag = match &e {
+                V::InvalidRuntime(_) => "--runtime",
+                V::InvalidNetwork(_) => "--network",
+                V::InvalidKeepAlivePolicy(_) => "--keep-alive-policy",
+                _ => "--handler",
+            };
+            format!("{flag}: {e}")
+        }
+        V::InvalidEnvName(_) | V::ReservedEnvName(_) | V::EnvironmentTooLarge { .. } => format!("--env: {e}"),
+        _ => e.to_string(),
+    };
+    Err(CliError::usage(e.code(), message).into())
 }
 
 impl SettingArgs {
@@ -85,11 +121,11 @@ impl SettingArgs {
 
     /// The whole configuration of a new function (or one replaced with `--replace`):
     /// settings not given take their defaults.
-    fn spec(&self, name: &str) -> FunctionSpec {
+    fn spec(&self, name: &str) -> Result<FunctionSpec> {
         let Some(runtime) = self.runtime.clone() else {
-            usage_error(&format!("--runtime is required to create {name}: python3, nodejs, provided or wasm"))
+            usage!("UsageError", "--runtime is required to create {name}: python3, nodejs, provided or wasm")
         };
-        FunctionSpec {
+        Ok(FunctionSpec {
             runtime,
             handler: self.handler.clone(),
             memory_mb: self.memory,
@@ -104,7 +140,7 @@ impl SettingArgs {
             keep_alive_policy: self.keep_alive_policy.clone(),
             description: self.description.clone(),
             code_sha256: None,
-        }
+        })
     }
 }
 
@@ -119,14 +155,14 @@ async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
     let resp = match existing {
         Some(current) => {
             let mut patch = args.settings.patch();
-            FunctionSpec::patched(&current.config, &patch)?.validate()?;
+            check_flags(&FunctionSpec::patched(&current.config, &patch)?)?;
             let code = upload(&c, &args.path, json).await?;
             patch["code_sha256"] = code.sha256.to_string().into();
             c.patch_function(name, &patch).await?
         }
         None => {
-            let spec = args.settings.spec(name);
-            spec.validate()?;
+            let spec = args.settings.spec(name)?;
+            check_flags(&spec)?;
             let code = upload(&c, &args.path, json).await?;
             c.put_function(name, &FunctionSpec { code_sha256: Some(code.sha256.to_string()), ..spec }).await?
         }
@@ -139,11 +175,11 @@ async fn configure(name: &str, settings: &SettingArgs, json: bool) -> Result<()>
     name.parse::<hearth_types::FunctionName>()?;
     let patch = settings.patch();
     if patch.as_object().is_some_and(|p| p.is_empty()) {
-        usage_error("give at least one setting to change, e.g. --memory 256 or --env KEY=VALUE");
+        usage!("UsageError", "give at least one setting to change, e.g. --memory 256 or --env KEY=VALUE");
     }
     let c = client()?;
     let current = c.get_function(name).await?;
-    FunctionSpec::patched(&current.config, &patch)?.validate()?;
+    check_flags(&FunctionSpec::patched(&current.config, &patch)?)?;
     print_deployed(&c.patch_function(name, &patch).await?, json)
 }
 
@@ -220,31 +256,57 @@ async fn get(name: &str, json: bool) -> Result<()> {
     if json {
         return print_json(&f);
     }
-    let c = &f.config;
-    let fields = [
-        ("name", f.name.to_string()),
-        ("runtime", c.runtime.to_string()),
-        ("handler", c.handler.clone()),
-        ("memory", format!("{} MB", c.memory_mb)),
-        ("timeout", format!("{} s", c.timeout_s)),
-        ("concurrency", c.concurrency.to_string()),
-        ("instances", format!("min {}, max {}", c.min_instances, c.max_instances)),
-        ("keep-alive", format!("{} s", c.keep_alive_s)),
-        ("version", f.latest_version.map_or("- (no code yet)".into(), |v| v.to_string())),
-        ("code", f.code.as_ref().map_or("-".into(), |c| format!("sha256:{} ({})", c.sha256, size(c.size_bytes)))),
-        ("created", time(&f.created_at)),
-        ("updated", time(&f.updated_at)),
-    ];
-    for (k, v) in fields {
-        println!("{:<12} {v}", format!("{k}:"));
-    }
-    if !c.description.is_empty() {
-        println!("{:<12} {}", "description:", c.description);
-    }
-    for (k, v) in &c.environment {
-        println!("{:<12} {k}={v}", "env:");
+    for (_, label, value) in describe(&f) {
+        println!("{:<19} {value}", format!("{label}:"));
     }
     Ok(())
+}
+
+/// Every field `hearth fn get --json` shows, for people: (its JSON path, label, value).
+/// Environment variables are shown with their values (whoever holds a read token may read
+/// them through the API anyway).
+fn describe(f: &Function) -> Vec<(&'static str, &'static str, String)> {
+    let c = &f.config;
+    let mut rows = vec![
+        ("name", "name", f.name.to_string()),
+        ("id", "id", f.id.to_string()),
+        (
+            "config.description",
+            "description",
+            if c.description.is_empty() { "-".into() } else { c.description.clone() },
+        ),
+        ("config.runtime", "runtime", c.runtime.to_string()),
+        ("config.handler", "handler", c.handler.clone()),
+        ("config.memory_mb", "memory", format!("{} MB", c.memory_mb)),
+        ("config.timeout_s", "timeout", format!("{} s", c.timeout_s)),
+        ("config.concurrency", "concurrency", format!("{} per instance", c.concurrency)),
+        ("config.min_instances", "min instances", c.min_instances.to_string()),
+        ("config.max_instances", "max instances", c.max_instances.to_string()),
+        ("config.keep_alive_s", "keep-alive", format!("{} s", c.keep_alive_s)),
+        (
+            "config.keep_alive_policy",
+            "keep-alive policy",
+            c.keep_alive_policy.map_or("the server's default".into(), |p| format!("{p:?}").to_lowercase()),
+        ),
+        ("config.ephemeral_storage_mb", "ephemeral storage", format!("{} MB", c.ephemeral_storage_mb)),
+        ("config.network", "network", c.network.to_string()),
+    ];
+    if c.environment.is_empty() {
+        rows.push(("config.environment", "environment", "-".into()));
+    }
+    for (k, v) in &c.environment {
+        rows.push(("config.environment", "env", format!("{k}={v}")));
+    }
+    let code = f.code.as_ref();
+    rows.extend([
+        ("code.sha256", "code", code.map_or("- (no code yet)".into(), |c| format!("sha256:{}", c.sha256))),
+        ("code.size_bytes", "code size", code.map_or("-".into(), |c| size(c.size_bytes))),
+        ("latest_version", "latest version", f.latest_version.map_or("-".into(), |v| v.to_string())),
+        ("revision", "revision", f.revision.to_string()),
+        ("created_at", "created", time(&f.created_at)),
+        ("updated_at", "updated", time(&f.updated_at)),
+    ]);
+    rows
 }
 
 async fn versions(name: &str, json: bool) -> Result<()> {
@@ -291,4 +353,90 @@ async fn instances(name: &str, json: bool) -> Result<()> {
         .collect();
     print_table(&["ID", "VERSION", "STATE", "STARTED", "REQUESTS", "LAST USED"], &rows);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// The paths of a JSON document's leaves (`environment` is one leaf: its keys vary).
+    fn leaves(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) if !prefix.ends_with("environment") => {
+                for (k, v) in m {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    leaves(v, &path, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn fn_get_shows_every_field_the_json_shows() {
+        let f: Function = serde_json::from_value(json!({
+            "id": "0f6b2c1e-8a1d-4c55-9e0b-3d1c2b7a9f10", "name": "hello", "revision": 7,
+            "config": {"runtime": "python3", "handler": "main.handler", "memory_mb": 256, "timeout_s": 9,
+                "environment": {"GREETING": "hi, there"}, "concurrency": 4, "min_instances": 1, "max_instances": 7,
+                "keep_alive_s": 30, "ephemeral_storage_mb": 1024, "network": "egress",
+                "keep_alive_policy": "adaptive", "description": "says hello"},
+            "code": {"sha256": "a".repeat(64), "size_bytes": 2048}, "latest_version": 3,
+            "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:06Z",
+        }))
+        .unwrap();
+        let mut paths = Vec::new();
+        leaves(&serde_json::to_value(&f).unwrap(), "", &mut paths);
+        let rows = describe(&f);
+        for path in &paths {
+            assert!(rows.iter().any(|(p, _, _)| p == path), "fn get does not show {path}");
+        }
+        let text: Vec<String> = rows.iter().map(|(_, label, value)| format!("{label}: {value}")).collect();
+        for expected in [
+            "env: GREETING=hi, there",
+            "concurrency: 4 per instance",
+            "min instances: 1",
+            "max instances: 7",
+            "keep-alive: 30 s",
+            "keep-alive policy: adaptive",
+            "ephemeral storage: 1024 MB",
+            "network: egress",
+            "description: says hello",
+            "code size: 2.0 KiB",
+            "latest version: 3",
+            "created: 2026-01-02 03:04:05",
+        ] {
+            assert!(text.iter().any(|t| t == expected), "missing {expected:?} in {text:#?}");
+        }
+    }
+
+    #[test]
+    fn refusals_of_flags_name_the_flags() {
+        let spec = |patch: Value| {
+            let mut base = json!({"runtime": "python3", "handler": "main.handler"});
+            base.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
+            serde_json::from_value::<FunctionSpec>(base).unwrap()
+        };
+        for (patch, flag, code) in [
+            (json!({"memory_mb": 5}), "--memory must be between 64 and 10240, got 5", "InvalidMemorySize"),
+            (json!({"timeout_s": 0}), "--timeout must be", "InvalidTimeout"),
+            (json!({"keep_alive_s": 0}), "--keep-alive must be", "InvalidKeepAlive"),
+            (json!({"ephemeral_storage_mb": 1}), "--ephemeral-storage must be", "InvalidEphemeralStorage"),
+            (json!({"min_instances": 5000}), "--min-instances must be", "InvalidInstanceCount"),
+            (json!({"max_instances": 0}), "--max-instances must be", "InvalidInstanceCount"),
+            (json!({"concurrency": 0}), "--concurrency must be", "InvalidConcurrency"),
+            (
+                json!({"min_instances": 5, "max_instances": 2}),
+                "--min-instances (5) must not exceed --max-instances",
+                "InvalidInstanceCount",
+            ),
+        ] {
+            let err = check_flags(&spec(patch.clone())).unwrap_err();
+            let e = err.downcast_ref::<CliError>().unwrap();
+            assert!(e.message.starts_with(flag), "{patch}: {}", e.message);
+            assert!(!e.message.contains("_mb") && !e.message.contains("_s "), "{}", e.message);
+            assert_eq!((e.code, e.usage), (code, true));
+        }
+    }
 }

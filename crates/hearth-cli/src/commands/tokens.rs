@@ -5,7 +5,7 @@ use hearth_api::mint_token;
 use hearth_store::{MetadataStore, SqliteStore};
 use hearth_types::Scope;
 
-use super::client;
+use super::{client, resolve_id};
 use crate::cli::TokenCommand;
 use crate::config::{ClientFile, LOCAL_CONTEXT, ServerConfig, ServerContext, ServerFlags, local_url, process_env};
 use crate::output::{print_json, print_table, time};
@@ -45,6 +45,8 @@ pub async fn run(cmd: TokenCommand, json: bool) -> Result<()> {
             print_table(&["ID", "NAME", "SCOPES", "CREATED"], &rows);
         }
         TokenCommand::Delete { id } => {
+            let ids: Vec<String> = c.list_tokens().await?.iter().map(|t| t.id.to_string()).collect();
+            let id = resolve_id("token", "TokenNotFound", &id, &ids)?;
             c.delete_token(&id).await?;
             if json {
                 return print_json(&serde_json::json!({"deleted": id}));

@@ -1,7 +1,7 @@
 use anyhow::Result;
 use hearth_types::api::TriggerSpec;
 
-use super::client;
+use super::{client, resolve_id};
 use crate::cli::{TriggerCommand, TriggerKind};
 use crate::output::{print_json, print_table, time};
 
@@ -41,6 +41,8 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
             print_table(&["ID", "URL", "FUNCTION", "METHODS", "AUTH", "CREATED"], &rows);
         }
         TriggerCommand::Delete { id } => {
+            let ids: Vec<String> = c.list_triggers().await?.iter().map(|t| t.trigger.id.to_string()).collect();
+            let id = resolve_id("trigger", "TriggerNotFound", &id, &ids)?;
             c.delete_trigger(&id).await?;
             if json {
                 return print_json(&serde_json::json!({"deleted": id}));

@@ -32,6 +32,21 @@ pub fn client_config_path(env: EnvLookup) -> PathBuf {
     env("HEARTH_CLIENT_CONFIG").map(PathBuf::from).unwrap_or_else(|| config_home(env).join("config.toml"))
 }
 
+/// A context name: 1-64 letters, digits, '-', '_' or '.'; `what` names where it came from
+/// (`--context`, `HEARTH_CONTEXT`, `context name`). Anything else is a usage error.
+pub fn check_context_name(name: &str, what: &str) -> std::result::Result<(), crate::error::CliError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        return Ok(());
+    }
+    Err(crate::error::CliError::usage(
+        "InvalidContextName",
+        format!("{what} {name:?} is not a context name: use 1-64 letters, digits, '-', '_' or '.'"),
+    ))
+}
+
 /// One server as the CLI reaches it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerContext {
@@ -140,7 +155,14 @@ impl ClientConfig {
     /// the file's current one; then the environment's URL and token over it.
     pub fn load(env: EnvLookup, selected: Option<&str>) -> Result<Self> {
         let file = ClientFile::read(&client_config_path(env))?;
-        let name = selected.map(str::to_owned).or_else(|| env("HEARTH_CONTEXT")).or(file.current.clone());
+        if let Some(name) = selected {
+            check_context_name(name, "--context")?;
+        }
+        let from_env = env("HEARTH_CONTEXT");
+        if let (None, Some(name)) = (selected, &from_env) {
+            check_context_name(name, "HEARTH_CONTEXT")?;
+        }
+        let name = selected.map(str::to_owned).or(from_env).or(file.current.clone());
         let mut cfg = match name {
             Some(name) => {
                 let c = file.get(&name)?;

@@ -220,7 +220,8 @@ fn failures_have_codes_and_exit_statuses() {
         full.extend(args);
         full.push("--json");
         let out = home.run(&full);
-        assert_eq!((out.status.code(), code_of(&out)), (Some(1), code.into()), "{full:?}");
+        // Refused locally, before anything is sent: a usage error.
+        assert_eq!((out.status.code(), code_of(&out)), (Some(2), code.into()), "{full:?}");
     }
 
     // A hostile zip given to `fn deploy` is refused by the server with its rule's code.

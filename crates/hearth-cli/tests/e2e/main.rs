@@ -4,6 +4,7 @@
 mod contexts;
 mod crash;
 mod edge;
+mod friction;
 mod isolation;
 mod lifecycle;
 mod manifest;

@@ -52,7 +52,7 @@ fn updates_change_only_what_they_name() {
 
     // Settings are checked before anything is uploaded or changed.
     let out = home.run(&["fn", "config", "app", "--memory", "1"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidMemorySize"));
     let out = home.run(&["fn", "config", "app"]);
     assert_eq!(out.status.code(), Some(2), "nothing to change is a usage error");
