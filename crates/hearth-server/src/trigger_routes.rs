@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_api::{ApiError, Caller};
 use hearth_gateway::InvokeRequest;
@@ -25,23 +25,24 @@ pub(crate) async fn dispatch(State(state): State<ServerState>, request: axum::ex
 async fn route_http(state: ServerState, request: axum::extract::Request) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
-    let (function, proxy, auth) = if let Some(rest) = path.strip_prefix("/fn/") {
+    let (function, proxy, auth, methods) = if let Some(rest) = path.strip_prefix("/fn/") {
         let (name, proxy) = rest.split_once('/').unwrap_or((rest, ""));
-        (name.to_owned(), proxy.to_owned(), TriggerAuth::Token)
+        (name.to_owned(), proxy.to_owned(), TriggerAuth::Token, None)
     } else if let Some((trigger, proxy)) = state.gateway.trigger_for(&path) {
-        if !trigger.methods.is_empty() && !trigger.methods.iter().any(|m| m == parts.method.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                format!("{} accepts {}", trigger.path, trigger.methods.join(", ")),
-            ));
-        }
-        (trigger.function.to_string(), proxy, trigger.auth)
+        (trigger.function.to_string(), proxy, trigger.auth, Some((trigger.path, trigger.methods)))
     } else {
         return Err(hearth_api::not_found().await);
     };
+    // The token first: a caller without one learns nothing of the trigger, not even its
+    // methods.
     if auth == TriggerAuth::Token {
         Caller::from_request_parts(&mut parts, &state).await?.require(Scope::Invoke)?;
+    }
+    if let Some((trigger_path, methods)) = methods
+        && !methods.is_empty()
+        && !methods.iter().any(|m| m == parts.method.as_str())
+    {
+        return Ok(method_not_allowed(trigger_path.as_str(), &methods));
     }
     http_event::strip_credentials(&mut parts.headers, auth == TriggerAuth::Token);
     let name = name_of(&function)?;
@@ -57,4 +58,17 @@ async fn route_http(state: ServerState, request: axum::extract::Request) -> Resu
     };
     let r = state.gateway.invoke(&name, VersionSelector::Latest, request).await.map_err(api_error)?;
     Ok(http_event::response(&r))
+}
+
+/// 405 `MethodNotAllowed` for a trigger limited to `methods`, with the `Allow` header
+/// (RFC 9110 15.5.6) listing exactly them.
+fn method_not_allowed(path: &str, methods: &[String]) -> Response {
+    let allow = methods.join(", ");
+    let mut response =
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("{path} accepts {allow}"))
+            .into_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }

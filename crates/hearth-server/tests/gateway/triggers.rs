@@ -114,6 +114,8 @@ async fn trigger_methods_auth_and_lifecycle() {
         s.add_trigger(json!({"function": "guarded", "path": "/private", "methods": ["post"], "auth": "token"})).await;
     assert_eq!(t["methods"], json!(["POST"]));
     let r = s.http.get(format!("{}/private", s.trigger_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the token is checked before the method");
+    let r = s.http.get(format!("{}/private", s.trigger_url)).bearer_auth(&s.token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     let r = s.http.post(format!("{}/private", s.trigger_url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -155,6 +157,67 @@ async fn trigger_methods_auth_and_lifecycle() {
     let list: Value =
         s.http.get(format!("{}/v1/triggers", s.url)).bearer_auth(&s.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["triggers"], json!([]), "a deleted function's triggers are gone");
+}
+
+/// A method a trigger does not accept is 405 `MethodNotAllowed` with an `Allow` header
+/// naming the methods it does accept; on a `token` trigger only once the token is good, so
+/// an anonymous caller learns nothing of its methods.
+#[tokio::test]
+async fn disallowed_methods_get_405_with_allow_after_auth() {
+    let s = start().await;
+    s.deploy("methods", HTTP_FUNCTION, py(json!({}))).await;
+    let (st, t) = s.add_trigger(json!({"function": "methods", "path": "/open", "methods": ["GET"]})).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (st, t) = s
+        .add_trigger(json!({"function": "methods", "path": "/locked", "methods": ["get", "post"], "auth": "token"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let (st, t) = s.add_trigger(json!({"function": "methods", "path": "/any"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+
+    let r = s.http.delete(format!("{}/open/x", s.trigger_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers().get_all("allow").iter().collect::<Vec<_>>(), ["GET"]);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "MethodNotAllowed", "{body}");
+    assert_eq!(body["message"], "/open accepts GET", "{body}");
+    let r = s.http.head(format!("{}/open", s.trigger_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "a GET trigger does not take HEAD");
+    assert_eq!(r.headers()["allow"], "GET");
+    let r = s.http.get(format!("{}/open", s.trigger_url)).send().await.unwrap();
+    assert_eq!((r.status(), r.headers().get("allow")), (StatusCode::OK, None));
+
+    let r = s.http.delete(format!("{}/locked", s.trigger_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no token: 401, not 405");
+    assert!(r.headers().get("allow").is_none(), "an anonymous caller does not learn the methods");
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "MissingToken");
+    let r = s.http.delete(format!("{}/locked", s.trigger_url)).bearer_auth("hearth_bogus").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a bad token: 401, not 405");
+    assert!(r.headers().get("allow").is_none());
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "InvalidToken");
+    let r = s
+        .http
+        .post(format!("{}/v1/tokens", s.url))
+        .bearer_auth(&s.token)
+        .json(&json!({"scopes": ["read"], "name": "reader"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let reader = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let r = s.http.delete(format!("{}/locked", s.trigger_url)).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no invoke scope: 403, not 405");
+    assert!(r.headers().get("allow").is_none());
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "InsufficientScope");
+    let r = s.http.delete(format!("{}/locked/x", s.trigger_url)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers().get_all("allow").iter().collect::<Vec<_>>(), ["GET, POST"]);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "MethodNotAllowed");
+    let r = s.http.post(format!("{}/locked", s.trigger_url)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!((r.status(), r.headers().get("allow")), (StatusCode::OK, None));
+
+    let r = s.http.delete(format!("{}/any", s.trigger_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a trigger without methods takes any");
 }
 
 #[tokio::test]
