@@ -110,14 +110,24 @@ pub enum FnCommand {
     #[command(alias = "ls")]
     List,
     /// Show one function.
-    Get { name: String },
+    Get {
+        /// The function's name.
+        name: String,
+    },
     /// Delete a function and all its versions.
     #[command(alias = "rm")]
-    Delete { name: String },
+    Delete {
+        /// The function's name.
+        name: String,
+    },
     /// List a function's versions.
-    Versions { name: String },
+    Versions {
+        /// The function's name.
+        name: String,
+    },
     /// Change some of a function's settings; the others stay as they are.
     Config {
+        /// The function's name.
         name: String,
         #[command(flatten)]
         settings: Box<SettingArgs>,
@@ -126,7 +136,10 @@ pub enum FnCommand {
     /// download it (`hearth fn code pull NAME`).
     Code(CodeArgs),
     /// List a function's live instances.
-    Instances { name: String },
+    Instances {
+        /// The function's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -146,7 +159,10 @@ pub struct CodeArgs {
 pub enum CodeCommand {
     /// Unpack a function's code into a folder (default: ./NAME).
     Pull {
+        /// The function's name.
         name: String,
+        /// The folder to unpack into (default: ./NAME); must not exist or be empty, unless
+        /// --force.
         dir: Option<PathBuf>,
         /// Version number (default: $LATEST).
         #[arg(long)]
@@ -162,6 +178,7 @@ pub struct DeployArgs {
     /// A folder (zipped for you), a .zip file, or s3://bucket/key of a zip in the
     /// server's configured S3-compatible store.
     pub path: PathBuf,
+    /// The function's name.
     #[arg(long, short)]
     pub name: String,
     /// Replace the whole configuration: settings not given take their defaults (without it,
@@ -236,13 +253,17 @@ pub enum TokenCommand {
         /// admin, deploy, invoke or read: repeatable, or comma-separated (--scope read,invoke).
         #[arg(long = "scope", required = true, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// A label for people, shown by `hearth token list`.
         #[arg(long)]
         name: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
     /// Delete a token by its id, or a unique prefix of it.
-    Delete { id: String },
+    Delete {
+        /// The token's id, or a unique prefix of it.
+        id: String,
+    },
     /// Lost the admin token? Mint a new one directly in the server's data directory (run on
     /// the server's machine as the user that runs it; works while the server runs) and add it
     /// as a context.
@@ -265,10 +286,14 @@ pub enum ContextCommand {
     #[command(alias = "ls")]
     List,
     /// Make NAME the current context.
-    Use { name: String },
+    Use {
+        /// The context's name.
+        name: String,
+    },
     /// Add a context for a server (the token from --token, or read from stdin with
     /// --token-stdin).
     Add {
+        /// The new context's name.
         name: String,
         /// The server's API URL, e.g. https://hearth.example.com.
         #[arg(long)]
@@ -289,11 +314,15 @@ pub enum ContextCommand {
     },
     /// Delete a context (the server and its tokens are untouched).
     #[command(alias = "rm")]
-    Delete { name: String },
+    Delete {
+        /// The context's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
+    /// The function's name.
     pub name: String,
     /// The event: JSON text, @FILE to read it from a file, or @- to read it from stdin
     /// (default: {}). Checked to be JSON (at most 6 MiB) before it is sent.
@@ -309,6 +338,7 @@ pub struct InvokeArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The function's name.
     pub name: String,
     /// Keep printing new lines as they arrive. With --json, one JSON object per line
     /// (NDJSON); without -f, --json prints one JSON array.
@@ -336,14 +366,20 @@ pub enum TriggerCommand {
     List,
     /// Delete a trigger by its id, or a unique prefix of it.
     #[command(alias = "rm")]
-    Delete { id: String },
+    Delete {
+        /// The trigger's id, or a unique prefix of it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TriggerKind {
     /// Requests to PATH (and below it) invoke FUNCTION with an API Gateway 2.0 event.
     Http {
+        /// The function to invoke.
         function: String,
+        /// The path prefix to route, e.g. /hello (whole segments: /hello/x matches,
+        /// /hellothere does not).
         #[arg(long)]
         path: String,
         /// Allowed methods, comma-separated (default: any).
@@ -353,4 +389,42 @@ pub enum TriggerKind {
         #[arg(long, default_value = "none")]
         auth: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every subcommand has an about line and every argument a help line, so `--help` never
+    /// shows one bare; clap's own `help` and `version` are clap's business.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        Cli::command().debug_assert();
+        let mut root = Cli::command();
+        root.build();
+        let mut bare = vec![];
+        walk(&root, "hearth", &mut bare);
+        assert!(bare.is_empty(), "without help text:\n{}", bare.join("\n"));
+    }
+
+    fn walk(command: &clap::Command, at: &str, bare: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                bare.push(format!("argument {id} of `{at}`"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let path = format!("{at} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                bare.push(format!("subcommand `{path}`"));
+            }
+            walk(sub, &path, bare);
+        }
+    }
 }
