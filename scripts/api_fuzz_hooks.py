@@ -12,8 +12,15 @@ as invalid (negative) are left alone: the server must refuse those.
   which the document cannot know: a valid case keeps its fields but those whose rules
   involve that state (runtime and handler, the instance counts, the environment's size),
   which crates/hearth-api/tests/api.rs tests.
+- The Lambda management API (/2015-03-31/functions...): `ZipFile` must be base64 of a zip
+  (a valid case gets one, and no S3 or image source); `Runtime` is required to create;
+  python needs a `module.function` handler; `RevisionId` and `CodeSha256` must match the
+  function's current state and a `Qualifier` on delete must be `$LATEST` (valid cases drop
+  them; crates/hearth-server/tests/gateway/lambda_manage.rs tests them); a VPC without
+  subnets and an empty image configuration are allowed but pointless, and dropped.
 """
 
+import base64
 import io
 import zipfile
 
@@ -49,6 +56,36 @@ def _within_cross_field_rules(spec: dict) -> None:
                 total += size
 
 
+LAMBDA = "/2015-03-31/functions"
+
+
+def _lambda_zip() -> str:
+    return base64.b64encode(_zip_of(b"def handler(event, context):\n    return event\n")).decode()
+
+
+def _lambda_valid(case) -> None:
+    method, path, body = case.method.upper(), case.path, case.body
+    if method == "DELETE" and isinstance(case.query, dict):
+        case.query.pop("Qualifier", None)
+    if not isinstance(body, dict):
+        return
+    for field in ("RevisionId", "CodeSha256", "VpcConfig", "ImageConfig"):
+        body.pop(field, None)
+    if "Handler" in body or (method == "POST" and path == LAMBDA):
+        body["Handler"] = "main.handler"
+    if "Runtime" in body or (method == "POST" and path == LAMBDA):
+        body["Runtime"] = "python3.12"
+    environment = body.get("Environment")
+    if isinstance(environment, dict) and isinstance(environment.get("Variables"), dict):
+        _within_cross_field_rules({"environment": environment["Variables"]})
+    if method == "POST" and path == LAMBDA:
+        body["Code"] = {"ZipFile": _lambda_zip()}
+    elif method == "PUT" and path == LAMBDA + "/{name}/code":
+        for field in ("S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"):
+            body.pop(field, None)
+        body["ZipFile"] = _lambda_zip()
+
+
 @schemathesis.hook
 def map_case(context, case):
     meta = case.meta
@@ -59,6 +96,8 @@ def map_case(context, case):
         case.body = _zip_of(bytes(body) if isinstance(body, (bytes, bytearray)) else b"")
     elif case.method.upper() == "PUT" and case.path == "/v1/functions/{name}" and isinstance(case.body, dict):
         _within_cross_field_rules(case.body)
+    elif case.path.startswith(LAMBDA) and not case.path.endswith("/invocations"):
+        _lambda_valid(case)
     elif case.method.upper() == "PATCH" and case.path == "/v1/functions/{name}" and isinstance(case.body, dict):
         for field in ("runtime", "handler", "min_instances", "max_instances", "environment"):
             case.body.pop(field, None)

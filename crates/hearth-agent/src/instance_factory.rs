@@ -40,6 +40,11 @@ impl InstanceFactory {
         Self { driver, runtimes, stem_cells, init_timeout }
     }
 
+    /// The language runtimes this node has.
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.runtimes
+    }
+
     /// An instance of `spec`, ready for its first event, its output sent to `output`. From
     /// a stem cell (which brings its own id) when the function can use one and one is ready.
     pub async fn start(&self, spec: &InstanceSpec, output: Option<LogOutput>) -> Result<Instance, StartFailure> {

@@ -73,21 +73,16 @@ impl Runtimes {
         task_root: &Path,
         runtime_root: &Path,
     ) -> Result<(PathBuf, Vec<String>), RuntimeError> {
+        self.check(runtime)?;
         match runtime {
             Runtime::Python3 => {
-                let python = self.python.clone().ok_or(RuntimeError::NoInterpreter {
-                    what: "python3",
-                    hint: "install Debian's python3 (apt-get install python3)",
-                })?;
+                let python = self.python.clone().expect("checked");
                 let boot = runtime_root.join("python/bootstrap.py");
                 // -u: unbuffered output, so log lines reach the platform as they are printed.
                 Ok((python, vec!["-u".into(), boot.display().to_string()]))
             }
             Runtime::Nodejs => {
-                let node = self.node.clone().ok_or(RuntimeError::NoInterpreter {
-                    what: "node",
-                    hint: "install Node.js 20 or later as /usr/bin/node",
-                })?;
+                let node = self.node.clone().expect("checked");
                 Ok((node, vec![runtime_root.join("nodejs/bootstrap.mjs").display().to_string()]))
             }
             Runtime::Provided => {
@@ -96,6 +91,22 @@ impl Runtimes {
                 }
                 Ok((task_root.join("bootstrap"), vec![]))
             }
+            other => Err(RuntimeError::Unavailable(other)),
+        }
+    }
+
+    /// Whether this node can start `runtime` at all (its interpreter is installed; `wasm`
+    /// is not supported yet): what a deploy can be told before anything runs.
+    pub fn check(&self, runtime: Runtime) -> Result<(), RuntimeError> {
+        match runtime {
+            Runtime::Python3 if self.python.is_none() => Err(RuntimeError::NoInterpreter {
+                what: "python3",
+                hint: "install Debian's python3 (apt-get install python3)",
+            }),
+            Runtime::Nodejs if self.node.is_none() => {
+                Err(RuntimeError::NoInterpreter { what: "node", hint: "install Node.js 20 or later as /usr/bin/node" })
+            }
+            Runtime::Python3 | Runtime::Nodejs | Runtime::Provided => Ok(()),
             other => Err(RuntimeError::Unavailable(other)),
         }
     }

@@ -4,6 +4,7 @@
 //! (status + stable code + message); every route but `/healthz` and `/openapi.json` needs a
 //! bearer token with the right [`hearth_types::Scope`].
 
+mod admission;
 mod auth;
 mod body;
 pub mod deploy;
@@ -17,6 +18,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 
+pub use admission::not_runnable;
 pub use auth::{Authorized, Caller, TOKEN_PREFIX, ensure_admin_token, hash_secret, mint_token, needs};
 pub use error::{ApiError, ApiErrorBody};
 pub use openapi::{ApiDoc, document_with};

@@ -3,6 +3,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use crate::lambda::manage;
 use crate::routes::{code, functions, system, tokens, triggers};
 
 /// The control plane's part of the API description, generated from the handlers. The
@@ -18,6 +19,9 @@ use crate::routes::{code, functions, system, tokens, triggers};
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
         triggers::create_trigger, triggers::list_triggers, triggers::delete_trigger,
         system::healthz,
+        manage::list_functions, manage::get_function, manage::get_configuration, manage::create_function,
+        manage::update_configuration, manage::update_code, manage::delete_function, manage::publish_version,
+        manage::list_versions,
     ),
     components(schemas(crate::ApiErrorBody)),
     modifiers(&BearerAuth, &HandlerRule),
@@ -28,6 +32,7 @@ use crate::routes::{code, functions, system, tokens, triggers};
         (name = "triggers", description = "HTTP triggers"),
         (name = "invoke", description = "Invoking functions and their instances"),
         (name = "system", description = "Health and API description"),
+        (name = "lambda", description = "AWS Lambda's management API (2015-03-31), for AWS SDKs and the AWS CLI with `--endpoint-url`; a Hearth token is the access key id"),
     )
 )]
 pub struct ApiDoc;
@@ -74,22 +79,32 @@ struct CommonResponses;
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let error = || {
+        let error = |schema: &str| {
             ContentBuilder::new()
-                .schema(Some(RefOr::<utoipa::openapi::schema::Schema>::Ref(Ref::from_schema_name("ApiErrorBody"))))
+                .schema(Some(RefOr::<utoipa::openapi::schema::Schema>::Ref(Ref::from_schema_name(schema))))
+                .build()
         };
         let unauthorized = ResponseBuilder::new()
             .description("No bearer token (`MissingToken`), or one that is not valid (`InvalidToken`)")
             .header("WWW-Authenticate", HeaderBuilder::new().description(Some("`Bearer`")).build())
-            .content("application/json", error().build())
+            .content("application/json", error("ApiErrorBody"))
             .build();
         let forbidden = ResponseBuilder::new()
             .description("The token lacks the scope this operation needs (`InsufficientScope`)")
-            .content("application/json", error().build())
+            .content("application/json", error("ApiErrorBody"))
             .build();
         let busy = ResponseBuilder::new()
             .description("Too many request bodies are being received at once (`ServerBusy`); retry later")
-            .content("application/json", error().build())
+            .content("application/json", error("ApiErrorBody"))
+            .build();
+        // The Lambda API answers the same refusals in Lambda's shape.
+        let lambda_unauthorized = ResponseBuilder::new()
+            .description("No credentials (`MissingAuthenticationTokenException`)")
+            .content("application/json", error("LambdaErrorBody"))
+            .build();
+        let lambda_forbidden = ResponseBuilder::new()
+            .description("An access key or token that is not valid (`UnrecognizedClientException`), or a token without the scope (`AccessDeniedException`)")
+            .content("application/json", error("LambdaErrorBody"))
             .build();
         for item in openapi.paths.paths.values_mut() {
             let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
@@ -97,9 +112,10 @@ impl Modify for CommonResponses {
                 let add = |op: &mut Operation, status: &str, response: &utoipa::openapi::Response| {
                     op.responses.responses.entry(status.to_owned()).or_insert_with(|| response.clone().into());
                 };
+                let lambda = op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "lambda"));
                 if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                    add(op, "401", &unauthorized);
-                    add(op, "403", &forbidden);
+                    add(op, "401", if lambda { &lambda_unauthorized } else { &unauthorized });
+                    add(op, "403", if lambda { &lambda_forbidden } else { &forbidden });
                 }
                 if op.request_body.is_some() {
                     add(op, "503", &busy);

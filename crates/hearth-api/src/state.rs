@@ -33,6 +33,12 @@ pub trait DeployHooks: Send + Sync + 'static {
 
     /// A trigger was added or removed.
     async fn triggers_changed(&self) {}
+
+    /// Refuses, before it is written, a configuration this node could never run (see
+    /// `admission.rs`).
+    fn admit(&self, _config: &hearth_types::FunctionConfig) -> Result<(), crate::ApiError> {
+        Ok(())
+    }
 }
 
 impl AppState {
@@ -75,7 +81,7 @@ impl AppState {
         self.inner.hooks.write().unwrap_or_else(|p| p.into_inner()).push(hooks);
     }
 
-    fn hooks(&self) -> Vec<Arc<dyn DeployHooks>> {
+    pub(crate) fn hooks(&self) -> Vec<Arc<dyn DeployHooks>> {
         self.inner.hooks.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 

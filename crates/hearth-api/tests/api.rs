@@ -122,6 +122,8 @@ async fn function_lifecycle_with_versions() {
     }
     let (st, body) = s.get_json("/v1/functions/hello/code?version=9").await;
     assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("VersionNotFound")));
+    let message = body["message"].as_str().unwrap();
+    assert!(message.starts_with("function \"hello\" has no version 9"), "the name, not its type: {message}");
     let (st, body) = s.get_json("/v1/functions/hello/code?version=abc").await;
     assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidVersion")));
 
@@ -347,7 +349,9 @@ async fn the_server_applies_the_rules_the_document_states() {
         let (st, body) = mint(bad.clone()).await;
         assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidParameterValue")), "{bad:?}");
     }
-    // Versions are plain numbers from 1 to 999999999, or $LATEST.
+    // Versions are plain numbers from 1 to 999999999, or $LATEST. (Python code for a python
+    // function: a provided one would need a bootstrap.)
+    s.put_config("long", json!({"runtime": "python3", "handler": "main.handler"})).await;
     s.put_zip("long", hello_python()).await;
     for ok in ["1", "$LATEST", "latest"] {
         let resp = s

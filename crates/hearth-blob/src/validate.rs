@@ -122,6 +122,23 @@ pub fn validate_package(bytes: &[u8], limits: &PackageLimits) -> Result<PackageS
     Ok(PackageSummary { files: entries.iter().filter(|e| e.kind != Kind::Dir).count(), unzipped_bytes })
 }
 
+/// Whether unpacking a package (one [`validate_package`] accepted) puts an executable file,
+/// or a symlink, at `path` (e.g. `bootstrap`). Reads only the central directory.
+pub fn has_executable(bytes: &[u8], path: &str) -> bool {
+    let Ok(mut archive) = ZipArchive::new(Cursor::new(bytes)) else { return false };
+    (0..archive.len()).any(|i| {
+        archive.by_index_raw(i).is_ok_and(|f| {
+            let named = std::str::from_utf8(f.name_raw())
+                .ok()
+                .and_then(|n| normalize(n).ok())
+                .is_some_and(|parts| parts.join("/") == path);
+            // As unpacking decides it (`unpack.rs`): any execute bit; a name ending in a
+            // separator is a folder.
+            named && !f.is_dir() && (f.is_symlink() || f.unix_mode().is_some_and(|m| m & 0o111 != 0))
+        })
+    })
+}
+
 /// Pass 1: names, flags, declared sizes. Nothing is decompressed.
 fn read_entries(archive: &mut ZipArchive<Cursor<&[u8]>>, limits: &PackageLimits) -> Result<Vec<Entry>, PackageError> {
     let mut entries = Vec::with_capacity(archive.len());

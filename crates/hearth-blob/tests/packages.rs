@@ -185,3 +185,26 @@ fn walk_files(root: &std::path::Path) -> usize {
     }
     n
 }
+
+#[test]
+fn an_executable_is_found_where_unpacking_puts_it() {
+    let mut boot = RawEntry::file("bootstrap", b"#!/bin/sh\n");
+    boot.unix_mode = 0o100755;
+    let mut nested = RawEntry::file("bin/tool", b"#!/bin/sh\n");
+    nested.unix_mode = 0o100700;
+    let pkg = raw_zip(&[boot, nested, RawEntry::file("main.py", b"x = 1"), RawEntry::symlink("run", "bin/tool")]);
+    assert!(hearth_blob::has_executable(&pkg, "bootstrap"));
+    assert!(hearth_blob::has_executable(&pkg, "bin/tool"));
+    assert!(hearth_blob::has_executable(&pkg, "run"), "a symlink: its target decides at start");
+    assert!(!hearth_blob::has_executable(&pkg, "main.py"), "mode 0644");
+    assert!(!hearth_blob::has_executable(&pkg, "tool"), "only at its own path");
+    let plain = raw_zip(&[RawEntry::file("bootstrap", b"#!/bin/sh\n")]);
+    assert!(!hearth_blob::has_executable(&plain, "bootstrap"), "no execute bit");
+    let dotted = {
+        let mut e = RawEntry::file("./bootstrap", b"#!/bin/sh\n");
+        e.unix_mode = 0o100755;
+        raw_zip(&[e])
+    };
+    assert!(hearth_blob::has_executable(&dotted, "bootstrap"), "names are normalised as unpacking does");
+    assert!(!hearth_blob::has_executable(b"not a zip", "bootstrap"));
+}

@@ -132,3 +132,24 @@ fn print_error(json: bool, status: Option<u16>, code: &str, message: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_has_a_code_and_an_exit_status() {
+        let client = |e: ClientError| classify(&anyhow::Error::new(e).context("while listing"));
+        let (url, reason) = ("http://127.0.0.1:1".to_owned(), "x".to_owned());
+        assert_eq!(
+            client(ClientError::Api { status: 404, code: "FunctionNotFound".into(), message: "m".into() }),
+            (Some(404), "FunctionNotFound".into(), EXIT_FAILED)
+        );
+        let unreachable = ClientError::Unreachable { url: url.clone(), reason: reason.clone() };
+        assert_eq!(client(unreachable), (None, "Unreachable".into(), EXIT_UNREACHABLE));
+        let invalid = ClientError::InvalidUrl { url: url.clone(), reason: reason.clone() };
+        assert_eq!(client(invalid), (None, "InvalidUrl".into(), EXIT_USAGE));
+        assert_eq!(client(ClientError::Protocol { url, reason }), (None, "UnexpectedResponse".into(), EXIT_FAILED));
+        assert_eq!(classify(&anyhow::anyhow!("cannot read x")), (None, "LocalError".into(), EXIT_FAILED));
+    }
+}

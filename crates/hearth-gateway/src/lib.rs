@@ -6,6 +6,7 @@
 //! the keep-alive reaper stops instances idle past their function's keep-alive. HTTP is not
 //! here: `hearth-server` serves the gateway's methods.
 
+mod admission;
 mod changes;
 mod function_cache;
 mod invoke;
@@ -29,6 +30,7 @@ use hearth_blob::CodeStore;
 use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{Function, FunctionName, Version};
 
+pub use admission::NotRunnable;
 pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
 pub use meter::Meter;
 pub use settings::GatewaySettings;

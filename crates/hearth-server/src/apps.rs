@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hearth_api::{ApiErrorBody, AppState, DeployHooks};
-use hearth_gateway::Gateway;
-use hearth_types::FunctionName;
+use hearth_api::{ApiError, ApiErrorBody, AppState, DeployHooks, not_runnable};
+use hearth_gateway::{Gateway, NotRunnable};
+use hearth_types::{FunctionConfig, FunctionName};
 use utoipa::OpenApi;
 
 use crate::{instance_routes, invoke_route, lambda_api, meter_routes, trigger_routes};
@@ -46,6 +46,18 @@ impl DeployHooks for GatewayHooks {
 
     async fn function_changed(&self, name: &FunctionName) {
         self.0.function_changed(name).await;
+    }
+
+    fn admit(&self, config: &FunctionConfig) -> Result<(), ApiError> {
+        self.0.admit(config).map_err(|e| match e {
+            NotRunnable::Runtime(e) => {
+                not_runnable("RuntimeUnavailable", format!("{e}; choose another runtime, or install it on this node"))
+            }
+            NotRunnable::Memory { .. } => not_runnable(
+                "MemoryOverNodeLimit",
+                format!("{e}; lower memory_mb, or raise the node's HEARTH_NODE_MEMORY_MB"),
+            ),
+        })
     }
 }
 

@@ -106,7 +106,7 @@ pub struct FunctionSpec {
 /// An optional integer as JSON Schema counts them: `215` or `215.0` (many JSON encoders
 /// write whole numbers with a fraction), saturated to `i64` so that a huge value is refused
 /// by its range check, with that field's code, rather than as a malformed body.
-fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     use serde::de::Error;
     match Option::<serde_json::Number>::deserialize(d)? {
         None => Ok(None),

@@ -20,7 +20,7 @@ mod token;
 mod trigger;
 mod validation;
 
-pub use config::{FunctionConfig, FunctionSpec, KeepAlivePolicyKind, Limit, Network, limits};
+pub use config::{FunctionConfig, FunctionSpec, KeepAlivePolicyKind, Limit, Network, integer as json_integer, limits};
 pub use config_patch::{PatchError, merge_patch};
 pub use digest::CodeDigest;
 pub use environment::{RESERVED_ENV_NAMES, validate_environment};

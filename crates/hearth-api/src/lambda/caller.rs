@@ -4,7 +4,7 @@
 //! `Credential` is as good as a bearer token, and both travel in the header.
 
 use axum::extract::FromRequestParts;
-use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use hearth_types::Scope;
 
 use super::LambdaError;
@@ -24,10 +24,17 @@ impl LambdaCaller {
     /// token) and checks `scope`.
     pub async fn authorize(parts: &mut Parts, state: &AppState, scope: Scope) -> Result<Self, LambdaError> {
         let credential = sigv4_credential(&parts.headers);
-        if let Some((key, _)) = credential.as_ref().filter(|(k, _)| k.starts_with(crate::TOKEN_PREFIX))
-            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {key}"))
-        {
-            parts.headers.insert(header::AUTHORIZATION, v);
+        if let Some((key, _)) = &credential {
+            if !key.starts_with(crate::TOKEN_PREFIX) {
+                return Err(LambdaError::new(
+                    StatusCode::FORBIDDEN,
+                    "UnrecognizedClientException",
+                    "the access key id is not a Hearth token: use one (hth_...) as aws_access_key_id, with any secret",
+                ));
+            }
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {key}")) {
+                parts.headers.insert(header::AUTHORIZATION, v);
+            }
         }
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require(scope)?;

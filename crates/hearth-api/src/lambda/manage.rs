@@ -17,11 +17,11 @@ use base64::Engine;
 use hearth_types::{CodeRef, Function, FunctionConfig, FunctionName, FunctionSpec, Scope, Version, VersionSelector};
 use serde::de::DeserializeOwned;
 
-use super::LambdaError;
 use super::caller::LambdaCaller;
 use super::function_ref::{parse_function, query_param};
 use super::runtime_names::hearth_runtime;
 use super::shapes::*;
+use super::{LambdaError, LambdaErrorBody};
 use crate::body::read_limited;
 use crate::{ApiError, AppState, deploy};
 
@@ -34,6 +34,39 @@ const MAX_ITEMS: usize = 50;
 const CONFIG_BODY_MAX: u64 = 256 * 1024;
 
 type Answer<T> = Result<Json<T>, LambdaError>;
+
+// The parameters as the document states them; the handlers read them from the request
+// itself (every refusal answers in Lambda's shape), so nothing builds these.
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct FunctionPath {
+    /// Name, `name:qualifier`, `account:function:name[:qualifier]` or a function ARN.
+    #[param(schema_with = super::function_ref_schema)]
+    pub name: String,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct QualifierQuery {
+    /// Version number or `$LATEST`; wins over a qualifier in the name.
+    #[param(rename = "Qualifier", schema_with = hearth_types::schema::version)]
+    pub qualifier: Option<String>,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageQuery {
+    /// Where the page starts: the `NextMarker` of the page before.
+    #[param(rename = "Marker", pattern = "^[0-9]{1,9}$")]
+    pub marker: Option<String>,
+    /// Items per page, 1-50 (default 50).
+    #[param(rename = "MaxItems", minimum = 1, maximum = 50)]
+    pub max_items: Option<u32>,
+}
 
 /// Reads a JSON body of at most `limit` bytes.
 async fn read_json<T: DeserializeOwned>(body: Body, limit: u64) -> Result<T, LambdaError> {
@@ -173,6 +206,9 @@ fn refuse_unsupported(u: &Unsupported, architectures: Option<&[String]>) -> Resu
     if let Some(other) = architectures.into_iter().flatten().find(|a| **a != host) {
         return Err(LambdaError::invalid(format!("Architectures {other:?}: this server runs {host} only")));
     }
+    if architectures.is_some_and(|a| a.len() > 1) {
+        return Err(LambdaError::invalid("Architectures takes one architecture"));
+    }
     Ok(())
 }
 
@@ -219,6 +255,15 @@ fn check_revision(f: &Function, wanted: Option<&str>) -> Result<(), LambdaError>
 }
 
 /// `ListFunctions`: every function's `$LATEST`, by name, 50 a page.
+#[utoipa::path(
+    get, path = "/2015-03-31/functions", tag = "lambda",
+    params(PageQuery),
+    responses(
+        (status = 200, body = ListFunctionsResponse),
+        (status = 400, description = "`Marker` or `MaxItems` out of range (`InvalidParameterValueException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_functions(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -249,6 +294,15 @@ fn paginate<T>(items: Vec<T>, query: Option<&str>) -> Result<(Vec<T>, Option<Str
 }
 
 /// `GetFunction`: the configuration and where to download the code.
+#[utoipa::path(
+    get, path = "/2015-03-31/functions/{name}", tag = "lambda",
+    params(FunctionPath, QualifierQuery),
+    responses(
+        (status = 200, body = GetFunctionResponse),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_function(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -268,6 +322,15 @@ pub async fn get_function(
 }
 
 /// `GetFunctionConfiguration`.
+#[utoipa::path(
+    get, path = "/2015-03-31/functions/{name}/configuration", tag = "lambda",
+    params(FunctionPath, QualifierQuery),
+    responses(
+        (status = 200, body = FunctionConfiguration),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_configuration(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -313,13 +376,31 @@ fn spec_over(
 
 /// `CreateFunction` (201): a new function with its code; one that exists is a
 /// `ResourceConflictException`.
+#[utoipa::path(
+    post, path = "/2015-03-31/functions", tag = "lambda",
+        request_body = CreateFunctionRequest,
+    responses(
+        (status = 201, body = FunctionConfiguration),
+        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
+        (status = 409, description = "A function of that name exists (`ResourceConflictException`)", body = LambdaErrorBody),
+        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
+        (status = 502, description = "The S3-compatible store could not be reached (`ServiceException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_function(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<(StatusCode, Json<FunctionConfiguration>), LambdaError> {
     let (who, body) = authorize(request, &state, Scope::Deploy).await?;
     let req: CreateFunctionRequest = read_json(body, code_body_max(&state)).await?;
-    let (name, selector) = function_name(&req.function_name)?;
+    // A name that cannot be is a bad parameter here, not a function that is not found.
+    let (name, selector) = parse_function(&req.function_name, None).map_err(|_| {
+        LambdaError::invalid(format!(
+            "FunctionName {:?} is not a valid name: 1-63 lower-case letters, digits and '-', starting with a letter",
+            req.function_name
+        ))
+    })?;
     if selector != VersionSelector::Latest {
         return Err(LambdaError::invalid("FunctionName cannot name a version when creating"));
     }
@@ -349,6 +430,7 @@ pub async fn create_function(
     }
     let code = store_code(&state, &req.code, false).await?;
     let code = code.ok_or_else(|| LambdaError::invalid("Code must give ZipFile, or S3Bucket with S3Key"))?;
+    crate::admission::admit(&state, &name, &config, Some(&code)).await?;
     let d = deploy::create(state.store().as_ref(), &name, config, Some(code)).await?;
     state.function_changed(&name).await;
     Ok((StatusCode::CREATED, Json(latest(&who.region, &d.function))))
@@ -356,6 +438,20 @@ pub async fn create_function(
 
 /// `UpdateFunctionConfiguration`: the settings given change (`Environment` replaces every
 /// variable), the others stay.
+#[utoipa::path(
+    put, path = "/2015-03-31/functions/{name}/configuration", tag = "lambda",
+    params(FunctionPath),
+    request_body = UpdateFunctionConfigurationRequest,
+    responses(
+        (status = 200, body = FunctionConfiguration),
+        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 409, description = "Another request changed the function at the same time (`ResourceConflictException`)", body = LambdaErrorBody),
+        (status = 412, description = "`RevisionId` is not the function's (`PreconditionFailedException`)", body = LambdaErrorBody),
+        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_configuration(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -365,12 +461,11 @@ pub async fn update_configuration(
     let req: UpdateFunctionConfigurationRequest = read_json(body, CONFIG_BODY_MAX).await?;
     let (name, _) = function_name(&raw)?;
     refuse_unsupported(&req.unsupported, None)?;
-    let f = existing(&state, &name, &who.region).await?;
-    check_revision(&f, req.revision_id.as_deref())?;
     // The runtime is checked here too, so its error is Lambda's, not a generic one.
     if let Some(r) = &req.runtime {
         hearth_runtime(r)?;
     }
+    let f = existing(&state, &name, &who.region).await?;
     let change = |current: &FunctionConfig| -> Result<FunctionConfig, ApiError> {
         let spec = spec_over(
             FunctionSpec::from_config(current),
@@ -385,12 +480,31 @@ pub async fn update_configuration(
         .map_err(|e| ApiError::bad_request("InvalidRuntime", e.message))?;
         Ok(spec.validate()?)
     };
+    // What is asked must be valid before whether it may be applied is looked at.
+    let config = change(&f.config)?;
+    check_revision(&f, req.revision_id.as_deref())?;
+    crate::admission::admit(&state, &name, &config, f.code.as_ref()).await?;
     let d = deploy::update_config(state.store().as_ref(), &name, change, None).await?;
     state.function_changed(&name).await;
     Ok(Json(latest(&who.region, &d.function)))
 }
 
 /// `UpdateFunctionCode`: new code (zip or S3 object), the same settings.
+#[utoipa::path(
+    put, path = "/2015-03-31/functions/{name}/code", tag = "lambda",
+    params(FunctionPath),
+    request_body = UpdateFunctionCodeRequest,
+    responses(
+        (status = 200, body = FunctionConfiguration),
+        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 409, description = "Another request changed the function at the same time (`ResourceConflictException`)", body = LambdaErrorBody),
+        (status = 412, description = "`RevisionId` is not the function's (`PreconditionFailedException`)", body = LambdaErrorBody),
+        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
+        (status = 502, description = "The S3-compatible store could not be reached (`ServiceException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_code(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -401,6 +515,10 @@ pub async fn update_code(
     let (name, _) = function_name(&raw)?;
     refuse_unsupported(&Unsupported::default(), req.architectures.as_deref())?;
     let f = existing(&state, &name, &who.region).await?;
+    let c = &req.code;
+    if c.zip_file.is_none() && c.s3_bucket.is_none() && c.s3_key.is_none() && c.image_uri.is_none() {
+        return Err(LambdaError::invalid("give ZipFile, or S3Bucket with S3Key"));
+    }
     check_revision(&f, req.revision_id.as_deref())?;
     let dry_run = req.dry_run.unwrap_or(false);
     let code = store_code(&state, &req.code, dry_run).await?;
@@ -411,6 +529,7 @@ pub async fn update_code(
         shown.code_size = code.size_bytes;
         return Ok(Json(shown));
     }
+    crate::admission::admit(&state, &name, &f.config, Some(&code)).await?;
     let d = deploy::put_code(state.store().as_ref(), &name, code).await?;
     if d.new_version.is_some() {
         state.function_changed(&name).await;
@@ -420,6 +539,16 @@ pub async fn update_code(
 
 /// `DeleteFunction` (204): the function and all its versions. Deleting one version is
 /// refused: versions are immutable history here.
+#[utoipa::path(
+    delete, path = "/2015-03-31/functions/{name}", tag = "lambda",
+    params(FunctionPath, QualifierQuery),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A `Qualifier` naming one version (`InvalidParameterValueException`)", body = LambdaErrorBody),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_function(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -443,6 +572,20 @@ pub async fn delete_function(
 
 /// `PublishVersion` (201): every change already made a version, so this returns the newest
 /// one, after checking `CodeSha256` and `RevisionId` when given.
+#[utoipa::path(
+    post, path = "/2015-03-31/functions/{name}/versions", tag = "lambda",
+    params(FunctionPath),
+    request_body = PublishVersionRequest,
+    responses(
+        (status = 201, body = FunctionConfiguration),
+        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 409, description = "The function has no code yet (`ResourceConflictException`)", body = LambdaErrorBody),
+        (status = 412, description = "`RevisionId` is not the function's (`PreconditionFailedException`)", body = LambdaErrorBody),
+        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn publish_version(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -474,6 +617,16 @@ pub async fn publish_version(
 }
 
 /// `ListVersionsByFunction`: `$LATEST`, then every version, oldest first.
+#[utoipa::path(
+    get, path = "/2015-03-31/functions/{name}/versions", tag = "lambda",
+    params(FunctionPath, PageQuery),
+    responses(
+        (status = 200, body = ListVersionsResponse),
+        (status = 400, description = "`Marker` or `MaxItems` out of range (`InvalidParameterValueException`)", body = LambdaErrorBody),
+        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_versions(
     State(state): State<AppState>,
     Path(raw): Path<String>,

@@ -6,7 +6,7 @@
 mod caller;
 mod error;
 mod function_ref;
-mod manage;
+pub(crate) mod manage;
 mod runtime_names;
 pub mod shapes;
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 
 /// A function's (or one version's) configuration, as every Lambda call returns it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -49,6 +50,7 @@ pub struct EnvironmentResponse {
 #[serde(rename_all = "PascalCase")]
 pub struct Environment {
     #[serde(default)]
+    #[schema(schema_with = variables)]
     pub variables: Option<BTreeMap<String, String>>,
 }
 
@@ -56,6 +58,8 @@ pub struct Environment {
 #[serde(rename_all = "PascalCase")]
 pub struct EphemeralStorage {
     /// MB of `/tmp`.
+    #[schema(schema_with = storage_size)]
+    #[serde(deserialize_with = "whole_number")]
     pub size: i64,
 }
 
@@ -73,6 +77,7 @@ pub struct VpcConfig {
 #[serde(rename_all = "PascalCase")]
 pub struct FunctionCode {
     /// The zip, base64.
+    #[schema(format = Byte)]
     pub zip_file: Option<String>,
     #[serde(rename = "S3Bucket")]
     pub s3_bucket: Option<String>,
@@ -88,31 +93,47 @@ pub struct FunctionCode {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Unsupported {
+    /// Without subnets or security groups only.
     pub vpc_config: Option<VpcConfig>,
+    /// None: layers are not supported.
     #[serde(default)]
+    #[schema(max_items = 0)]
     pub layers: Vec<String>,
+    /// None: file systems are not supported.
     #[serde(default)]
+    #[schema(max_items = 0)]
     pub file_system_configs: Vec<serde_json::Value>,
+    /// Refused: container images are not supported yet.
     pub image_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateFunctionRequest {
+    #[schema(schema_with = new_function_name)]
     pub function_name: String,
+    #[schema(schema_with = runtime_name)]
     pub runtime: Option<String>,
     /// Accepted and ignored: Hearth has no execution roles.
     pub role: Option<String>,
+    #[schema(schema_with = hearth_types::schema::handler)]
     pub handler: Option<String>,
     pub code: FunctionCode,
+    #[schema(schema_with = hearth_types::schema::description)]
     pub description: Option<String>,
+    #[schema(schema_with = hearth_types::schema::timeout_s)]
+    #[serde(default, deserialize_with = "hearth_types::json_integer")]
     pub timeout: Option<i64>,
+    #[schema(schema_with = hearth_types::schema::memory_mb)]
+    #[serde(default, deserialize_with = "hearth_types::json_integer")]
     pub memory_size: Option<i64>,
     /// Ignored: every change makes a version.
     pub publish: Option<bool>,
     /// `Zip` only.
+    #[schema(schema_with = package_type)]
     pub package_type: Option<String>,
     pub environment: Option<Environment>,
+    #[schema(schema_with = architectures)]
     pub architectures: Option<Vec<String>>,
     pub ephemeral_storage: Option<EphemeralStorage>,
     #[serde(flatten)]
@@ -129,6 +150,7 @@ pub struct UpdateFunctionCodeRequest {
     pub dry_run: Option<bool>,
     /// Refuse the update unless the function is at this revision.
     pub revision_id: Option<String>,
+    #[schema(schema_with = architectures)]
     pub architectures: Option<Vec<String>>,
 }
 
@@ -136,12 +158,19 @@ pub struct UpdateFunctionCodeRequest {
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateFunctionConfigurationRequest {
     pub role: Option<String>,
+    #[schema(schema_with = hearth_types::schema::handler)]
     pub handler: Option<String>,
+    #[schema(schema_with = hearth_types::schema::description)]
     pub description: Option<String>,
+    #[schema(schema_with = hearth_types::schema::timeout_s)]
+    #[serde(default, deserialize_with = "hearth_types::json_integer")]
     pub timeout: Option<i64>,
+    #[schema(schema_with = hearth_types::schema::memory_mb)]
+    #[serde(default, deserialize_with = "hearth_types::json_integer")]
     pub memory_size: Option<i64>,
     /// Replaces every variable.
     pub environment: Option<Environment>,
+    #[schema(schema_with = runtime_name)]
     pub runtime: Option<String>,
     pub revision_id: Option<String>,
     pub ephemeral_storage: Option<EphemeralStorage>,
@@ -188,4 +217,76 @@ pub struct CodeLocation {
     pub repository_type: String,
     /// `GET` it with a token of the `read` scope (`Authorization: Bearer`).
     pub location: String,
+}
+
+/// A whole number, `512` or `512.0`, as JSON Schema counts integers.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    hearth_types::json_integer(d)?.ok_or_else(|| serde::de::Error::custom("expected an integer"))
+}
+
+// The rules of the request fields that the derive cannot state.
+
+fn string(pattern: String, about: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(pattern))
+        .description(Some(about))
+        .build()
+        .into()
+}
+
+/// A new function's name. (An unqualified ARN is accepted too, but the document states the
+/// name: API tools that carry values from one call to the next then carry a name.)
+fn new_function_name() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^{}$", hearth_types::FunctionName::PATTERN)))
+        .description(Some("The function's name (an unqualified function ARN is accepted too)"))
+        .build()
+        .into()
+}
+
+/// What `runtime_names::hearth_runtime` maps.
+fn runtime_name() -> Schema {
+    string(
+        r"^(?:python3(?:\.[0-9]+)?|nodejs(?:[0-9]+\.x)?|provided(?:\.al2|\.al2023)?|wasm)$".into(),
+        "python3.x, nodejs*.x, provided, provided.al2, provided.al2023, or Hearth's python3, nodejs, provided, wasm",
+    )
+}
+
+/// Hearth's environment rules; `null` (no variables) too.
+fn variables() -> Schema {
+    let mut s = hearth_types::schema::environment();
+    if let Schema::Object(o) = &mut s {
+        o.schema_type = SchemaType::from_iter([Type::Object, Type::Null]);
+    }
+    s
+}
+
+fn storage_size() -> Schema {
+    let mut s = hearth_types::schema::ephemeral_storage_mb();
+    if let Schema::Object(o) = &mut s {
+        o.schema_type = SchemaType::Type(Type::Integer);
+    }
+    s
+}
+
+fn package_type() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(["Zip"]))
+        .build()
+        .into()
+}
+
+/// The host's architecture only.
+fn architectures() -> Schema {
+    let host = std::env::consts::ARCH.replace("aarch64", "arm64");
+    let item = ObjectBuilder::new().schema_type(Type::String).enum_values(Some([host])).build();
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(item)
+        .max_items(Some(1))
+        .build()
+        .into()
 }

@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 use super::function_name;
 use crate::auth::{Authorized, needs};
 use crate::body::read_limited;
-use crate::{ApiError, ApiErrorBody, AppState, deploy};
+use crate::{ApiError, ApiErrorBody, AppState, admission, deploy};
 
 /// Why a package is refused with 400.
 const PACKAGE_REFUSED: &str = "Invalid package (the code names the rule, e.g. `ZipPathTraversal`, `ZipNotAnArchive`), invalid function name (`InvalidFunctionName`), or a JSON body that is not `{\"object_url\": \"s3://bucket/key\"}` (`InvalidRequestBody`, `InvalidObjectUrl`); with S3 configured, an object that does not exist or cannot be read (`CodeObjectNotFound`, `CodeObjectAccessDenied`)";
@@ -124,7 +124,7 @@ fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
         (status = 400, description = PACKAGE_REFUSED, body = ApiErrorBody),
         (status = 403, description = S3_REFUSED, body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
-        (status = 409, description = "Another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
+        (status = 409, description = "Another request changed the function at the same time (`ConcurrentModification`), or the function is `provided` and the package has no executable `bootstrap` (`BootstrapMissing`)", body = ApiErrorBody),
         (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "`Content-Type` is neither a zip type nor `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
         (status = 502, description = "The S3-compatible store could not be reached (`CodeObjectFetchFailed`)", body = ApiErrorBody),
@@ -141,11 +141,12 @@ pub async fn put_code(
     let name = function_name(&name)?;
     let store = state.store();
     // Refuse early, before reading a large body, when the function does not exist.
-    if store.get_function(&name).await?.is_none() {
+    let Some(function) = store.get_function(&name).await? else {
         return Err(ApiError::function_not_found(name.as_str()));
-    }
+    };
     let zip = read_package(&state, &headers, body).await?;
     let code = state.inner.code.put(zip).await?;
+    admission::admit(&state, &name, &function.config, Some(&code)).await?;
     let d = deploy::put_code(store.as_ref(), &name, code).await?;
     if d.new_version.is_some() {
         state.function_changed(&name).await;
@@ -187,7 +188,7 @@ pub async fn get_code(
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "CodeNotFound",
-                    format!("function {name:?} has no code yet; upload some with `hearth fn deploy`"),
+                    format!("function \"{name}\" has no code yet; upload some with `hearth fn deploy`"),
                 ));
             }
         },
@@ -196,7 +197,7 @@ pub async fn get_code(
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     "VersionNotFound",
-                    format!("function {name:?} has no version {n}; `hearth fn versions {name}` lists them"),
+                    format!("function \"{name}\" has no version {n}; `hearth fn versions {name}` lists them"),
                 )
             })?;
             (n, v.code)

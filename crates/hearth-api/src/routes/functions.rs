@@ -7,7 +7,7 @@ use hearth_types::{CodeDigest, CodeRef, Function, FunctionName, FunctionSpec};
 
 use super::function_name;
 use crate::auth::{Authorized, needs};
-use crate::{ApiError, ApiErrorBody, AppState, deploy};
+use crate::{ApiError, ApiErrorBody, AppState, admission, deploy};
 
 /// Create a function or replace its configuration.
 ///
@@ -22,7 +22,7 @@ use crate::{ApiError, ApiErrorBody, AppState, deploy};
         (status = 201, description = "Created", body = DeployResponse),
         (status = 200, description = "Updated (or unchanged)", body = DeployResponse),
         (status = 400, description = "Invalid name or configuration (the code names the rule, e.g. `InvalidMemorySize`, `InvalidInstanceCount`), or a body that is not a `FunctionSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
-        (status = 409, description = "`code_sha256` names no stored package (`CodePackageNotFound`: upload it first), or another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
+        (status = 409, description = "`code_sha256` names no stored package (`CodePackageNotFound`: upload it first), another request changed the function at the same time (`ConcurrentModification`), or this node cannot run the configuration: its runtime is not installed (`RuntimeUnavailable`) or one instance needs more memory than the node admits (`MemoryOverNodeLimit`); or a `provided` function's package has no executable `bootstrap` (`BootstrapMissing`)", body = ApiErrorBody),
         (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
@@ -41,6 +41,7 @@ pub async fn put_function(
         None => None,
         Some(sha) => Some(stored_package(&state, sha).await?),
     };
+    admission::admit(&state, &name, &config, code.as_ref()).await?;
     let d = deploy::put_config(state.store().as_ref(), &name, config, code).await?;
     state.function_changed(&name).await;
     let status = if d.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -64,7 +65,7 @@ pub async fn put_function(
         (status = 200, description = "Updated (or unchanged)", body = DeployResponse),
         (status = 400, description = "Invalid name or resulting configuration (the code names the rule, e.g. `InvalidMemorySize`), or a body that is not a JSON object of `FunctionSpec` fields (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`): create it with PUT", body = ApiErrorBody),
-        (status = 409, description = "`code_sha256` names no stored package (`CodePackageNotFound`: upload it first), or another request changed the function at the same time (`ConcurrentModification`)", body = ApiErrorBody),
+        (status = 409, description = "`code_sha256` names no stored package (`CodePackageNotFound`: upload it first), another request changed the function at the same time (`ConcurrentModification`), or this node cannot run the configuration: its runtime is not installed (`RuntimeUnavailable`) or one instance needs more memory than the node admits (`MemoryOverNodeLimit`); or a `provided` function's package has no executable `bootstrap` (`BootstrapMissing`)", body = ApiErrorBody),
         (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "Body not sent as JSON (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
@@ -85,6 +86,13 @@ pub async fn patch_function(
             return Err(ApiError::bad_request("InvalidRequestBody", "code_sha256 must be a sha256 digest string"));
         }
     };
+    // Checked against the configuration the patch makes of the current one (the write
+    // applies it again to whatever is current then).
+    if let Some(current) = state.store().get_function(&name).await? {
+        let spec = FunctionSpec::patched(&current.config, &patch)
+            .map_err(|e| ApiError::bad_request("InvalidRequestBody", e.to_string()))?;
+        admission::admit(&state, &name, &spec.validate()?, code.as_ref().or(current.code.as_ref())).await?;
+    }
     let d = deploy::patch_config(state.store().as_ref(), &name, &patch, code).await?;
     state.function_changed(&name).await;
     Ok(Json(DeployResponse { function: d.function, new_version: d.new_version }))

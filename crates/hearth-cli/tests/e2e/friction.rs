@@ -246,6 +246,8 @@ fn comma_lists_and_id_prefixes() {
     let both = token["id"].as_str().unwrap();
     home.ok(&["token", "delete", &unique_prefix(both, &token_ids)]);
     assert_eq!(home.json(&["token", "list"]).as_array().unwrap().len(), token_ids.len() - 1);
+    let out = home.run(&["token", "delete", "zz", "--json"]);
+    assert_eq!((out.status.code(), &json_error(&out)["code"]), (Some(1), &json!("TokenNotFound")));
 }
 
 #[test]

@@ -14,6 +14,32 @@ fn repo() -> std::path::PathBuf {
 /// (`429 NodeMemoryFull`). Lambda invocation types and /proc field names are not codes.
 fn readme_codes(readme: &str) -> BTreeSet<String> {
     const NOT_CODES: &[&str] = &["RequestResponse", "DryRun", "VmRSS"];
+    // Lambda's operation and field names, which README's Lambda API section lists.
+    const LAMBDA_NAMES: &[&str] = &[
+        "ListFunctions",
+        "GetFunction",
+        "GetFunctionConfiguration",
+        "CreateFunction",
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+        "DeleteFunction",
+        "PublishVersion",
+        "ListVersionsByFunction",
+        "ZipFile",
+        "EphemeralStorage",
+        "FileSystemConfigs",
+        "ImageUri",
+        "VpcConfig",
+        "MemorySize",
+        "PackageType",
+        "CodeSha256",
+        "RevisionId",
+        "RepositoryType",
+        "FunctionArn",
+        "S3Bucket",
+        "S3Key",
+        "NextMarker",
+    ];
     let mut codes = BTreeSet::new();
     for quoted in readme.split('`').skip(1).step_by(2) {
         let word = quoted.rsplit(' ').next().unwrap_or_default();
@@ -24,7 +50,7 @@ fn readme_codes(readme: &str) -> BTreeSet<String> {
             && word.chars().all(|c| c.is_ascii_alphanumeric())
             && word.chars().skip(1).any(|c| c.is_ascii_uppercase())
             && word.chars().any(|c| c.is_ascii_lowercase());
-        if status_first && camel && !NOT_CODES.contains(&word) {
+        if status_first && camel && !NOT_CODES.contains(&word) && !LAMBDA_NAMES.contains(&word) {
             codes.insert(word.to_owned());
         }
     }

@@ -190,3 +190,73 @@ async fn aws_cli_and_boto3_manage_functions() {
     assert_eq!(v["after_delete"]["status"], 404);
     assert_eq!(v["deleted_get"]["code"], "ResourceNotFoundException");
 }
+
+/// Hostile and malformed calls: each refused in Lambda's shape with its error type, nothing
+/// stored, the server still serving.
+#[tokio::test]
+async fn malformed_management_calls_are_refused_in_lambdas_shape() {
+    let s = start().await;
+    let url = format!("{}/2015-03-31/functions", s.url);
+    let send = |r: reqwest::RequestBuilder| async move {
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let kind = r.headers().get("x-amzn-errortype").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        (status, kind, body)
+    };
+    let create = |body: Vec<u8>| s.http.post(&url).bearer_auth(&s.token).body(body);
+    let zip = base64::engine::general_purpose::STANDARD
+        .encode(deflated_zip(&[("main.py", b"def handler(e, c):\n    return 1\n".as_slice())]));
+    let valid = |name: &str| json!({"FunctionName": name, "Runtime": "python3.12", "Role": "r", "Handler": "main.handler", "Code": {"ZipFile": zip}});
+
+    let (status, kind, body) = send(create(b"{not json".to_vec())).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidRequestContentException"), "{body}");
+    assert_eq!(body["Type"], "User");
+    let (status, kind, _) = send(create(br#"{"FunctionName": "x"}"#.to_vec())).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidRequestContentException"), "Code is required");
+    let mut bad = valid("badzip");
+    bad["Code"]["ZipFile"] = json!("%%% not base64 %%%");
+    let (status, kind, body) = send(create(serde_json::to_vec(&bad).unwrap())).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("base64"), "{body}");
+    let mut traversal = valid("traversal");
+    traversal["Code"]["ZipFile"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(deflated_zip(&[("../escape.py", b"x".as_slice())])));
+    let (status, kind, body) = send(create(serde_json::to_vec(&traversal).unwrap())).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "{body}");
+    for (name, what) in
+        [("Bad Name!", "an invalid name"), (&"x".repeat(200)[..], "a name too long"), ("a:b:c:d", "a malformed ARN")]
+    {
+        let (status, kind, body) = send(create(serde_json::to_vec(&valid(name)).unwrap())).await;
+        assert!(status == 404 || status == 400, "{what}: {status} {body}");
+        assert!(kind.ends_with("Exception"), "{what}: {kind}");
+    }
+    let mut env = valid("env");
+    env["Environment"] = json!({"Variables": {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:1"}});
+    let (status, kind, body) = send(create(serde_json::to_vec(&env).unwrap())).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "reserved variables: {body}");
+    let mut s3 = valid("s3");
+    s3["Code"] = json!({"S3Bucket": "code-bucket", "S3Key": "k.zip"});
+    let (status, kind, body) = send(create(serde_json::to_vec(&s3).unwrap())).await;
+    assert_eq!((status, kind.as_str()), (403, "AccessDeniedException"), "no S3 settings: {body}");
+    // A body past the limit is cut off while it arrives.
+    let huge = vec![b' '; 80 * 1024 * 1024];
+    let (status, kind, _) = send(create(huge)).await;
+    assert_eq!((status, kind.as_str()), (413, "RequestTooLargeException"));
+    let (status, kind, _) = send(s.http.post(&url).body(serde_json::to_vec(&valid("anon")).unwrap())).await;
+    assert_eq!((status, kind.as_str()), (401, "MissingAuthenticationTokenException"));
+    let (status, kind, _) = send(
+        s.http.get(&url).header("authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=0"),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (403, "UnrecognizedClientException"), "an AWS key that is not a token");
+    let (status, kind, _) = send(s.http.get(format!("{url}?MaxItems=0")).bearer_auth(&s.token)).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"));
+
+    // Nothing was stored, and a valid call still works.
+    let listed: Value =
+        s.http.get(format!("{}/v1/functions", s.url)).bearer_auth(&s.token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["functions"], json!([]), "{listed}");
+    let (status, _, body) = send(create(serde_json::to_vec(&valid("fine")).unwrap())).await;
+    assert_eq!(status, 201, "{body}");
+}

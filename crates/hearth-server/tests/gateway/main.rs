@@ -4,6 +4,7 @@
 //! and timing-sensitive ones are in the `serial` binary, which shares `harness.rs` and
 //! `guard.rs`.
 
+mod admission;
 mod compat;
 mod documented;
 mod guard;

@@ -25,6 +25,15 @@ const ROUTES: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/functions/{name}/logs", Some(Scope::Read)),
     ("POST", "/v1/functions/{name}/invoke", Some(Scope::Invoke)),
     ("POST", "/2015-03-31/functions/{name}/invocations", Some(Scope::Invoke)),
+    ("GET", "/2015-03-31/functions", Some(Scope::Read)),
+    ("POST", "/2015-03-31/functions", Some(Scope::Deploy)),
+    ("GET", "/2015-03-31/functions/{name}", Some(Scope::Read)),
+    ("DELETE", "/2015-03-31/functions/{name}", Some(Scope::Deploy)),
+    ("GET", "/2015-03-31/functions/{name}/configuration", Some(Scope::Read)),
+    ("PUT", "/2015-03-31/functions/{name}/configuration", Some(Scope::Deploy)),
+    ("PUT", "/2015-03-31/functions/{name}/code", Some(Scope::Deploy)),
+    ("GET", "/2015-03-31/functions/{name}/versions", Some(Scope::Read)),
+    ("POST", "/2015-03-31/functions/{name}/versions", Some(Scope::Deploy)),
     ("GET", "/v1/node", Some(Scope::Read)),
     ("POST", "/v1/packages", Some(Scope::Deploy)),
     ("GET", "/v1/tokens", Some(Scope::Admin)),
@@ -53,11 +62,24 @@ fn request(s: &Server, method: &str, path: &str, label: &str, token: Option<&str
             .body(deflated_zip(&[("main.py", format!("# {label}\ndef handler(e, c): return 1\n").as_bytes())])),
         ("PUT", "/v1/functions/{name}") => r.json(&py(json!({"description": label}))),
         ("PATCH", "/v1/functions/{name}") => r.json(&json!({"description": label})),
+        ("POST", "/2015-03-31/functions") => r.json(&json!({
+            "FunctionName": format!("created-{label}"), "Runtime": "python3.12", "Role": "r", "Handler": "main.handler",
+            "Code": {"ZipFile": lambda_zip(label)},
+        })),
+        ("PUT", "/2015-03-31/functions/{name}/configuration") => r.json(&json!({"Description": label})),
+        ("PUT", "/2015-03-31/functions/{name}/code") => r.json(&json!({"ZipFile": lambda_zip(label)})),
         ("POST", "/v1/tokens") => r.json(&json!({"scopes": ["read"], "name": label})),
         ("POST", "/v1/triggers") => r.json(&json!({"function": "scoped", "path": format!("/scoped-{label}")})),
         ("POST", _) => r.json(&json!({})),
         _ => r,
     }
+}
+
+/// A package as the Lambda API takes it: base64 in JSON.
+fn lambda_zip(label: &str) -> String {
+    use base64::Engine;
+    let zip = deflated_zip(&[("main.py", format!("# lambda {label}\ndef handler(e, c): return 1\n").as_bytes())]);
+    base64::engine::general_purpose::STANDARD.encode(zip)
 }
 
 #[tokio::test]

@@ -1,0 +1,98 @@
+//! A function that could never start on this node is refused when it is deployed, through
+//! every way of deploying, and nothing is written: not at its first invocation.
+
+use base64::Engine;
+
+use super::*;
+
+const HANDLER: &str = "def handler(event, context):\n    return {'ok': True}\n";
+
+/// Uploads `zip` and answers its sha256.
+async fn upload(s: &Server, zip: Vec<u8>) -> String {
+    let r = s
+        .http
+        .post(format!("{}/v1/packages", s.url))
+        .bearer_auth(&s.token)
+        .header("content-type", "application/zip")
+        .body(zip)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    r.json::<Value>().await.unwrap()["sha256"].as_str().unwrap().to_owned()
+}
+
+async fn send(r: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn what_could_never_run_here_is_refused_at_deploy() {
+    let s = start_with(|g| g.node_memory_mb = 512).await;
+    let python = upload(&s, deflated_zip(&[("main.py", HANDLER.as_bytes())])).await;
+    let put = |name: &str, spec: Value| {
+        s.http.put(format!("{}/v1/functions/{name}", s.url)).bearer_auth(&s.token).json(&spec)
+    };
+
+    // More memory than the node admits for all its instances.
+    let (status, body) = send(put("big", py(json!({"memory_mb": 1024, "code_sha256": python})))).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("MemoryOverNodeLimit")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("512"), "names the node's limit: {body}");
+    // A runtime this node does not have.
+    let (status, body) = send(put("wasm", json!({"runtime": "wasm", "code_sha256": python}))).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("RuntimeUnavailable")), "{body}");
+    // A provided package without an executable bootstrap: not executable, then absent.
+    let plain = upload(&s, deflated_zip(&[("bootstrap", b"#!/bin/sh\n".as_slice())])).await;
+    let (status, body) = send(put("custom", json!({"runtime": "provided", "code_sha256": plain}))).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("BootstrapMissing")), "{body}");
+    let (status, body) = send(put("custom", json!({"runtime": "provided", "code_sha256": python}))).await;
+    assert_eq!(body["code"], "BootstrapMissing", "{status} {body}");
+    let listed: Value = s.get_json("/v1/functions").await;
+    assert_eq!(listed["functions"], json!([]), "nothing was written: {listed}");
+
+    // An existing python function: a patch to provided (its code has no bootstrap) or to
+    // too much memory is refused; so is new code without a bootstrap for a provided one.
+    s.deploy("fine", HANDLER, py(json!({}))).await;
+    let patch = |spec: Value| s.http.patch(format!("{}/v1/functions/fine", s.url)).bearer_auth(&s.token).json(&spec);
+    let (_, body) = send(patch(json!({"runtime": "provided", "handler": null}))).await;
+    assert_eq!(body["code"], "BootstrapMissing", "{body}");
+    let (_, body) = send(patch(json!({"memory_mb": 1024}))).await;
+    assert_eq!(body["code"], "MemoryOverNodeLimit", "{body}");
+    let mut boot = hearth_blob::fixtures::RawEntry::file("bootstrap", b"#!/bin/sh\nexit 1\n");
+    boot.unix_mode = 0o100755;
+    s.deploy_zip("shell", hearth_blob::fixtures::raw_zip(&[boot]), json!({"runtime": "provided"})).await;
+    let (status, body) = send(
+        s.http
+            .put(format!("{}/v1/functions/shell/code", s.url))
+            .bearer_auth(&s.token)
+            .header("content-type", "application/zip")
+            .body(deflated_zip(&[("main.py", HANDLER.as_bytes())])),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("BootstrapMissing")), "{body}");
+    for name in ["fine", "shell"] {
+        let versions = s.get_json(&format!("/v1/functions/{name}/versions")).await;
+        assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "{name}: no refused change made a version");
+    }
+
+    // The Lambda API is refused the same way, in its own shape.
+    let zip = base64::engine::general_purpose::STANDARD.encode(deflated_zip(&[("main.py", HANDLER.as_bytes())]));
+    let (status, body) =
+        send(s.http.post(format!("{}/2015-03-31/functions", s.url)).bearer_auth(&s.token).json(&json!({
+            "FunctionName": "lambda-custom", "Runtime": "provided.al2023", "Role": "r", "Handler": "bootstrap",
+            "Code": {"ZipFile": zip},
+        })))
+        .await;
+    assert_eq!((status, body["Type"].as_str()), (StatusCode::CONFLICT, Some("User")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("bootstrap"), "{body}");
+    let (status, _) = send(
+        s.http
+            .put(format!("{}/2015-03-31/functions/fine/configuration", s.url))
+            .bearer_auth(&s.token)
+            .json(&json!({"MemorySize": 4096})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
