@@ -8,6 +8,7 @@ mod friction;
 mod isolation;
 mod lifecycle;
 mod manifest;
+mod readme;
 mod updates;
 
 use std::io::{BufRead, BufReader};
