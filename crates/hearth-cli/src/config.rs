@@ -399,6 +399,10 @@ mod tests {
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/file"), 9000));
         assert!(c.s3.allow_http);
         assert_eq!((c.gateway.log_capture.invocation_bytes, c.gateway.log_bytes_per_minute), (64 << 10, 3 << 20));
+        // The same file named by HEARTH_CONFIG instead of --config.
+        let by_env = env_of(&[("HOME", home), ("HEARTH_CONFIG", file.to_str().unwrap())]);
+        let c = ServerConfig::load(&ServerFlags::default(), &by_env).unwrap();
+        assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/file"), 9000));
 
         let env = env_of(&[
             ("HOME", home),
