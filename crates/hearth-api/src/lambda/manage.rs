@@ -35,6 +35,15 @@ const CONFIG_BODY_MAX: u64 = 256 * 1024;
 
 type Answer<T> = Result<Json<T>, LambdaError>;
 
+// Why the calls refuse, as the document states it.
+const REFUSED: &str = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)";
+const NOT_FOUND: &str = "No such function or version (`ResourceNotFoundException`)";
+const CONCURRENT: &str = "Another request changed the function at the same time (`ResourceConflictException`)";
+const STALE_REVISION: &str = "`RevisionId` is not the function's (`PreconditionFailedException`)";
+const TOO_LARGE: &str = "Body too large (`RequestTooLargeException`)";
+const S3_UNREACHABLE: &str = "The S3-compatible store could not be reached (`ServiceException`)";
+const BAD_PAGE: &str = "`Marker` or `MaxItems` out of range (`InvalidParameterValueException`)";
+
 // The parameters as the document states them; the handlers read them from the request
 // itself (every refusal answers in Lambda's shape), so nothing builds these.
 
@@ -260,7 +269,7 @@ fn check_revision(f: &Function, wanted: Option<&str>) -> Result<(), LambdaError>
     params(PageQuery),
     responses(
         (status = 200, body = ListFunctionsResponse),
-        (status = 400, description = "`Marker` or `MaxItems` out of range (`InvalidParameterValueException`)", body = LambdaErrorBody),
+        (status = 400, description = BAD_PAGE, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -299,7 +308,7 @@ fn paginate<T>(items: Vec<T>, query: Option<&str>) -> Result<(Vec<T>, Option<Str
     params(FunctionPath, QualifierQuery),
     responses(
         (status = 200, body = GetFunctionResponse),
-        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 404, description = NOT_FOUND, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -327,7 +336,7 @@ pub async fn get_function(
     params(FunctionPath, QualifierQuery),
     responses(
         (status = 200, body = FunctionConfiguration),
-        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 404, description = NOT_FOUND, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -381,10 +390,10 @@ fn spec_over(
         request_body = CreateFunctionRequest,
     responses(
         (status = 201, body = FunctionConfiguration),
-        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
+        (status = 400, description = REFUSED, body = LambdaErrorBody),
         (status = 409, description = "A function of that name exists (`ResourceConflictException`)", body = LambdaErrorBody),
-        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
-        (status = 502, description = "The S3-compatible store could not be reached (`ServiceException`)", body = LambdaErrorBody),
+        (status = 413, description = TOO_LARGE, body = LambdaErrorBody),
+        (status = 502, description = S3_UNREACHABLE, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -444,11 +453,11 @@ pub async fn create_function(
     request_body = UpdateFunctionConfigurationRequest,
     responses(
         (status = 200, body = FunctionConfiguration),
-        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
-        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
-        (status = 409, description = "Another request changed the function at the same time (`ResourceConflictException`)", body = LambdaErrorBody),
-        (status = 412, description = "`RevisionId` is not the function's (`PreconditionFailedException`)", body = LambdaErrorBody),
-        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
+        (status = 400, description = REFUSED, body = LambdaErrorBody),
+        (status = 404, description = NOT_FOUND, body = LambdaErrorBody),
+        (status = 409, description = CONCURRENT, body = LambdaErrorBody),
+        (status = 412, description = STALE_REVISION, body = LambdaErrorBody),
+        (status = 413, description = TOO_LARGE, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -496,12 +505,12 @@ pub async fn update_configuration(
     request_body = UpdateFunctionCodeRequest,
     responses(
         (status = 200, body = FunctionConfiguration),
-        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
-        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
-        (status = 409, description = "Another request changed the function at the same time (`ResourceConflictException`)", body = LambdaErrorBody),
-        (status = 412, description = "`RevisionId` is not the function's (`PreconditionFailedException`)", body = LambdaErrorBody),
-        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
-        (status = 502, description = "The S3-compatible store could not be reached (`ServiceException`)", body = LambdaErrorBody),
+        (status = 400, description = REFUSED, body = LambdaErrorBody),
+        (status = 404, description = NOT_FOUND, body = LambdaErrorBody),
+        (status = 409, description = CONCURRENT, body = LambdaErrorBody),
+        (status = 412, description = STALE_REVISION, body = LambdaErrorBody),
+        (status = 413, description = TOO_LARGE, body = LambdaErrorBody),
+        (status = 502, description = S3_UNREACHABLE, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -545,7 +554,7 @@ pub async fn update_code(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "A `Qualifier` naming one version (`InvalidParameterValueException`)", body = LambdaErrorBody),
-        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 404, description = NOT_FOUND, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -578,11 +587,11 @@ pub async fn delete_function(
     request_body = PublishVersionRequest,
     responses(
         (status = 201, body = FunctionConfiguration),
-        (status = 400, description = "A value Hearth cannot honour or refuses (`InvalidParameterValueException`), or a body that is not JSON of the call's shape (`InvalidRequestContentException`)", body = LambdaErrorBody),
-        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 400, description = REFUSED, body = LambdaErrorBody),
+        (status = 404, description = NOT_FOUND, body = LambdaErrorBody),
         (status = 409, description = "The function has no code yet (`ResourceConflictException`)", body = LambdaErrorBody),
-        (status = 412, description = "`RevisionId` is not the function's (`PreconditionFailedException`)", body = LambdaErrorBody),
-        (status = 413, description = "Body too large (`RequestTooLargeException`)", body = LambdaErrorBody),
+        (status = 412, description = STALE_REVISION, body = LambdaErrorBody),
+        (status = 413, description = TOO_LARGE, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -622,8 +631,8 @@ pub async fn publish_version(
     params(FunctionPath, PageQuery),
     responses(
         (status = 200, body = ListVersionsResponse),
-        (status = 400, description = "`Marker` or `MaxItems` out of range (`InvalidParameterValueException`)", body = LambdaErrorBody),
-        (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
+        (status = 400, description = BAD_PAGE, body = LambdaErrorBody),
+        (status = 404, description = NOT_FOUND, body = LambdaErrorBody),
     ),
     security(("bearer" = []))
 )]
