@@ -351,33 +351,23 @@ pub async fn get_configuration(
     Ok(Json(selected(&state, &who.region, &name, selector).await?.1))
 }
 
-/// The configuration a create or update asks for, over `base`.
-#[allow(clippy::too_many_arguments)]
-fn spec_over(
-    mut spec: FunctionSpec,
-    runtime: Option<&str>,
-    handler: Option<&String>,
-    memory: Option<i64>,
-    timeout: Option<i64>,
-    description: Option<&String>,
-    environment: Option<&Environment>,
-    storage: Option<&EphemeralStorage>,
-) -> Result<FunctionSpec, LambdaError> {
-    if let Some(r) = runtime {
+/// The configuration `settings` ask for, over `spec`.
+fn spec_over(mut spec: FunctionSpec, settings: &Settings) -> Result<FunctionSpec, LambdaError> {
+    if let Some(r) = &settings.runtime {
         spec.runtime = hearth_runtime(r)?.to_string();
     }
-    if let Some(h) = handler {
+    if let Some(h) = &settings.handler {
         spec.handler = Some(h.clone());
     }
-    spec.memory_mb = memory.or(spec.memory_mb);
-    spec.timeout_s = timeout.or(spec.timeout_s);
-    if let Some(d) = description {
+    spec.memory_mb = settings.memory_size.or(spec.memory_mb);
+    spec.timeout_s = settings.timeout.or(spec.timeout_s);
+    if let Some(d) = &settings.description {
         spec.description = Some(d.clone());
     }
-    if let Some(e) = environment {
+    if let Some(e) = &settings.environment {
         spec.environment = e.variables.clone().unwrap_or_default();
     }
-    if let Some(s) = storage {
+    if let Some(s) = &settings.ephemeral_storage {
         spec.ephemeral_storage_mb = Some(s.size);
     }
     Ok(spec)
@@ -413,22 +403,14 @@ pub async fn create_function(
     if selector != VersionSelector::Latest {
         return Err(LambdaError::invalid("FunctionName cannot name a version when creating"));
     }
-    refuse_unsupported(&req.unsupported, req.architectures.as_deref())?;
+    refuse_unsupported(&req.settings.unsupported, req.architectures.as_deref())?;
     if req.package_type.as_deref().is_some_and(|p| p != "Zip") {
         return Err(LambdaError::invalid("PackageType Image is not supported yet: use Zip"));
     }
-    let runtime =
-        req.runtime.as_deref().ok_or_else(|| LambdaError::invalid("Runtime is required for a Zip package"))?;
-    let spec = spec_over(
-        FunctionSpec::default(),
-        Some(runtime),
-        req.handler.as_ref(),
-        req.memory_size,
-        req.timeout,
-        req.description.as_ref(),
-        req.environment.as_ref(),
-        req.ephemeral_storage.as_ref(),
-    )?;
+    if req.settings.runtime.is_none() {
+        return Err(LambdaError::invalid("Runtime is required for a Zip package"));
+    }
+    let spec = spec_over(FunctionSpec::default(), &req.settings)?;
     let config = spec.validate()?;
     if state.store().get_function(&name).await?.is_some() {
         return Err(LambdaError::new(
@@ -469,24 +451,15 @@ pub async fn update_configuration(
     let (who, body) = authorize(request, &state, Scope::Deploy).await?;
     let req: UpdateFunctionConfigurationRequest = read_json(body, CONFIG_BODY_MAX).await?;
     let (name, _) = function_name(&raw)?;
-    refuse_unsupported(&req.unsupported, None)?;
+    refuse_unsupported(&req.settings.unsupported, None)?;
     // The runtime is checked here too, so its error is Lambda's, not a generic one.
-    if let Some(r) = &req.runtime {
+    if let Some(r) = &req.settings.runtime {
         hearth_runtime(r)?;
     }
     let f = existing(&state, &name, &who.region).await?;
     let change = |current: &FunctionConfig| -> Result<FunctionConfig, ApiError> {
-        let spec = spec_over(
-            FunctionSpec::from_config(current),
-            req.runtime.as_deref(),
-            req.handler.as_ref(),
-            req.memory_size,
-            req.timeout,
-            req.description.as_ref(),
-            req.environment.as_ref(),
-            req.ephemeral_storage.as_ref(),
-        )
-        .map_err(|e| ApiError::bad_request("InvalidRuntime", e.message))?;
+        let spec = spec_over(FunctionSpec::from_config(current), &req.settings)
+            .map_err(|e| ApiError::bad_request("InvalidRuntime", e.message))?;
         Ok(spec.validate()?)
     };
     // What is asked must be valid before whether it may be applied is looked at.

@@ -107,18 +107,17 @@ pub struct Unsupported {
     pub image_config: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// The settings CreateFunction and UpdateFunctionConfiguration share; each one not given is
+/// left as it is (or its default for a new function).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
-pub struct CreateFunctionRequest {
-    #[schema(schema_with = new_function_name)]
-    pub function_name: String,
+pub struct Settings {
     #[schema(schema_with = runtime_name)]
     pub runtime: Option<String>,
     /// Accepted and ignored: Hearth has no execution roles.
     pub role: Option<String>,
     #[schema(schema_with = hearth_types::schema::handler)]
     pub handler: Option<String>,
-    pub code: FunctionCode,
     #[schema(schema_with = hearth_types::schema::description)]
     pub description: Option<String>,
     #[schema(schema_with = hearth_types::schema::timeout_s)]
@@ -127,17 +126,28 @@ pub struct CreateFunctionRequest {
     #[schema(schema_with = hearth_types::schema::memory_mb)]
     #[serde(default, deserialize_with = "hearth_types::json_integer")]
     pub memory_size: Option<i64>,
+    /// Replaces every variable.
+    pub environment: Option<Environment>,
+    pub ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateFunctionRequest {
+    #[schema(schema_with = new_function_name)]
+    pub function_name: String,
+    pub code: FunctionCode,
     /// Ignored: every change makes a version.
     pub publish: Option<bool>,
     /// `Zip` only.
     #[schema(schema_with = package_type)]
     pub package_type: Option<String>,
-    pub environment: Option<Environment>,
     #[schema(schema_with = architectures)]
     pub architectures: Option<Vec<String>>,
-    pub ephemeral_storage: Option<EphemeralStorage>,
     #[serde(flatten)]
-    pub unsupported: Unsupported,
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -157,25 +167,10 @@ pub struct UpdateFunctionCodeRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateFunctionConfigurationRequest {
-    pub role: Option<String>,
-    #[schema(schema_with = hearth_types::schema::handler)]
-    pub handler: Option<String>,
-    #[schema(schema_with = hearth_types::schema::description)]
-    pub description: Option<String>,
-    #[schema(schema_with = hearth_types::schema::timeout_s)]
-    #[serde(default, deserialize_with = "hearth_types::json_integer")]
-    pub timeout: Option<i64>,
-    #[schema(schema_with = hearth_types::schema::memory_mb)]
-    #[serde(default, deserialize_with = "hearth_types::json_integer")]
-    pub memory_size: Option<i64>,
-    /// Replaces every variable.
-    pub environment: Option<Environment>,
-    #[schema(schema_with = runtime_name)]
-    pub runtime: Option<String>,
+    /// Refuse the update unless the function is at this revision.
     pub revision_id: Option<String>,
-    pub ephemeral_storage: Option<EphemeralStorage>,
     #[serde(flatten)]
-    pub unsupported: Unsupported,
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
