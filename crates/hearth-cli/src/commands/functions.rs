@@ -161,6 +161,10 @@ async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
             c.patch_function(name, &patch).await?
         }
         None => {
+            if !args.settings.unset_env.is_empty() {
+                let why = if args.replace { "--replace starts from no variables" } else { "the function is new" };
+                usage!("UsageError", "--unset-env has nothing to remove: {why}; leave it out");
+            }
             let spec = args.settings.spec(name)?;
             check_flags(&spec)?;
             let code = upload(&c, &args.path, json).await?;

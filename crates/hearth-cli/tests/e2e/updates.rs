@@ -78,4 +78,14 @@ fn updates_change_only_what_they_name() {
     let config = &out["function"]["config"];
     assert_eq!((config["memory_mb"].as_u64(), config["timeout_s"].as_u64()), (Some(128), Some(3)), "{config}");
     assert_eq!(config["environment"], json!({}));
+    // --unset-env with nothing to unset (a new function, or --replace) is a usage error.
+    for extra in [&["--name", "fresh"][..], &["--name", "app", "--replace"][..]] {
+        let mut args = vec!["fn", "deploy", v1.as_str(), "--runtime", "python3", "--handler", "main.handler"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--unset-env", "OLD"]);
+        let out = home.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to remove"), "{out:?}");
+    }
+    assert!(!home.run(&["fn", "get", "fresh"]).status.success(), "nothing was created");
 }
