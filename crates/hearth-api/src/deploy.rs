@@ -33,6 +33,22 @@ pub async fn put_config(
     apply(store, name, |_| Ok(Some(config.clone())), code).await
 }
 
+/// A `RevisionId`-style precondition: the function must be at `wanted` (412
+/// `RevisionMismatch` otherwise). Checked inside the write by [`update_config`]'s callers.
+pub fn revision_matches(f: &Function, wanted: Option<&str>) -> Result<(), ApiError> {
+    match wanted {
+        Some(r) if r != f.revision.to_string() => Err(ApiError::new(
+            axum::http::StatusCode::PRECONDITION_FAILED,
+            "RevisionMismatch",
+            format!(
+                "The Revision Id provided does not match the latest Revision Id ({}). Call GetFunction to get the latest Revision Id",
+                f.revision
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Replaces the code of an existing function.
 pub async fn put_code(store: &dyn MetadataStore, name: &FunctionName, code: CodeRef) -> Result<Deployed, ApiError> {
     apply(store, name, |_| Ok(None), Some(code)).await
@@ -48,8 +64,8 @@ pub async fn patch_config(
     patch: &serde_json::Value,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    let patched = |current: &FunctionConfig| -> Result<FunctionConfig, ApiError> {
-        let spec = FunctionSpec::patched(current, patch)
+    let patched = |current: &Function| -> Result<FunctionConfig, ApiError> {
+        let spec = FunctionSpec::patched(&current.config, patch)
             .map_err(|e| ApiError::bad_request("InvalidRequestBody", e.to_string()))?;
         Ok(spec.validate()?)
     };
@@ -63,7 +79,7 @@ pub async fn create(
     config: FunctionConfig,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    let new_only = |current: Option<&FunctionConfig>| match current {
+    let new_only = |current: Option<&Function>| match current {
         Some(_) => Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "FunctionExists",
@@ -74,28 +90,29 @@ pub async fn create(
     apply(store, name, new_only, code).await
 }
 
-/// Changes an existing function's configuration by `change`, applied to the configuration
-/// it has when the write is made (so concurrent changes of different settings all land),
-/// and its code too when `code` is given: one version for both.
+/// Changes an existing function's configuration by `change`, applied to the function as it
+/// is when the write is made (so concurrent changes of different settings all land, and a
+/// precondition on its revision holds at the write itself), and its code too when `code` is
+/// given: one version for both.
 pub async fn update_config(
     store: &dyn MetadataStore,
     name: &FunctionName,
-    change: impl Fn(&FunctionConfig) -> Result<FunctionConfig, ApiError>,
+    change: impl Fn(&Function) -> Result<FunctionConfig, ApiError>,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    let changed = |current: Option<&FunctionConfig>| {
+    let changed = |current: Option<&Function>| {
         let current = current.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
         change(current).map(Some)
     };
     apply(store, name, changed, code).await
 }
 
-/// One optimistic write: `config_of` gives the configuration to write from the current one
-/// (`None` when the function does not exist yet), or `None` to keep it.
+/// One optimistic write: `config_of` gives the configuration to write from the current
+/// function (`None` when it does not exist yet), or `None` to keep it.
 async fn apply(
     store: &dyn MetadataStore,
     name: &FunctionName,
-    config_of: impl Fn(Option<&FunctionConfig>) -> Result<Option<FunctionConfig>, ApiError>,
+    config_of: impl Fn(Option<&Function>) -> Result<Option<FunctionConfig>, ApiError>,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
     for attempt in 0..ATTEMPTS {
@@ -105,7 +122,7 @@ async fn apply(
         }
         let now = Utc::now();
         let current = store.get_function(name).await?;
-        let config = config_of(current.as_ref().map(|f| &f.config))?;
+        let config = config_of(current.as_ref())?;
         let (mut next, expect, created) = match (current, &config) {
             (None, None) => return Err(ApiError::function_not_found(name.as_str())),
             (None, Some(config)) => {
@@ -161,4 +178,48 @@ async fn apply(
         }
     }
     Err(StoreError::Conflict.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_store::MemoryStore;
+    use hearth_types::{CodeDigest, FunctionSpec};
+
+    use super::*;
+
+    fn config(memory_mb: i64) -> FunctionConfig {
+        let spec = FunctionSpec {
+            runtime: "python3".into(),
+            handler: Some("main.handler".into()),
+            memory_mb: Some(memory_mb),
+            ..Default::default()
+        };
+        spec.validate().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_revision_precondition_holds_at_the_write_itself() {
+        let store = MemoryStore::new();
+        let name: FunctionName = "f".parse().unwrap();
+        let code = CodeRef { sha256: CodeDigest::of(b"zip"), size_bytes: 3 };
+        let d = put_config(&store, &name, config(128), Some(code)).await.unwrap();
+        let seen = d.function.revision.to_string();
+        // Another write lands between the caller's read and its write.
+        put_config(&store, &name, config(256), None).await.unwrap();
+        let stale = |current: &Function| {
+            revision_matches(current, Some(&seen))?;
+            Ok(config(512))
+        };
+        let e = update_config(&store, &name, stale, None).await.err().expect("a stale revision is refused");
+        assert_eq!((e.status.as_u16(), e.code), (412, "RevisionMismatch"));
+        let now = store.get_function(&name).await.unwrap().unwrap();
+        assert_eq!((now.config.memory_mb, now.latest_version), (256, Some(2)), "nothing was written");
+        let fresh = now.revision.to_string();
+        let current = |f: &Function| {
+            revision_matches(f, Some(&fresh))?;
+            Ok(config(512))
+        };
+        let d = update_config(&store, &name, current, None).await.unwrap();
+        assert_eq!((d.function.config.memory_mb, d.new_version.map(|v| v.number)), (512, Some(3)));
+    }
 }

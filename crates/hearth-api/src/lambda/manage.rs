@@ -248,19 +248,10 @@ async fn store_code(state: &AppState, code: &FunctionCode, dry_run: bool) -> Res
     Ok(Some(state.code().put(zip).await?))
 }
 
-/// A Lambda `RevisionId` precondition against the function's revision.
+/// A Lambda `RevisionId` precondition against the function's revision (checked again
+/// inside the write).
 fn check_revision(f: &Function, wanted: Option<&str>) -> Result<(), LambdaError> {
-    match wanted {
-        Some(r) if r != f.revision.to_string() => Err(LambdaError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailedException",
-            format!(
-                "The Revision Id provided does not match the latest Revision Id ({}). Call GetFunction/GetAlias to get the latest Revision Id",
-                f.revision
-            ),
-        )),
-        _ => Ok(()),
-    }
+    Ok(deploy::revision_matches(f, wanted)?)
 }
 
 /// `ListFunctions`: every function's `$LATEST`, by name, 50 a page.
@@ -466,7 +457,12 @@ pub async fn update_configuration(
     let config = change(&f.config)?;
     check_revision(&f, req.revision_id.as_deref())?;
     crate::admission::admit(&state, &name, &config, f.code.as_ref()).await?;
-    let d = deploy::update_config(state.store().as_ref(), &name, change, None).await?;
+    let revision = req.revision_id.as_deref();
+    let at_revision = |current: &Function| {
+        deploy::revision_matches(current, revision)?;
+        change(&current.config)
+    };
+    let d = deploy::update_config(state.store().as_ref(), &name, at_revision, None).await?;
     state.function_changed(&name).await;
     Ok(Json(latest(&who.region, &d.function)))
 }
@@ -512,7 +508,12 @@ pub async fn update_code(
         return Ok(Json(shown));
     }
     crate::admission::admit(&state, &name, &f.config, Some(&code)).await?;
-    let d = deploy::put_code(state.store().as_ref(), &name, code).await?;
+    let revision = req.revision_id.as_deref();
+    let same_settings = |current: &Function| {
+        deploy::revision_matches(current, revision)?;
+        Ok(current.config.clone())
+    };
+    let d = deploy::update_config(state.store().as_ref(), &name, same_settings, Some(code)).await?;
     if d.new_version.is_some() {
         state.function_changed(&name).await;
     }
