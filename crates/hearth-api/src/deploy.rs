@@ -14,6 +14,24 @@ use crate::ApiError;
 /// attempts; the bound is generous and the backoff keeps losers from spinning.
 const ATTEMPTS: u32 = 64;
 
+/// What a write is checked against, inside the write, with the configuration and code it
+/// is about to save (so no concurrent change can slip a combination past it): see
+/// `admission.rs`. Every attempt of the optimistic loop asks again.
+#[async_trait::async_trait]
+pub trait Admit: Send + Sync {
+    async fn admit(&self, config: &FunctionConfig, code: Option<&CodeRef>) -> Result<(), ApiError>;
+}
+
+/// Admits everything: for tests and tools that write fixtures.
+pub struct AdmitAll;
+
+#[async_trait::async_trait]
+impl Admit for AdmitAll {
+    async fn admit(&self, _: &FunctionConfig, _: Option<&CodeRef>) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
 /// The result of a deploy write.
 pub struct Deployed {
     pub function: Function,
@@ -26,11 +44,12 @@ pub struct Deployed {
 /// (one version for both).
 pub async fn put_config(
     store: &dyn MetadataStore,
+    admit: &dyn Admit,
     name: &FunctionName,
     config: FunctionConfig,
     code: Option<CodeRef>,
 ) -> Result<Deployed, ApiError> {
-    apply(store, name, |_| Ok(Some(config.clone())), code).await
+    apply(store, admit, name, |_| Ok(Some(config.clone())), code).await
 }
 
 /// A `RevisionId`-style precondition: the function must be at `wanted` (412
@@ -50,8 +69,13 @@ pub fn revision_matches(f: &Function, wanted: Option<&str>) -> Result<(), ApiErr
 }
 
 /// Replaces the code of an existing function.
-pub async fn put_code(store: &dyn MetadataStore, name: &FunctionName, code: CodeRef) -> Result<Deployed, ApiError> {
-    apply(store, name, |_| Ok(None), Some(code)).await
+pub async fn put_code(
+    store: &dyn MetadataStore,
+    admit: &dyn Admit,
+    name: &FunctionName,
+    code: CodeRef,
+) -> Result<Deployed, ApiError> {
+    apply(store, admit, name, |_| Ok(None), Some(code)).await
 }
 
 /// Changes an existing function's configuration by a JSON merge patch (see
@@ -60,6 +84,7 @@ pub async fn put_code(store: &dyn MetadataStore, name: &FunctionName, code: Code
 /// concurrent patches of different fields both land.
 pub async fn patch_config(
     store: &dyn MetadataStore,
+    admit: &dyn Admit,
     name: &FunctionName,
     patch: &serde_json::Value,
     code: Option<CodeRef>,
@@ -69,12 +94,13 @@ pub async fn patch_config(
             .map_err(|e| ApiError::bad_request("InvalidRequestBody", e.to_string()))?;
         Ok(spec.validate()?)
     };
-    update_config(store, name, patched, code).await
+    update_config(store, admit, name, patched, code).await
 }
 
 /// Creates a function that must not exist yet (Lambda's `CreateFunction`), with its code.
 pub async fn create(
     store: &dyn MetadataStore,
+    admit: &dyn Admit,
     name: &FunctionName,
     config: FunctionConfig,
     code: Option<CodeRef>,
@@ -87,7 +113,7 @@ pub async fn create(
         )),
         None => Ok(Some(config.clone())),
     };
-    apply(store, name, new_only, code).await
+    apply(store, admit, name, new_only, code).await
 }
 
 /// Changes an existing function's configuration by `change`, applied to the function as it
@@ -96,6 +122,7 @@ pub async fn create(
 /// given: one version for both.
 pub async fn update_config(
     store: &dyn MetadataStore,
+    admit: &dyn Admit,
     name: &FunctionName,
     change: impl Fn(&Function) -> Result<FunctionConfig, ApiError>,
     code: Option<CodeRef>,
@@ -104,13 +131,14 @@ pub async fn update_config(
         let current = current.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
         change(current).map(Some)
     };
-    apply(store, name, changed, code).await
+    apply(store, admit, name, changed, code).await
 }
 
 /// One optimistic write: `config_of` gives the configuration to write from the current
 /// function (`None` when it does not exist yet), or `None` to keep it.
 async fn apply(
     store: &dyn MetadataStore,
+    admit: &dyn Admit,
     name: &FunctionName,
     config_of: impl Fn(Option<&Function>) -> Result<Option<FunctionConfig>, ApiError>,
     code: Option<CodeRef>,
@@ -169,6 +197,7 @@ async fn apply(
                 created_at: now,
             }
         });
+        admit.admit(&next.config, next.code.as_ref()).await?;
         match store.save_function(&next, expect, version.as_ref()).await {
             Ok(()) => {
                 return Ok(Deployed { function: next, new_version: version, created });
@@ -202,15 +231,15 @@ mod tests {
         let store = MemoryStore::new();
         let name: FunctionName = "f".parse().unwrap();
         let code = CodeRef { sha256: CodeDigest::of(b"zip"), size_bytes: 3 };
-        let d = put_config(&store, &name, config(128), Some(code)).await.unwrap();
+        let d = put_config(&store, &AdmitAll, &name, config(128), Some(code)).await.unwrap();
         let seen = d.function.revision.to_string();
         // Another write lands between the caller's read and its write.
-        put_config(&store, &name, config(256), None).await.unwrap();
+        put_config(&store, &AdmitAll, &name, config(256), None).await.unwrap();
         let stale = |current: &Function| {
             revision_matches(current, Some(&seen))?;
             Ok(config(512))
         };
-        let e = update_config(&store, &name, stale, None).await.err().expect("a stale revision is refused");
+        let e = update_config(&store, &AdmitAll, &name, stale, None).await.err().expect("a stale revision is refused");
         assert_eq!((e.status.as_u16(), e.code), (412, "RevisionMismatch"));
         let now = store.get_function(&name).await.unwrap().unwrap();
         assert_eq!((now.config.memory_mb, now.latest_version), (256, Some(2)), "nothing was written");
@@ -219,7 +248,7 @@ mod tests {
             revision_matches(f, Some(&fresh))?;
             Ok(config(512))
         };
-        let d = update_config(&store, &name, current, None).await.unwrap();
+        let d = update_config(&store, &AdmitAll, &name, current, None).await.unwrap();
         assert_eq!((d.function.config.memory_mb, d.new_version.map(|v| v.number)), (512, Some(3)));
     }
 }

@@ -83,7 +83,20 @@ impl Manifest {
             bail!("{} is {size} bytes: a manifest is at most {} KiB", path.display(), MAX_MANIFEST_BYTES / 1024);
         }
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text, &path).with_context(|| format!("in {}", path.display()))
+        let manifest = Self::parse(&text, &path).with_context(|| format!("in {}", path.display()))?;
+        // Symlinks are resolved too: the code must really be inside the folder.
+        let folder = path.parent().unwrap_or(Path::new(".")).canonicalize()?;
+        let code =
+            manifest.code.canonicalize().with_context(|| format!("cannot read `code` {}", manifest.code.display()))?;
+        if !code.starts_with(&folder) {
+            bail!(
+                "in {}: `code` leads to {}, outside the manifest's folder {}",
+                path.display(),
+                code.display(),
+                folder.display()
+            );
+        }
+        Ok(manifest)
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
@@ -95,7 +108,18 @@ impl Manifest {
         };
         let folder = path.parent().unwrap_or(Path::new("."));
         let code = match table.remove("code") {
-            Some(toml::Value::String(s)) => folder.join(s),
+            Some(toml::Value::String(s)) => {
+                // Inside the manifest's folder only: a cloned project must not be able to
+                // upload files from elsewhere on the machine.
+                let relative = Path::new(&s);
+                let inside = relative
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+                if !inside {
+                    bail!("`code` {s:?} must be a folder or .zip inside the manifest's folder (no `..`, not absolute)");
+                }
+                folder.join(relative)
+            }
             Some(_) => bail!("`code` must be a string: a folder or .zip relative to the manifest"),
             None => folder.to_path_buf(),
         };
@@ -215,7 +239,25 @@ mod tests {
                 .contains("maybe")
         );
         assert!(err("name = \"a\"\nruntime = \"provided\"\ncode_sha256 = \"00\"\n").contains("code_sha256"));
+        for outside in ["../secret", "/etc", "a/../../b"] {
+            let e = err(&format!("name = \"a\"\nruntime = \"provided\"\ncode = \"{outside}\"\n"));
+            assert!(e.contains("inside the manifest's folder"), "{outside}: {e}");
+        }
         assert!(err("name = \"a\"\nruntime = [\n").contains("line 2"), "{}", err("name = \"a\"\nruntime = [\n"));
+    }
+
+    #[test]
+    fn code_behind_a_symlink_out_of_the_folder_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        std::fs::create_dir(dir.path().join("build")).unwrap();
+        let manifest = |code: &str| format!("name = \"a\"\nruntime = \"provided\"\ncode = \"{code}\"\n");
+        std::fs::write(dir.path().join(MANIFEST_FILE), manifest("link")).unwrap();
+        let e = format!("{:#}", Manifest::load(dir.path()).unwrap_err());
+        assert!(e.contains("outside the manifest's folder"), "{e}");
+        std::fs::write(dir.path().join(MANIFEST_FILE), manifest("build")).unwrap();
+        assert!(Manifest::load(dir.path()).is_ok());
     }
 
     #[test]

@@ -56,7 +56,15 @@ impl Bed {
         let config = serde_json::from_value::<FunctionSpec>(full).unwrap().validate().unwrap();
         let zip = hearth_blob::fixtures::deflated_zip(&[("main.py", b"def handler(e, c):\n    return e\n")]);
         let code = self.code.put(Bytes::from(zip)).await.unwrap();
-        hearth_api::deploy::put_config(self.store.as_ref(), &name(function), config, Some(code)).await.unwrap();
+        hearth_api::deploy::put_config(
+            self.store.as_ref(),
+            &hearth_api::deploy::AdmitAll,
+            &name(function),
+            config,
+            Some(code),
+        )
+        .await
+        .unwrap();
         self.gateway.function_changed(&name(function)).await;
     }
 

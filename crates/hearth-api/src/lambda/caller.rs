@@ -51,7 +51,15 @@ fn sigv4_credential(h: &HeaderMap) -> Option<(String, Option<String>)> {
     let credential = rest.split(',').map(str::trim).find_map(|p| p.strip_prefix("Credential="))?;
     let mut parts = credential.split('/');
     let key = parts.next()?.to_owned();
-    let region = parts.nth(1).filter(|r| !r.is_empty() && r.len() <= 32).map(str::to_owned);
+    // A region as AWS names them (`eu-west-1`): it goes into ARNs.
+    let region = parts
+        .nth(1)
+        .filter(|r| {
+            !r.is_empty()
+                && r.len() <= 32
+                && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        .map(str::to_owned);
     Some((key, region))
 }
 
@@ -69,6 +77,11 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(sigv4_credential(&h), Some(("hth_abc".into(), Some("eu-west-1".into()))));
+        h.insert(
+            header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=hth_abc/20261202/b:c:d/lambda/aws4_request, Signature=00".parse().unwrap(),
+        );
+        assert_eq!(sigv4_credential(&h), Some(("hth_abc".into(), None)), "a region that is not one is not used");
         h.insert(header::AUTHORIZATION, "Bearer hth_abc".parse().unwrap());
         assert_eq!(sigv4_credential(&h), None);
     }

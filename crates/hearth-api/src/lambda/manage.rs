@@ -30,6 +30,8 @@ const ACCOUNT: &str = "000000000000";
 const ROLE: &str = "arn:aws:iam::000000000000:role/hearth-has-no-roles";
 /// Page size of the list calls (Lambda's most).
 const MAX_ITEMS: usize = 50;
+/// The largest `Marker` (an index; the document's pattern allows 9 digits).
+const MAX_MARKER: usize = 999_999_999;
 /// JSON bodies without code.
 const CONFIG_BODY_MAX: u64 = 256 * 1024;
 
@@ -108,8 +110,15 @@ async fn authorize(request: Request, state: &AppState, scope: Scope) -> Result<(
     Ok((who, body))
 }
 
-fn function_name(raw: &str) -> Result<(FunctionName, VersionSelector), LambdaError> {
-    parse_function(raw, None).map_err(LambdaError::not_found)
+/// The function a call that changes or lists it names: a version qualifier there would be
+/// ignored, so it is refused.
+fn function_name(raw: &str) -> Result<FunctionName, LambdaError> {
+    match parse_function(raw, None).map_err(LambdaError::not_found)? {
+        (name, VersionSelector::Latest) => Ok(name),
+        (_, VersionSelector::Number(n)) => Err(LambdaError::invalid(format!(
+            "{raw}: this call takes the function's name or unqualified ARN, not version {n}"
+        ))),
+    }
 }
 
 async fn existing(state: &AppState, name: &FunctionName, region: &str) -> Result<Function, LambdaError> {
@@ -283,13 +292,17 @@ fn paginate<T>(items: Vec<T>, query: Option<&str>) -> Result<(Vec<T>, Option<Str
             .transpose()
     };
     let start = number("Marker")?.unwrap_or(0);
+    if start > MAX_MARKER {
+        return Err(LambdaError::invalid("Marker is not one this server gave: pass the NextMarker of the page before"));
+    }
     let max = number("MaxItems")?.unwrap_or(MAX_ITEMS);
     if !(1..=MAX_ITEMS).contains(&max) {
         return Err(LambdaError::invalid(format!("MaxItems must be 1-{MAX_ITEMS}")));
     }
     let total = items.len();
     let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
-    let next = (start + max < total).then(|| (start + max).to_string());
+    let end = start + max; // Both bounded above: no overflow.
+    let next = (end < total).then(|| end.to_string());
     Ok((page, next))
 }
 
@@ -412,8 +425,7 @@ pub async fn create_function(
     }
     let code = store_code(&state, &req.code, false).await?;
     let code = code.ok_or_else(|| LambdaError::invalid("Code must give ZipFile, or S3Bucket with S3Key"))?;
-    crate::admission::admit(&state, &name, &config, Some(&code)).await?;
-    let d = deploy::create(state.store().as_ref(), &name, config, Some(code)).await?;
+    let d = deploy::create(state.store().as_ref(), &state, &name, config, Some(code)).await?;
     state.function_changed(&name).await;
     Ok((StatusCode::CREATED, Json(latest(&who.region, &d.function))))
 }
@@ -441,7 +453,7 @@ pub async fn update_configuration(
 ) -> Answer<FunctionConfiguration> {
     let (who, body) = authorize(request, &state, Scope::Deploy).await?;
     let req: UpdateFunctionConfigurationRequest = read_json(body, CONFIG_BODY_MAX).await?;
-    let (name, _) = function_name(&raw)?;
+    let name = function_name(&raw)?;
     refuse_unsupported(&req.settings.unsupported, None)?;
     // The runtime is checked here too, so its error is Lambda's, not a generic one.
     if let Some(r) = &req.settings.runtime {
@@ -454,15 +466,14 @@ pub async fn update_configuration(
         Ok(spec.validate()?)
     };
     // What is asked must be valid before whether it may be applied is looked at.
-    let config = change(&f.config)?;
+    change(&f.config)?;
     check_revision(&f, req.revision_id.as_deref())?;
-    crate::admission::admit(&state, &name, &config, f.code.as_ref()).await?;
     let revision = req.revision_id.as_deref();
     let at_revision = |current: &Function| {
         deploy::revision_matches(current, revision)?;
         change(&current.config)
     };
-    let d = deploy::update_config(state.store().as_ref(), &name, at_revision, None).await?;
+    let d = deploy::update_config(state.store().as_ref(), &state, &name, at_revision, None).await?;
     state.function_changed(&name).await;
     Ok(Json(latest(&who.region, &d.function)))
 }
@@ -490,7 +501,7 @@ pub async fn update_code(
 ) -> Answer<FunctionConfiguration> {
     let (who, body) = authorize(request, &state, Scope::Deploy).await?;
     let req: UpdateFunctionCodeRequest = read_json(body, code_body_max(&state)).await?;
-    let (name, _) = function_name(&raw)?;
+    let name = function_name(&raw)?;
     refuse_unsupported(&Unsupported::default(), req.architectures.as_deref())?;
     let f = existing(&state, &name, &who.region).await?;
     let c = &req.code;
@@ -507,13 +518,12 @@ pub async fn update_code(
         shown.code_size = code.size_bytes;
         return Ok(Json(shown));
     }
-    crate::admission::admit(&state, &name, &f.config, Some(&code)).await?;
     let revision = req.revision_id.as_deref();
     let same_settings = |current: &Function| {
         deploy::revision_matches(current, revision)?;
         Ok(current.config.clone())
     };
-    let d = deploy::update_config(state.store().as_ref(), &name, same_settings, Some(code)).await?;
+    let d = deploy::update_config(state.store().as_ref(), &state, &name, same_settings, Some(code)).await?;
     if d.new_version.is_some() {
         state.function_changed(&name).await;
     }
@@ -576,7 +586,7 @@ pub async fn publish_version(
 ) -> Result<(StatusCode, Json<FunctionConfiguration>), LambdaError> {
     let (who, body) = authorize(request, &state, Scope::Deploy).await?;
     let req: PublishVersionRequest = read_json(body, CONFIG_BODY_MAX).await?;
-    let (name, _) = function_name(&raw)?;
+    let name = function_name(&raw)?;
     let f = existing(&state, &name, &who.region).await?;
     check_revision(&f, req.revision_id.as_deref())?;
     let (Some(number), Some(code)) = (f.latest_version, &f.code) else {
@@ -617,7 +627,7 @@ pub async fn list_versions(
     request: Request,
 ) -> Answer<ListVersionsResponse> {
     let (who, _) = authorize(request, &state, Scope::Read).await?;
-    let (name, _) = function_name(&raw)?;
+    let name = function_name(&raw)?;
     let f = existing(&state, &name, &who.region).await?;
     let versions = state.store().list_versions(&name).await?;
     let all: Vec<FunctionConfiguration> = std::iter::once(latest(&who.region, &f))

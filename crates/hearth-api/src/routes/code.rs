@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 use super::function_name;
 use crate::auth::{Authorized, needs};
 use crate::body::read_limited;
-use crate::{ApiError, ApiErrorBody, AppState, admission, deploy};
+use crate::{ApiError, ApiErrorBody, AppState, deploy};
 
 /// Why a package is refused with 400.
 const PACKAGE_REFUSED: &str = "Invalid package (the code names the rule, e.g. `ZipPathTraversal`, `ZipNotAnArchive`), invalid function name (`InvalidFunctionName`), or a JSON body that is not `{\"object_url\": \"s3://bucket/key\"}` (`InvalidRequestBody`, `InvalidObjectUrl`); with S3 configured, an object that does not exist or cannot be read (`CodeObjectNotFound`, `CodeObjectAccessDenied`)";
@@ -141,13 +141,12 @@ pub async fn put_code(
     let name = function_name(&name)?;
     let store = state.store();
     // Refuse early, before reading a large body, when the function does not exist.
-    let Some(function) = store.get_function(&name).await? else {
+    if store.get_function(&name).await?.is_none() {
         return Err(ApiError::function_not_found(name.as_str()));
-    };
+    }
     let zip = read_package(&state, &headers, body).await?;
     let code = state.inner.code.put(zip).await?;
-    admission::admit(&state, &name, &function.config, Some(&code)).await?;
-    let d = deploy::put_code(store.as_ref(), &name, code).await?;
+    let d = deploy::put_code(store.as_ref(), &state, &name, code).await?;
     if d.new_version.is_some() {
         state.function_changed(&name).await;
     }

@@ -7,7 +7,7 @@ use hearth_types::{CodeDigest, CodeRef, Function, FunctionName, FunctionSpec};
 
 use super::function_name;
 use crate::auth::{Authorized, needs};
-use crate::{ApiError, ApiErrorBody, AppState, admission, deploy};
+use crate::{ApiError, ApiErrorBody, AppState, deploy};
 
 /// Create a function or replace its configuration.
 ///
@@ -41,8 +41,7 @@ pub async fn put_function(
         None => None,
         Some(sha) => Some(stored_package(&state, sha).await?),
     };
-    admission::admit(&state, &name, &config, code.as_ref()).await?;
-    let d = deploy::put_config(state.store().as_ref(), &name, config, code).await?;
+    let d = deploy::put_config(state.store().as_ref(), &state, &name, config, code).await?;
     state.function_changed(&name).await;
     let status = if d.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(DeployResponse { function: d.function, new_version: d.new_version })))
@@ -86,14 +85,7 @@ pub async fn patch_function(
             return Err(ApiError::bad_request("InvalidRequestBody", "code_sha256 must be a sha256 digest string"));
         }
     };
-    // Checked against the configuration the patch makes of the current one (the write
-    // applies it again to whatever is current then).
-    if let Some(current) = state.store().get_function(&name).await? {
-        let spec = FunctionSpec::patched(&current.config, &patch)
-            .map_err(|e| ApiError::bad_request("InvalidRequestBody", e.to_string()))?;
-        admission::admit(&state, &name, &spec.validate()?, code.as_ref().or(current.code.as_ref())).await?;
-    }
-    let d = deploy::patch_config(state.store().as_ref(), &name, &patch, code).await?;
+    let d = deploy::patch_config(state.store().as_ref(), &state, &name, &patch, code).await?;
     state.function_changed(&name).await;
     Ok(Json(DeployResponse { function: d.function, new_version: d.new_version }))
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use hearth_types::FunctionSpec;
 use hearth_types::api::TriggerView;
 use serde::Serialize;
@@ -31,6 +31,19 @@ struct TriggerChanges {
 pub async fn run(dir: &Path, json: bool) -> Result<()> {
     let manifest = Manifest::load(dir)?;
     let c = client()?;
+    // A path another function's trigger holds would fail half-way through: refuse first.
+    let all = c.list_triggers().await?;
+    if let Some((m, t)) = manifest.triggers.iter().find_map(|m| {
+        all.iter().find(|t| t.trigger.path == m.path && t.trigger.function != manifest.name).map(|t| (m, t))
+    }) {
+        bail!(
+            "the trigger path {} belongs to function {} (trigger {}): change the path in {}, or delete that trigger first; nothing was deployed",
+            m.path,
+            t.trigger.function,
+            t.trigger.id,
+            manifest.path.display()
+        );
+    }
     let code = upload(&c, &manifest.code, json).await?;
     let spec = FunctionSpec { code_sha256: Some(code.sha256.to_string()), ..manifest.spec.clone() };
     let deploy = c.put_function(manifest.name.as_str(), &spec).await?;

@@ -65,9 +65,11 @@ async fn recover(data_dir: Option<PathBuf>, config: Option<PathBuf>, url: Option
     let flags = ServerFlags { config, data_dir, ..Default::default() };
     let cfg = ServerConfig::load(&flags, &process_env)?;
     let db = cfg.data_dir.join("metadata.db");
-    if !db.exists() {
+    // `hearth up` makes its lock file before anything else: without it, this is not a
+    // Hearth data directory, whatever database it holds.
+    if !db.exists() || !cfg.data_dir.join("hearth.lock").exists() {
         bail!(
-            "no Hearth server data in {} (no metadata.db): pass the server's --data-dir, or --config with its data_dir",
+            "no Hearth server data in {} (no metadata.db and hearth.lock, which `hearth up` makes): pass the server's --data-dir, or --config with its data_dir",
             cfg.data_dir.display()
         );
     }
@@ -84,13 +86,17 @@ async fn recover(data_dir: Option<PathBuf>, config: Option<PathBuf>, url: Option
         }
         None => file.add_unique(LOCAL_CONTEXT, ServerContext { url: url.clone(), token: Some(secret.clone()) }),
     };
-    file.current = Some(name.clone());
+    // The current context changes only when there is none: recovering must not redirect
+    // the commands of whoever uses another server.
+    let current = file.current.get_or_insert_with(|| name.clone()) == &name;
     file.write(&cfg.client_config)?;
     if json {
         return print_json(&serde_json::json!({"id": record.id, "token": secret, "context": name, "url": url}));
     }
     println!("Minted admin token {} in {}. Its secret, shown only now:\n", record.id, cfg.data_dir.display());
     println!("    {secret}\n");
-    println!("Context {name:?} ({url}) now holds it and is current ({}).", cfg.client_config.display());
+    let how =
+        if current { "and is current".to_owned() } else { format!("(`hearth context use {name}` makes it current)") };
+    println!("Context {name:?} ({url}) now holds it {how} ({}).", cfg.client_config.display());
     Ok(())
 }

@@ -84,11 +84,6 @@ impl ClientFile {
             file.contexts.insert(LEGACY_CONTEXT.to_owned(), ServerContext { url, token: file.token.take() });
             file.current = Some(LEGACY_CONTEXT.to_owned());
         }
-        if let Some(current) = &file.current
-            && !file.contexts.contains_key(current)
-        {
-            file.current = None;
-        }
         Ok(file)
     }
 
@@ -218,6 +213,12 @@ mod tests {
         assert_eq!(ClientConfig::load(&env, Some("a")).unwrap().url(), "http://127.0.0.1:1");
         let err = ClientConfig::load(&env, None).unwrap_err().to_string();
         assert!(err.contains("\"nosuch\"") && err.contains("a, b"), "{err}");
+        // A current context the file does not hold is an error, not the default server.
+        let mut dangling = ClientFile::read(&path).unwrap();
+        dangling.current = Some("gone".into());
+        dangling.write(&path).unwrap();
+        let err = ClientConfig::load(&env_of(&[("HEARTH_CLIENT_CONFIG", p)]), None).unwrap_err().to_string();
+        assert!(err.contains("\"gone\""), "{err}");
 
         let env = env_of(&[("HEARTH_CLIENT_CONFIG", p), ("HEARTH_TOKEN", "hth_env"), ("HEARTH_URL", "http://x")]);
         let c = ClientConfig::load(&env, Some("b")).unwrap();

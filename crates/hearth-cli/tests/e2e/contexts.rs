@@ -117,6 +117,13 @@ fn a_lost_admin_token_is_recovered_from_the_data_directory() {
     let out = home.run(&["token", "recover", "--data-dir", home.path().join("nodata").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Hearth server data"), "{out:?}");
     assert_eq!(out.status.code(), Some(1));
+    // A folder with some other program's metadata.db is not touched.
+    let foreign = home.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("metadata.db"), b"not hearth's").unwrap();
+    let out = home.run(&["token", "recover", "--data-dir", foreign.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Hearth server data"), "{out:?}");
+    assert_eq!(std::fs::read(foreign.join("metadata.db")).unwrap(), b"not hearth's");
 }
 
 /// The token of context `name` in the client file.

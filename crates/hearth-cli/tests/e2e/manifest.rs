@@ -60,6 +60,18 @@ fn new_then_deploy_answers_through_the_manifests_trigger() {
     let triggers = home.json(&["trigger", "list"]);
     assert_eq!(triggers.as_array().unwrap().len(), 3, "one trigger per function: {triggers}");
 
+    // A trigger path another function holds: refused before anything changes.
+    let node = work.join("hi-nodejs");
+    let taken = std::fs::read_to_string(node.join("hearth.toml"))
+        .unwrap()
+        .replace("path = \"/hi-nodejs\"", "path = \"/greet\"");
+    std::fs::write(node.join("hearth.toml"), taken).unwrap();
+    let out = home.cmd().current_dir(&node).args(["deploy"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("belongs to function hi-python3"), "{err}");
+    assert_eq!(get(&format!("{}/hi-nodejs", server.trigger_url)).0, 200, "its own trigger is still there");
+    assert_eq!(home.json(&["fn", "versions", "hi-nodejs"]).as_array().unwrap().len(), 1, "nothing was deployed");
+
     // What cannot work is refused before anything is sent, with what to do next.
     let out = home.cmd().current_dir(&work).args(["deploy"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

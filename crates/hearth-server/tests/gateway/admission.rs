@@ -96,3 +96,37 @@ async fn what_could_never_run_here_is_refused_at_deploy() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+/// A runtime change and a code change racing each other cannot together leave a function
+/// that could never start: admission runs inside the write, on what is saved.
+#[tokio::test]
+async fn racing_changes_cannot_combine_into_a_function_that_cannot_start() {
+    let s = start().await;
+    let mut boot = hearth_blob::fixtures::RawEntry::file("bootstrap", b"#!/bin/sh\nexit 1\n");
+    boot.unix_mode = 0o100755;
+    let with_bootstrap =
+        hearth_blob::fixtures::raw_zip(&[boot, hearth_blob::fixtures::RawEntry::file("main.py", HANDLER.as_bytes())]);
+    let without = deflated_zip(&[("main.py", HANDLER.as_bytes())]);
+    for round in 0..10 {
+        let name = format!("race{round}");
+        s.deploy_zip(&name, with_bootstrap.clone(), py(json!({}))).await;
+        let to_provided = s
+            .http
+            .patch(format!("{}/v1/functions/{name}", s.url))
+            .bearer_auth(&s.token)
+            .json(&json!({"runtime": "provided", "handler": null}));
+        let new_code = s
+            .http
+            .put(format!("{}/v1/functions/{name}/code", s.url))
+            .bearer_auth(&s.token)
+            .header("content-type", "application/zip")
+            .body(without.clone());
+        let (a, b) = tokio::join!(send(to_provided), send(new_code));
+        let f = s.get_json(&format!("/v1/functions/{name}")).await;
+        let provided = f["config"]["runtime"] == "provided";
+        let bare = f["code"]["sha256"].as_str() == Some(&hearth_types::CodeDigest::of(&without).to_string());
+        assert!(!(provided && bare), "round {round}: both landed ({} {}, {} {}): {f}", a.0, a.1, b.0, b.1);
+        assert!(a.0.is_success() || a.1["code"] == "BootstrapMissing", "{a:?}");
+        assert!(b.0.is_success() || b.1["code"] == "BootstrapMissing", "{b:?}");
+    }
+}
