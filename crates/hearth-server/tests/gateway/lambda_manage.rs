@@ -252,6 +252,8 @@ async fn malformed_management_calls_are_refused_in_lambdas_shape() {
     assert_eq!((status, kind.as_str()), (403, "UnrecognizedClientException"), "an AWS key that is not a token");
     let (status, kind, _) = send(s.http.get(format!("{url}?MaxItems=0")).bearer_auth(&s.token)).await;
     assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"));
+    let (status, kind, _) = send(s.http.get(format!("{url}?Marker=18446744073709551615")).bearer_auth(&s.token)).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "a huge Marker");
 
     // Nothing was stored, and a valid call still works.
     let listed: Value =
@@ -259,4 +261,24 @@ async fn malformed_management_calls_are_refused_in_lambdas_shape() {
     assert_eq!(listed["functions"], json!([]), "{listed}");
     let (status, _, body) = send(create(serde_json::to_vec(&valid("fine")).unwrap())).await;
     assert_eq!(status, 201, "{body}");
+    // A version qualifier on a call that changes the function would be ignored: refused.
+    let (status, kind, body) = send(
+        s.http
+            .put(format!("{url}/fine%3A1/configuration"))
+            .bearer_auth(&s.token)
+            .json(&json!({"Description": "via :1"})),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterValueException"), "{body}");
+    let fine: Value = s
+        .http
+        .get(format!("{}/v1/functions/fine", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fine["config"]["description"], "", "nothing changed");
 }
