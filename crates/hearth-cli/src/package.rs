@@ -11,11 +11,11 @@ use walkdir::WalkDir;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-/// Folders never worth shipping.
-const SKIPPED_DIRS: &[&str] = &[".git", "__pycache__", ".hg", ".svn"];
-// Also left out: the manifest at the folder's top (a setting changed in it is not a code
-// change, and the server has its contents already).
 use crate::manifest::MANIFEST_FILE;
+
+/// Folders never worth shipping. (Also left out: the manifest at the folder's top, since a
+/// setting changed in it is not a code change, and the server has its contents already.)
+const SKIPPED_DIRS: &[&str] = &[".git", "__pycache__", ".hg", ".svn"];
 
 pub struct Package {
     pub bytes: Vec<u8>,

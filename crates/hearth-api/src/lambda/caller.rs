@@ -13,9 +13,8 @@ use crate::{AppState, Caller};
 /// The region ARNs name when the request says none (an unsigned bearer-token request).
 const DEFAULT_REGION: &str = "us-east-1";
 
-/// An authenticated Lambda API caller, and the region it signed for.
+/// An authenticated Lambda API caller: the region it signed for (its ARNs name it).
 pub struct LambdaCaller {
-    pub caller: Caller,
     pub region: String,
 }
 
@@ -36,10 +35,9 @@ impl LambdaCaller {
                 parts.headers.insert(header::AUTHORIZATION, v);
             }
         }
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require(scope)?;
+        Caller::from_request_parts(parts, state).await?.require(scope)?;
         let region = credential.and_then(|(_, r)| r).unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        Ok(Self { caller, region })
+        Ok(Self { region })
     }
 }
 

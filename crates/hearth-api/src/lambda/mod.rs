@@ -15,8 +15,7 @@ use axum::routing::{get, put};
 
 pub use caller::LambdaCaller;
 pub use error::{LambdaError, LambdaErrorBody};
-pub use function_ref::{function_ref_schema, parse_function, qualifier_of, query_param};
-pub use runtime_names::hearth_runtime;
+pub use function_ref::{function_ref_schema, parse_function, qualifier_of};
 
 use crate::AppState;
 

@@ -50,7 +50,7 @@ pub async fn run(dir: &Path, json: bool) -> Result<()> {
     if !json {
         print_deployed(&deploy, false)?;
     }
-    let triggers = reconcile_triggers(&c, &manifest).await.with_context(|| {
+    let triggers = reconcile_triggers(&c, &manifest, all).await.with_context(|| {
         format!("the function is deployed, but its triggers are not all as {} says", manifest.path.display())
     })?;
     if json {
@@ -67,9 +67,12 @@ pub async fn run(dir: &Path, json: bool) -> Result<()> {
 
 /// The function's HTTP triggers become the manifest's: stale ones are deleted first (a
 /// changed trigger keeps its path, which two triggers cannot share), then missing ones added.
-async fn reconcile_triggers(c: &hearth_client::Client, manifest: &Manifest) -> Result<TriggerChanges> {
-    let ours: Vec<TriggerView> =
-        c.list_triggers().await?.into_iter().filter(|t| t.trigger.function == manifest.name).collect();
+async fn reconcile_triggers(
+    c: &hearth_client::Client,
+    manifest: &Manifest,
+    all: Vec<TriggerView>,
+) -> Result<TriggerChanges> {
+    let ours: Vec<TriggerView> = all.into_iter().filter(|t| t.trigger.function == manifest.name).collect();
     let mut changes = TriggerChanges::default();
     for t in ours {
         if manifest.triggers.iter().any(|m| m.is(&t.trigger)) {
