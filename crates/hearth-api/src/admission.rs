@@ -4,7 +4,7 @@
 //! starts. A function that could never start is refused at deploy, not at its first call.
 
 use axum::http::StatusCode;
-use hearth_types::{CodeRef, FunctionConfig, Runtime};
+use hearth_types::{CodeDigest, CodeRef, FunctionConfig, Runtime};
 
 use crate::deploy::Admit;
 use crate::{ApiError, AppState};
@@ -18,8 +18,13 @@ impl Admit for AppState {
             hooks.admit(config)?;
         }
         if let (Runtime::Provided, Some(code)) = (config.runtime, code) {
+            if self.known_bootstrapped(&code.sha256) {
+                return Ok(());
+            }
             let bytes = self.code().get(&code.sha256).await?;
-            if !hearth_blob::has_executable(&bytes, "bootstrap") {
+            if hearth_blob::has_executable(&bytes, "bootstrap") {
+                self.remember_bootstrapped(&code.sha256);
+            } else {
                 // A conflict between the runtime and the code, whichever of the two the write
                 // changes: the same configuration fits other code, the same code another runtime.
                 return Err(ApiError::new(
@@ -30,6 +35,23 @@ impl Admit for AppState {
             }
         }
         Ok(())
+    }
+}
+
+/// Packages remembered at most; past it the set starts again (each is read once more).
+const BOOTSTRAPPED_MAX: usize = 4096;
+
+impl AppState {
+    fn known_bootstrapped(&self, digest: &CodeDigest) -> bool {
+        self.inner.bootstrapped.lock().unwrap_or_else(|p| p.into_inner()).contains(digest)
+    }
+
+    fn remember_bootstrapped(&self, digest: &CodeDigest) {
+        let mut set = self.inner.bootstrapped.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= BOOTSTRAPPED_MAX {
+            set.clear();
+        }
+        set.insert(digest.clone());
     }
 }
 

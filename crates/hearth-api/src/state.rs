@@ -18,6 +18,9 @@ pub(crate) struct Inner {
     pub objects: ObjectSource,
     pub tokens: TokenCache,
     pub hooks: RwLock<Vec<Arc<dyn DeployHooks>>>,
+    /// Packages known to hold an executable `bootstrap` (packages never change, so a yes
+    /// stays true): admission reads each one once, not on every write.
+    pub bootstrapped: std::sync::Mutex<std::collections::HashSet<hearth_types::CodeDigest>>,
     /// Where HTTP triggers are served (`http://host:port`), when known.
     pub trigger_base_url: RwLock<Option<String>>,
     /// Where this API is served (`http://host:port`), when known.
@@ -52,6 +55,7 @@ impl AppState {
                 tokens,
                 hooks: RwLock::new(Vec::new()),
                 trigger_base_url: RwLock::new(None),
+                bootstrapped: Default::default(),
                 api_base_url: RwLock::new(None),
             }),
         }
