@@ -6,8 +6,11 @@ as invalid (negative) are left alone: the server must refuse those.
 - A code package must be a zip archive; JSON Schema only says "bytes". A valid case gets a
   zip of one file holding the bytes schemathesis drew. (Hostile archives are tested in
   crates/hearth-blob/tests/packages.rs.)
-- FunctionSpec: `min_instances` may not exceed `max_instances` (default 10), and the
-  environment's names and values take at most 4096 bytes in all.
+- FunctionSpec: `min_instances` may not exceed `max_instances` (default 10), the
+  environment's names and values take at most 4096 bytes in all, and `on_success` and
+  `on_failure` may not name the function itself (every case drops such a destination, since
+  the coverage phase's cases reach the hook without generation metadata;
+  crates/hearth-server/tests/gateway/events.rs tests the refusal).
 - A patch (PATCH /v1/functions/{name}) applies to the function as the earlier cases left it,
   which the document cannot know: a valid case keeps its fields but those whose rules
   involve that state (runtime and handler, the instance counts, the environment's size),
@@ -37,6 +40,18 @@ def _zip_of(data: bytes) -> bytes:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(zipfile.ZipInfo("main.py", date_time=(1980, 1, 1, 0, 0, 0)), data)
     return out.getvalue()
+
+
+# The functions scripts/api-fuzz deploys (the document's example name is `hello`).
+DEPLOYED = {"hello", "fuzz"}
+
+
+def _not_its_own_destination(case) -> None:
+    names = DEPLOYED | {(case.path_parameters or {}).get("name")}
+    for field in ("on_success", "on_failure"):
+        value = case.body.get(field)
+        if isinstance(value, str) and value in names:
+            case.body.pop(field)
 
 
 def _within_cross_field_rules(spec: dict) -> None:
@@ -88,6 +103,10 @@ def _lambda_valid(case) -> None:
 
 @schemathesis.hook
 def map_case(context, case):
+    # Dropping a destination that names the function keeps a negative case negative (the
+    # name is schema-valid), so it applies to every case, however generated.
+    if case.path == "/v1/functions/{name}" and case.method.upper() in ("PUT", "PATCH") and isinstance(case.body, dict):
+        _not_its_own_destination(case)
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return case

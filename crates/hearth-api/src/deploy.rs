@@ -134,6 +134,19 @@ pub async fn update_config(
     apply(store, admit, name, changed, code).await
 }
 
+/// A function cannot be its own destination: every failure would queue another event for it.
+fn refuse_self_destination(name: &FunctionName, config: &FunctionConfig) -> Result<(), ApiError> {
+    for (field, to) in [("on_success", &config.events.on_success), ("on_failure", &config.events.on_failure)] {
+        if to.as_ref() == Some(name) {
+            return Err(ApiError::bad_request(
+                "InvalidParameterValue",
+                format!("{field} names the function itself; choose another function (or none)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One optimistic write: `config_of` gives the configuration to write from the current
 /// function (`None` when it does not exist yet), or `None` to keep it.
 async fn apply(
@@ -197,6 +210,7 @@ async fn apply(
                 created_at: now,
             }
         });
+        refuse_self_destination(name, &next.config)?;
         admit.admit(&next.config, next.code.as_ref()).await?;
         match store.save_function(&next, expect, version.as_ref()).await {
             Ok(()) => {

@@ -45,6 +45,12 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Print a function's log (its output and START/END/REPORT lines).
     Logs(LogsArgs),
+    /// Follow asynchronous invocations.
+    #[command(subcommand)]
+    Invocation(InvocationCommand),
+    /// A function's dead letters: asynchronous invocations that failed after their retries.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLetterCommand),
     /// Route HTTP requests to functions.
     #[command(subcommand)]
     Trigger(TriggerCommand),
@@ -237,6 +243,24 @@ pub struct SettingArgs {
     /// A note for people (at most 256 characters).
     #[arg(long)]
     pub description: Option<String>,
+    /// Retries of an asynchronous invocation after a function error (0-2, default 2).
+    #[arg(long, value_name = "N")]
+    pub async_retries: Option<i64>,
+    /// Seconds an asynchronous invocation may wait for a successful delivery
+    /// (60-21600, default 21600).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_event_age: Option<i64>,
+    /// Asynchronous invocations queued at once; past it, 429 (1-100000, default 10000).
+    #[arg(long, value_name = "N")]
+    pub max_queued_events: Option<i64>,
+    /// A function that gets the record of each asynchronous invocation that succeeded
+    /// (empty: none).
+    #[arg(long, value_name = "FUNCTION")]
+    pub on_success: Option<String>,
+    /// A function that gets the record of each asynchronous invocation that failed after its
+    /// retries (empty: none, failures go to the dead-letter list).
+    #[arg(long, value_name = "FUNCTION")]
+    pub on_failure: Option<String>,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -332,8 +356,42 @@ pub struct InvokeArgs {
     #[arg(long)]
     pub version: Option<String>,
     /// Also print the invocation's log lines (to stderr; with --json, as `log` in the JSON).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "async_")]
     pub log: bool,
+    /// Do not wait for the function: the event is stored durably and delivered at least
+    /// once, with retries; prints its request id (`hearth invocation get ID` follows it).
+    #[arg(long = "async", id = "async_")]
+    pub async_: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvocationCommand {
+    /// Status, attempts, timestamps, and result or error of an asynchronous invocation.
+    Get {
+        /// The request id `hearth invoke --async` printed.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List a function's dead letters, oldest first, with their last error.
+    #[command(alias = "ls")]
+    List {
+        /// The function's name.
+        name: String,
+        /// At most this many (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Queue dead letters again, each with a fresh retry budget: those named, or all.
+    Redrive {
+        /// The function's name.
+        name: String,
+        /// Request ids to redrive: repeatable, or comma-separated (default: all).
+        #[arg(long = "id", value_delimiter = ',')]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -26,7 +26,12 @@
 //! `keep_alive_policy`, `node_memory_mb`. What a function's output may leave in its log:
 //! `HEARTH_LOG_KB_PER_INVOCATION` (`log_kb_per_invocation`, default 4096) and
 //! `HEARTH_LOG_MB_PER_MINUTE` (`log_mb_per_minute`, per function, default 16); past them,
-//! one `[truncated]` line, then lines are dropped (lines are cut at 256 KiB).
+//! one `[truncated]` line, then lines are dropped (lines are cut at 256 KiB). Asynchronous
+//! invocations: `[events] retry_delay_ms, backoff_ms, concurrency` or
+//! `HEARTH_EVENT_RETRY_DELAY_MS` (the wait before the first retry after a function error,
+//! default 60000; the second waits twice that), `HEARTH_EVENT_BACKOFF_MS` (the first wait
+//! after the platform could not run an event, default 1000, doubled per attempt) and
+//! `HEARTH_EVENT_CONCURRENCY` (deliveries in flight on the node, default 32).
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml`, named contexts (see [`client`]); the context from
@@ -38,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hearth_blob::S3Settings;
+use hearth_events::EventSettings;
 use hearth_gateway::GatewaySettings;
 use hearth_server::{ListenerLimits, TlsFiles};
 use serde::Deserialize;
@@ -90,6 +96,7 @@ pub struct ServerConfig {
     /// Where `hearth up` writes the client configuration on first start.
     pub client_config: PathBuf,
     pub gateway: GatewaySettings,
+    pub events: EventSettings,
     /// Size of the instance volume made on first start, in GiB (sparse).
     pub volume_gb: u32,
 }
@@ -109,6 +116,42 @@ struct ServerFile {
     s3: S3File,
     #[serde(default)]
     gateway: GatewayFile,
+    #[serde(default)]
+    events: EventsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsFile {
+    retry_delay_ms: Option<u64>,
+    backoff_ms: Option<u64>,
+    concurrency: Option<usize>,
+}
+
+/// How asynchronous invocations are delivered: `[events]`, then `HEARTH_EVENT_*`.
+fn event_settings(file: &EventsFile, region: &str, env: EnvLookup<'_>) -> Result<EventSettings> {
+    let mut events = EventSettings { region: region.to_owned(), ..EventSettings::default() };
+    let ms = |name: &str, file: Option<u64>| -> Result<Option<std::time::Duration>> {
+        match env(name).or(file.map(|n| n.to_string())) {
+            None => Ok(None),
+            Some(v) => {
+                let ms: u64 = v.parse().with_context(|| format!("{name}={v:?} is not a number of milliseconds"))?;
+                Ok(Some(std::time::Duration::from_millis(ms.max(1))))
+            }
+        }
+    };
+    if let Some(d) = ms("HEARTH_EVENT_RETRY_DELAY_MS", file.retry_delay_ms)? {
+        events.retry_delay = d;
+    }
+    if let Some(d) = ms("HEARTH_EVENT_BACKOFF_MS", file.backoff_ms)? {
+        events.backoff_min = d;
+        events.backoff_max = events.backoff_max.max(d);
+    }
+    if let Some(v) = env("HEARTH_EVENT_CONCURRENCY").or(file.concurrency.map(|n| n.to_string())) {
+        let n: usize = v.parse().with_context(|| format!("HEARTH_EVENT_CONCURRENCY={v:?} is not a number"))?;
+        events.max_in_flight = n.max(1);
+    }
+    Ok(events)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -346,6 +389,7 @@ impl ServerConfig {
             let mb: u64 = v.parse().with_context(|| format!("log per minute {v:?} is not a number of MB"))?;
             gateway.log_bytes_per_minute = mb.max(1) * 1024 * 1024;
         }
+        let events = event_settings(&file.events, &gateway.region, env)?;
         Ok(Self {
             data_dir,
             listen,
@@ -355,6 +399,7 @@ impl ServerConfig {
             s3,
             client_config: client_config_path(env),
             gateway,
+            events,
             volume_gb,
         })
     }
@@ -431,6 +476,35 @@ mod tests {
         let flags = ServerFlags { listen: Some("127.0.0.1:9200".into()), ..flags };
         let c = ServerConfig::load(&flags, &env).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/env"), 9200));
+    }
+
+    #[test]
+    fn event_delivery_settings_from_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "[events]\nretry_delay_ms = 500\nbackoff_ms = 20\nconcurrency = 4\n").unwrap();
+        let flags = ServerFlags { config: Some(file), ..Default::default() };
+        let defaults = ServerConfig::load(&ServerFlags::default(), &env_of(&[("HOME", home)])).unwrap().events;
+        assert_eq!(
+            (defaults.retry_delay.as_secs(), defaults.backoff_min.as_secs(), defaults.max_in_flight),
+            (60, 1, 32)
+        );
+        let c = ServerConfig::load(&flags, &env_of(&[("HOME", home)])).unwrap().events;
+        assert_eq!((c.retry_delay.as_millis(), c.backoff_min.as_millis(), c.max_in_flight), (500, 20, 4));
+        let env = env_of(&[
+            ("HOME", home),
+            ("HEARTH_EVENT_RETRY_DELAY_MS", "250"),
+            ("HEARTH_EVENT_BACKOFF_MS", "400000"),
+            ("HEARTH_EVENT_CONCURRENCY", "0"),
+        ]);
+        let c = ServerConfig::load(&flags, &env).unwrap().events;
+        assert_eq!((c.retry_delay.as_millis(), c.backoff_min.as_millis()), (250, 400_000));
+        assert!(c.backoff_max >= c.backoff_min, "the cap is never below the first wait");
+        assert_eq!(c.max_in_flight, 1, "at least one delivery at a time");
+        let bad = env_of(&[("HOME", home), ("HEARTH_EVENT_RETRY_DELAY_MS", "soon")]);
+        let e = ServerConfig::load(&ServerFlags::default(), &bad).unwrap_err().to_string();
+        assert!(e.contains("HEARTH_EVENT_RETRY_DELAY_MS"), "{e}");
     }
 
     #[test]

@@ -10,9 +10,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use hearth_agent::{InstanceVolume, ProcessDriver, Runtimes, VolumeError};
 use hearth_api::{AppState, ensure_admin_token, hash_secret};
 use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_events::Events;
 use hearth_gateway::Gateway;
 use hearth_server::{TlsConfig, apps, serve};
-use hearth_store::{MetadataStore, SqliteStore};
+use hearth_store::{EventQueue, MetadataStore, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::UpArgs;
@@ -150,10 +151,12 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
     if let Err(e) = gateway.start_up().await {
         tracing::warn!(%e, "could not start min_instances");
     }
+    let store_queue: Arc<dyn EventQueue> = store.clone();
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
     state.set_trigger_base_url(&trigger_url);
     state.set_api_base_url(&url);
-    let apps = apps(state, gateway.clone());
+    let events = Events::start(store_queue, gateway.clone(), cfg.events.clone());
+    let apps = apps(state, gateway.clone(), events.clone());
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -161,6 +164,9 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
         serve(listener, apps.api, cfg.limits.clone(), tls.clone(), until_stopped(stopped.clone())),
         serve(trigger_listener, apps.triggers, cfg.limits.clone(), tls, until_stopped(stopped)),
     );
+    // Running deliveries finish within the grace period; the rest are delivered again on
+    // the next start (their leases are this node's).
+    events.stop(cfg.limits.grace).await;
     reaper.abort();
     drop(gateway);
     // Forwarding and the NAT table go with the last server that used them.

@@ -5,12 +5,23 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hearth_types::api::{
-    ApiErrorBody, CodeFromObject, DeployResponse, FunctionList, Health, InstanceList, InstanceView, InvocationList,
-    LogPage, NewToken, NodeView, TokenInfo, TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
+    ApiErrorBody, CodeFromObject, DeadLetterPage, DeployResponse, EventAccepted, FunctionList, Health, InstanceList,
+    InstanceView, InvocationList, LogPage, NewToken, NodeView, RedriveRequest, RedriveResult, TokenInfo, TokenList,
+    TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
 };
-use hearth_types::{CodeRef, Function, FunctionSpec, InvocationRecord, Version};
+use hearth_types::{CodeRef, EventRecord, Function, FunctionSpec, InvocationRecord, Version};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+
+/// Percent-encodes all but RFC 3986's unreserved characters (for ids given by people).
+fn escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -219,6 +230,39 @@ impl Client {
         let url = resp.url().to_string();
         let body = resp.bytes().await.map_err(|e| ClientError::Protocol { url, reason: e.to_string() })?;
         Ok(Invocation { body, ..inv })
+    }
+
+    /// Invokes a function asynchronously: answered once the event is stored.
+    pub async fn invoke_async(&self, name: &str, payload: Vec<u8>, version: Option<&str>) -> Result<EventAccepted> {
+        let query = version.map(|v| format!("?version={}", v.replace('$', "%24"))).unwrap_or_default();
+        let r = self
+            .req(Method::POST, &format!("/v1/functions/{name}/invoke{query}"))
+            .header("content-type", "application/json")
+            .header("x-hearth-invocation-type", "Event")
+            .body(payload);
+        self.json(r).await
+    }
+
+    /// An asynchronous invocation's status.
+    pub async fn get_invocation(&self, id: &str) -> Result<EventRecord> {
+        let id = escape(id);
+        self.json(self.req(Method::GET, &format!("/v1/invocations/{id}"))).await
+    }
+
+    /// A page of a function's dead letters.
+    pub async fn dead_letters(&self, name: &str, after: Option<&str>, limit: usize) -> Result<DeadLetterPage> {
+        let mut path = format!("/v1/functions/{name}/dead-letters?limit={limit}");
+        if let Some(after) = after {
+            path.push_str("&after=");
+            path.push_str(&escape(after));
+        }
+        self.json(self.req(Method::GET, &path)).await
+    }
+
+    /// Queues dead letters again (those named, or all).
+    pub async fn redrive(&self, name: &str, request_ids: Option<Vec<String>>) -> Result<RedriveResult> {
+        let r = self.req(Method::POST, &format!("/v1/functions/{name}/dead-letters/redrive"));
+        self.json(r.json(&RedriveRequest { request_ids })).await
     }
 
     /// Log lines after `after` (optionally one request's).

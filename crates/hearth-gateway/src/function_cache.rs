@@ -19,7 +19,7 @@ pub struct FunctionCache {
 
 /// The version a request resolved to.
 pub enum Resolved {
-    Found(Version),
+    Found(Box<Version>),
     NoFunction,
     NoCode,
     NoVersion(u32),
@@ -59,12 +59,12 @@ impl FunctionCache {
             (VersionSelector::Latest, None) => return Ok(Resolved::NoCode),
         };
         if let Some(v) = self.versions.read().unwrap_or_else(|p| p.into_inner()).get(&(f.id, number)) {
-            return Ok(Resolved::Found(v.clone()));
+            return Ok(Resolved::Found(Box::new(v.clone())));
         }
         let Some(v) = self.store.get_version(name, number).await?.filter(|v| v.function_id == f.id) else {
             return Ok(Resolved::NoVersion(number));
         };
         self.versions.write().unwrap_or_else(|p| p.into_inner()).insert((f.id, number), v.clone());
-        Ok(Resolved::Found(v))
+        Ok(Resolved::Found(Box::new(v)))
     }
 }

@@ -24,6 +24,9 @@ pub struct InvokeRequest {
     pub trace_id: Option<String>,
     /// Use this id instead of a fresh one (when the event already names it).
     pub request_id: Option<String>,
+    /// Which delivery of `request_id` this is (an asynchronous invocation's retries keep
+    /// its id); `None` is the first.
+    pub attempt: Option<u32>,
 }
 
 /// What the caller gets back. A function error is still a response (Lambda semantics):
@@ -83,6 +86,7 @@ impl Gateway {
         let started = Instant::now();
         let started_at_wall = Utc::now();
         let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let attempt = request.attempt.unwrap_or(1);
         let timeout = Duration::from_secs(u64::from(version.config.timeout_s));
         let wait = self.inner.settings.queue_wait.unwrap_or(timeout);
         let pool = self.pool(&version);
@@ -112,6 +116,7 @@ impl Gateway {
                 let ms = duration.as_secs_f64() * 1000.0;
                 meter.record(InvocationRecord {
                     request_id: request_id.clone(),
+                    attempt,
                     function_id: version.function_id,
                     function: name.clone(),
                     version: version.number,

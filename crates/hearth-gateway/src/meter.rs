@@ -271,6 +271,7 @@ mod tests {
     fn record(function: &FunctionName, id: &str) -> InvocationRecord {
         InvocationRecord {
             request_id: id.into(),
+            attempt: 1,
             function_id: FunctionId::new(),
             function: function.clone(),
             version: 1,

@@ -7,17 +7,19 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hearth_api::{ApiError, ApiErrorBody, AppState, DeployHooks, not_runnable};
+use hearth_events::Events;
 use hearth_gateway::{Gateway, NotRunnable};
 use hearth_types::{FunctionConfig, FunctionName};
 use utoipa::OpenApi;
 
-use crate::{instance_routes, invoke_route, lambda_api, meter_routes, trigger_routes};
+use crate::{event_routes, instance_routes, invoke_route, lambda_api, meter_routes, trigger_routes};
 
 /// What the gateway's handlers share: the control plane's state (tokens) and the gateway.
 #[derive(Clone)]
 pub(crate) struct ServerState {
     pub api: AppState,
     pub gateway: Gateway,
+    pub events: Events,
 }
 
 impl FromRef<ServerState> for AppState {
@@ -61,15 +63,18 @@ impl DeployHooks for GatewayHooks {
     }
 }
 
-/// Both routers, sharing one gateway.
-pub fn apps(api: AppState, gateway: Gateway) -> Apps {
+/// Both routers, sharing one gateway and one event service.
+pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
     api.add_deploy_hooks(Arc::new(GatewayHooks(gateway.clone())));
-    let state = ServerState { api: api.clone(), gateway };
+    let state = ServerState { api: api.clone(), gateway, events };
     let gateway_routes = Router::new()
         .route("/v1/functions/{name}/invoke", post(invoke_route::invoke))
         .route("/v1/functions/{name}/instances", get(instance_routes::instances))
         .route("/v1/functions/{name}/logs", get(meter_routes::logs))
         .route("/v1/functions/{name}/invocations", get(meter_routes::invocations))
+        .route("/v1/functions/{name}/dead-letters", get(event_routes::dead_letters))
+        .route("/v1/functions/{name}/dead-letters/redrive", post(event_routes::redrive))
+        .route("/v1/invocations/{id}", get(event_routes::get_invocation))
         .route("/v1/node", get(instance_routes::node))
         .route("/2015-03-31/functions/{name}/invocations", post(lambda_api::invocations))
         .with_state(state.clone());
@@ -93,6 +98,9 @@ pub fn apps(api: AppState, gateway: Gateway) -> Apps {
         instance_routes::node,
         meter_routes::logs,
         meter_routes::invocations,
+        event_routes::get_invocation,
+        event_routes::dead_letters,
+        event_routes::redrive,
         openapi_json,
         lambda_api::invocations
     ),

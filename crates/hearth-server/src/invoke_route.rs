@@ -49,13 +49,50 @@ pub struct InvokeQuery {
     pub version: Option<String>,
 }
 
-/// Invoke a function synchronously.
+/// `X-Hearth-Invocation-Type`.
+const INVOCATION_TYPES: [&str; 2] = ["RequestResponse", "Event"];
+
+fn invocation_type_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(INVOCATION_TYPES))
+        .default(Some("RequestResponse".into()))
+        .build()
+        .into()
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct InvokeHeaders {
+    /// `RequestResponse` (default): run it and answer with its result. `Event`: store the
+    /// event durably and answer `202` at once; it is delivered at least once, with retries
+    /// (`GET /v1/invocations/{id}` follows it).
+    #[param(rename = "X-Hearth-Invocation-Type", schema_with = invocation_type_schema)]
+    pub invocation_type: Option<String>,
+}
+
+/// Whether the request asks for an asynchronous invocation.
+fn is_event(headers: &axum::http::HeaderMap) -> Result<bool, ApiError> {
+    match headers.get("x-hearth-invocation-type").map(|v| v.to_str()) {
+        None => Ok(false),
+        Some(Ok("RequestResponse")) => Ok(false),
+        Some(Ok("Event")) => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "InvalidInvocationType",
+            "X-Hearth-Invocation-Type is RequestResponse (the default) or Event",
+        )),
+    }
+}
+
+/// Invoke a function, synchronously or (with `X-Hearth-Invocation-Type: Event`) not.
 ///
 /// The body is the event. The response body is the function's result; when the function
-/// failed it is the error document and `X-Hearth-Function-Error` names the error type.
+/// failed it is the error document and `X-Hearth-Function-Error` names the error type. An
+/// asynchronous invocation is answered `202` once the event is stored on disk.
 #[utoipa::path(
     post, path = "/v1/functions/{name}/invoke", tag = "invoke",
-    params(("name" = FunctionName, Path, description = "Function name"), InvokeQuery),
+    params(("name" = FunctionName, Path, description = "Function name"), InvokeQuery, InvokeHeaders),
     request_body(content = Option<serde_json::Value>, content_type = "application/json",
                  description = "The event: any JSON value (read as JSON whatever the `Content-Type`); no body is the event `{}`"),
     responses(
@@ -63,11 +100,13 @@ pub struct InvokeQuery {
          content((serde_json::Value = "application/json"), (hearth_types::api::Binary = "*/*")),
          headers(("X-Hearth-Request-Id" = String), ("X-Hearth-Cold-Start" = bool), ("X-Hearth-Version" = u32),
                  ("X-Hearth-Function-Error" = String, description = "Set when the function failed"))),
-        (status = 400, description = "The event is not JSON (`InvalidRequestContent`), or an invalid function name or version (`InvalidFunctionName`, `InvalidVersion`)", body = ApiErrorBody),
+        (status = 202, description = "Asynchronous: the event is stored and will be delivered", body = hearth_types::api::EventAccepted,
+         headers(("X-Hearth-Request-Id" = String), ("Location" = String, description = "`/v1/invocations/{id}`"))),
+        (status = 400, description = "The event is not JSON (`InvalidRequestContent`), an invalid function name or version (`InvalidFunctionName`, `InvalidVersion`), or invocation type (`InvalidInvocationType`)", body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`) or version (`VersionNotFound`)", body = ApiErrorBody),
         (status = 409, description = "The function has no code yet (`CodeNotFound`)", body = ApiErrorBody),
-        (status = 413, description = "Event over 6 MiB (`RequestTooLarge`)", body = ApiErrorBody),
-        (status = 429, description = "Too many requests held for instances (`TooManyRequests`), or no memory left on the node for an instance (`NodeMemoryFull`)", body = ApiErrorBody),
+        (status = 413, description = "Event over 6 MiB, or over 1 MiB when asynchronous (`RequestTooLarge`)", body = ApiErrorBody),
+        (status = 429, description = "Too many requests held for instances (`TooManyRequests`), no memory left on the node for an instance (`NodeMemoryFull`), or the function's asynchronous queue is full (`EventQueueFull`)", body = ApiErrorBody),
         (status = 503, description = "No instance within the wait limit (`InstanceUnavailable`), or too many bodies being received (`ServerBusy`)", body = ApiErrorBody),
     ),
     security(("bearer" = []))
@@ -77,9 +116,11 @@ pub(crate) async fn invoke(
     State(state): State<ServerState>,
     Path(name): Path<String>,
     query: Result<Query<InvokeQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let name = name_of(&name)?;
+    let event = is_event(&headers)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
     let selector = match query.version.as_deref() {
         None => VersionSelector::Latest,
@@ -95,6 +136,20 @@ pub(crate) async fn invoke(
             "InvalidRequestContent",
             format!("the event must be JSON: could not parse the request body ({e})"),
         ));
+    }
+    if event {
+        let request_id =
+            crate::event_routes::accept(&state, &name, selector, payload, hearth_types::EventSource::Api).await?;
+        let location = format!("/v1/invocations/{request_id}");
+        let body = hearth_types::api::EventAccepted {
+            request_id: request_id.clone(),
+            status: hearth_types::EventStatus::Queued,
+        };
+        let mut resp = (axum::http::StatusCode::ACCEPTED, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert("x-hearth-request-id", HeaderValue::from_str(&request_id).expect("a UUID is a header value"));
+        h.insert(header::LOCATION, HeaderValue::from_str(&location).expect("a path is a header value"));
+        return Ok(resp);
     }
     let request = InvokeRequest { payload, content_type: Some("application/json".into()), ..Default::default() };
     let r = state.gateway.invoke(&name, selector, request).await.map_err(api_error)?;

@@ -13,7 +13,7 @@ use hearth_api::lambda::{
     LambdaCaller, LambdaError, LambdaErrorBody, function_ref_schema, parse_function, qualifier_of,
 };
 use hearth_gateway::{AcquireError, InvokeError, InvokeRequest};
-use hearth_types::Scope;
+use hearth_types::{EventSource, Scope};
 use utoipa::IntoParams;
 
 use crate::apps::ServerState;
@@ -29,7 +29,7 @@ fn from_api(e: ApiError) -> Response {
 }
 
 /// `X-Amz-Invocation-Type`.
-const INVOCATION_TYPES: [&str; 2] = ["RequestResponse", "DryRun"];
+const INVOCATION_TYPES: [&str; 3] = ["RequestResponse", "Event", "DryRun"];
 /// `X-Amz-Log-Type`.
 const LOG_TYPES: [&str; 2] = ["None", "Tail"];
 
@@ -73,8 +73,9 @@ pub struct LambdaInvokeQuery {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct LambdaInvokeHeaders {
-    /// `RequestResponse` (default) or `DryRun` (only checks that the function exists and
-    /// the token may invoke it). `Event` is refused until invocations can be queued durably.
+    /// `RequestResponse` (default), `Event` (stored durably and answered `202` at once,
+    /// delivered at least once with retries) or `DryRun` (only checks that the function
+    /// exists and the token may invoke it).
     #[param(rename = "X-Amz-Invocation-Type", schema_with = invocation_type_schema)]
     pub invocation_type: Option<String>,
     /// `Tail`: the last 4 KB of the invocation's log, base64, in `X-Amz-Log-Result`.
@@ -104,14 +105,15 @@ fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
          headers(("X-Amz-Executed-Version" = u32), ("X-Amzn-RequestId" = String),
                  ("X-Amz-Function-Error" = String, description = "`Unhandled` when the function failed"),
                  ("X-Amz-Log-Result" = String, description = "With `X-Amz-Log-Type: Tail`"))),
+        (status = 202, description = "`Event`: the event is stored and will be delivered", headers(("X-Amzn-RequestId" = String))),
         (status = 204, description = "`DryRun`: the function exists and the token may invoke it"),
         (status = 400, description = "The event or `X-Amz-Client-Context` is not valid (`InvalidRequestContentException`), or an unknown invocation or log type (`InvalidParameterValueException`)", body = LambdaErrorBody),
         (status = 401, description = "No credentials (`MissingAuthenticationTokenException`)", body = LambdaErrorBody),
         (status = 403, description = "Not a valid token (`UnrecognizedClientException`), or one without the `invoke` scope (`AccessDeniedException`)", body = LambdaErrorBody),
         (status = 404, description = "No such function or version (`ResourceNotFoundException`)", body = LambdaErrorBody),
         (status = 409, description = "The function has no code yet (`ResourceConflictException`)", body = LambdaErrorBody),
-        (status = 413, description = "Event over 6 MiB (`RequestTooLargeException`)", body = LambdaErrorBody),
-        (status = 429, description = "Too many requests held for instances, or no memory for one (`TooManyRequestsException`)", body = LambdaErrorBody),
+        (status = 413, description = "Event over 6 MiB, or 1 MiB when asynchronous (`RequestTooLargeException`)", body = LambdaErrorBody),
+        (status = 429, description = "Too many requests held for instances, no memory for one, or the asynchronous queue is full (`TooManyRequestsException`)", body = LambdaErrorBody),
         (status = 503, description = "No instance within the wait limit, or too many bodies being received (`ServiceException`)", body = LambdaErrorBody),
     ),
     security(("bearer" = []))
@@ -176,11 +178,17 @@ pub(crate) async fn invocations(
             };
         }
         Some("Event") => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValueException",
-                "Event (asynchronous) invocations are not supported by this server yet; use RequestResponse",
-            );
+            let payload = if payload.is_empty() { bytes::Bytes::from_static(b"{}") } else { payload };
+            return match crate::event_routes::accept(&state, &name, selector, payload, EventSource::Lambda).await {
+                Ok(request_id) => {
+                    let mut resp = StatusCode::ACCEPTED.into_response();
+                    if let Ok(v) = HeaderValue::from_str(&request_id) {
+                        resp.headers_mut().insert("x-amzn-requestid", v);
+                    }
+                    resp
+                }
+                Err(e) => from_api(e),
+            };
         }
         Some(other) => {
             return aws_error(
@@ -196,7 +204,7 @@ pub(crate) async fn invocations(
         content_type: Some("application/json".into()),
         client_context,
         trace_id: header_text(h, "x-amzn-trace-id"),
-        request_id: None,
+        ..Default::default()
     };
     let r = match state.gateway.invoke(&name, selector, request).await {
         Ok(r) => r,

@@ -2,12 +2,16 @@
 //! into the two HTTP applications `hearth up` serves, with the complete OpenAPI document,
 //! and serves them on listeners with the limits untrusted callers need.
 //!
+//! Asynchronous invocations (`hearth-events`) are accepted by the invoke routes and followed
+//! through `/v1/invocations/{id}` and the dead-letter routes here.
+//!
 //! This crate is the only one that knows both halves: the control plane tells the gateway
 //! about deploys through [`DeployHooks`](hearth_api::DeployHooks), and the gateway's HTTP
 //! routes (invoke, the Lambda Invoke API, HTTP triggers, instances, logs and records) live
 //! here, so neither half depends on the other.
 
 mod apps;
+mod event_routes;
 mod http_event;
 mod instance_routes;
 mod invoke_error;

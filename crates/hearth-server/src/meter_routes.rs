@@ -13,10 +13,10 @@ use crate::apps::ServerState;
 use crate::invoke_route::name_of;
 
 /// Most lines or records one request returns.
-const PAGE_MAX: usize = 1_000;
+pub(crate) const PAGE_MAX: usize = 1_000;
 
 /// `limit`: 1 to [`PAGE_MAX`].
-fn page_limit_schema() -> utoipa::openapi::schema::Schema {
+pub(crate) fn page_limit_schema() -> utoipa::openapi::schema::Schema {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::Integer)
         .minimum(Some(1))
@@ -27,7 +27,7 @@ fn page_limit_schema() -> utoipa::openapi::schema::Schema {
 }
 
 /// A `limit` query parameter: `default` when absent, refused outside 1..=[`PAGE_MAX`].
-fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+pub(crate) fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
     match limit {
         None => Ok(default),
         Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),

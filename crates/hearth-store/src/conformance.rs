@@ -68,6 +68,44 @@ pub async fn run(store: &dyn MetadataStore) {
     triggers(store).await;
     telemetry(store).await;
     pruning(store).await;
+    invocation_attempts(store).await;
+}
+
+/// Invocation records are unique by request id and attempt: an asynchronous invocation's
+/// retries keep its request id, and each is kept; an attempt appended again is ignored (the
+/// first stays), within one call too. Last, so that the prunes above never see these.
+async fn invocation_attempts(store: &dyn MetadataStore) {
+    let f = sample_function("attempts");
+    store.save_function(&f, Expect::Absent, None).await.unwrap();
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
+    let record = |attempt: u32| InvocationRecord {
+        request_id: "async-1".into(),
+        attempt,
+        function_id: f.id,
+        function: name("attempts"),
+        version: 1,
+        started_at: now + chrono::Duration::milliseconds(i64::from(attempt)),
+        duration_ms: 3.0,
+        billed_ms: 3,
+        memory_mb: 128,
+        max_memory_used_mb: None,
+        cold_start: false,
+        init_duration_ms: None,
+        outcome: "error".into(),
+        error_type: Some("Unhandled".into()),
+    };
+    let (first, second, third) = (record(1), record(2), record(3));
+    let again = |r: &InvocationRecord| InvocationRecord { outcome: "success".into(), error_type: None, ..r.clone() };
+    store.append_invocations(std::slice::from_ref(&first)).await.unwrap();
+    store.append_invocations(&[second.clone(), again(&first)]).await.unwrap();
+    store.append_invocations(&[third.clone(), again(&third), again(&second)]).await.unwrap();
+    let listed = store.list_invocations(&name("attempts"), 10).await.unwrap();
+    assert_eq!(
+        listed,
+        [third, second, first],
+        "one record per (request id, attempt): every attempt kept, a repeated one ignored"
+    );
+    store.delete_function(&name("attempts")).await.unwrap();
 }
 
 /// `prune_telemetry(before)` drops exactly the log lines and invocation records older than
@@ -103,6 +141,7 @@ async fn pruning(store: &dyn MetadataStore) {
             .iter()
             .map(|(label, at)| InvocationRecord {
                 request_id: format!("{n}-{label}"),
+                attempt: 1,
                 function_id: f.id,
                 function: name(n),
                 version: 1,
@@ -176,6 +215,7 @@ async fn telemetry(store: &dyn MetadataStore) {
 
     let record = |id: &str, secs_ago: i64| InvocationRecord {
         request_id: id.into(),
+        attempt: 1,
         function_id: f.id,
         function: name("tele"),
         version: 1,

@@ -1,4 +1,5 @@
-//! The metadata store: functions, their immutable versions, and API tokens.
+//! The metadata store: functions, their immutable versions, API tokens, triggers, telemetry,
+//! and (behind a trait of its own, [`EventQueue`]) the queue of asynchronous invocations.
 //!
 //! [`MetadataStore`] is the only way the platform reads or writes metadata. Backends:
 //! [`SqliteStore`] (embedded default, WAL) and [`MemoryStore`] (the fake for tests). Every
@@ -11,8 +12,12 @@
 
 pub mod conformance;
 mod counting;
+mod event_queue;
 mod memory;
+mod memory_queue;
+pub mod queue_conformance;
 mod sqlite;
+mod sqlite_queue;
 mod sqlite_schema;
 
 use async_trait::async_trait;
@@ -24,6 +29,7 @@ use hearth_types::{
 /// Test-only: a wrapper that counts the calls reaching a store.
 #[doc(hidden)]
 pub use counting::CountingStore;
+pub use event_queue::{Enqueued, EventQueue, Lease, NewEvent, QueueDepth, QueuedEvent, Settle};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 

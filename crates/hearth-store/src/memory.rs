@@ -7,16 +7,18 @@ use hearth_types::{
     Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
 };
 
+use crate::memory_queue::StoredEvent;
 use crate::{Expect, MetadataStore, StoreError};
 
-/// In-memory [`MetadataStore`]: the fake for tests of the logic above the trait.
+/// In-memory [`MetadataStore`] and [`crate::EventQueue`]: the fake for tests of the logic
+/// above the traits.
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     functions: BTreeMap<FunctionName, Function>,
     versions: BTreeMap<FunctionName, Vec<Version>>,
     tokens: Vec<TokenRecord>,
@@ -24,6 +26,10 @@ struct State {
     invocations: Vec<InvocationRecord>,
     logs: Vec<LogLine>,
     next_seq: i64,
+    /// Events by request id ([`crate::memory_queue`]).
+    pub(crate) events: BTreeMap<String, StoredEvent>,
+    /// The arrival number of the last event accepted: events are delivered in this order.
+    pub(crate) next_event_seq: u64,
 }
 
 impl MemoryStore {
@@ -31,9 +37,10 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave State half-written (every write is
-        // a single insert), so a poisoned lock is still consistent.
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-written (every write
+        // checks what it needs before it changes anything), so a poisoned lock is still
+        // consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -141,7 +148,15 @@ impl MetadataStore for MemoryStore {
     }
 
     async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
-        self.state().invocations.extend_from_slice(records);
+        let mut st = self.state();
+        for record in records {
+            // Unique by (request id, attempt), as SQLite's primary key: a repeat is ignored.
+            let stored =
+                st.invocations.iter().any(|r| r.request_id == record.request_id && r.attempt == record.attempt);
+            if !stored {
+                st.invocations.push(record.clone());
+            }
+        }
         Ok(())
     }
 

@@ -33,11 +33,11 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-fn decode<T: DeserializeOwned>(body: String) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(body: String) -> Result<T, StoreError> {
     Ok(serde_json::from_str(&body)?)
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
@@ -79,7 +79,7 @@ impl SqliteStore {
         Ok(problems)
     }
 
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -282,16 +282,25 @@ impl MetadataStore for SqliteStore {
     async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
         let rows = records
             .iter()
-            .map(|r| Ok((r.request_id.clone(), r.function.to_string(), r.started_at.timestamp_millis(), encode(r)?)))
+            .map(|r| {
+                Ok((
+                    r.request_id.clone(),
+                    r.attempt,
+                    r.function.to_string(),
+                    r.started_at.timestamp_millis(),
+                    encode(r)?,
+                ))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.with(move |c| {
             let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare(
-                    "INSERT OR IGNORE INTO invocations (request_id, function, started_at, body) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR IGNORE INTO invocations (request_id, attempt, function, started_at, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for (id, function, at, body) in &rows {
-                    stmt.execute(params![id, function, at, body])?;
+                for (id, attempt, function, at, body) in &rows {
+                    stmt.execute(params![id, attempt, function, at, body])?;
                 }
             }
             tx.commit()?;

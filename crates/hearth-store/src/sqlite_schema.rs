@@ -54,6 +54,40 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX logs_function ON logs(function, seq);
      CREATE INDEX logs_at ON logs(at);",
+    // 4: asynchronous invocations. Invocation records are unique by request id and attempt
+    // (an event's retries keep its request id); the events themselves are the durable queue:
+    // columns for what queries select on, the whole `EventRecord` in `body`.
+    "CREATE TABLE invocations_v4 (
+         request_id TEXT NOT NULL,
+         attempt    INTEGER NOT NULL,
+         function   TEXT NOT NULL,
+         started_at INTEGER NOT NULL,
+         body       TEXT NOT NULL,
+         PRIMARY KEY (request_id, attempt)
+     );
+     INSERT INTO invocations_v4 (request_id, attempt, function, started_at, body)
+         SELECT request_id, 1, function, started_at, body FROM invocations;
+     DROP TABLE invocations;
+     ALTER TABLE invocations_v4 RENAME TO invocations;
+     CREATE INDEX invocations_function ON invocations(function, started_at);
+     CREATE TABLE events (
+         seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+         request_id  TEXT NOT NULL UNIQUE,
+         function    TEXT NOT NULL,
+         status      TEXT NOT NULL,
+         not_before  INTEGER NOT NULL,
+         queued_at   INTEGER NOT NULL,
+         lease_owner TEXT,
+         lease_until INTEGER,
+         finished_at INTEGER,
+         chain       INTEGER NOT NULL,
+         payload     BLOB NOT NULL,
+         body        TEXT NOT NULL
+     );
+     CREATE INDEX events_function ON events(function, status, seq);
+     CREATE INDEX events_due ON events(status, not_before);
+     CREATE INDEX events_lease ON events(status, lease_until);
+     CREATE INDEX events_finished ON events(status, finished_at);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
-use hearth_store::{CountingStore, Expect, MemoryStore, MetadataStore, SqliteStore, StoreError, conformance};
+use hearth_store::{
+    CountingStore, Expect, MemoryStore, MetadataStore, SqliteStore, StoreError, conformance, queue_conformance,
+};
 use hearth_types::{
-    FunctionName, HttpTrigger, InvocationRecord, LogLine, LogStream, Network, Runtime, Scope, TokenId, TokenRecord,
-    TriggerAuth, TriggerId, TriggerPath, limits,
+    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, LogStream, Network, Runtime, Scope, TokenId,
+    TokenRecord, TriggerAuth, TriggerId, TriggerPath, limits,
 };
 
 #[tokio::test]
@@ -33,6 +35,18 @@ async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("meta.db")).unwrap();
     conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn memory_queue_conforms() {
+    queue_conformance::run(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn sqlite_queue_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("meta.db")).unwrap();
+    queue_conformance::run(&store).await;
 }
 
 #[tokio::test]
@@ -209,7 +223,90 @@ async fn fixture_records_read_back(store: &SqliteStore, version: usize, rows: &B
         ],
     };
     assert_eq!(summary, expected, "{at}: triggers");
-    assert!(store.read_logs(&hello.name, 0, None, 10).await.unwrap().is_empty(), "{at}: no logs yet");
+
+    // v3 and later: telemetry. Records of schema v3 had no attempt: each is the first.
+    let (records, lines) = fixture_telemetry(version, hello);
+    let listed = store.list_invocations(&hello.name, 10).await.unwrap();
+    assert!(listed.iter().all(|r| r.attempt == 1), "{at}: an upgraded record is attempt 1: {listed:?}");
+    assert_eq!(listed, records, "{at}: hello's invocation records, newest first");
+    assert_eq!(listed.len(), rows["invocations"], "{at}: every invocation row decodes");
+    let logs = store.read_logs(&hello.name, 0, None, 10).await.unwrap();
+    assert_eq!(logs, lines, "{at}: hello's log lines, seq kept");
+    assert_eq!(logs.len(), rows["logs"], "{at}: every log row decodes");
+    let cold = store.read_logs(&hello.name, 0, Some("req-cold"), 10).await.unwrap();
+    assert_eq!(cold, lines.get(..3).unwrap_or_default(), "{at}: one request's lines");
+    let later = store.read_logs(&hello.name, 3, None, 10).await.unwrap();
+    assert_eq!(later, lines.get(3..).unwrap_or_default(), "{at}: lines after a seq");
+    for f in [draft, plain] {
+        assert!(store.list_invocations(&f.name, 10).await.unwrap().is_empty(), "{at}: {} has no records", f.name);
+        assert!(store.read_logs(&f.name, 0, None, 10).await.unwrap().is_empty(), "{at}: {} has no logs", f.name);
+    }
+}
+
+/// What `schema_fixture.rs` wrote of `hello`'s telemetry (v3 and later; none before), as
+/// today's store reads it back: records newest first, each attempt 1; lines by `seq`.
+fn fixture_telemetry(version: usize, hello: &Function) -> (Vec<InvocationRecord>, Vec<LogLine>) {
+    if version < 3 {
+        return (vec![], vec![]);
+    }
+    let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
+    let record = |id: &str, started: &str| InvocationRecord {
+        request_id: id.into(),
+        attempt: 1,
+        function_id: hello.id,
+        function: fname("hello"),
+        version: 3,
+        started_at: at(started),
+        duration_ms: 2.25,
+        billed_ms: 3,
+        memory_mb: 256,
+        max_memory_used_mb: Some(42),
+        cold_start: false,
+        init_duration_ms: None,
+        outcome: "success".into(),
+        error_type: None,
+    };
+    let records = vec![
+        InvocationRecord {
+            duration_ms: 30.0,
+            billed_ms: 30,
+            max_memory_used_mb: None,
+            outcome: "error".into(),
+            error_type: Some("Runtime.ExitError".into()),
+            ..record("req-error", "2026-01-02T03:04:07.300Z")
+        },
+        record("req-warm", "2026-01-02T03:04:06.200Z"),
+        InvocationRecord {
+            duration_ms: 12.5,
+            billed_ms: 13,
+            max_memory_used_mb: Some(41),
+            cold_start: true,
+            init_duration_ms: Some(180.25),
+            ..record("req-cold", "2026-01-02T03:04:05.100Z")
+        },
+    ];
+    let line = |seq, id: Option<&str>, at_: &str, stream, message: &str| LogLine {
+        seq,
+        function: fname("hello"),
+        request_id: id.map(str::to_owned),
+        at: at(at_),
+        stream,
+        message: message.into(),
+    };
+    let lines = vec![
+        line(
+            1,
+            Some("req-cold"),
+            "2026-01-02T03:04:05.100Z",
+            LogStream::Platform,
+            "START RequestId: req-cold Version: 3",
+        ),
+        line(2, Some("req-cold"), "2026-01-02T03:04:05.110Z", LogStream::Stdout, "hello from v3"),
+        line(3, Some("req-cold"), "2026-01-02T03:04:05.113Z", LogStream::Platform, "END RequestId: req-cold"),
+        line(4, None, "2026-01-02T03:04:06.000Z", LogStream::Stderr, "instance warming"),
+        line(5, Some("req-error"), "2026-01-02T03:04:07.330Z", LogStream::Stderr, "Traceback (most recent call last):"),
+    ];
+    (records, lines)
 }
 
 /// What `new_writes_work` wrote, to be found again after a reopen.
@@ -217,6 +314,8 @@ struct Wrote {
     token: TokenRecord,
     trigger: HttpTrigger,
     record: InvocationRecord,
+    /// v3 and later: a second attempt of a fixture record's request.
+    retry: Option<InvocationRecord>,
 }
 
 /// Every kind of write works on the upgraded file, next to the old records.
@@ -269,6 +368,7 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
     store.append_logs(&[line]).await.unwrap();
     let record = InvocationRecord {
         request_id: "r-upgrade".into(),
+        attempt: 1,
         function_id: hello.id,
         function: fname("hello"),
         version: 4,
@@ -289,7 +389,25 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
     assert!(store.list_triggers().await.unwrap().iter().all(|t| t.function.as_str() != "plain"), "{at}: triggers");
     let old = store.list_tokens().await.unwrap().into_iter().find(|t| t.name == "ci").unwrap();
     assert!(store.delete_token(old.id).await.unwrap(), "{at}: delete an old token");
-    Wrote { token, trigger, record }
+    // A retry keeps its request id: on an upgraded v3 file, next to that request's old record.
+    let retry = match fixture_telemetry(version, &hello).0.into_iter().next() {
+        None => None,
+        Some(old) => {
+            let retry = InvocationRecord {
+                attempt: 2,
+                started_at: record.started_at + chrono::Duration::seconds(1),
+                version: 4,
+                ..old.clone()
+            };
+            let repeat = InvocationRecord { outcome: "success".into(), error_type: None, ..old.clone() };
+            store.append_invocations(&[retry.clone(), repeat]).await.unwrap();
+            let listed = store.list_invocations(&hello.name, 10).await.unwrap();
+            let stored: Vec<_> = listed.iter().filter(|r| r.request_id == old.request_id).collect();
+            assert_eq!(stored, [&retry, &old], "{at}: attempt 2 is kept beside attempt 1, a repeat of 1 ignored");
+            Some(retry)
+        }
+    };
+    Wrote { token, trigger, record, retry }
 }
 
 async fn written_records_persist(store: &SqliteStore, version: usize, wrote: &Wrote) {
@@ -309,8 +427,17 @@ async fn written_records_persist(store: &SqliteStore, version: usize, wrote: &Wr
     expected.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
     assert_eq!(store.list_triggers().await.unwrap(), expected, "{at}: triggers");
     let logs = store.read_logs(&fname("hello"), 0, None, 10).await.unwrap();
-    assert_eq!(logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["after the upgrade"], "{at}: logs");
-    assert_eq!(store.list_invocations(&fname("hello"), 10).await.unwrap(), vec![wrote.record.clone()], "{at}");
+    let (old_records, old_lines) = fixture_telemetry(version, &hello);
+    let old_count = old_lines.len();
+    let mut lines: Vec<_> = old_lines.into_iter().map(|l| l.message).collect();
+    lines.push("after the upgrade".into());
+    assert_eq!(logs.iter().map(|l| &l.message).collect::<Vec<_>>(), lines.iter().collect::<Vec<_>>(), "{at}: logs");
+    assert!(logs[old_count].seq > old_count as i64, "{at}: a new line's seq follows the old ones");
+    // Newest first: the retry (a second after the new record), the new record, the fixture's.
+    let mut records: Vec<_> = wrote.retry.iter().cloned().collect();
+    records.push(wrote.record.clone());
+    records.extend(old_records);
+    assert_eq!(store.list_invocations(&fname("hello"), 10).await.unwrap(), records, "{at}: invocation records");
 }
 
 #[tokio::test]

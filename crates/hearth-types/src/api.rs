@@ -162,6 +162,48 @@ pub struct InvocationList {
     pub invocations: Vec<crate::InvocationRecord>,
 }
 
+/// The answer to an asynchronous invocation (`202 Accepted`): the event is stored and will
+/// be delivered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventAccepted {
+    pub request_id: String,
+    /// `queued`.
+    pub status: crate::EventStatus,
+}
+
+/// One event in a function's dead-letter list, with its payload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetter {
+    #[serde(flatten)]
+    pub event: crate::EventRecord,
+    /// The event as it was sent (JSON).
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterPage {
+    pub dead_letters: Vec<DeadLetter>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next: Option<String>,
+}
+
+/// The body of `POST /v1/functions/{name}/dead-letters/redrive`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveRequest {
+    /// Only these dead letters (at most 1,000 request ids of at most 128 characters);
+    /// absent: all of the function's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::request_ids)]
+    pub request_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RedriveResult {
+    /// Dead letters queued again.
+    pub redriven: u64,
+}
+
 /// A live instance.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InstanceView {

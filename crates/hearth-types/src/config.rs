@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{CodeDigest, Runtime, ValidationError, validate_environment};
+use crate::{CodeDigest, FunctionName, Runtime, ValidationError, validate_environment};
 
 /// An inclusive numeric range with a default: each configurable limit is defined once, here.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,12 @@ pub mod limits {
     /// Size of the writable `/tmp`, as Lambda's ephemeral storage.
     pub const EPHEMERAL_STORAGE_MB: Limit =
         Limit { field: "ephemeral_storage_mb", min: 512, max: 10_240, default: 512 };
+    /// Retries of an asynchronous invocation after a function error, as on Lambda.
+    pub const ASYNC_RETRIES: Limit = Limit { field: "async_retries", min: 0, max: 2, default: 2 };
+    /// How long an asynchronous invocation may wait for a successful delivery, as on Lambda.
+    pub const MAX_EVENT_AGE_S: Limit = Limit { field: "max_event_age_s", min: 60, max: 21_600, default: 21_600 };
+    /// Asynchronous invocations queued (or running) for one function at once; past it, 429.
+    pub const MAX_QUEUED_EVENTS: Limit = Limit { field: "max_queued_events", min: 1, max: 100_000, default: 10_000 };
     /// Lambda's handler limit.
     pub const HANDLER_MAX_LEN: usize = 128;
     pub const DESCRIPTION_MAX_LEN: usize = 256;
@@ -96,6 +102,26 @@ pub struct FunctionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::description)]
     pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::async_retries)]
+    pub async_retries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::max_event_age_s)]
+    pub max_event_age_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[schema(schema_with = crate::schema::max_queued_events)]
+    pub max_queued_events: Option<i64>,
+    /// A function that gets, as an asynchronous event, the record of each asynchronous
+    /// invocation that succeeded (not the function itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::destination)]
+    pub on_success: Option<String>,
+    /// A function that gets the record of each asynchronous invocation that failed after its
+    /// retries (not the function itself); without one, failures go to the function's
+    /// dead-letter list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::destination)]
+    pub on_failure: Option<String>,
     /// sha256 of a package uploaded with `POST /v1/packages`: sets code and configuration
     /// together, in one new version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +172,50 @@ pub struct FunctionConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_policy: Option<KeepAlivePolicyKind>,
     pub description: String,
+    /// How asynchronous invocations are delivered (defaults for versions stored before).
+    #[serde(flatten)]
+    pub events: EventConfig,
+}
+
+/// How a function's asynchronous invocations are delivered: part of its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EventConfig {
+    /// Deliveries after the first one that failed with a function error.
+    #[serde(default = "default_async_retries")]
+    pub async_retries: u32,
+    /// An event not delivered successfully within this time of being queued fails.
+    #[serde(default = "default_max_event_age_s")]
+    pub max_event_age_s: u32,
+    #[serde(default = "default_max_queued_events")]
+    pub max_queued_events: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<FunctionName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<FunctionName>,
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        Self {
+            async_retries: default_async_retries(),
+            max_event_age_s: default_max_event_age_s(),
+            max_queued_events: default_max_queued_events(),
+            on_success: None,
+            on_failure: None,
+        }
+    }
+}
+
+fn default_async_retries() -> u32 {
+    limits::ASYNC_RETRIES.default as u32
+}
+
+fn default_max_event_age_s() -> u32 {
+    limits::MAX_EVENT_AGE_S.default as u32
+}
+
+fn default_max_queued_events() -> u32 {
+    limits::MAX_QUEUED_EVENTS.default as u32
 }
 
 /// How idle instances are kept (see `hearth_scale::keep_alive`).
@@ -237,6 +307,14 @@ impl FunctionSpec {
         if len > limits::DESCRIPTION_MAX_LEN {
             return Err(ValidationError::DescriptionTooLong { got: len, max: limits::DESCRIPTION_MAX_LEN });
         }
+        let destination = |d: &Option<String>| d.as_deref().map(str::parse::<FunctionName>).transpose();
+        let events = EventConfig {
+            async_retries: limits::ASYNC_RETRIES.check(self.async_retries)?,
+            max_event_age_s: limits::MAX_EVENT_AGE_S.check(self.max_event_age_s)?,
+            max_queued_events: limits::MAX_QUEUED_EVENTS.check(self.max_queued_events)?,
+            on_success: destination(&self.on_success)?,
+            on_failure: destination(&self.on_failure)?,
+        };
         Ok(FunctionConfig {
             runtime,
             handler,
@@ -251,6 +329,7 @@ impl FunctionSpec {
             network,
             keep_alive_policy,
             description,
+            events,
         })
     }
 }

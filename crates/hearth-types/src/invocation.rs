@@ -8,6 +8,10 @@ use crate::{FunctionId, FunctionName};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InvocationRecord {
     pub request_id: String,
+    /// Which delivery of the request this was: 1, or more for an asynchronous invocation's
+    /// retries (they keep its request id, as on Lambda). Unique with `request_id`.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
     pub function_id: FunctionId,
     pub function: FunctionName,
     pub version: u32,
@@ -27,6 +31,10 @@ pub struct InvocationRecord {
     pub outcome: String,
     /// The error type when `outcome` is `error`.
     pub error_type: Option<String>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// Where a log line came from.

@@ -9,6 +9,7 @@ mod config;
 mod config_patch;
 mod digest;
 mod environment;
+mod event;
 mod function;
 mod ids;
 mod instance;
@@ -20,10 +21,15 @@ mod token;
 mod trigger;
 mod validation;
 
-pub use config::{FunctionConfig, FunctionSpec, KeepAlivePolicyKind, Limit, Network, integer as json_integer, limits};
+pub use config::{
+    EventConfig, FunctionConfig, FunctionSpec, KeepAlivePolicyKind, Limit, Network, integer as json_integer, limits,
+};
 pub use config_patch::{PatchError, merge_patch};
 pub use digest::CodeDigest;
 pub use environment::{RESERVED_ENV_NAMES, validate_environment};
+pub use event::{
+    EVENT_PAYLOAD_MAX_BYTES, EVENT_TEXT_MAX_BYTES, EventError, EventRecord, EventSource, EventStatus, event_text,
+};
 pub use function::{CodeRef, Function, Version, VersionSelector};
 pub use ids::{FunctionId, TokenId, TriggerId};
 pub use instance::InstanceState;

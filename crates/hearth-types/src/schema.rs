@@ -56,6 +56,37 @@ pub fn timeout_s() -> Schema {
     limits::TIMEOUT_S.schema("Timeout in seconds")
 }
 
+pub fn async_retries() -> Schema {
+    limits::ASYNC_RETRIES.schema("Deliveries of an asynchronous invocation after one that failed with a function error")
+}
+
+pub fn max_event_age_s() -> Schema {
+    limits::MAX_EVENT_AGE_S.schema("Seconds an asynchronous invocation may wait for a successful delivery")
+}
+
+pub fn max_queued_events() -> Schema {
+    limits::MAX_QUEUED_EVENTS
+        .schema("Asynchronous invocations queued or running at once (past it, 429 `EventQueueFull`)")
+}
+
+/// A destination function: a function name (never the function's own: the server refuses
+/// that), or `null` for none. Its example names another function than the examples' `hello`.
+pub fn destination() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .pattern(Some(format!("^{}$", crate::FunctionName::PATTERN)))
+        .examples([serde_json::json!("audit")])
+        .description(Some("A function that gets the record of each asynchronous invocation's outcome (not the function itself)."))
+        .build()
+        .into()
+}
+
+/// Request ids one call names (a redrive's): at most 1,000, each 1 to 128 characters.
+pub fn request_ids() -> Schema {
+    let id = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(128));
+    ArrayBuilder::new().schema_type(nullable(Type::Array)).items(id).max_items(Some(1000)).build().into()
+}
+
 pub fn concurrency() -> Schema {
     limits::CONCURRENCY.schema("Concurrent requests one instance serves")
 }

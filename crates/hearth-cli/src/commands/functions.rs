@@ -47,6 +47,9 @@ fn flag_of(field: &str) -> Option<&'static str> {
         "max_instances" => "--max-instances",
         "keep_alive_s" => "--keep-alive",
         "ephemeral_storage_mb" => "--ephemeral-storage",
+        "async_retries" => "--async-retries",
+        "max_event_age_s" => "--max-event-age",
+        "max_queued_events" => "--max-queued-events",
         _ => return None,
     })
 }
@@ -88,6 +91,10 @@ impl SettingArgs {
         };
         let text = |v: &Option<String>| v.as_ref().map(|s| serde_json::Value::from(s.as_str()));
         let number = |v: &Option<i64>| v.map(serde_json::Value::from);
+        // An empty destination removes it.
+        let destination = |v: &Option<String>| {
+            v.as_ref().map(|s| if s.is_empty() { serde_json::Value::Null } else { s.as_str().into() })
+        };
         for (key, value) in [
             ("runtime", text(&self.runtime)),
             ("handler", text(&self.handler)),
@@ -101,6 +108,11 @@ impl SettingArgs {
             ("keep_alive_policy", text(&self.keep_alive_policy)),
             ("network", text(&self.network)),
             ("description", text(&self.description)),
+            ("async_retries", number(&self.async_retries)),
+            ("max_event_age_s", number(&self.max_event_age)),
+            ("max_queued_events", number(&self.max_queued_events)),
+            ("on_success", destination(&self.on_success)),
+            ("on_failure", destination(&self.on_failure)),
         ] {
             if let Some(value) = value {
                 put(key, value);
@@ -139,6 +151,11 @@ impl SettingArgs {
             network: self.network.clone(),
             keep_alive_policy: self.keep_alive_policy.clone(),
             description: self.description.clone(),
+            async_retries: self.async_retries,
+            max_event_age_s: self.max_event_age,
+            max_queued_events: self.max_queued_events,
+            on_success: self.on_success.clone().filter(|s| !s.is_empty()),
+            on_failure: self.on_failure.clone().filter(|s| !s.is_empty()),
             code_sha256: None,
         })
     }
@@ -294,6 +311,15 @@ fn describe(f: &Function) -> Vec<(&'static str, &'static str, String)> {
         ),
         ("config.ephemeral_storage_mb", "ephemeral storage", format!("{} MB", c.ephemeral_storage_mb)),
         ("config.network", "network", c.network.to_string()),
+        ("config.async_retries", "async retries", c.events.async_retries.to_string()),
+        ("config.max_event_age_s", "max event age", format!("{} s", c.events.max_event_age_s)),
+        ("config.max_queued_events", "max queued events", c.events.max_queued_events.to_string()),
+        ("config.on_success", "on success", c.events.on_success.as_ref().map_or("-".into(), |f| f.to_string())),
+        (
+            "config.on_failure",
+            "on failure",
+            c.events.on_failure.as_ref().map_or("- (the dead-letter list)".into(), |f| f.to_string()),
+        ),
     ];
     if c.environment.is_empty() {
         rows.push(("config.environment", "environment", "-".into()));
@@ -385,7 +411,8 @@ mod tests {
             "config": {"runtime": "python3", "handler": "main.handler", "memory_mb": 256, "timeout_s": 9,
                 "environment": {"GREETING": "hi, there"}, "concurrency": 4, "min_instances": 1, "max_instances": 7,
                 "keep_alive_s": 30, "ephemeral_storage_mb": 1024, "network": "egress",
-                "keep_alive_policy": "adaptive", "description": "says hello"},
+                "keep_alive_policy": "adaptive", "description": "says hello", "async_retries": 1,
+                "max_event_age_s": 600, "max_queued_events": 50, "on_success": "audit", "on_failure": "errors"},
             "code": {"sha256": "a".repeat(64), "size_bytes": 2048}, "latest_version": 3,
             "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:06Z",
         }))
@@ -407,6 +434,11 @@ mod tests {
             "ephemeral storage: 1024 MB",
             "network: egress",
             "description: says hello",
+            "async retries: 1",
+            "max event age: 600 s",
+            "max queued events: 50",
+            "on success: audit",
+            "on failure: errors",
             "code size: 2.0 KiB",
             "latest version: 3",
             "created: 2026-01-02 03:04:05",

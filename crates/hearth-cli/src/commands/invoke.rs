@@ -1,4 +1,4 @@
-//! `hearth invoke NAME [--data JSON|@FILE|@-] [--version N] [--log]`.
+//! `hearth invoke NAME [--data JSON|@FILE|@-] [--version N] [--log | --async]`.
 
 use std::io::Read;
 
@@ -13,6 +13,15 @@ use crate::output::print_json;
 pub async fn run(args: InvokeArgs, json: bool) -> Result<()> {
     let payload = event(args.data.as_deref(), &mut std::io::stdin().lock())?;
     let c = client()?;
+    if args.async_ {
+        let accepted = c.invoke_async(&args.name, payload, args.version.as_deref()).await?;
+        if json {
+            return print_json(&accepted);
+        }
+        println!("{}", accepted.request_id);
+        eprintln!("Queued; `hearth invocation get {}` follows it.", accepted.request_id);
+        return Ok(());
+    }
     let inv = c.invoke(&args.name, payload, args.version.as_deref()).await?;
     let log = match args.log {
         true => Some(c.logs(&args.name, 0, Some(&inv.request_id)).await?.lines),

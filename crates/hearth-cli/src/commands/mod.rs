@@ -1,5 +1,6 @@
 mod code_pull;
 pub mod contexts;
+pub mod events;
 pub mod functions;
 pub mod invoke;
 pub mod logs;

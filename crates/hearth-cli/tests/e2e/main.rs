@@ -4,6 +4,7 @@
 mod contexts;
 mod crash;
 mod edge;
+mod events;
 mod friction;
 mod isolation;
 mod lifecycle;

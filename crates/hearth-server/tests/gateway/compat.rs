@@ -81,6 +81,8 @@ try:
 except client.exceptions.ResourceNotFoundException as e:
     out["missing"] = e.response["Error"]["Code"]
 out["dry_run"] = client.invoke(FunctionName="sdk", InvocationType="DryRun")["StatusCode"]
+queued = client.invoke(FunctionName="sdk", InvocationType="Event", Payload=b'{"e": 1}')
+out["event"] = {"status": queued["StatusCode"], "id": queued["ResponseMetadata"]["RequestId"]}
 # Unmodified SDK use: SigV4-signed, the token as the access key id.
 signed = boto3.client("lambda", endpoint_url=url, region_name="us-east-1",
                       aws_access_key_id=token, aws_secret_access_key="any",
@@ -123,6 +125,19 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     assert_eq!(v["failed"]["payload"]["errorType"], "ValueError");
     assert_eq!(v["missing"], "ResourceNotFoundException");
     assert_eq!(v["dry_run"], 204);
+    // InvocationType=Event: 202 and a request id the event is then delivered under.
+    assert_eq!(v["event"]["status"], 202);
+    let id = v["event"]["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = s.get_json(&format!("/v1/invocations/{id}")).await;
+        if e["status"] == "succeeded" {
+            assert_eq!(serde_json::from_str::<Value>(e["result"].as_str().unwrap()).unwrap()["got"], json!({"e": 1}));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the SDK's event was not delivered: {e}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert_eq!(v["signed"], json!({"got": {"s": 1}}));
     assert_eq!(
         v["context"],
@@ -203,16 +218,12 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
         .http
         .post(format!("{}/2015-03-31/functions/sdk/invocations", s.url))
         .bearer_auth(&s.token)
-        .header("x-amz-invocation-type", "Event")
+        .header("x-amz-invocation-type", "Later")
         .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::BAD_REQUEST,
-        "asynchronous invocations are refused until they can be made durable"
-    );
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an unknown invocation type is refused");
     let r = s
         .http
         .post(format!("{}/2015-03-31/functions/sdk/invocations", s.url))

@@ -59,7 +59,9 @@ pub async fn start_with_store(
     wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn MetadataStore>,
 ) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = wrap(Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap()));
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
+    let queue: Arc<dyn hearth_store::EventQueue> = sqlite.clone();
+    let store = wrap(sqlite);
     let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
     let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
     let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
@@ -76,11 +78,24 @@ pub async fn start_with_store(
     gateway.spawn_reaper();
     gateway.start_up().await.unwrap();
     let state = AppState::new(store, code, ObjectSource::default());
-    let apps = apps(state.clone(), gateway);
+    let events = hearth_events::Events::start(queue, gateway.clone(), events_settings());
+    let apps = apps(state.clone(), gateway, events);
     let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
     state.set_trigger_base_url(&trigger_url);
     state.set_api_base_url(&url);
     Server { url, trigger_url, token, http: reqwest::Client::new(), dir }
+}
+
+/// Asynchronous delivery scaled down for tests: retries after 200 ms and 400 ms, backoff
+/// from 50 ms.
+pub fn events_settings() -> hearth_events::EventSettings {
+    hearth_events::EventSettings {
+        retry_delay: Duration::from_millis(200),
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(100),
+        ..Default::default()
+    }
 }
 
 /// Serves `router` on a loopback port of its own with the limits `hearth up` uses.

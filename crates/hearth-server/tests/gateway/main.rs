@@ -7,6 +7,7 @@
 mod admission;
 mod compat;
 mod documented;
+mod events;
 mod guard;
 mod harness;
 mod hostile;

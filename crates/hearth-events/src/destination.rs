@@ -1,0 +1,118 @@
+//! The record an outcome's destination function gets: the shape of Lambda's destination
+//! invocation records, so handlers written for Lambda destinations read it unchanged.
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use hearth_types::{EventRecord, FunctionName};
+use serde_json::{Value, json};
+
+/// Destination hops after which an outcome is kept in the dead-letter list (failures) or
+/// not forwarded (successes) instead: functions that are each other's destinations stop.
+pub const MAX_CHAIN: u32 = 16;
+
+/// How the event ended, as the record says it.
+pub struct Outcome<'a> {
+    /// `Success`, `RetriesExhausted` or `EventAgeExceeded`.
+    pub condition: &'a str,
+    pub executed_version: Option<u32>,
+    /// The error type when it failed.
+    pub function_error: Option<&'a str>,
+    /// The function's answer: its result, or its error document.
+    pub response: &'a [u8],
+}
+
+/// JSON when it parses as JSON, else the text.
+fn json_or_text(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The destination event for `record`, whose payload was `payload`.
+pub fn record(region: &str, event: &EventRecord, payload: &[u8], outcome: Outcome<'_>, at: DateTime<Utc>) -> Bytes {
+    let qualifier = event.version.map_or_else(|| "$LATEST".to_owned(), |v| v.to_string());
+    let arn = function_arn(region, &event.function, &qualifier);
+    let mut response_context = json!({
+        "statusCode": 200,
+        "executedVersion": outcome.executed_version.map_or_else(|| "$LATEST".to_owned(), |v| v.to_string()),
+    });
+    if let Some(kind) = outcome.function_error {
+        response_context["functionError"] = Value::String(kind.to_owned());
+    }
+    let doc = json!({
+        "version": "1.0",
+        "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "requestContext": {
+            "requestId": event.request_id,
+            "functionArn": arn,
+            "condition": outcome.condition,
+            "approximateInvokeCount": event.attempts,
+        },
+        "requestPayload": json_or_text(payload),
+        "responseContext": response_context,
+        "responsePayload": json_or_text(outcome.response),
+    });
+    Bytes::from(serde_json::to_vec(&doc).expect("a JSON value serialises"))
+}
+
+fn function_arn(region: &str, function: &FunctionName, qualifier: &str) -> String {
+    format!("arn:aws:lambda:{region}:000000000000:function:{function}:{qualifier}")
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_types::{EventSource, EventStatus};
+
+    use super::*;
+
+    #[test]
+    fn the_record_has_lambdas_shape() {
+        let at = Utc::now();
+        let event = EventRecord {
+            request_id: "r-1".into(),
+            function: "orders".parse().unwrap(),
+            version: None,
+            status: EventStatus::Running,
+            source: EventSource::Api,
+            attempts: 3,
+            function_errors: 3,
+            redeliveries: 0,
+            redrives: 0,
+            enqueued_at: at,
+            queued_at: at,
+            not_before: at,
+            last_attempt_at: Some(at),
+            finished_at: None,
+            executed_version: Some(4),
+            result: None,
+            result_truncated: false,
+            error: None,
+            destination: None,
+        };
+        let outcome = Outcome {
+            condition: "RetriesExhausted",
+            executed_version: Some(4),
+            function_error: Some("Unhandled"),
+            response: br#"{"errorMessage": "boom"}"#,
+        };
+        let doc: Value = serde_json::from_slice(&record("eu-west-1", &event, br#"{"id": 7}"#, outcome, at)).unwrap();
+        assert_eq!(
+            doc["requestContext"]["functionArn"],
+            "arn:aws:lambda:eu-west-1:000000000000:function:orders:$LATEST"
+        );
+        assert_eq!(doc["requestContext"]["condition"], "RetriesExhausted");
+        assert_eq!(doc["requestContext"]["approximateInvokeCount"], 3);
+        assert_eq!(doc["requestPayload"]["id"], 7);
+        assert_eq!(doc["responseContext"]["executedVersion"], "4");
+        assert_eq!(doc["responseContext"]["functionError"], "Unhandled");
+        assert_eq!(doc["responsePayload"]["errorMessage"], "boom");
+        let text = record(
+            "r",
+            &event,
+            b"not json",
+            Outcome { condition: "Success", executed_version: None, function_error: None, response: b"ok" },
+            at,
+        );
+        let doc: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!((doc["requestPayload"].as_str(), doc["responsePayload"].as_str()), (Some("not json"), Some("ok")));
+        assert!(doc["responseContext"].get("functionError").is_none());
+    }
+}

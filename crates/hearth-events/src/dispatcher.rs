@@ -1,0 +1,331 @@
+//! The delivery loop: leases due events from the queue, runs each through the gateway as any
+//! invocation, and settles it by the retry rules (`retry.rs`): succeeded, retried later,
+//! handed to a destination, or dead-lettered.
+//!
+//! Asynchronous work has a concurrency budget of its own: at most `max_in_flight` deliveries
+//! on the node, and per function at most half its capacity (`max_instances × concurrency`,
+//! at least one), so synchronous callers always have the other half. The activator's queue
+//! is first come, first served, so a synchronous caller never waits behind more than one
+//! delivery per instance slot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use hearth_gateway::{AcquireError, Gateway, InvokeError, InvokeRequest};
+use hearth_store::{EventQueue, Lease, NewEvent, QueuedEvent, Settle, StoreError};
+use hearth_types::{EventError, EventSource, FunctionConfig, FunctionName, VersionSelector, event_text};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::EventSettings;
+use crate::destination::{self, MAX_CHAIN, Outcome};
+use crate::retry::{self, Attempt, Counts, Next};
+
+pub(crate) struct Dispatcher {
+    pub queue: Arc<dyn EventQueue>,
+    pub gateway: Gateway,
+    pub settings: EventSettings,
+    pub wake: Arc<Notify>,
+    budget: Arc<Semaphore>,
+    in_flight: Mutex<HashMap<FunctionName, usize>>,
+    stopping: AtomicBool,
+    idle: Notify,
+}
+
+/// What one delivery came to.
+struct Delivered {
+    attempt: Attempt,
+    executed_version: Option<u32>,
+    /// The result, or the error document.
+    response: bytes::Bytes,
+    error: Option<EventError>,
+}
+
+impl Dispatcher {
+    pub fn new(queue: Arc<dyn EventQueue>, gateway: Gateway, settings: EventSettings, wake: Arc<Notify>) -> Self {
+        Self {
+            budget: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+            queue,
+            gateway,
+            settings,
+            wake,
+            in_flight: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            idle: Notify::new(),
+        }
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionName, usize>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Deliveries running now, all functions.
+    pub fn running(&self) -> usize {
+        self.in_flight().values().sum()
+    }
+
+    /// Stops leasing; returns once running deliveries have settled or `grace` has passed
+    /// (those still running are delivered again by the next start).
+    pub async fn stop(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = tokio::time::timeout(grace, async {
+            while self.running() > 0 {
+                let idle = self.idle.notified();
+                if self.running() == 0 {
+                    break;
+                }
+                idle.await;
+            }
+        })
+        .await;
+    }
+
+    pub async fn run(self: Arc<Self>) {
+        match self.queue.release_leases(&self.settings.owner, Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "delivering again the events a stopped server was running"),
+            Err(e) => tracing::error!(%e, "cannot take back the leases of a stopped server"),
+        }
+        let mut prune = tokio::time::interval(self.settings.prune_interval);
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let leased = match self.pass().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(%e, "cannot read the event queue; trying again");
+                    0
+                }
+            };
+            if leased > 0 {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let now = Utc::now();
+            let wait = match self.queue.next_due().await {
+                Ok(Some(at)) if at > now => (at - now).to_std().unwrap_or_default().min(self.settings.poll_interval),
+                _ => self.settings.poll_interval,
+            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = prune.tick() => self.prune().await,
+            }
+        }
+    }
+
+    async fn prune(&self) {
+        let now = Utc::now();
+        let age = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        match self.queue.prune_events(age(self.settings.retention), age(self.settings.dead_letter_retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(events = n, "pruned finished events"),
+            Err(e) => tracing::warn!(%e, "cannot prune finished events"),
+        }
+    }
+
+    /// One look at the queue: leases what the budgets allow. Returns how many it leased.
+    async fn pass(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let now = Utc::now();
+        let mut leased = 0;
+        for function in self.queue.due_functions(now).await? {
+            let available = self.budget.available_permits();
+            if available == 0 {
+                break;
+            }
+            let config = self.gateway.function(&function).await?.map(|f| f.config);
+            let cap = config.as_ref().map_or(1, share);
+            let busy = self.in_flight().get(&function).copied().unwrap_or(0);
+            if busy >= cap {
+                continue;
+            }
+            let timeout = Duration::from_secs(config.as_ref().map_or(3, |c| u64::from(c.timeout_s)));
+            let until = now + chrono::Duration::from_std(timeout * 2 + self.settings.lease_margin).unwrap_or_default();
+            let lease = Lease { owner: self.settings.owner.clone(), now, until, limit: (cap - busy).min(available) };
+            for event in self.queue.lease(&function, &lease).await? {
+                // Only this loop takes permits, so what it saw available still is.
+                let Ok(permit) = self.budget.clone().try_acquire_owned() else { break };
+                *self.in_flight().entry(function.clone()).or_default() += 1;
+                leased += 1;
+                let this = self.clone();
+                tokio::spawn(async move { this.deliver(event, permit).await });
+            }
+        }
+        Ok(leased)
+    }
+
+    async fn deliver(self: Arc<Self>, event: QueuedEvent, permit: OwnedSemaphorePermit) {
+        let function = event.record.function.clone();
+        let delivered = self.attempt(&event).await;
+        self.settle(&event, delivered).await;
+        drop(permit);
+        {
+            let mut in_flight = self.in_flight();
+            if let Some(n) = in_flight.get_mut(&function) {
+                *n -= 1;
+                if *n == 0 {
+                    in_flight.remove(&function);
+                }
+            }
+        }
+        self.wake.notify_one();
+        self.idle.notify_waiters();
+    }
+
+    /// One delivery through the gateway, as any invocation (its record and log lines carry
+    /// the event's request id and this attempt's number).
+    async fn attempt(&self, event: &QueuedEvent) -> Delivered {
+        let r = &event.record;
+        let selector = r.version.map_or(VersionSelector::Latest, VersionSelector::Number);
+        let request = InvokeRequest {
+            payload: event.payload.clone(),
+            content_type: Some("application/json".into()),
+            request_id: Some(r.request_id.clone()),
+            attempt: Some(r.attempts),
+            ..Default::default()
+        };
+        match self.gateway.invoke(&r.function, selector, request).await {
+            Ok(resp) => match resp.function_error {
+                None => Delivered {
+                    attempt: Attempt::Succeeded,
+                    executed_version: Some(resp.version),
+                    response: resp.body,
+                    error: None,
+                },
+                Some(kind) => Delivered {
+                    attempt: Attempt::FunctionError,
+                    executed_version: Some(resp.version),
+                    error: Some(EventError {
+                        error_type: kind,
+                        message: error_message(&resp.body),
+                        function_error: true,
+                    }),
+                    response: resp.body,
+                },
+            },
+            Err(e) => {
+                let (attempt, code) = match &e {
+                    InvokeError::NotFound(_) => (Attempt::Impossible, "FunctionNotFound"),
+                    InvokeError::NoVersion(..) => (Attempt::Impossible, "VersionNotFound"),
+                    InvokeError::PayloadTooLarge(_) => (Attempt::Impossible, "RequestTooLarge"),
+                    InvokeError::NoCode(_) => (Attempt::Unavailable, "CodeNotFound"),
+                    InvokeError::Unavailable(AcquireError::Throttled { .. }) => {
+                        (Attempt::Unavailable, "TooManyRequests")
+                    }
+                    InvokeError::Unavailable(AcquireError::NodeFull { .. }) => (Attempt::Unavailable, "NodeMemoryFull"),
+                    InvokeError::Unavailable(_) => (Attempt::Unavailable, "InstanceUnavailable"),
+                    InvokeError::Store(_) => (Attempt::Unavailable, "StoreUnavailable"),
+                    InvokeError::Internal(_) => (Attempt::Unavailable, "InternalError"),
+                };
+                let message = e.to_string();
+                Delivered {
+                    attempt,
+                    executed_version: None,
+                    response: bytes::Bytes::from(
+                        serde_json::json!({"errorType": code, "errorMessage": message}).to_string(),
+                    ),
+                    error: Some(EventError { error_type: code.into(), message, function_error: false }),
+                }
+            }
+        }
+    }
+
+    /// Decides what follows the delivery and stores it; a store that fails is asked again
+    /// (the lease keeps the event meanwhile; if it runs out, the event is delivered again).
+    async fn settle(&self, event: &QueuedEvent, d: Delivered) {
+        let r = &event.record;
+        let config = match self.gateway.function(&r.function).await {
+            Ok(Some(f)) => f.config.events,
+            _ => hearth_types::EventConfig::default(),
+        };
+        let now = Utc::now();
+        let counts = Counts {
+            attempts: r.attempts,
+            function_errors: r.function_errors + u32::from(d.attempt == Attempt::FunctionError),
+            queued_at: r.queued_at,
+        };
+        let next = retry::next(d.attempt, counts, now, &config, &self.settings, retry::jitter());
+        let forward_to = |to: &Option<FunctionName>, condition: &str| {
+            let to = to.as_ref().filter(|_| event.chain < MAX_CHAIN)?;
+            let outcome = Outcome {
+                condition,
+                executed_version: d.executed_version,
+                function_error: d.error.as_ref().map(|e| e.error_type.as_str()),
+                response: &d.response,
+            };
+            let mut record = r.clone();
+            record.attempts = counts.attempts;
+            Some(NewEvent {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                function: to.clone(),
+                version: None,
+                source: EventSource::Destination,
+                payload: destination::record(&self.settings.region, &record, &event.payload, outcome, now),
+                enqueued_at: now,
+                max_queued: u32::MAX,
+                chain: event.chain + 1,
+            })
+        };
+        let (outcome, forward) = match next {
+            Next::Done => {
+                let (result, result_truncated) = event_text(&d.response);
+                let executed_version = d.executed_version.unwrap_or_default();
+                (
+                    Settle::Succeeded { executed_version, result, result_truncated },
+                    forward_to(&config.on_success, "Success"),
+                )
+            }
+            Next::RetryAt(not_before) => {
+                let error = d.error.clone().expect("only a failure is retried");
+                (Settle::Retry { not_before, executed_version: d.executed_version, error }, None)
+            }
+            Next::GiveUp(condition) => {
+                let mut error = d.error.clone().expect("only a failure gives up");
+                if condition == retry::Condition::EventAgeExceeded {
+                    error.message = format!(
+                        "gave up: the event would be older than max_event_age_s ({} s) before its next attempt; last error: {}",
+                        config.max_event_age_s, error.message
+                    );
+                }
+                let executed_version = d.executed_version;
+                match forward_to(&config.on_failure, condition.as_str()) {
+                    Some(forward) => (Settle::Failed { executed_version, error }, Some(forward)),
+                    None => (Settle::DeadLetter { executed_version, error }, None),
+                }
+            }
+        };
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..20 {
+            match self.queue.settle(&r.request_id, r.attempts, Utc::now(), outcome.clone(), forward.clone()).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(request_id = %r.request_id, "an event's lease ran out while it ran: it was delivered again");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%e, request_id = %r.request_id, "cannot record an event's outcome; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::error!(request_id = %r.request_id, "gave up recording an event's outcome: it will be delivered again");
+    }
+}
+
+/// An error document's `errorMessage`, else the whole answer (cut at 256 KiB).
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|doc| doc.get("errorMessage")?.as_str().map(|m| event_text(m.as_bytes()).0))
+        .unwrap_or_else(|| event_text(body).0)
+}
+
+/// Deliveries of one function's events at once: half its capacity, at least one.
+fn share(config: &FunctionConfig) -> usize {
+    let capacity = u64::from(config.max_instances) * u64::from(config.concurrency);
+    usize::try_from(capacity.div_ceil(2)).unwrap_or(usize::MAX).max(1)
+}

@@ -1,0 +1,71 @@
+//! Asynchronous invocations: accepted only once stored durably, delivered at least once.
+//!
+//! The [`acceptor`] stores events through the [`EventQueue`] in synced group commits; the
+//! [`dispatcher`] leases due events, runs them through the gateway like any invocation, and
+//! settles each by the pure rules of [`retry`]: function errors are retried after 1 then 2
+//! minutes (`async_retries`, 0 to 2), platform failures with exponential backoff and jitter
+//! until the event is `max_event_age_s` old; then the outcome goes to the function's
+//! on-failure destination (a record shaped as Lambda's, [`destination`]) or its dead-letter
+//! list. HTTP is not here: `hearth-server` serves these methods.
+
+mod acceptor;
+pub mod destination;
+mod dispatcher;
+pub mod retry;
+mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_gateway::Gateway;
+use hearth_store::{Enqueued, EventQueue, NewEvent, StoreError};
+use tokio::sync::Notify;
+
+pub use acceptor::Acceptor;
+pub use settings::EventSettings;
+
+use dispatcher::Dispatcher;
+
+/// The running event service. Cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    acceptor: Acceptor,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Events {
+    /// Starts the acceptor and the dispatcher (which first takes back the leases this node's
+    /// previous run held).
+    pub fn start(queue: Arc<dyn EventQueue>, gateway: Gateway, settings: EventSettings) -> Self {
+        let wake = Arc::new(Notify::new());
+        let acceptor = Acceptor::start(queue.clone(), settings.accept_batch, wake.clone());
+        let dispatcher = Arc::new(Dispatcher::new(queue, gateway, settings, wake));
+        tokio::spawn(dispatcher.clone().run());
+        Self { acceptor, dispatcher }
+    }
+
+    /// Stores `event`; `Accepted` means it is on disk and will be delivered.
+    pub async fn accept(&self, event: NewEvent) -> Result<Enqueued, StoreError> {
+        self.acceptor.accept(event).await
+    }
+
+    /// The queue, for reading events and dead letters.
+    pub fn queue(&self) -> &Arc<dyn EventQueue> {
+        &self.dispatcher.queue
+    }
+
+    /// Tells the dispatcher to look at the queue now (after a redrive).
+    pub fn wake(&self) {
+        self.dispatcher.wake.notify_one();
+    }
+
+    /// Deliveries running now.
+    pub fn running(&self) -> usize {
+        self.dispatcher.running()
+    }
+
+    /// Stops leasing events and waits up to `grace` for running deliveries to settle.
+    pub async fn stop(&self, grace: Duration) {
+        self.dispatcher.stop(grace).await;
+    }
+}

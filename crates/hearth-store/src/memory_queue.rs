@@ -1,0 +1,305 @@
+//! In-memory [`EventQueue`] for [`MemoryStore`]: events by request id in the store's state,
+//! delivered in order of acceptance (an arrival number kept with each).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hearth_types::{EventRecord, EventStatus, FunctionName};
+
+use crate::memory::State;
+use crate::{Enqueued, EventQueue, Lease, MemoryStore, NewEvent, QueueDepth, QueuedEvent, Settle, StoreError};
+
+/// One stored event: its record, what is delivered, and what the record does not show.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredEvent {
+    record: EventRecord,
+    payload: Bytes,
+    chain: u32,
+    /// Arrival number: the order of delivery and of the dead-letter list.
+    seq: u64,
+    /// The worker holding a running event, and until when.
+    lease: Option<(String, DateTime<Utc>)>,
+}
+
+impl StoredEvent {
+    fn queued(&self) -> QueuedEvent {
+        QueuedEvent { record: self.record.clone(), payload: self.payload.clone(), chain: self.chain }
+    }
+
+    /// Queued or running: counted against the function's bound.
+    fn pending(&self) -> bool {
+        matches!(self.record.status, EventStatus::Queued | EventStatus::Running)
+    }
+
+    /// When it may be delivered next (`None` once it is final).
+    fn due_at(&self) -> Option<DateTime<Utc>> {
+        match self.record.status {
+            EventStatus::Queued => Some(self.record.not_before),
+            EventStatus::Running => self.lease.as_ref().map(|(_, until)| *until),
+            _ => None,
+        }
+    }
+
+    fn deliverable(&self, now: DateTime<Utc>) -> bool {
+        self.due_at().is_some_and(|at| at <= now)
+    }
+}
+
+impl State {
+    /// Stores `event` unless its request id is taken, and (with a bound) unless its function
+    /// already has `max_queued` events queued or running.
+    fn insert_event(&mut self, event: &NewEvent, bounded: bool) -> Enqueued {
+        if self.events.contains_key(&event.request_id) {
+            return Enqueued::Duplicate;
+        }
+        if bounded {
+            let queued =
+                self.events.values().filter(|e| e.record.function == event.function && e.pending()).count() as u64;
+            if queued >= u64::from(event.max_queued) {
+                return Enqueued::QueueFull { queued };
+            }
+        }
+        self.next_event_seq += 1;
+        let record = EventRecord {
+            request_id: event.request_id.clone(),
+            function: event.function.clone(),
+            version: event.version,
+            status: EventStatus::Queued,
+            source: event.source,
+            attempts: 0,
+            function_errors: 0,
+            redeliveries: 0,
+            redrives: 0,
+            enqueued_at: event.enqueued_at,
+            queued_at: event.enqueued_at,
+            not_before: event.enqueued_at,
+            last_attempt_at: None,
+            finished_at: None,
+            executed_version: None,
+            result: None,
+            result_truncated: false,
+            error: None,
+            destination: None,
+        };
+        let stored = StoredEvent {
+            record,
+            payload: event.payload.clone(),
+            chain: event.chain,
+            seq: self.next_event_seq,
+            lease: None,
+        };
+        self.events.insert(event.request_id.clone(), stored);
+        Enqueued::Accepted
+    }
+
+    /// A function's events that `keep` selects, in order of acceptance.
+    fn events_of(&mut self, function: &FunctionName, keep: impl Fn(&StoredEvent) -> bool) -> Vec<&mut StoredEvent> {
+        let mut out: Vec<_> = self.events.values_mut().filter(|e| &e.record.function == function && keep(e)).collect();
+        out.sort_by_key(|e| e.seq);
+        out
+    }
+}
+
+#[async_trait]
+impl EventQueue for MemoryStore {
+    async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Enqueued>, StoreError> {
+        let mut st = self.state();
+        Ok(events.iter().map(|e| st.insert_event(e, true)).collect())
+    }
+
+    async fn due_functions(&self, now: DateTime<Utc>) -> Result<Vec<FunctionName>, StoreError> {
+        let st = self.state();
+        let mut out: Vec<_> =
+            st.events.values().filter(|e| e.deliverable(now)).map(|e| e.record.function.clone()).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.state().events.values().filter_map(StoredEvent::due_at).min())
+    }
+
+    async fn lease(&self, function: &FunctionName, lease: &Lease) -> Result<Vec<QueuedEvent>, StoreError> {
+        let mut st = self.state();
+        let mut due = st.events_of(function, |e| e.deliverable(lease.now));
+        due.truncate(lease.limit);
+        Ok(due
+            .into_iter()
+            .map(|e| {
+                let r = &mut e.record;
+                if r.status == EventStatus::Running {
+                    r.redeliveries += 1;
+                }
+                r.status = EventStatus::Running;
+                r.attempts += 1;
+                r.last_attempt_at = Some(lease.now);
+                e.lease = Some((lease.owner.clone(), lease.until));
+                e.queued()
+            })
+            .collect())
+    }
+
+    async fn settle(
+        &self,
+        request_id: &str,
+        attempt: u32,
+        at: DateTime<Utc>,
+        outcome: Settle,
+        forward: Option<NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.state();
+        let Some(event) = st.events.get_mut(request_id) else { return Ok(false) };
+        if event.record.status != EventStatus::Running || event.record.attempts != attempt {
+            return Ok(false);
+        }
+        event.lease = None;
+        let r = &mut event.record;
+        let (status, version, error) = match outcome {
+            Settle::Succeeded { executed_version, result, result_truncated } => {
+                r.result = Some(result);
+                r.result_truncated = result_truncated;
+                r.error = None;
+                (EventStatus::Succeeded, Some(executed_version), None)
+            }
+            Settle::Retry { not_before, executed_version, error } => {
+                r.not_before = not_before;
+                (EventStatus::Queued, executed_version, Some(error))
+            }
+            Settle::DeadLetter { executed_version, error } => {
+                (EventStatus::DeadLettered, executed_version, Some(error))
+            }
+            Settle::Failed { executed_version, error } => (EventStatus::Failed, executed_version, Some(error)),
+        };
+        r.status = status;
+        if status.is_final() {
+            r.finished_at = Some(at);
+        }
+        if version.is_some() {
+            r.executed_version = version;
+        }
+        if let Some(error) = error {
+            if error.function_error {
+                r.function_errors += 1;
+            }
+            r.error = Some(error);
+        }
+        if let Some(forward) = forward {
+            r.destination = Some(forward.function.clone());
+            // A forward already stored (a settle repeated under the same id) stays as it is.
+            st.insert_event(&forward, false);
+        }
+        Ok(true)
+    }
+
+    async fn release_leases(&self, owner: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let mut released = 0;
+        for e in st.events.values_mut() {
+            let held = e.lease.as_ref().is_some_and(|(o, _)| o == owner);
+            if e.record.status == EventStatus::Running && held {
+                e.lease = None;
+                e.record.status = EventStatus::Queued;
+                e.record.not_before = now;
+                e.record.redeliveries += 1;
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    async fn get_event(&self, request_id: &str) -> Result<Option<EventRecord>, StoreError> {
+        Ok(self.state().events.get(request_id).map(|e| e.record.clone()))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        function: &FunctionName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreError> {
+        let mut st = self.state();
+        // The page starts after the named event's place in arrival order, whatever became of
+        // it since; a request id never stored (or pruned) has no place: an empty page.
+        let after = match after {
+            None => 0,
+            Some(id) => match st.events.get(id) {
+                Some(e) => e.seq,
+                None => return Ok(vec![]),
+            },
+        };
+        let letters = st.events_of(function, |e| e.record.status == EventStatus::DeadLettered && e.seq > after);
+        Ok(letters.into_iter().take(limit).map(|e| e.queued()).collect())
+    }
+
+    async fn redrive(
+        &self,
+        function: &FunctionName,
+        ids: Option<&[String]>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let letters = st.events_of(function, |e| {
+            e.record.status == EventStatus::DeadLettered && ids.is_none_or(|ids| ids.contains(&e.record.request_id))
+        });
+        let mut redriven = 0;
+        for e in letters {
+            let r = &mut e.record;
+            r.status = EventStatus::Queued;
+            r.not_before = now;
+            r.queued_at = now;
+            r.function_errors = 0;
+            r.redrives += 1;
+            r.finished_at = None;
+            redriven += 1;
+        }
+        Ok(redriven)
+    }
+
+    async fn prune_events(
+        &self,
+        finished_before: DateTime<Utc>,
+        dead_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let before = st.events.len();
+        st.events.retain(|_, e| {
+            let cutoff = match e.record.status {
+                EventStatus::Succeeded | EventStatus::Failed => finished_before,
+                EventStatus::DeadLettered => dead_before,
+                EventStatus::Queued | EventStatus::Running => return true,
+            };
+            e.record.finished_at.is_none_or(|at| at >= cutoff)
+        });
+        Ok((before - st.events.len()) as u64)
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        let st = self.state();
+        let mut depths: BTreeMap<&FunctionName, QueueDepth> = BTreeMap::new();
+        for e in st.events.values() {
+            let r = &e.record;
+            if !matches!(r.status, EventStatus::Queued | EventStatus::Running | EventStatus::DeadLettered) {
+                continue;
+            }
+            let d = depths.entry(&r.function).or_insert_with(|| QueueDepth {
+                function: r.function.clone(),
+                queued: 0,
+                running: 0,
+                dead_lettered: 0,
+                oldest_queued_at: None,
+            });
+            match r.status {
+                EventStatus::Queued => d.queued += 1,
+                EventStatus::Running => d.running += 1,
+                _ => d.dead_lettered += 1,
+            }
+            if e.pending() {
+                d.oldest_queued_at = Some(d.oldest_queued_at.map_or(r.queued_at, |t| t.min(r.queued_at)));
+            }
+        }
+        Ok(depths.into_values().collect())
+    }
+}
