@@ -76,7 +76,9 @@ pub fn destination() -> Schema {
         .schema_type(nullable(Type::String))
         .pattern(Some(format!("^{}$", crate::FunctionName::PATTERN)))
         .examples([serde_json::json!("audit")])
-        .description(Some("A function that gets the record of each asynchronous invocation's outcome (not the function itself)."))
+        .description(Some(
+            "A function that gets the record of each asynchronous invocation's outcome (not the function itself).",
+        ))
         .build()
         .into()
 }
