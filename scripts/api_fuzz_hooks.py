@@ -11,6 +11,10 @@ as invalid (negative) are left alone: the server must refuse those.
   `on_failure` may not name the function itself (every case drops such a destination, since
   the coverage phase's cases reach the hook without generation metadata;
   crates/hearth-server/tests/gateway/events.rs tests the refusal).
+- A cron trigger (POST /v1/schedules): its `schedule` must parse as a cron expression and its
+  `time_zone` name a zone of the tz database, which JSON Schema cannot say; a valid case gets
+  `0 */5 * * * *` and `UTC` (crates/hearth-types/src/schedule.rs and
+  crates/hearth-server/tests/gateway/events.rs test the refusals).
 - A patch (PATCH /v1/functions/{name}) applies to the function as the earlier cases left it,
   which the document cannot know: a valid case keeps its fields but those whose rules
   involve that state (runtime and handler, the instance counts, the environment's size),
@@ -115,6 +119,10 @@ def map_case(context, case):
         case.body = _zip_of(bytes(body) if isinstance(body, (bytes, bytearray)) else b"")
     elif case.method.upper() == "PUT" and case.path == "/v1/functions/{name}" and isinstance(case.body, dict):
         _within_cross_field_rules(case.body)
+    elif case.method.upper() == "POST" and case.path == "/v1/schedules" and isinstance(case.body, dict):
+        case.body["schedule"] = "0 */5 * * * *"
+        if "time_zone" in case.body:
+            case.body["time_zone"] = "UTC"
     elif case.path.startswith(LAMBDA) and not case.path.endswith("/invocations"):
         _lambda_valid(case)
     elif case.method.upper() == "PATCH" and case.path == "/v1/functions/{name}" and isinstance(case.body, dict):

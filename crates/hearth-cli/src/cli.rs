@@ -447,6 +447,22 @@ pub enum TriggerKind {
         #[arg(long, default_value = "none")]
         auth: String,
     },
+    /// Invoke FUNCTION asynchronously, with an EventBridge scheduled event, at each instant of
+    /// a cron schedule; each instant fires once, across restarts.
+    Cron {
+        /// The function to invoke.
+        function: String,
+        /// Six or seven fields, seconds first: "sec min hour day-of-month month day-of-week
+        /// [year]", e.g. "0 */5 * * * *" (every five minutes).
+        #[arg(long)]
+        schedule: String,
+        /// UTC (default) or an IANA time-zone name such as Europe/Paris.
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
+        /// After downtime: skip (default) fires none of the missed instants, once fires one.
+        #[arg(long, value_name = "POLICY")]
+        missed_runs: Option<String>,
+    },
 }
 
 #[cfg(test)]

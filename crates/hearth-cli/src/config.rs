@@ -27,11 +27,13 @@
 //! `HEARTH_LOG_KB_PER_INVOCATION` (`log_kb_per_invocation`, default 4096) and
 //! `HEARTH_LOG_MB_PER_MINUTE` (`log_mb_per_minute`, per function, default 16); past them,
 //! one `[truncated]` line, then lines are dropped (lines are cut at 256 KiB). Asynchronous
-//! invocations: `[events] retry_delay_ms, backoff_ms, concurrency` or
+//! invocations: `[events] retry_delay_ms, backoff_ms, concurrency, schedule_grace_ms` or
 //! `HEARTH_EVENT_RETRY_DELAY_MS` (the wait before the first retry after a function error,
 //! default 60000; the second waits twice that), `HEARTH_EVENT_BACKOFF_MS` (the first wait
 //! after the platform could not run an event, default 1000, doubled per attempt) and
-//! `HEARTH_EVENT_CONCURRENCY` (deliveries in flight on the node, default 32).
+//! `HEARTH_EVENT_CONCURRENCY` (deliveries in flight on the node, default 32); cron triggers:
+//! `schedule_grace_ms` or `HEARTH_EVENT_SCHEDULE_GRACE_MS` (how late an instant may still
+//! fire; older ones were missed, default 10000).
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml`, named contexts (see [`client`]); the context from
@@ -126,6 +128,7 @@ struct EventsFile {
     retry_delay_ms: Option<u64>,
     backoff_ms: Option<u64>,
     concurrency: Option<usize>,
+    schedule_grace_ms: Option<u64>,
 }
 
 /// How asynchronous invocations are delivered: `[events]`, then `HEARTH_EVENT_*`.
@@ -146,6 +149,9 @@ fn event_settings(file: &EventsFile, region: &str, env: EnvLookup<'_>) -> Result
     if let Some(d) = ms("HEARTH_EVENT_BACKOFF_MS", file.backoff_ms)? {
         events.backoff_min = d;
         events.backoff_max = events.backoff_max.max(d);
+    }
+    if let Some(d) = ms("HEARTH_EVENT_SCHEDULE_GRACE_MS", file.schedule_grace_ms)? {
+        events.schedule_grace = d;
     }
     if let Some(v) = env("HEARTH_EVENT_CONCURRENCY").or(file.concurrency.map(|n| n.to_string())) {
         let n: usize = v.parse().with_context(|| format!("HEARTH_EVENT_CONCURRENCY={v:?} is not a number"))?;
@@ -483,7 +489,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().to_str().unwrap();
         let file = dir.path().join("server.toml");
-        std::fs::write(&file, "[events]\nretry_delay_ms = 500\nbackoff_ms = 20\nconcurrency = 4\n").unwrap();
+        std::fs::write(
+            &file,
+            "[events]\nretry_delay_ms = 500\nbackoff_ms = 20\nconcurrency = 4\nschedule_grace_ms = 3000\n",
+        )
+        .unwrap();
         let flags = ServerFlags { config: Some(file), ..Default::default() };
         let defaults = ServerConfig::load(&ServerFlags::default(), &env_of(&[("HOME", home)])).unwrap().events;
         assert_eq!(
@@ -492,13 +502,16 @@ mod tests {
         );
         let c = ServerConfig::load(&flags, &env_of(&[("HOME", home)])).unwrap().events;
         assert_eq!((c.retry_delay.as_millis(), c.backoff_min.as_millis(), c.max_in_flight), (500, 20, 4));
+        assert_eq!((defaults.schedule_grace.as_secs(), c.schedule_grace.as_secs()), (10, 3));
         let env = env_of(&[
             ("HOME", home),
             ("HEARTH_EVENT_RETRY_DELAY_MS", "250"),
             ("HEARTH_EVENT_BACKOFF_MS", "400000"),
             ("HEARTH_EVENT_CONCURRENCY", "0"),
+            ("HEARTH_EVENT_SCHEDULE_GRACE_MS", "1500"),
         ]);
         let c = ServerConfig::load(&flags, &env).unwrap().events;
+        assert_eq!(c.schedule_grace.as_millis(), 1500);
         assert_eq!((c.retry_delay.as_millis(), c.backoff_min.as_millis()), (250, 400_000));
         assert!(c.backoff_max >= c.backoff_min, "the cap is never below the first wait");
         assert_eq!(c.max_in_flight, 1, "at least one delivery at a time");

@@ -6,10 +6,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use hearth_types::api::{
     ApiErrorBody, CodeFromObject, DeadLetterPage, DeployResponse, EventAccepted, FunctionList, Health, InstanceList,
-    InstanceView, InvocationList, LogPage, NewToken, NodeView, RedriveRequest, RedriveResult, TokenInfo, TokenList,
-    TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
+    InstanceView, InvocationList, LogPage, NewToken, NodeView, RedriveRequest, RedriveResult, ScheduleList,
+    ScheduleSpec, TokenInfo, TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
 };
-use hearth_types::{CodeRef, EventRecord, Function, FunctionSpec, InvocationRecord, Version};
+use hearth_types::{CodeRef, EventRecord, Function, FunctionSpec, InvocationRecord, ScheduleState, Version};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
@@ -263,6 +263,19 @@ impl Client {
     pub async fn redrive(&self, name: &str, request_ids: Option<Vec<String>>) -> Result<RedriveResult> {
         let r = self.req(Method::POST, &format!("/v1/functions/{name}/dead-letters/redrive"));
         self.json(r.json(&RedriveRequest { request_ids })).await
+    }
+
+    pub async fn create_schedule(&self, spec: &ScheduleSpec) -> Result<ScheduleState> {
+        self.json(self.req(Method::POST, "/v1/schedules").json(spec)).await
+    }
+
+    pub async fn list_schedules(&self) -> Result<Vec<ScheduleState>> {
+        Ok(self.json::<ScheduleList>(self.req(Method::GET, "/v1/schedules")).await?.schedules)
+    }
+
+    pub async fn delete_schedule(&self, id: &str) -> Result<()> {
+        self.send(self.req(Method::DELETE, &format!("/v1/schedules/{}", escape(id)))).await?;
+        Ok(())
     }
 
     /// Log lines after `after` (optionally one request's).

@@ -6,12 +6,14 @@
 //! minutes (`async_retries`, 0 to 2), platform failures with exponential backoff and jitter
 //! until the event is `max_event_age_s` old; then the outcome goes to the function's
 //! on-failure destination (a record shaped as Lambda's, [`destination`]) or its dead-letter
-//! list. HTTP is not here: `hearth-server` serves these methods.
+//! list. The [`scheduler`] fires cron triggers into the same queue. HTTP is not here:
+//! `hearth-server` serves these methods.
 
 mod acceptor;
 pub mod destination;
 mod dispatcher;
 pub mod retry;
+pub mod scheduler;
 mod settings;
 
 use std::sync::Arc;
@@ -25,23 +27,34 @@ pub use acceptor::Acceptor;
 pub use settings::EventSettings;
 
 use dispatcher::Dispatcher;
+use scheduler::Scheduler;
 
 /// The running event service. Cheap to clone.
 #[derive(Clone)]
 pub struct Events {
     acceptor: Acceptor,
     dispatcher: Arc<Dispatcher>,
+    schedules_changed: Arc<Notify>,
 }
 
 impl Events {
-    /// Starts the acceptor and the dispatcher (which first takes back the leases this node's
-    /// previous run held).
+    /// Starts the acceptor, the dispatcher (which first takes back the leases this node's
+    /// previous run held) and the cron scheduler.
     pub fn start(queue: Arc<dyn EventQueue>, gateway: Gateway, settings: EventSettings) -> Self {
         let wake = Arc::new(Notify::new());
         let acceptor = Acceptor::start(queue.clone(), settings.accept_batch, wake.clone());
+        let schedules_changed = Arc::new(Notify::new());
+        let scheduler = Arc::new(Scheduler {
+            queue: queue.clone(),
+            gateway: gateway.clone(),
+            settings: settings.clone(),
+            queued: wake.clone(),
+            changed: schedules_changed.clone(),
+        });
+        tokio::spawn(scheduler.run());
         let dispatcher = Arc::new(Dispatcher::new(queue, gateway, settings, wake));
         tokio::spawn(dispatcher.clone().run());
-        Self { acceptor, dispatcher }
+        Self { acceptor, dispatcher, schedules_changed }
     }
 
     /// Stores `event`; `Accepted` means it is on disk and will be delivered.
@@ -57,6 +70,11 @@ impl Events {
     /// Tells the dispatcher to look at the queue now (after a redrive).
     pub fn wake(&self) {
         self.dispatcher.wake.notify_one();
+    }
+
+    /// Tells the scheduler that cron triggers were added or removed.
+    pub fn schedules_changed(&self) {
+        self.schedules_changed.notify_one();
     }
 
     /// Deliveries running now.

@@ -28,6 +28,9 @@ pub struct EventSettings {
     pub dead_letter_retention: Duration,
     /// How often old events are pruned.
     pub prune_interval: Duration,
+    /// A cron instant older than this when the scheduler sees it was missed (no server ran):
+    /// it fires by its trigger's missed-runs policy instead of on its own.
+    pub schedule_grace: Duration,
     /// This node's name in leases: on start it takes back the leases its previous run held.
     pub owner: String,
     /// Value of the region in destination records' ARNs.
@@ -47,6 +50,7 @@ impl Default for EventSettings {
             retention: Duration::from_secs(7 * 24 * 3600),
             dead_letter_retention: Duration::from_secs(14 * 24 * 3600),
             prune_interval: Duration::from_secs(600),
+            schedule_grace: Duration::from_secs(10),
             owner: "local".into(),
             region: "us-east-1".into(),
         }

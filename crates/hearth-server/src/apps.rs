@@ -12,7 +12,7 @@ use hearth_gateway::{Gateway, NotRunnable};
 use hearth_types::{FunctionConfig, FunctionName};
 use utoipa::OpenApi;
 
-use crate::{event_routes, instance_routes, invoke_route, lambda_api, meter_routes, trigger_routes};
+use crate::{event_routes, instance_routes, invoke_route, lambda_api, meter_routes, schedule_routes, trigger_routes};
 
 /// What the gateway's handlers share: the control plane's state (tokens) and the gateway.
 #[derive(Clone)]
@@ -63,9 +63,27 @@ impl DeployHooks for GatewayHooks {
     }
 }
 
+/// Drops a deleted function's cron triggers.
+struct EventHooks(Gateway, Events);
+
+#[async_trait::async_trait]
+impl DeployHooks for EventHooks {
+    async fn function_changed(&self, name: &FunctionName) {
+        // Runs after the gateway's hook, which forgot the cached function: this reads it anew.
+        if let Ok(None) = self.0.function(name).await {
+            match self.1.queue().delete_schedules_of(name).await {
+                Ok(0) => {}
+                Ok(_) => self.1.schedules_changed(),
+                Err(e) => tracing::warn!(%e, function = %name, "cannot delete a deleted function's cron triggers"),
+            }
+        }
+    }
+}
+
 /// Both routers, sharing one gateway and one event service.
 pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
     api.add_deploy_hooks(Arc::new(GatewayHooks(gateway.clone())));
+    api.add_deploy_hooks(Arc::new(EventHooks(gateway.clone(), events.clone())));
     let state = ServerState { api: api.clone(), gateway, events };
     let gateway_routes = Router::new()
         .route("/v1/functions/{name}/invoke", post(invoke_route::invoke))
@@ -75,6 +93,8 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
         .route("/v1/functions/{name}/dead-letters", get(event_routes::dead_letters))
         .route("/v1/functions/{name}/dead-letters/redrive", post(event_routes::redrive))
         .route("/v1/invocations/{id}", get(event_routes::get_invocation))
+        .route("/v1/schedules", post(schedule_routes::create).get(schedule_routes::list))
+        .route("/v1/schedules/{id}", axum::routing::delete(schedule_routes::delete))
         .route("/v1/node", get(instance_routes::node))
         .route("/2015-03-31/functions/{name}/invocations", post(lambda_api::invocations))
         .with_state(state.clone());
@@ -101,6 +121,9 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
         event_routes::get_invocation,
         event_routes::dead_letters,
         event_routes::redrive,
+        schedule_routes::create,
+        schedule_routes::list,
+        schedule_routes::delete,
         openapi_json,
         lambda_api::invocations
     ),

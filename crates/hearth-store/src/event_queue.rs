@@ -16,7 +16,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hearth_types::{EventError, EventRecord, EventSource, FunctionName};
+use hearth_types::{CronTrigger, EventError, EventRecord, EventSource, FunctionName, ScheduleState, TriggerId};
 
 use crate::StoreError;
 
@@ -91,6 +91,17 @@ pub struct QueueDepth {
     pub oldest_queued_at: Option<DateTime<Utc>>,
 }
 
+/// What [`EventQueue::fire_schedule`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fired {
+    /// The schedule is gone, or was not at the expected instant (another firing moved it):
+    /// nothing changed.
+    Stale,
+    /// The schedule moved on; the occurrence's event, if one was given, was stored (or
+    /// refused: then it counts as dropped).
+    Advanced(Option<Enqueued>),
+}
+
 #[async_trait]
 pub trait EventQueue: Send + Sync + 'static {
     /// Stores each event, in order, in one transaction that is synced to disk before this
@@ -157,4 +168,31 @@ pub trait EventQueue: Send + Sync + 'static {
 
     /// Per function with any queued, running or dead-lettered event; ordered by name.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError>;
+
+    /// Adds a cron trigger that next fires at `next_fire_at`, with nothing fired yet.
+    /// [`StoreError::Conflict`] if its id exists.
+    async fn add_schedule(&self, trigger: &CronTrigger, next_fire_at: Option<DateTime<Utc>>) -> Result<(), StoreError>;
+
+    /// Every cron trigger with its state, oldest first.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleState>, StoreError>;
+
+    async fn delete_schedule(&self, id: TriggerId) -> Result<bool, StoreError>;
+
+    /// Deletes a function's cron triggers (when the function is deleted). Returns how many.
+    async fn delete_schedules_of(&self, function: &FunctionName) -> Result<u64, StoreError>;
+
+    /// Moves schedule `id` from the instant `expected` to `next` and, in the same
+    /// transaction, stores `event` (the occurrence at `expected` or a missed one, held to its
+    /// function's bound): `fired` grows by one and `last_fired_at` becomes `at` when it is
+    /// accepted, `dropped` when the queue is full. [`Fired::Stale`], changing nothing, when
+    /// the schedule is gone or is not at `expected`: so each instant fires at most once,
+    /// however many schedulers race and wherever one is killed.
+    async fn fire_schedule(
+        &self,
+        id: TriggerId,
+        expected: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+        event: Option<NewEvent>,
+    ) -> Result<Fired, StoreError>;
 }

@@ -29,7 +29,7 @@ use hearth_types::{
 /// Test-only: a wrapper that counts the calls reaching a store.
 #[doc(hidden)]
 pub use counting::CountingStore;
-pub use event_queue::{Enqueued, EventQueue, Lease, NewEvent, QueueDepth, QueuedEvent, Settle};
+pub use event_queue::{Enqueued, EventQueue, Fired, Lease, NewEvent, QueueDepth, QueuedEvent, Settle};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 

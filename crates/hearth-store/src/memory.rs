@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub(crate) events: BTreeMap<String, StoredEvent>,
     /// The arrival number of the last event accepted: events are delivered in this order.
     pub(crate) next_event_seq: u64,
+    /// Cron triggers with their state, oldest first.
+    pub(crate) schedules: Vec<hearth_types::ScheduleState>,
 }
 
 impl MemoryStore {

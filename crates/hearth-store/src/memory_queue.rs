@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hearth_types::{EventRecord, EventStatus, FunctionName};
+use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, ScheduleState, TriggerId};
 
 use crate::memory::State;
-use crate::{Enqueued, EventQueue, Lease, MemoryStore, NewEvent, QueueDepth, QueuedEvent, Settle, StoreError};
+use crate::{Enqueued, EventQueue, Fired, Lease, MemoryStore, NewEvent, QueueDepth, QueuedEvent, Settle, StoreError};
 
 /// One stored event: its record, what is delivered, and what the record does not show.
 #[derive(Debug, Clone)]
@@ -301,5 +301,63 @@ impl EventQueue for MemoryStore {
             }
         }
         Ok(depths.into_values().collect())
+    }
+
+    async fn add_schedule(&self, trigger: &CronTrigger, next_fire_at: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        let mut st = self.state();
+        if st.schedules.iter().any(|s| s.trigger.id == trigger.id) {
+            return Err(StoreError::Conflict);
+        }
+        let state = ScheduleState { trigger: trigger.clone(), next_fire_at, fired: 0, dropped: 0, last_fired_at: None };
+        st.schedules.push(state);
+        // As SQLite orders them: by creation time to the millisecond, then id.
+        let key = |s: &ScheduleState| (s.trigger.created_at.timestamp_millis(), s.trigger.id.to_string());
+        st.schedules.sort_by_key(key);
+        Ok(())
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        Ok(self.state().schedules.clone())
+    }
+
+    async fn delete_schedule(&self, id: TriggerId) -> Result<bool, StoreError> {
+        let mut st = self.state();
+        let before = st.schedules.len();
+        st.schedules.retain(|s| s.trigger.id != id);
+        Ok(st.schedules.len() < before)
+    }
+
+    async fn delete_schedules_of(&self, function: &FunctionName) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let before = st.schedules.len();
+        st.schedules.retain(|s| &s.trigger.function != function);
+        Ok((before - st.schedules.len()) as u64)
+    }
+
+    async fn fire_schedule(
+        &self,
+        id: TriggerId,
+        expected: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+        event: Option<NewEvent>,
+    ) -> Result<Fired, StoreError> {
+        let mut st = self.state();
+        let Some(i) = st.schedules.iter().position(|s| s.trigger.id == id) else { return Ok(Fired::Stale) };
+        if st.schedules[i].next_fire_at != Some(expected) {
+            return Ok(Fired::Stale);
+        }
+        let stored = event.as_ref().map(|e| st.insert_event(e, true));
+        let state = &mut st.schedules[i];
+        match stored {
+            Some(Enqueued::Accepted) => {
+                state.fired += 1;
+                state.last_fired_at = Some(at);
+            }
+            Some(Enqueued::QueueFull { .. }) => state.dropped += 1,
+            Some(Enqueued::Duplicate) | None => {}
+        }
+        state.next_fire_at = next;
+        Ok(Fired::Advanced(stored))
     }
 }

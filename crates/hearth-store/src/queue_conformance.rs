@@ -4,15 +4,17 @@
 //! Each section uses functions of its own (and lease owners of its own where it releases
 //! them) and times of its own year (`2000 + n`), so that what one leaves queued, running or
 //! finished cannot change another's answers: the global calls (`due_functions`, `next_due`,
-//! `prune_events`, `queue_depths`) are checked in sections whose year no other event
-//! reaches, or on the section's own functions. Times are whole seconds (every backend keeps
+//! `prune_events`, `queue_depths`, `list_schedules`) are checked in sections whose year no
+//! other event reaches, or on the section's own functions. Times are whole seconds (every backend keeps
 //! at least milliseconds).
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use hearth_types::{EventError, EventRecord, EventSource, EventStatus, FunctionName};
+use hearth_types::{
+    CronTrigger, EventError, EventRecord, EventSource, EventStatus, FunctionName, MissedRuns, ScheduleState, TriggerId,
+};
 
-use crate::{Enqueued, EventQueue, Lease, NewEvent, QueueDepth, QueuedEvent, Settle};
+use crate::{Enqueued, EventQueue, Fired, Lease, NewEvent, QueueDepth, QueuedEvent, Settle, StoreError};
 
 fn name(s: &str) -> FunctionName {
     s.parse().expect("valid test name")
@@ -87,6 +89,7 @@ pub async fn run(q: &dyn EventQueue) {
     dead_letters(q).await;
     pruning(q).await;
     depths(q).await;
+    schedules(q).await;
 }
 
 /// `due_functions` and `next_due` follow queued events' `not_before` and running events'
@@ -542,4 +545,154 @@ async fn depths(q: &dyn EventQueue) {
         "depths count each status; the oldest is of queued and running events; a function with only \
          finished events is not listed"
     );
+}
+
+/// A trigger id that sorts by `n`.
+fn trigger_id(n: u32) -> TriggerId {
+    format!("00000000-0000-0000-0000-{n:012x}").parse().expect("valid test trigger id")
+}
+
+fn cron(n: u32, function: &str, created_at: DateTime<Utc>) -> CronTrigger {
+    CronTrigger {
+        id: trigger_id(n),
+        function: name(function),
+        schedule: "0 */5 * * * *".into(),
+        time_zone: "Europe/Paris".into(),
+        missed_runs: MissedRuns::Once,
+        created_at,
+    }
+}
+
+/// This section's schedules (of functions `q-cron-*`), as listed.
+async fn our_schedules(q: &dyn EventQueue) -> Vec<ScheduleState> {
+    let all = q.list_schedules().await.unwrap();
+    let key = |s: &ScheduleState| (s.trigger.created_at, s.trigger.id.to_string());
+    assert!(all.windows(2).all(|w| key(&w[0]) < key(&w[1])), "schedules are listed by created_at, then id: {all:?}");
+    all.into_iter().filter(|s| s.trigger.function.as_str().starts_with("q-cron-")).collect()
+}
+
+async fn schedule(q: &dyn EventQueue, id: TriggerId) -> ScheduleState {
+    let all = q.list_schedules().await.unwrap();
+    all.into_iter().find(|s| s.trigger.id == id).unwrap_or_else(|| panic!("schedule {id} must be stored"))
+}
+
+/// Cron triggers: stored with their state, listed oldest first; each instant fires once (a
+/// firing at an instant the schedule has left is stale and changes nothing); the occurrence's
+/// event is stored with the move, held to its function's bound (refused: counted as dropped).
+async fn schedules(q: &dyn EventQueue) {
+    let t = |s| at(2010, s);
+    // Added in this order; listed d, b, a, c (b and a were created at the same time).
+    let (a, b, c) = (cron(0xb, "q-cron-a", t(10)), cron(0xa, "q-cron-b", t(10)), cron(1, "q-cron-a", t(20)));
+    let d = CronTrigger {
+        schedule: "0 0 12 * * * 2010".into(),
+        time_zone: "UTC".into(),
+        missed_runs: MissedRuns::Skip,
+        ..cron(0xf, "q-cron-d", t(5))
+    };
+    assert!(our_schedules(q).await.is_empty(), "no schedule before one is added");
+    q.add_schedule(&a, Some(t(300))).await.unwrap();
+    q.add_schedule(&b, None).await.unwrap();
+    q.add_schedule(&c, Some(t(700))).await.unwrap();
+    q.add_schedule(&d, Some(t(400))).await.unwrap();
+    let fresh = |trigger: &CronTrigger, next_fire_at| ScheduleState {
+        trigger: trigger.clone(),
+        next_fire_at,
+        fired: 0,
+        dropped: 0,
+        last_fired_at: None,
+    };
+    let listed = [fresh(&d, Some(t(400))), fresh(&b, None), fresh(&a, Some(t(300))), fresh(&c, Some(t(700)))];
+    assert_eq!(
+        our_schedules(q).await,
+        listed,
+        "added: the trigger as given, next_fire_at (None allowed), nothing fired; listed by created_at, then id"
+    );
+    let twin = CronTrigger { function: name("q-cron-twin"), created_at: t(1), ..a.clone() };
+    let again = q.add_schedule(&twin, Some(t(5))).await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "adding an existing id is a conflict: {again:?}");
+    assert_eq!(our_schedules(q).await, listed, "a refused add changes nothing");
+
+    // Each occurrence's event: request id, firing time, the function's bound.
+    let occurrence = |id: &str, fired_at, max_queued| event(id, "q-cron-a", fired_at, max_queued);
+    let fire = |expected, next, fired_at, ev: Option<NewEvent>| q.fire_schedule(a.id, expected, next, fired_at, ev);
+
+    let fired = fire(t(300), Some(t(600)), t(301), Some(occurrence("cr-1", t(301), 2))).await.unwrap();
+    assert_eq!(fired, Fired::Advanced(Some(Enqueued::Accepted)), "a firing at the expected instant stores its event");
+    let r = get(q, "cr-1").await;
+    assert_eq!(
+        (r.status, r.function, r.enqueued_at, r.not_before, r.attempts),
+        (EventStatus::Queued, name("q-cron-a"), t(301), t(301), 0),
+        "the occurrence's event is stored, queued"
+    );
+    assert!(q.due_functions(t(301)).await.unwrap().contains(&name("q-cron-a")), "the occurrence is due at once");
+    let delivered = lease_all(q, "q-cron-a", t(301)).await;
+    assert_eq!(ids(&delivered), ["cr-1"], "the occurrence's event is delivered");
+    assert_eq!(delivered[0].payload, Bytes::from("payload of cr-1"), "with its payload");
+    let mut state =
+        ScheduleState { next_fire_at: Some(t(600)), fired: 1, last_fired_at: Some(t(301)), ..listed[2].clone() };
+    assert_eq!(schedule(q, a.id).await, state, "fired: next_fire_at moves to next, fired 1, last_fired_at = at");
+
+    let raced = fire(t(300), Some(t(900)), t(302), Some(occurrence("cr-1b", t(302), 2))).await.unwrap();
+    assert_eq!(raced, Fired::Stale, "a second firing of the same instant (a racing or restarted scheduler) is stale");
+    assert_eq!(q.get_event("cr-1b").await.unwrap(), None, "a stale firing stores no event");
+    assert_eq!(schedule(q, a.id).await, state, "a stale firing changes nothing");
+    let early = fire(t(900), Some(t(1200)), t(302), Some(occurrence("cr-1c", t(302), 2))).await.unwrap();
+    assert_eq!(early, Fired::Stale, "a firing of an instant the schedule is not at is stale");
+    assert_eq!(q.get_event("cr-1c").await.unwrap(), None, "a stale firing stores no event");
+    let unknown = q.fire_schedule(trigger_id(0xabc), t(300), None, t(302), Some(occurrence("cr-x", t(302), 2)));
+    assert_eq!(unknown.await.unwrap(), Fired::Stale, "firing an unknown schedule is stale");
+    assert_eq!(q.get_event("cr-x").await.unwrap(), None, "firing an unknown schedule stores no event");
+    let idle = q.fire_schedule(b.id, t(300), Some(t(600)), t(302), Some(event("cr-idle", "q-cron-b", t(302), 2)));
+    assert_eq!(idle.await.unwrap(), Fired::Stale, "a schedule with no next instant never fires");
+    assert_eq!(schedule(q, b.id).await, listed[1], "a stale firing changes nothing");
+
+    assert_eq!(fire(t(600), Some(t(900)), t(601), None).await.unwrap(), Fired::Advanced(None), "a skipped instant");
+    state.next_fire_at = Some(t(900));
+    assert_eq!(schedule(q, a.id).await, state, "skipped: next moves, counts and last_fired_at unchanged");
+
+    all_accepted(q, &[occurrence("cr-fill", t(602), 2)]).await;
+    let full = fire(t(900), Some(t(1200)), t(901), Some(occurrence("cr-3", t(901), 2))).await.unwrap();
+    assert_eq!(
+        full,
+        Fired::Advanced(Some(Enqueued::QueueFull { queued: 2 })),
+        "the occurrence is held to its function's bound"
+    );
+    assert_eq!(q.get_event("cr-3").await.unwrap(), None, "a refused occurrence is not stored");
+    state = ScheduleState { next_fire_at: Some(t(1200)), dropped: 1, ..state };
+    assert_eq!(schedule(q, a.id).await, state, "refused: dropped grows, fired unchanged, next still moves");
+
+    let dup = fire(t(1200), Some(t(1500)), t(1201), Some(occurrence("cr-1", t(1201), 10))).await.unwrap();
+    assert_eq!(dup, Fired::Advanced(Some(Enqueued::Duplicate)), "an occurrence whose request id exists");
+    assert_eq!(get(q, "cr-1").await, delivered[0].record, "a duplicate occurrence changes the stored event in no way");
+    state.next_fire_at = Some(t(1500));
+    assert_eq!(schedule(q, a.id).await, state, "duplicate: counts unchanged, next moves");
+
+    let last = fire(t(1500), None, t(1502), Some(occurrence("cr-5", t(1502), 10))).await.unwrap();
+    assert_eq!(last, Fired::Advanced(Some(Enqueued::Accepted)), "the last instant fires");
+    assert_eq!(get(q, "cr-5").await.status, EventStatus::Queued);
+    state = ScheduleState { next_fire_at: None, fired: 2, last_fired_at: Some(t(1502)), ..state };
+    assert_eq!(schedule(q, a.id).await, state, "fired again: fired 2, last_fired_at moves, no next instant");
+    for expected in [t(1500), t(1800), t(0)] {
+        let after = fire(expected, Some(t(2100)), t(1503), Some(occurrence("cr-6", t(1503), 10))).await.unwrap();
+        assert_eq!(after, Fired::Stale, "without a next instant, firing at any instant is stale");
+    }
+    assert_eq!(q.get_event("cr-6").await.unwrap(), None, "a stale firing stores no event");
+    assert_eq!(schedule(q, a.id).await, state, "stale firings change nothing");
+
+    assert!(q.delete_schedule(d.id).await.unwrap(), "delete_schedule of a stored schedule");
+    assert!(!q.delete_schedule(d.id).await.unwrap(), "a schedule is deleted once");
+    let gone = q.fire_schedule(d.id, t(400), Some(t(500)), t(401), Some(event("cr-d", "q-cron-d", t(401), 10)));
+    assert_eq!(gone.await.unwrap(), Fired::Stale, "firing a deleted schedule is stale");
+    assert_eq!(q.get_event("cr-d").await.unwrap(), None, "firing a deleted schedule stores no event");
+    assert_eq!(
+        our_schedules(q).await,
+        [listed[1].clone(), state, listed[3].clone()],
+        "a deleted schedule is not listed; the others are unchanged"
+    );
+    assert_eq!(q.delete_schedules_of(&name("q-cron-a")).await.unwrap(), 2, "a function's schedules are deleted");
+    assert_eq!(our_schedules(q).await, [listed[1].clone()], "another function's schedule stays");
+    assert_eq!(q.delete_schedules_of(&name("q-cron-a")).await.unwrap(), 0, "none left to delete");
+    assert_eq!(q.delete_schedules_of(&name("q-cron-none")).await.unwrap(), 0, "a function without schedules");
+    assert!(q.delete_schedule(b.id).await.unwrap());
+    assert!(our_schedules(q).await.is_empty(), "every schedule deleted");
 }

@@ -8,11 +8,11 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use hearth_types::{EventRecord, EventStatus, FunctionName};
+use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, ScheduleState, TriggerId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::sqlite::{decode, encode};
-use crate::{Enqueued, EventQueue, Lease, NewEvent, QueueDepth, QueuedEvent, Settle, SqliteStore, StoreError};
+use crate::{Enqueued, EventQueue, Fired, Lease, NewEvent, QueueDepth, QueuedEvent, Settle, SqliteStore, StoreError};
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -386,6 +386,83 @@ impl EventQueue for SqliteStore {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn add_schedule(&self, trigger: &CronTrigger, next_fire_at: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        let state = ScheduleState { trigger: trigger.clone(), next_fire_at, fired: 0, dropped: 0, last_fired_at: None };
+        let (id, function, created) = (trigger.id.to_string(), trigger.function.to_string(), ms(trigger.created_at));
+        let body = encode(&state)?;
+        self.with(move |c| {
+            let added = c.execute(
+                "INSERT OR IGNORE INTO schedules (id, function, next_fire_at, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, function, next_fire_at.map(ms), created, body],
+            )?;
+            if added == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT body FROM schedules ORDER BY created_at, id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_schedule(&self, id: TriggerId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM schedules WHERE id = ?1", [id])? > 0)).await
+    }
+
+    async fn delete_schedules_of(&self, function: &FunctionName) -> Result<u64, StoreError> {
+        let function = function.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM schedules WHERE function = ?1", [function])? as u64)).await
+    }
+
+    async fn fire_schedule(
+        &self,
+        id: TriggerId,
+        expected: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+        event: Option<NewEvent>,
+    ) -> Result<Fired, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            // Synced as acceptance is: a fired occurrence is an accepted event.
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let result = (|| {
+                let tx = c.transaction()?;
+                let body: Option<String> =
+                    tx.query_row("SELECT body FROM schedules WHERE id = ?1", [&id], |r| r.get(0)).optional()?;
+                let Some(body) = body else { return Ok(Fired::Stale) };
+                let mut state: ScheduleState = decode(body)?;
+                if state.next_fire_at != Some(expected) {
+                    return Ok(Fired::Stale);
+                }
+                let stored = event.as_ref().map(|e| insert(&tx, e, true)).transpose()?;
+                match stored {
+                    Some(Enqueued::Accepted) => {
+                        state.fired += 1;
+                        state.last_fired_at = Some(at);
+                    }
+                    Some(Enqueued::QueueFull { .. }) => state.dropped += 1,
+                    Some(Enqueued::Duplicate) | None => {}
+                }
+                state.next_fire_at = next;
+                tx.execute(
+                    "UPDATE schedules SET next_fire_at = ?2, body = ?3 WHERE id = ?1",
+                    params![id, next.map(ms), encode(&state)?],
+                )?;
+                tx.commit()?;
+                Ok(Fired::Advanced(stored))
+            })();
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            result
         })
         .await
     }

@@ -54,7 +54,7 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX logs_function ON logs(function, seq);
      CREATE INDEX logs_at ON logs(at);",
-    // 4: asynchronous invocations. Invocation records are unique by request id and attempt
+    // 4: asynchronous invocations and cron triggers (which fire into the same queue). Invocation records are unique by request id and attempt
     // (an event's retries keep its request id); the events themselves are the durable queue:
     // columns for what queries select on, the whole `EventRecord` in `body`.
     "CREATE TABLE invocations_v4 (
@@ -87,7 +87,15 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_function ON events(function, status, seq);
      CREATE INDEX events_due ON events(status, not_before);
      CREATE INDEX events_lease ON events(status, lease_until);
-     CREATE INDEX events_finished ON events(status, finished_at);",
+     CREATE INDEX events_finished ON events(status, finished_at);
+     CREATE TABLE schedules (
+         id           TEXT PRIMARY KEY,
+         function     TEXT NOT NULL,
+         next_fire_at INTEGER,
+         created_at   INTEGER NOT NULL,
+         body         TEXT NOT NULL
+     );
+     CREATE INDEX schedules_function ON schedules(function);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

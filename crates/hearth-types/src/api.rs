@@ -204,6 +204,31 @@ pub struct RedriveResult {
     pub redriven: u64,
 }
 
+/// The body of `POST /v1/schedules`: a cron trigger.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    #[schema(value_type = crate::FunctionName)]
+    pub function: String,
+    /// Six or seven fields, seconds first: `sec min hour day-of-month month day-of-week
+    /// [year]`, e.g. `0 */5 * * * *` (every five minutes).
+    #[schema(example = "0 */5 * * * *", min_length = 1, max_length = 256)]
+    pub schedule: String,
+    /// `UTC` (default) or an IANA time-zone name such as `Europe/Paris`.
+    #[serde(default)]
+    #[schema(example = "UTC", max_length = 64)]
+    pub time_zone: Option<String>,
+    /// After downtime: `skip` (default) fires none of the missed instants, `once` fires one.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::MissedRuns>)]
+    pub missed_runs: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleList {
+    pub schedules: Vec<crate::ScheduleState>,
+}
+
 /// A live instance.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InstanceView {

@@ -67,6 +67,8 @@ pub enum EventSource {
     Lambda,
     /// Another function's outcome, sent to this one as its destination.
     Destination,
+    /// An instant of a cron trigger.
+    Schedule,
 }
 
 /// Why an attempt, or the whole event, failed.

@@ -16,6 +16,7 @@ mod instance;
 mod invocation;
 mod name;
 mod runtime;
+mod schedule;
 pub mod schema;
 mod token;
 mod trigger;
@@ -36,6 +37,7 @@ pub use instance::InstanceState;
 pub use invocation::{InvocationRecord, LogLine, LogStream};
 pub use name::FunctionName;
 pub use runtime::Runtime;
+pub use schedule::{CronSchedule, CronTrigger, MissedRuns, SCHEDULE_MAX_LEN, ScheduleState, TIME_ZONE_MAX_LEN};
 pub use token::{Scope, TokenRecord};
 pub use trigger::{
     HttpTrigger, KNOWN_METHODS, RESERVED_PATH_PREFIXES, TRIGGER_PATH_MAX_LEN, TriggerAuth, TriggerPath, TriggerType,

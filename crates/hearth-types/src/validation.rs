@@ -38,6 +38,12 @@ pub enum ValidationError {
     InvalidKeepAlivePolicy(String),
     #[error("unknown HTTP method {0:?}: use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")]
     InvalidMethod(String),
+    #[error("invalid schedule {0:?}: {1}")]
+    InvalidSchedule(String, String),
+    #[error("unknown time zone {0:?}: use UTC or an IANA name such as Europe/Paris")]
+    InvalidTimeZone(String),
+    #[error("unknown missed-runs policy {0:?}: expected skip or once")]
+    InvalidMissedRuns(String),
 }
 
 impl ValidationError {
@@ -67,6 +73,9 @@ impl ValidationError {
             Self::InvalidMethod(_) => "InvalidMethod",
             Self::InvalidNetwork(_) => "InvalidNetwork",
             Self::InvalidKeepAlivePolicy(_) => "InvalidKeepAlivePolicy",
+            Self::InvalidSchedule(..) => "InvalidSchedule",
+            Self::InvalidTimeZone(_) => "InvalidTimeZone",
+            Self::InvalidMissedRuns(_) => "InvalidMissedRuns",
         }
     }
 }

@@ -1,5 +1,5 @@
 use anyhow::Result;
-use hearth_types::api::TriggerSpec;
+use hearth_types::api::{ScheduleSpec, TriggerSpec};
 
 use super::{client, resolve_id};
 use crate::cli::{TriggerCommand, TriggerKind};
@@ -17,10 +17,34 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
             let url = t.url.clone().unwrap_or_else(|| t.trigger.path.to_string());
             println!("Added trigger {}: {url} -> {}", t.trigger.id, t.trigger.function);
         }
+        TriggerCommand::Add(TriggerKind::Cron { function, schedule, time_zone, missed_runs }) => {
+            let spec = ScheduleSpec { function, schedule, time_zone, missed_runs };
+            let s = c.create_schedule(&spec).await?;
+            if json {
+                return print_json(&s);
+            }
+            let next = s.next_fire_at.as_ref().map_or("never".to_owned(), time);
+            println!(
+                "Added cron trigger {}: \"{}\" ({}) -> {}; next at {next} UTC",
+                s.trigger.id, s.trigger.schedule, s.trigger.time_zone, s.trigger.function
+            );
+        }
         TriggerCommand::List => {
             let list = c.list_triggers().await?;
+            let schedules = c.list_schedules().await?;
             if json {
-                return print_json(&list);
+                // One array: each entry's `type` says which kind it is.
+                let mut all = Vec::new();
+                for (kind, value) in list
+                    .iter()
+                    .map(|t| ("http", serde_json::to_value(t)))
+                    .chain(schedules.iter().map(|s| ("cron", serde_json::to_value(s))))
+                {
+                    let mut value = value?;
+                    value["type"] = kind.into();
+                    all.push(value);
+                }
+                return print_json(&all);
             }
             let rows: Vec<Vec<String>> = list
                 .iter()
@@ -38,12 +62,40 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
                     ]
                 })
                 .collect();
-            print_table(&["ID", "URL", "FUNCTION", "METHODS", "AUTH", "CREATED"], &rows);
+            if !rows.is_empty() || schedules.is_empty() {
+                print_table(&["ID", "URL", "FUNCTION", "METHODS", "AUTH", "CREATED"], &rows);
+            }
+            if !schedules.is_empty() {
+                if !rows.is_empty() {
+                    println!();
+                }
+                let rows: Vec<Vec<String>> = schedules
+                    .iter()
+                    .map(|s| {
+                        let t = &s.trigger;
+                        vec![
+                            t.id.to_string(),
+                            format!("cron \"{}\" {}", t.schedule, t.time_zone),
+                            t.function.to_string(),
+                            s.next_fire_at.as_ref().map_or("never".to_owned(), time),
+                            s.fired.to_string(),
+                            time(&t.created_at),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "SCHEDULE", "FUNCTION", "NEXT (UTC)", "FIRED", "CREATED"], &rows);
+            }
         }
         TriggerCommand::Delete { id } => {
-            let ids: Vec<String> = c.list_triggers().await?.iter().map(|t| t.trigger.id.to_string()).collect();
-            let id = resolve_id("trigger", "TriggerNotFound", &id, &ids)?;
-            c.delete_trigger(&id).await?;
+            let http: Vec<String> = c.list_triggers().await?.iter().map(|t| t.trigger.id.to_string()).collect();
+            let cron: Vec<String> = c.list_schedules().await?.iter().map(|s| s.trigger.id.to_string()).collect();
+            let all: Vec<String> = http.iter().chain(&cron).cloned().collect();
+            let id = resolve_id("trigger", "TriggerNotFound", &id, &all)?;
+            if cron.contains(&id) {
+                c.delete_schedule(&id).await?;
+            } else {
+                c.delete_trigger(&id).await?;
+            }
             if json {
                 return print_json(&serde_json::json!({"deleted": id}));
             }

@@ -315,3 +315,97 @@ async fn the_lambda_invoke_api_queues_events() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(r.headers()["x-amzn-errortype"], "ResourceNotFoundException");
 }
+
+/// Returns the event it got.
+const ECHO: &str = r#"
+def handler(event, context):
+    return event
+"#;
+
+#[tokio::test]
+async fn cron_triggers_queue_scheduled_events_and_go_with_their_function() {
+    let s = start().await;
+    s.deploy("clock", ECHO, py(json!({}))).await;
+    let post = |body: Value| {
+        let s = &s;
+        async move {
+            let r =
+                s.http.post(format!("{}/v1/schedules", s.url)).bearer_auth(&s.token).json(&body).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for (body, status, code) in [
+        (json!({"function": "clock", "schedule": "*/5 * * * *"}), StatusCode::BAD_REQUEST, "InvalidSchedule"),
+        (json!({"function": "clock", "schedule": "0 0 0 30 2 *"}), StatusCode::BAD_REQUEST, "InvalidSchedule"),
+        (
+            json!({"function": "clock", "schedule": "* * * * * *", "time_zone": "Mars/Olympus"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidTimeZone",
+        ),
+        (
+            json!({"function": "clock", "schedule": "* * * * * *", "missed_runs": "sometimes"}),
+            StatusCode::BAD_REQUEST,
+            "InvalidMissedRuns",
+        ),
+        (json!({"function": "nobody", "schedule": "* * * * * *"}), StatusCode::NOT_FOUND, "FunctionNotFound"),
+    ] {
+        let (got, reply) = post(body.clone()).await;
+        assert_eq!((got, reply["code"].as_str()), (status, Some(code)), "{body}: {reply}");
+    }
+    let (status, created) =
+        post(json!({"function": "clock", "schedule": "* * * * * *", "time_zone": "Europe/Paris"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!((created["missed_runs"].as_str(), created["time_zone"].as_str()), (Some("skip"), Some("Europe/Paris")));
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // It fires every second; each occurrence is an EventBridge scheduled event, delivered.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let fired = loop {
+        let list = s.get_json("/v1/schedules").await;
+        let state = list["schedules"].as_array().unwrap().iter().find(|x| x["id"] == id.as_str()).unwrap().clone();
+        if state["fired"].as_u64().unwrap() >= 2 {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "the schedule did not fire twice: {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(fired["next_fire_at"].as_str() > fired["last_fired_at"].as_str(), "{fired}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let delivered = loop {
+        let list = s.get_json("/v1/functions/clock/invocations?limit=100").await;
+        let ids: Vec<String> = list["invocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["request_id"].as_str().unwrap().to_owned())
+            .collect();
+        if ids.len() >= 2 {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "no scheduled event was delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let e = s.wait_event(&delivered[0], "succeeded").await;
+    assert_eq!(e["source"], "schedule");
+    let event: Value = serde_json::from_str(e["result"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (event["detail-type"].as_str(), event["source"].as_str()),
+        (Some("Scheduled Event"), Some("aws.events"))
+    );
+    assert_eq!(event["id"], delivered[0].as_str(), "the event's id is its request id");
+    assert!(event["time"].as_str().unwrap().ends_with('Z'));
+
+    // Deleted on its own...
+    let (_, hourly) = post(json!({"function": "clock", "schedule": "0 0 * * * *"})).await;
+    let hourly_id = hourly["id"].as_str().unwrap();
+    let r = s.http.delete(format!("{}/v1/schedules/{hourly_id}", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let left = s.get_json("/v1/schedules").await;
+    assert_eq!(left["schedules"].as_array().unwrap().len(), 1, "{left}");
+    // ... and with its function; deleting it again is a 404.
+    let r = s.http.delete(format!("{}/v1/functions/clock", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(s.get_json("/v1/schedules").await["schedules"], json!([]));
+    let r = s.http.delete(format!("{}/v1/schedules/{id}", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
