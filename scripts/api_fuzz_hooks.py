@@ -15,6 +15,10 @@ as invalid (negative) are left alone: the server must refuse those.
   `time_zone` name a zone of the tz database, which JSON Schema cannot say; a valid case gets
   `0 */5 * * * *` and `UTC` (crates/hearth-types/src/schedule.rs and
   crates/hearth-server/tests/gateway/events.rs test the refusals).
+- An alias (PUT /v1/functions/{name}/aliases/{alias}) is not named `latest` in any case (that
+  is `$LATEST`), and its additional version differs from its version (the server refuses
+  both, tested in crates/hearth-server/tests/gateway/aliases.rs); valid cases get `live` and
+  another version.
 - A patch (PATCH /v1/functions/{name}) applies to the function as the earlier cases left it,
   which the document cannot know: a valid case keeps its fields but those whose rules
   involve that state (runtime and handler, the instance counts, the environment's size),
@@ -54,7 +58,7 @@ def _not_its_own_destination(case) -> None:
     names = DEPLOYED | {(case.path_parameters or {}).get("name")}
     for field in ("on_success", "on_failure"):
         value = case.body.get(field)
-        if isinstance(value, str) and value in names:
+        if isinstance(value, str) and value.split(":")[0] in names:
             case.body.pop(field)
 
 
@@ -119,6 +123,14 @@ def map_case(context, case):
         case.body = _zip_of(bytes(body) if isinstance(body, (bytes, bytearray)) else b"")
     elif case.method.upper() == "PUT" and case.path == "/v1/functions/{name}" and isinstance(case.body, dict):
         _within_cross_field_rules(case.body)
+    elif case.path == "/v1/functions/{name}/aliases/{alias}":
+        params = case.path_parameters or {}
+        if str(params.get("alias", "")).lower() == "latest":
+            params["alias"] = "live"
+        body = case.body if isinstance(case.body, dict) else {}
+        extra = body.get("additional_version")
+        if isinstance(extra, dict) and extra.get("version") == body.get("version") and isinstance(extra.get("version"), int):
+            extra["version"] = extra["version"] % 999_999_999 + 1
     elif case.method.upper() == "POST" and case.path == "/v1/schedules" and isinstance(case.body, dict):
         case.body["schedule"] = "0 */5 * * * *"
         if "time_zone" in case.body:

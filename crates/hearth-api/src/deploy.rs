@@ -137,7 +137,7 @@ pub async fn update_config(
 /// A function cannot be its own destination: every failure would queue another event for it.
 fn refuse_self_destination(name: &FunctionName, config: &FunctionConfig) -> Result<(), ApiError> {
     for (field, to) in [("on_success", &config.events.on_success), ("on_failure", &config.events.on_failure)] {
-        if to.as_ref() == Some(name) {
+        if to.as_ref().is_some_and(|t| &t.function == name) {
             return Err(ApiError::bad_request(
                 "InvalidParameterValue",
                 format!("{field} names the function itself; choose another function (or none)"),

@@ -22,9 +22,10 @@ pub use admission::not_runnable;
 pub use auth::{Authorized, Caller, TOKEN_PREFIX, ensure_admin_token, hash_secret, mint_token, needs};
 pub use error::{ApiError, ApiErrorBody};
 pub use openapi::{ApiDoc, document_with};
+pub use routes::aliases::pinned;
 pub use state::{AppState, DeployHooks};
 
-use routes::{code, functions, system, tokens, triggers};
+use routes::{aliases, code, functions, system, tokens, triggers};
 
 /// The control-plane router, answering unknown routes with `RouteNotFound`.
 pub fn router(state: AppState) -> Router {
@@ -44,6 +45,11 @@ pub fn control_plane(state: AppState) -> Router {
                 .delete(functions::delete_function),
         )
         .route("/v1/functions/{name}/versions", get(functions::list_versions))
+        .route("/v1/functions/{name}/aliases", get(aliases::list_aliases))
+        .route(
+            "/v1/functions/{name}/aliases/{alias}",
+            put(aliases::put_alias).get(aliases::get_alias).delete(aliases::delete_alias),
+        )
         .route("/v1/functions/{name}/code", put(code::put_code).get(code::get_code))
         .route("/v1/packages", post(code::upload_package))
         .route("/v1/triggers", get(triggers::list_triggers).post(triggers::create_trigger))

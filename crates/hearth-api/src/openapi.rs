@@ -4,7 +4,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::lambda::manage;
-use crate::routes::{code, functions, system, tokens, triggers};
+use crate::routes::{aliases, code, functions, system, tokens, triggers};
 
 /// The control plane's part of the API description, generated from the handlers. The
 /// gateway adds its routes and serves the whole document (`hearth_server::openapi`), made
@@ -15,6 +15,7 @@ use crate::routes::{code, functions, system, tokens, triggers};
     paths(
         functions::put_function, functions::patch_function, functions::list_functions, functions::get_function,
         functions::delete_function, functions::list_versions,
+        aliases::put_alias, aliases::list_aliases, aliases::get_alias, aliases::delete_alias,
         code::put_code, code::get_code, code::upload_package,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
         triggers::create_trigger, triggers::list_triggers, triggers::delete_trigger,
@@ -29,7 +30,7 @@ use crate::routes::{code, functions, system, tokens, triggers};
         (name = "functions", description = "Functions and their versions"),
         (name = "code", description = "Code packages"),
         (name = "tokens", description = "API tokens"),
-        (name = "triggers", description = "HTTP triggers"),
+        (name = "triggers", description = "HTTP and cron triggers"),
         (name = "invoke", description = "Invoking functions and their instances"),
         (name = "system", description = "Health and API description"),
         (name = "lambda", description = "AWS Lambda's management API (2015-03-31), for AWS SDKs and the AWS CLI with `--endpoint-url`; a Hearth token is the access key id"),

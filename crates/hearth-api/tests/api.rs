@@ -124,8 +124,11 @@ async fn function_lifecycle_with_versions() {
     assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("VersionNotFound")));
     let message = body["message"].as_str().unwrap();
     assert!(message.starts_with("function \"hello\" has no version 9"), "the name, not its type: {message}");
-    let (st, body) = s.get_json("/v1/functions/hello/code?version=abc").await;
+    let (st, body) = s.get_json("/v1/functions/hello/code?version=1abc").await;
     assert_eq!((st, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidVersion")));
+    // A name that could be an alias is looked up as one.
+    let (st, body) = s.get_json("/v1/functions/hello/code?version=abc").await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("AliasNotFound")));
 
     let (_, list) = s.get_json("/v1/functions").await;
     assert_eq!(list["functions"][0]["name"], "hello");

@@ -45,6 +45,9 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Print a function's log (its output and START/END/REPORT lines).
     Logs(LogsArgs),
+    /// Name versions of a function (live -> 3), optionally splitting traffic between two.
+    #[command(subcommand)]
+    Alias(AliasCommand),
     /// Follow asynchronous invocations.
     #[command(subcommand)]
     Invocation(InvocationCommand),
@@ -352,7 +355,7 @@ pub struct InvokeArgs {
     /// (default: {}). Checked to be JSON (at most 6 MiB) before it is sent.
     #[arg(long, short)]
     pub data: Option<String>,
-    /// Version number (default: $LATEST).
+    /// Version number or alias (default: $LATEST).
     #[arg(long)]
     pub version: Option<String>,
     /// Also print the invocation's log lines (to stderr; with --json, as `log` in the JSON).
@@ -362,6 +365,46 @@ pub struct InvokeArgs {
     /// once, with retries; prints its request id (`hearth invocation get ID` follows it).
     #[arg(long = "async", id = "async_")]
     pub async_: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Create an alias or move it to another version.
+    Set {
+        /// The function's name.
+        function: String,
+        /// The alias's name (letters, digits, '_' and '-', starting with a letter).
+        alias: String,
+        /// The version it names.
+        #[arg(long)]
+        version: u32,
+        /// Send a share of invocations to a second version: VERSION=SHARE, e.g. 4=0.1.
+        #[arg(long, value_name = "VERSION=SHARE", value_parser = parse_weight)]
+        weight: Option<(u32, f64)>,
+        /// A note for people.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List a function's aliases.
+    #[command(alias = "ls")]
+    List {
+        /// The function's name.
+        function: String,
+    },
+    /// Delete an alias.
+    #[command(alias = "rm")]
+    Delete {
+        /// The function's name.
+        function: String,
+        /// The alias's name.
+        alias: String,
+    },
+}
+
+fn parse_weight(s: &str) -> Result<(u32, f64), String> {
+    let bad = || format!("expected VERSION=SHARE with a share between 0 and 1, e.g. 4=0.1, got {s:?}");
+    let (v, w) = s.split_once('=').ok_or_else(bad)?;
+    Ok((v.trim().parse().map_err(|_| bad())?, w.trim().parse().map_err(|_| bad())?))
 }
 
 #[derive(Debug, Subcommand)]

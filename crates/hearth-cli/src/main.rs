@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             Command::Context(cmd) => commands::contexts::run(cmd, json),
             Command::Trigger(cmd) => commands::triggers::run(cmd, json).await,
             Command::Logs(args) => commands::logs::run(args, json).await,
+            Command::Alias(cmd) => commands::aliases::run(cmd, json).await,
             Command::Invocation(cmd) => commands::events::invocation(cmd, json).await,
             Command::DeadLetters(cmd) => commands::events::dead_letters(cmd, json).await,
             Command::Node => commands::node::run(json).await,

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hearth_types::api::{
-    ApiErrorBody, CodeFromObject, DeadLetterPage, DeployResponse, EventAccepted, FunctionList, Health, InstanceList,
-    InstanceView, InvocationList, LogPage, NewToken, NodeView, RedriveRequest, RedriveResult, ScheduleList,
-    ScheduleSpec, TokenInfo, TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
+    AliasList, AliasSpec, ApiErrorBody, CodeFromObject, DeadLetterPage, DeployResponse, EventAccepted, FunctionList,
+    Health, InstanceList, InstanceView, InvocationList, LogPage, NewToken, NodeView, RedriveRequest, RedriveResult,
+    ScheduleList, ScheduleSpec, TokenInfo, TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
 };
-use hearth_types::{CodeRef, EventRecord, Function, FunctionSpec, InvocationRecord, ScheduleState, Version};
+use hearth_types::{Alias, CodeRef, EventRecord, Function, FunctionSpec, InvocationRecord, ScheduleState, Version};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
@@ -263,6 +263,19 @@ impl Client {
     pub async fn redrive(&self, name: &str, request_ids: Option<Vec<String>>) -> Result<RedriveResult> {
         let r = self.req(Method::POST, &format!("/v1/functions/{name}/dead-letters/redrive"));
         self.json(r.json(&RedriveRequest { request_ids })).await
+    }
+
+    pub async fn put_alias(&self, name: &str, alias: &str, spec: &AliasSpec) -> Result<Alias> {
+        self.json(self.req(Method::PUT, &format!("/v1/functions/{name}/aliases/{}", escape(alias))).json(spec)).await
+    }
+
+    pub async fn list_aliases(&self, name: &str) -> Result<Vec<Alias>> {
+        Ok(self.json::<AliasList>(self.req(Method::GET, &format!("/v1/functions/{name}/aliases"))).await?.aliases)
+    }
+
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+        let path = format!("/v1/functions/{name}/aliases/{}", escape(alias));
+        self.send(self.req(Method::DELETE, &path)).await.map(drop)
     }
 
     pub async fn create_schedule(&self, spec: &ScheduleSpec) -> Result<ScheduleState> {

@@ -28,7 +28,7 @@ fn json_or_text(bytes: &[u8]) -> Value {
 
 /// The destination event for `record`, whose payload was `payload`.
 pub fn record(region: &str, event: &EventRecord, payload: &[u8], outcome: Outcome<'_>, at: DateTime<Utc>) -> Bytes {
-    let qualifier = event.version.map_or_else(|| "$LATEST".to_owned(), |v| v.to_string());
+    let qualifier = event.qualifier.clone().unwrap_or_else(|| "$LATEST".to_owned());
     let arn = function_arn(region, &event.function, &qualifier);
     let mut response_context = json!({
         "statusCode": 200,
@@ -69,7 +69,7 @@ mod tests {
         let event = EventRecord {
             request_id: "r-1".into(),
             function: "orders".parse().unwrap(),
-            version: None,
+            qualifier: None,
             status: EventStatus::Running,
             source: EventSource::Api,
             attempts: 3,

@@ -179,7 +179,20 @@ impl Dispatcher {
     /// the event's request id and this attempt's number).
     async fn attempt(&self, event: &QueuedEvent) -> Delivered {
         let r = &event.record;
-        let selector = r.version.map_or(VersionSelector::Latest, VersionSelector::Number);
+        let selector = match r.qualifier.as_deref().map(str::parse::<VersionSelector>) {
+            None => VersionSelector::Latest,
+            Some(Ok(s)) => s,
+            // Checked when accepted; a record that no longer parses cannot run.
+            Some(Err(e)) => {
+                let error = EventError { error_type: "InvalidVersion".into(), message: e, function_error: false };
+                return Delivered {
+                    attempt: Attempt::Impossible,
+                    executed_version: None,
+                    response: Default::default(),
+                    error: Some(error),
+                };
+            }
+        };
         let request = InvokeRequest {
             payload: event.payload.clone(),
             content_type: Some("application/json".into()),
@@ -210,6 +223,7 @@ impl Dispatcher {
                 let (attempt, code) = match &e {
                     InvokeError::NotFound(_) => (Attempt::Impossible, "FunctionNotFound"),
                     InvokeError::NoVersion(..) => (Attempt::Impossible, "VersionNotFound"),
+                    InvokeError::NoAlias(..) => (Attempt::Impossible, "AliasNotFound"),
                     InvokeError::PayloadTooLarge(_) => (Attempt::Impossible, "RequestTooLarge"),
                     InvokeError::NoCode(_) => (Attempt::Unavailable, "CodeNotFound"),
                     InvokeError::Unavailable(AcquireError::Throttled { .. }) => {
@@ -248,7 +262,7 @@ impl Dispatcher {
             queued_at: r.queued_at,
         };
         let next = retry::next(d.attempt, counts, now, &config, &self.settings, retry::jitter());
-        let forward_to = |to: &Option<FunctionName>, condition: &str| {
+        let forward_to = |to: &Option<hearth_types::FunctionTarget>, condition: &str| {
             let to = to.as_ref().filter(|_| event.chain < MAX_CHAIN)?;
             let outcome = Outcome {
                 condition,
@@ -260,8 +274,8 @@ impl Dispatcher {
             record.attempts = counts.attempts;
             Some(NewEvent {
                 request_id: uuid::Uuid::new_v4().to_string(),
-                function: to.clone(),
-                version: None,
+                function: to.function.clone(),
+                qualifier: to.selector.qualifier(),
                 source: EventSource::Destination,
                 payload: destination::record(&self.settings.region, &record, &event.payload, outcome, now),
                 enqueued_at: now,

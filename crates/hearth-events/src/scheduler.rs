@@ -163,7 +163,7 @@ impl Scheduler {
                         payload: scheduled_event(&self.settings.region, &trigger, &request_id, at),
                         request_id,
                         function: t.function.clone(),
-                        version: None,
+                        qualifier: t.qualifier.clone(),
                         source: EventSource::Schedule,
                         enqueued_at: Utc::now(),
                         max_queued: f.config.events.max_queued_events,

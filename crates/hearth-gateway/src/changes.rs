@@ -64,8 +64,16 @@ impl Gateway {
         let inner = &self.inner;
         inner.functions.forget(name);
         let current = inner.functions.function(name).await?;
-        let latest: Option<VersionKey> = current.as_ref().and_then(|f| f.latest_version.map(|n| (f.id, n)));
-        let stale = inner.routes.stale(name, latest);
+        // $LATEST and the versions aliases name keep their pools; the others drain.
+        let mut keep: Vec<VersionKey> =
+            current.as_ref().and_then(|f| f.latest_version.map(|n| (f.id, n))).into_iter().collect();
+        if let Some(f) = &current {
+            for a in inner.store.list_aliases(name).await? {
+                keep.push((f.id, a.version));
+                keep.extend(a.additional_version.map(|extra| (f.id, extra.version)));
+            }
+        }
+        let stale = inner.routes.stale(name, &keep);
         if current.is_none() {
             // Deleted: what its keep-alive policy learned goes too.
             let gone: Vec<_> = stale.iter().map(|p| p.key.0).collect();
@@ -75,7 +83,7 @@ impl Gateway {
             p.drain();
         }
         if current.is_some_and(|f| f.config.min_instances > 0)
-            && let Resolved::Found(v) = inner.functions.resolve(name, VersionSelector::Latest).await?
+            && let Resolved::Found(v) = inner.functions.resolve(name, &VersionSelector::Latest).await?
         {
             // Reaping also tops the pool up to min_instances.
             self.pool(&v).reap();

@@ -1,13 +1,14 @@
 //! Function metadata for routing, kept in memory so a hot request does no store I/O.
-//! Versions are immutable and cached for good; `$LATEST` is dropped whenever this node
-//! changes the function, and re-read after a bounded age (for changes made elsewhere).
+//! Versions are immutable and cached for good; `$LATEST` and aliases are dropped whenever
+//! this node changes the function (or an alias of it), and re-read after a bounded age (for
+//! changes made elsewhere).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use hearth_store::{MetadataStore, StoreError};
-use hearth_types::{Function, FunctionId, FunctionName, Version, VersionSelector};
+use hearth_types::{Alias, AliasName, Function, FunctionId, FunctionName, Version, VersionSelector};
 
 const LATEST_MAX_AGE: Duration = Duration::from_secs(30);
 
@@ -15,7 +16,12 @@ pub struct FunctionCache {
     store: Arc<dyn MetadataStore>,
     latest: RwLock<HashMap<FunctionName, (Function, Instant)>>,
     versions: RwLock<HashMap<(FunctionId, u32), Version>>,
+    /// Aliases as last read (`None`: there was none), with when.
+    aliases: RwLock<HashMap<(FunctionName, AliasName), CachedAlias>>,
 }
+
+/// An alias as last read (`None`: there was none), and when.
+type CachedAlias = (Option<Alias>, Instant);
 
 /// The version a request resolved to.
 pub enum Resolved {
@@ -23,15 +29,29 @@ pub enum Resolved {
     NoFunction,
     NoCode,
     NoVersion(u32),
+    NoAlias(AliasName),
 }
 
 impl FunctionCache {
     pub fn new(store: Arc<dyn MetadataStore>) -> Self {
-        Self { store, latest: RwLock::default(), versions: RwLock::default() }
+        Self { store, latest: RwLock::default(), versions: RwLock::default(), aliases: RwLock::default() }
     }
 
     pub fn forget(&self, name: &FunctionName) {
         self.latest.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.aliases.write().unwrap_or_else(|p| p.into_inner()).retain(|(f, _), _| f != name);
+    }
+
+    async fn alias(&self, name: &FunctionName, alias: &AliasName) -> Result<Option<Alias>, StoreError> {
+        let key = (name.clone(), alias.clone());
+        if let Some((a, at)) = self.aliases.read().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && at.elapsed() < LATEST_MAX_AGE
+        {
+            return Ok(a.clone());
+        }
+        let a = self.store.get_alias(name, alias).await?;
+        self.aliases.write().unwrap_or_else(|p| p.into_inner()).insert(key, (a.clone(), Instant::now()));
+        Ok(a)
     }
 
     pub async fn function(&self, name: &FunctionName) -> Result<Option<Function>, StoreError> {
@@ -49,14 +69,20 @@ impl FunctionCache {
         Ok(f)
     }
 
-    pub async fn resolve(&self, name: &FunctionName, selector: VersionSelector) -> Result<Resolved, StoreError> {
+    /// The version `selector` means now; an alias with a second version picks one by its
+    /// weight.
+    pub async fn resolve(&self, name: &FunctionName, selector: &VersionSelector) -> Result<Resolved, StoreError> {
         let Some(f) = self.function(name).await? else {
             return Ok(Resolved::NoFunction);
         };
         let number = match (selector, f.latest_version) {
-            (VersionSelector::Number(n), _) => n,
+            (VersionSelector::Number(n), _) => *n,
             (VersionSelector::Latest, Some(n)) => n,
             (VersionSelector::Latest, None) => return Ok(Resolved::NoCode),
+            (VersionSelector::Alias(a), _) => match self.alias(name, a).await? {
+                Some(alias) => alias.route(draw()),
+                None => return Ok(Resolved::NoAlias(a.clone())),
+            },
         };
         if let Some(v) = self.versions.read().unwrap_or_else(|p| p.into_inner()).get(&(f.id, number)) {
             return Ok(Resolved::Found(Box::new(v.clone())));
@@ -67,4 +93,9 @@ impl FunctionCache {
         self.versions.write().unwrap_or_else(|p| p.into_inner()).insert((f.id, number), v.clone());
         Ok(Resolved::Found(Box::new(v)))
     }
+}
+
+/// A uniform value in `[0, 1)` (from the same generator as request ids).
+fn draw() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
 }

@@ -52,6 +52,11 @@ pub enum InvokeError {
     NoCode(FunctionName),
     #[error("function {name:?} has no version {n}; `hearth fn versions {name}` lists them", name = .0.as_str(), n = .1)]
     NoVersion(FunctionName, u32),
+    #[error(
+        "function {name:?} has no alias {alias:?}; `hearth alias list {name}` lists them",
+        name = .0.as_str(), alias = .1.as_str()
+    )]
+    NoAlias(FunctionName, hearth_types::AliasName),
     #[error("the request payload is {0} bytes, more than the {MAX_PAYLOAD_BYTES}-byte limit")]
     PayloadTooLarge(usize),
     #[error(transparent)]
@@ -77,11 +82,13 @@ impl Gateway {
         if request.payload.len() > MAX_PAYLOAD_BYTES {
             return Err(InvokeError::PayloadTooLarge(request.payload.len()));
         }
-        let version = match self.inner.functions.resolve(name, selector).await? {
+        let qualifier = selector.qualifier();
+        let version = match self.inner.functions.resolve(name, &selector).await? {
             Resolved::Found(v) => v,
             Resolved::NoFunction => return Err(InvokeError::NotFound(name.clone())),
             Resolved::NoCode => return Err(InvokeError::NoCode(name.clone())),
             Resolved::NoVersion(n) => return Err(InvokeError::NoVersion(name.clone(), n)),
+            Resolved::NoAlias(a) => return Err(InvokeError::NoAlias(name.clone(), a)),
         };
         let started = Instant::now();
         let started_at_wall = Utc::now();
@@ -117,6 +124,7 @@ impl Gateway {
                 meter.record(InvocationRecord {
                     request_id: request_id.clone(),
                     attempt,
+                    qualifier: qualifier.clone(),
                     function_id: version.function_id,
                     function: name.clone(),
                     version: version.number,

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 enum Msg {
-    Record(InvocationRecord),
+    Record(Box<InvocationRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -67,7 +67,7 @@ impl Meter {
 
     /// Queues a record; if its queue is full (the store far behind), says so and counts it.
     pub(crate) fn record(&self, record: InvocationRecord) {
-        if let Err(TrySendError::Full(_)) = self.records.try_send(Msg::Record(record)) {
+        if let Err(TrySendError::Full(_)) = self.records.try_send(Msg::Record(Box::new(record))) {
             let lost = self.counts.records_lost.fetch_add(1, Ordering::Relaxed) + 1;
             if lost.is_power_of_two() {
                 tracing::warn!(lost, "invocation records lost: the metering queue is full");
@@ -183,7 +183,7 @@ impl Batch {
     /// its records on their channel, and the log lines waiting when it arrives are taken too.
     fn take(&mut self, msg: Msg, logs_rx: &mut mpsc::Receiver<LogLine>) {
         match msg {
-            Msg::Record(r) => self.records.push(r),
+            Msg::Record(r) => self.records.push(*r),
             Msg::Flush(done) => {
                 self.waiting.push(done);
                 while let Ok(l) = logs_rx.try_recv() {
@@ -272,6 +272,7 @@ mod tests {
         InvocationRecord {
             request_id: id.into(),
             attempt: 1,
+            qualifier: None,
             function_id: FunctionId::new(),
             function: function.clone(),
             version: 1,

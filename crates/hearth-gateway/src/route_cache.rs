@@ -29,9 +29,9 @@ impl RouteCache {
         self.lock().values().filter(|p| p.key.0 == function).cloned().collect()
     }
 
-    /// The pools of a function's versions other than `current`.
-    pub fn stale(&self, name: &FunctionName, current: Option<VersionKey>) -> Vec<Arc<VersionPool>> {
-        self.lock().values().filter(|p| p.template.function == *name && Some(p.key) != current).cloned().collect()
+    /// The pools of a function's versions other than those in `keep`.
+    pub fn stale(&self, name: &FunctionName, keep: &[VersionKey]) -> Vec<Arc<VersionPool>> {
+        self.lock().values().filter(|p| p.template.function == *name && !keep.contains(&p.key)).cloned().collect()
     }
 
     /// One keep-alive pass over every pool (stops idle instances past their keep-alive,

@@ -96,7 +96,7 @@ impl Bed {
 
     async fn latest_pool(&self, function: &str) -> Arc<crate::version_pool::VersionPool> {
         let Resolved::Found(v) =
-            self.gateway.inner.functions.resolve(&name(function), VersionSelector::Latest).await.unwrap()
+            self.gateway.inner.functions.resolve(&name(function), &VersionSelector::Latest).await.unwrap()
         else {
             panic!("{function} has a version");
         };

@@ -56,23 +56,27 @@ pub(crate) async fn accept(
             format!("function {:?} has no code yet; deploy some first", name.as_str()),
         ));
     };
-    let version = match selector {
-        VersionSelector::Latest => None,
-        VersionSelector::Number(n) if n <= latest => Some(n),
-        VersionSelector::Number(n) => {
+    match &selector {
+        VersionSelector::Number(n) if *n > latest => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "VersionNotFound",
                 format!("function {:?} has no version {n}; `hearth fn versions {name}` lists them", name.as_str()),
             ));
         }
-    };
+        VersionSelector::Alias(a) => {
+            // An alias may move before delivery; it must exist when the event is accepted.
+            hearth_api::pinned(state.api.store().as_ref(), name, VersionSelector::Alias(a.clone())).await?;
+        }
+        _ => {}
+    }
+    let qualifier = selector.qualifier();
     let request_id = uuid::Uuid::new_v4().to_string();
     let limit = function.config.events.max_queued_events;
     let event = NewEvent {
         request_id: request_id.clone(),
         function: name.clone(),
-        version,
+        qualifier,
         source,
         payload,
         enqueued_at: Utc::now(),

@@ -11,6 +11,7 @@ pub(crate) fn api_error(e: InvokeError) -> ApiError {
         InvokeError::NotFound(n) => ApiError::function_not_found(n.as_str()),
         InvokeError::NoCode(_) => ApiError::new(StatusCode::CONFLICT, "CodeNotFound", msg),
         InvokeError::NoVersion(..) => ApiError::new(StatusCode::NOT_FOUND, "VersionNotFound", msg),
+        InvokeError::NoAlias(..) => ApiError::new(StatusCode::NOT_FOUND, "AliasNotFound", msg),
         InvokeError::PayloadTooLarge(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge", msg),
         InvokeError::Unavailable(AcquireError::Throttled { .. }) => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", format!("{msg}; retry later"))

@@ -13,7 +13,7 @@ use hearth_api::lambda::{
     LambdaCaller, LambdaError, LambdaErrorBody, function_ref_schema, parse_function, qualifier_of,
 };
 use hearth_gateway::{AcquireError, InvokeError, InvokeRequest};
-use hearth_types::{EventSource, Scope};
+use hearth_types::{EventSource, Scope, VersionSelector};
 use utoipa::IntoParams;
 
 use crate::apps::ServerState;
@@ -81,6 +81,27 @@ pub struct LambdaInvokeHeaders {
     /// `Tail`: the last 4 KB of the invocation's log, base64, in `X-Amz-Log-Result`.
     #[param(rename = "X-Amz-Log-Type", schema_with = log_type_schema)]
     pub log_type: Option<String>,
+}
+
+/// `DryRun`: the function exists, and so does the version or alias named.
+async fn dry_run(
+    state: &ServerState,
+    name: &hearth_types::FunctionName,
+    selector: VersionSelector,
+) -> Result<(), ApiError> {
+    let Some(f) = state.gateway.function(name).await? else {
+        return Err(ApiError::function_not_found(name.as_str()));
+    };
+    if let VersionSelector::Number(n) = hearth_api::pinned(state.api.store().as_ref(), name, selector).await?
+        && f.latest_version.is_none_or(|latest| n > latest)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "VersionNotFound",
+            format!("function {:?} has no version {n}", name.as_str()),
+        ));
+    }
+    Ok(())
 }
 
 fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
@@ -171,10 +192,9 @@ pub(crate) async fn invocations(
     match header_text(h, "x-amz-invocation-type").as_deref() {
         None | Some("RequestResponse") => {}
         Some("DryRun") => {
-            return match state.gateway.function(&name).await {
-                Ok(Some(_)) => StatusCode::NO_CONTENT.into_response(),
-                Ok(None) => from_api(ApiError::function_not_found(name.as_str())),
-                Err(e) => from_api(e.into()),
+            return match dry_run(&state, &name, selector).await {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => from_api(e),
             };
         }
         Some("Event") => {

@@ -9,10 +9,9 @@ use chrono::Utc;
 use hearth_api::{ApiError, ApiErrorBody, Authorized, needs};
 use hearth_store::StoreError;
 use hearth_types::api::{ScheduleList, ScheduleSpec};
-use hearth_types::{CronSchedule, CronTrigger, MissedRuns, ScheduleState, TriggerId};
+use hearth_types::{CronSchedule, CronTrigger, FunctionTarget, MissedRuns, ScheduleState, TriggerId};
 
 use crate::apps::ServerState;
-use crate::invoke_route::name_of;
 
 /// Add a cron trigger: the function is invoked asynchronously, with an EventBridge scheduled
 /// event, at each instant of the schedule; each instant fires once, across restarts.
@@ -33,17 +32,21 @@ pub(crate) async fn create(
     spec: Result<Json<ScheduleSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ScheduleState>), ApiError> {
     let Json(spec) = spec?;
-    let function = name_of(&spec.function)?;
+    let target: FunctionTarget = spec.function.parse()?;
+    let function = target.function.clone();
     let time_zone = spec.time_zone.as_deref().unwrap_or("UTC");
     let schedule = CronSchedule::new(&spec.schedule, time_zone)?;
     let missed_runs: MissedRuns = spec.missed_runs.as_deref().map(str::parse).transpose()?.unwrap_or_default();
     if state.gateway.function(&function).await?.is_none() {
         return Err(ApiError::function_not_found(function.as_str()));
     }
+    // An alias may move later; it must exist now.
+    hearth_api::pinned(state.api.store().as_ref(), &function, target.selector.clone()).await?;
     let now = Utc::now();
     let trigger = CronTrigger {
         id: TriggerId::new(),
         function,
+        qualifier: target.selector.qualifier(),
         schedule: schedule.expression().to_owned(),
         time_zone: schedule.time_zone().to_owned(),
         missed_runs,

@@ -8,12 +8,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_api::{ApiError, Caller};
 use hearth_gateway::InvokeRequest;
-use hearth_types::{Scope, TriggerAuth, VersionSelector};
+use hearth_types::{Scope, TriggerAuth};
 
 use crate::apps::ServerState;
 use crate::http_event;
 use crate::invoke_error::api_error;
-use crate::invoke_route::{name_of, read_event};
+use crate::invoke_route::read_event;
 
 pub(crate) async fn dispatch(State(state): State<ServerState>, request: axum::extract::Request) -> Response {
     match route_http(state, request).await {
@@ -29,7 +29,11 @@ async fn route_http(state: ServerState, request: axum::extract::Request) -> Resu
         let (name, proxy) = rest.split_once('/').unwrap_or((rest, ""));
         (name.to_owned(), proxy.to_owned(), TriggerAuth::Token, None)
     } else if let Some((trigger, proxy)) = state.gateway.trigger_for(&path) {
-        (trigger.function.to_string(), proxy, trigger.auth, Some((trigger.path, trigger.methods)))
+        let target = match &trigger.qualifier {
+            Some(q) => format!("{}:{q}", trigger.function),
+            None => trigger.function.to_string(),
+        };
+        (target, proxy, trigger.auth, Some((trigger.path, trigger.methods)))
     } else {
         return Err(hearth_api::not_found().await);
     };
@@ -45,7 +49,8 @@ async fn route_http(state: ServerState, request: axum::extract::Request) -> Resu
         return Ok(method_not_allowed(trigger_path.as_str(), &methods));
     }
     http_event::strip_credentials(&mut parts.headers, auth == TriggerAuth::Token);
-    let name = name_of(&function)?;
+    // `NAME`, `NAME:VERSION` or `NAME:ALIAS` (also in `/fn/NAME:ALIAS/...`).
+    let target: hearth_types::FunctionTarget = function.parse()?;
     let body = read_event(Body::new(body)).await?;
     let request_id = uuid::Uuid::new_v4().to_string();
     let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
@@ -56,7 +61,7 @@ async fn route_http(state: ServerState, request: axum::extract::Request) -> Resu
         request_id: Some(request_id),
         ..Default::default()
     };
-    let r = state.gateway.invoke(&name, VersionSelector::Latest, request).await.map_err(api_error)?;
+    let r = state.gateway.invoke(&target.function, target.selector, request).await.map_err(api_error)?;
     Ok(http_event::response(&r))
 }
 

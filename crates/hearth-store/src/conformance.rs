@@ -3,8 +3,9 @@
 
 use chrono::Utc;
 use hearth_types::{
-    CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec, HttpTrigger, InvocationRecord, LogLine,
-    LogStream, Scope, TokenId, TokenRecord, TriggerAuth, TriggerId, TriggerPath, Version,
+    AdditionalVersion, Alias, AliasName, CodeDigest, CodeRef, Function, FunctionId, FunctionName, FunctionSpec,
+    HttpTrigger, InvocationRecord, LogLine, LogStream, Scope, TokenId, TokenRecord, TriggerAuth, TriggerId,
+    TriggerPath, Version,
 };
 
 use crate::{Expect, MetadataStore, StoreError};
@@ -66,6 +67,12 @@ pub async fn run(store: &dyn MetadataStore) {
     delete_removes_versions(store).await;
     tokens(store).await;
     triggers(store).await;
+    alias_round_trip_and_replace(store).await;
+    alias_listing(store).await;
+    alias_needs_its_function(store).await;
+    alias_delete(store).await;
+    aliases_go_with_their_function(store).await;
+    aliases_of_two_functions_are_independent(store).await;
     telemetry(store).await;
     pruning(store).await;
     invocation_attempts(store).await;
@@ -81,6 +88,7 @@ async fn invocation_attempts(store: &dyn MetadataStore) {
     let record = |attempt: u32| InvocationRecord {
         request_id: "async-1".into(),
         attempt,
+        qualifier: None,
         function_id: f.id,
         function: name("attempts"),
         version: 1,
@@ -142,6 +150,7 @@ async fn pruning(store: &dyn MetadataStore) {
             .map(|(label, at)| InvocationRecord {
                 request_id: format!("{n}-{label}"),
                 attempt: 1,
+                qualifier: None,
                 function_id: f.id,
                 function: name(n),
                 version: 1,
@@ -216,6 +225,7 @@ async fn telemetry(store: &dyn MetadataStore) {
     let record = |id: &str, secs_ago: i64| InvocationRecord {
         request_id: id.into(),
         attempt: 1,
+        qualifier: None,
         function_id: f.id,
         function: name("tele"),
         version: 1,
@@ -246,6 +256,7 @@ fn trigger(function: &str, path: &str) -> HttpTrigger {
     HttpTrigger {
         id: TriggerId::new(),
         function: name(function),
+        qualifier: Some("live".into()),
         path: TriggerPath::try_from(path.to_owned()).expect("valid test path"),
         methods: vec![],
         auth: TriggerAuth::None,
@@ -269,6 +280,288 @@ async fn triggers(store: &dyn MetadataStore) {
     assert!(!store.delete_trigger(b.id).await.unwrap());
     store.delete_function(&name("trig")).await.unwrap();
     assert!(store.list_triggers().await.unwrap().is_empty(), "a function's triggers go with it");
+}
+
+fn alias_name(s: &str) -> AliasName {
+    s.parse().expect("valid test alias name")
+}
+
+/// An alias of `function` to `version`, as the alias logic would build it: whole
+/// milliseconds (the precision every backend keeps), created an hour before its update.
+pub fn sample_alias(function: &str, n: &str, version: u32) -> Alias {
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
+    Alias {
+        function: name(function),
+        name: alias_name(n),
+        version,
+        additional_version: None,
+        description: String::new(),
+        revision: 1,
+        created_at: now - chrono::Duration::hours(1),
+        updated_at: now,
+    }
+}
+
+/// Creates the functions `names` (none may exist yet).
+async fn create_functions(store: &dyn MetadataStore, names: &[&str]) {
+    for n in names {
+        store.save_function(&sample_function(n), Expect::Absent, None).await.unwrap();
+    }
+}
+
+/// Put then get returns the alias exactly, every field; a put with the same name replaces
+/// it whole (nothing of the old one stays), and the function still has one alias.
+async fn alias_round_trip_and_replace(store: &dyn MetadataStore) {
+    create_functions(store, &["alias-rt"]).await;
+    let live = Alias {
+        additional_version: Some(AdditionalVersion { version: 4, weight: 0.1 }),
+        description: "canary: 10% \u{2192} v4, \"quoted\"\nsecond line".into(),
+        revision: 7,
+        ..sample_alias("alias-rt", "live", 3)
+    };
+    assert!(store.get_alias(&name("alias-rt"), &live.name).await.unwrap().is_none(), "an unknown alias is None");
+    store.put_alias(&live).await.unwrap();
+    assert_eq!(
+        store.get_alias(&name("alias-rt"), &live.name).await.unwrap().as_ref(),
+        Some(&live),
+        "put then get returns the alias exactly (additional version and weight, description, revision, timestamps)"
+    );
+    assert_eq!(
+        store.list_aliases(&name("alias-rt")).await.unwrap(),
+        std::slice::from_ref(&live),
+        "list returns it exactly"
+    );
+
+    let replaced = Alias {
+        version: 4,
+        additional_version: None,
+        description: "all on v4".into(),
+        revision: 8,
+        updated_at: live.updated_at + chrono::Duration::milliseconds(1500),
+        ..live.clone()
+    };
+    store.put_alias(&replaced).await.unwrap();
+    assert_eq!(
+        store.get_alias(&name("alias-rt"), &live.name).await.unwrap().as_ref(),
+        Some(&replaced),
+        "a put with the same name replaces the alias whole (its additional version is gone)"
+    );
+    assert_eq!(
+        store.list_aliases(&name("alias-rt")).await.unwrap(),
+        std::slice::from_ref(&replaced),
+        "a replaced alias is listed once, as replaced"
+    );
+    let weighted_again =
+        Alias { additional_version: Some(AdditionalVersion { version: 2, weight: 0.75 }), revision: 9, ..replaced };
+    store.put_alias(&weighted_again).await.unwrap();
+    assert_eq!(
+        store.get_alias(&name("alias-rt"), &live.name).await.unwrap().as_ref(),
+        Some(&weighted_again),
+        "a replacement can add an additional version back"
+    );
+
+    // The longest name there is round-trips.
+    let longest = sample_alias("alias-rt", &format!("L{}", "o".repeat(AliasName::MAX_LEN - 1)), 1);
+    store.put_alias(&longest).await.unwrap();
+    assert_eq!(
+        store.get_alias(&name("alias-rt"), &longest.name).await.unwrap().as_ref(),
+        Some(&longest),
+        "an alias name of the maximum length round-trips"
+    );
+    store.delete_function(&name("alias-rt")).await.unwrap();
+}
+
+/// A function's aliases are listed ordered by name in byte order (`Beta` before `alpha`),
+/// and only that function's; an unknown function, or one without aliases, lists none.
+async fn alias_listing(store: &dyn MetadataStore) {
+    create_functions(store, &["alias-list", "alias-list-other", "alias-list-none"]).await;
+    // Byte order: `-` < digits < upper case < `_` < lower case; put in another order.
+    let sorted = ["Beta", "Zed", "a-b", "a9", "a_b", "alpha", "alpha2", "beta"];
+    for (i, n) in ["alpha", "beta", "a_b", "Zed", "alpha2", "a9", "Beta", "a-b"].into_iter().enumerate() {
+        store.put_alias(&sample_alias("alias-list", n, i as u32 + 1)).await.unwrap();
+    }
+    for n in ["Alpha", "aaa"] {
+        store.put_alias(&sample_alias("alias-list-other", n, 1)).await.unwrap();
+    }
+    let listed = store.list_aliases(&name("alias-list")).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        sorted,
+        "aliases are listed by name in byte order, and only the function's own"
+    );
+    assert!(listed.iter().all(|a| a.function == name("alias-list")), "every alias listed is of the function");
+    for a in &listed {
+        assert_eq!(
+            store.get_alias(&name("alias-list"), &a.name).await.unwrap().as_ref(),
+            Some(a),
+            "list and get agree on {}",
+            a.name
+        );
+    }
+    let other = store.list_aliases(&name("alias-list-other")).await.unwrap();
+    assert_eq!(
+        other.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["Alpha", "aaa"],
+        "another function's aliases are its own"
+    );
+    assert!(
+        store.get_alias(&name("alias-list"), &alias_name("aaa")).await.unwrap().is_none(),
+        "an alias of another function is not found under this one"
+    );
+    assert!(
+        store.list_aliases(&name("alias-list-none")).await.unwrap().is_empty(),
+        "a function without aliases lists none"
+    );
+    assert!(store.list_aliases(&name("alias-list-nope")).await.unwrap().is_empty(), "an unknown function lists none");
+    assert!(
+        store.get_alias(&name("alias-list-nope"), &alias_name("alpha")).await.unwrap().is_none(),
+        "an alias of an unknown function is None"
+    );
+    for n in ["alias-list", "alias-list-other", "alias-list-none"] {
+        store.delete_function(&name(n)).await.unwrap();
+    }
+}
+
+/// `put_alias` for a function that does not exist (never did, or no longer does) is
+/// `Conflict` and stores nothing: not even once a function of that name appears.
+async fn alias_needs_its_function(store: &dyn MetadataStore) {
+    let orphan = sample_alias("alias-ghost", "live", 1);
+    assert!(
+        matches!(store.put_alias(&orphan).await, Err(StoreError::Conflict)),
+        "an alias of a function that does not exist must conflict"
+    );
+    assert!(
+        store.get_alias(&name("alias-ghost"), &orphan.name).await.unwrap().is_none(),
+        "a refused put stores nothing"
+    );
+    assert!(store.list_aliases(&name("alias-ghost")).await.unwrap().is_empty(), "a refused put lists nothing");
+
+    create_functions(store, &["alias-ghost"]).await;
+    assert!(
+        store.get_alias(&name("alias-ghost"), &orphan.name).await.unwrap().is_none(),
+        "a refused put stores nothing, not even for a function created afterwards"
+    );
+    assert!(
+        store.list_aliases(&name("alias-ghost")).await.unwrap().is_empty(),
+        "a function created after a refused put has no aliases"
+    );
+    store.delete_function(&name("alias-ghost")).await.unwrap();
+    assert!(
+        matches!(store.put_alias(&orphan).await, Err(StoreError::Conflict)),
+        "an alias of a deleted function must conflict"
+    );
+    assert!(
+        store.list_functions().await.unwrap().iter().all(|f| f.name != name("alias-ghost")),
+        "a refused put does not create the function"
+    );
+}
+
+/// `delete_alias` removes one alias and reports whether it existed: true, then false;
+/// false for an unknown alias or function. The function's other aliases stay.
+async fn alias_delete(store: &dyn MetadataStore) {
+    create_functions(store, &["alias-del"]).await;
+    let (live, beta) = (sample_alias("alias-del", "live", 1), sample_alias("alias-del", "beta", 2));
+    store.put_alias(&live).await.unwrap();
+    store.put_alias(&beta).await.unwrap();
+    assert!(store.delete_alias(&name("alias-del"), &live.name).await.unwrap(), "deleting an alias reports it existed");
+    assert!(!store.delete_alias(&name("alias-del"), &live.name).await.unwrap(), "deleting it again reports absence");
+    assert!(store.get_alias(&name("alias-del"), &live.name).await.unwrap().is_none(), "a deleted alias is None");
+    assert_eq!(
+        store.list_aliases(&name("alias-del")).await.unwrap(),
+        std::slice::from_ref(&beta),
+        "a deleted alias is not listed; the other stays"
+    );
+    assert!(
+        !store.delete_alias(&name("alias-del"), &alias_name("never")).await.unwrap(),
+        "deleting an unknown alias reports absence"
+    );
+    assert!(
+        !store.delete_alias(&name("alias-del-nope"), &beta.name).await.unwrap(),
+        "deleting an alias of an unknown function reports absence"
+    );
+    assert_eq!(
+        store.get_alias(&name("alias-del"), &beta.name).await.unwrap().as_ref(),
+        Some(&beta),
+        "deleting elsewhere leaves an alias alone"
+    );
+    // A deleted alias can be put again.
+    store.put_alias(&live).await.unwrap();
+    assert_eq!(
+        store.get_alias(&name("alias-del"), &live.name).await.unwrap().as_ref(),
+        Some(&live),
+        "a deleted alias can be put again"
+    );
+    store.delete_function(&name("alias-del")).await.unwrap();
+}
+
+/// `delete_function` deletes the function's aliases: a function re-created under the same
+/// name starts without any.
+async fn aliases_go_with_their_function(store: &dyn MetadataStore) {
+    create_functions(store, &["alias-gone"]).await;
+    let (live, beta) = (sample_alias("alias-gone", "live", 1), sample_alias("alias-gone", "beta", 1));
+    store.put_alias(&live).await.unwrap();
+    store.put_alias(&beta).await.unwrap();
+    assert!(store.delete_function(&name("alias-gone")).await.unwrap());
+    assert!(store.get_alias(&name("alias-gone"), &live.name).await.unwrap().is_none(), "aliases go with the function");
+    assert!(store.list_aliases(&name("alias-gone")).await.unwrap().is_empty(), "aliases go with the function");
+    create_functions(store, &["alias-gone"]).await;
+    assert!(
+        store.get_alias(&name("alias-gone"), &live.name).await.unwrap().is_none(),
+        "a re-created function has none of the old one's aliases"
+    );
+    assert!(
+        store.list_aliases(&name("alias-gone")).await.unwrap().is_empty(),
+        "a re-created function starts without aliases"
+    );
+    assert!(
+        !store.delete_alias(&name("alias-gone"), &beta.name).await.unwrap(),
+        "an old alias of a re-created function is not there to delete"
+    );
+    // Its own aliases are stored as usual.
+    let fresh = Alias { revision: 1, ..sample_alias("alias-gone", "live", 2) };
+    store.put_alias(&fresh).await.unwrap();
+    assert_eq!(
+        store.list_aliases(&name("alias-gone")).await.unwrap(),
+        [fresh],
+        "a re-created function has exactly its new aliases"
+    );
+    store.delete_function(&name("alias-gone")).await.unwrap();
+}
+
+/// Two functions may each have an alias of the same name: putting, replacing or deleting
+/// one, or deleting its function, leaves the other as it was.
+async fn aliases_of_two_functions_are_independent(store: &dyn MetadataStore) {
+    create_functions(store, &["alias-one", "alias-two"]).await;
+    let one = sample_alias("alias-one", "live", 1);
+    let two = Alias {
+        additional_version: Some(AdditionalVersion { version: 3, weight: 0.25 }),
+        description: "two's".into(),
+        ..sample_alias("alias-two", "live", 2)
+    };
+    store.put_alias(&one).await.unwrap();
+    store.put_alias(&two).await.unwrap();
+    let get = |f: &'static str| async move { store.get_alias(&name(f), &alias_name("live")).await.unwrap() };
+    assert_eq!(
+        (get("alias-one").await, get("alias-two").await),
+        (Some(one.clone()), Some(two.clone())),
+        "two functions' aliases of the same name are each their own"
+    );
+    let one_replaced = Alias { version: 5, revision: 2, description: "one's, replaced".into(), ..one.clone() };
+    store.put_alias(&one_replaced).await.unwrap();
+    assert_eq!(get("alias-two").await, Some(two.clone()), "replacing one function's alias leaves the other's");
+    assert_eq!(get("alias-one").await, Some(one_replaced), "the replaced alias is replaced");
+    assert!(store.delete_alias(&name("alias-one"), &one.name).await.unwrap());
+    assert_eq!(get("alias-two").await, Some(two.clone()), "deleting one function's alias leaves the other's");
+    assert_eq!(
+        store.list_aliases(&name("alias-two")).await.unwrap(),
+        std::slice::from_ref(&two),
+        "the other is still listed"
+    );
+    store.put_alias(&one).await.unwrap();
+    assert!(store.delete_function(&name("alias-one")).await.unwrap());
+    assert_eq!(get("alias-two").await, Some(two.clone()), "deleting one function leaves the other's aliases");
+    assert_eq!(store.list_aliases(&name("alias-two")).await.unwrap(), [two], "the other's aliases are all listed");
+    store.delete_function(&name("alias-two")).await.unwrap();
 }
 
 async fn create_get_list(store: &dyn MetadataStore) {

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_types::{
-    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
+    Alias, AliasName, Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId,
+    Version,
 };
 
 use crate::{Expect, MetadataStore, StoreError};
@@ -92,6 +93,22 @@ impl MetadataStore for CountingStore {
 
     async fn insert_trigger(&self, trigger: &HttpTrigger) -> Result<(), StoreError> {
         self.count("insert_trigger").insert_trigger(trigger).await
+    }
+
+    async fn put_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        self.count("put_alias").put_alias(alias).await
+    }
+
+    async fn get_alias(&self, function: &FunctionName, name: &AliasName) -> Result<Option<Alias>, StoreError> {
+        self.count("get_alias").get_alias(function, name).await
+    }
+
+    async fn list_aliases(&self, function: &FunctionName) -> Result<Vec<Alias>, StoreError> {
+        self.count("list_aliases").list_aliases(function).await
+    }
+
+    async fn delete_alias(&self, function: &FunctionName, name: &AliasName) -> Result<bool, StoreError> {
+        self.count("delete_alias").delete_alias(function, name).await
     }
 
     async fn list_triggers(&self) -> Result<Vec<HttpTrigger>, StoreError> {

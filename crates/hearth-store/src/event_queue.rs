@@ -26,8 +26,8 @@ pub struct NewEvent {
     /// Unique; the id the caller is answered with.
     pub request_id: String,
     pub function: FunctionName,
-    /// `None`: `$LATEST` at delivery.
-    pub version: Option<u32>,
+    /// A version number or alias; `None`: `$LATEST` at delivery.
+    pub qualifier: Option<String>,
     pub source: EventSource,
     pub payload: Bytes,
     pub enqueued_at: DateTime<Utc>,

@@ -23,7 +23,8 @@ mod sqlite_schema;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_types::{
-    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
+    Alias, AliasName, Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId,
+    Version,
 };
 
 /// Test-only: a wrapper that counts the calls reaching a store.
@@ -76,7 +77,7 @@ pub trait MetadataStore: Send + Sync + 'static {
         version: Option<&Version>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes a function, all its versions, its triggers and its log. Invocation records
+    /// Deletes a function, all its versions, its aliases, its triggers and its log. Invocation records
     /// stay (they are the usage history). Returns whether it existed.
     async fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError>;
 
@@ -84,6 +85,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_versions(&self, name: &FunctionName) -> Result<Vec<Version>, StoreError>;
 
     async fn get_version(&self, name: &FunctionName, number: u32) -> Result<Option<Version>, StoreError>;
+
+    /// Creates or replaces an alias of an existing function; [`StoreError::Conflict`] when
+    /// the function does not exist (any more).
+    async fn put_alias(&self, alias: &Alias) -> Result<(), StoreError>;
+
+    async fn get_alias(&self, function: &FunctionName, name: &AliasName) -> Result<Option<Alias>, StoreError>;
+
+    /// A function's aliases, ordered by name.
+    async fn list_aliases(&self, function: &FunctionName) -> Result<Vec<Alias>, StoreError>;
+
+    async fn delete_alias(&self, function: &FunctionName, name: &AliasName) -> Result<bool, StoreError>;
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
 

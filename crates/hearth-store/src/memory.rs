@@ -4,7 +4,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_types::{
-    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
+    Alias, AliasName, Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId,
+    Version,
 };
 
 use crate::memory_queue::StoredEvent;
@@ -23,6 +24,8 @@ pub(crate) struct State {
     versions: BTreeMap<FunctionName, Vec<Version>>,
     tokens: Vec<TokenRecord>,
     triggers: Vec<HttpTrigger>,
+    /// By function, then alias name.
+    aliases: BTreeMap<FunctionName, BTreeMap<AliasName, Alias>>,
     invocations: Vec<InvocationRecord>,
     logs: Vec<LogLine>,
     next_seq: i64,
@@ -89,10 +92,32 @@ impl MetadataStore for MemoryStore {
         st.versions.remove(name);
         let existed = st.functions.remove(name).is_some();
         if existed {
+            st.aliases.remove(name);
             st.triggers.retain(|t| &t.function != name);
             st.logs.retain(|l| &l.function != name);
         }
         Ok(existed)
+    }
+
+    async fn put_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        let mut st = self.state();
+        if !st.functions.contains_key(&alias.function) {
+            return Err(StoreError::Conflict);
+        }
+        st.aliases.entry(alias.function.clone()).or_default().insert(alias.name.clone(), alias.clone());
+        Ok(())
+    }
+
+    async fn get_alias(&self, function: &FunctionName, name: &AliasName) -> Result<Option<Alias>, StoreError> {
+        Ok(self.state().aliases.get(function).and_then(|a| a.get(name)).cloned())
+    }
+
+    async fn list_aliases(&self, function: &FunctionName) -> Result<Vec<Alias>, StoreError> {
+        Ok(self.state().aliases.get(function).map(|a| a.values().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn delete_alias(&self, function: &FunctionName, name: &AliasName) -> Result<bool, StoreError> {
+        Ok(self.state().aliases.get_mut(function).is_some_and(|a| a.remove(name).is_some()))
     }
 
     async fn list_versions(&self, name: &FunctionName) -> Result<Vec<Version>, StoreError> {

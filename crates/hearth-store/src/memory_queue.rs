@@ -65,7 +65,7 @@ impl State {
         let record = EventRecord {
             request_id: event.request_id.clone(),
             function: event.function.clone(),
-            version: event.version,
+            qualifier: event.qualifier.clone(),
             status: EventStatus::Queued,
             source: event.source,
             attempts: 0,

@@ -30,7 +30,7 @@ fn event(id: &str, function: &str, enqueued_at: DateTime<Utc>, max_queued: u32) 
     NewEvent {
         request_id: id.into(),
         function: name(function),
-        version: None,
+        qualifier: None,
         source: EventSource::Api,
         payload: Bytes::from(format!("payload of {id}")),
         enqueued_at,
@@ -181,13 +181,17 @@ async fn due_and_retry(q: &dyn EventQueue) {
 async fn acceptance_and_order(q: &dyn EventQueue) {
     let t = |s| at(2002, s);
     let f = name("q-order");
-    let special =
-        NewEvent { version: Some(2), source: EventSource::Lambda, chain: 2, ..event("ord-a", "q-order", t(5), 10) };
+    let special = NewEvent {
+        qualifier: Some("2".into()),
+        source: EventSource::Lambda,
+        chain: 2,
+        ..event("ord-a", "q-order", t(5), 10)
+    };
     all_accepted(q, &[event("ord-c", "q-order", t(0), 10), special, event("ord-b", "q-order", t(1), 10)]).await;
     let expected = EventRecord {
         request_id: "ord-a".into(),
         function: f.clone(),
-        version: Some(2),
+        qualifier: Some("2".into()),
         status: EventStatus::Queued,
         source: EventSource::Lambda,
         attempts: 0,
@@ -556,6 +560,7 @@ fn cron(n: u32, function: &str, created_at: DateTime<Utc>) -> CronTrigger {
     CronTrigger {
         id: trigger_id(n),
         function: name(function),
+        qualifier: n.is_multiple_of(2).then(|| "live".to_owned()),
         schedule: "0 */5 * * * *".into(),
         time_zone: "Europe/Paris".into(),
         missed_runs: MissedRuns::Once,

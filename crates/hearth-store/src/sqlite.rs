@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hearth_types::{
-    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId, Version,
+    Alias, AliasName, Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, TokenId, TokenRecord, TriggerId,
+    Version,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -176,11 +177,64 @@ impl MetadataStore for SqliteStore {
                 return Ok(false);
             };
             tx.execute("DELETE FROM versions WHERE function_id = ?1", [&id])?;
+            tx.execute("DELETE FROM aliases WHERE function_id = ?1", [&id])?;
             tx.execute("DELETE FROM triggers WHERE function = ?1", [&name])?;
             tx.execute("DELETE FROM logs WHERE function = ?1", [&name])?;
             tx.execute("DELETE FROM functions WHERE id = ?1", [&id])?;
             tx.commit()?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn put_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        let (function, name, body) = (alias.function.to_string(), alias.name.to_string(), encode(alias)?);
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let Some(id) = function_id_of(&tx, &function)? else { return Err(StoreError::Conflict) };
+            tx.execute(
+                "INSERT INTO aliases (function_id, name, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (function_id, name) DO UPDATE SET body = excluded.body",
+                params![id, name, body],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_alias(&self, function: &FunctionName, name: &AliasName) -> Result<Option<Alias>, StoreError> {
+        let (function, name) = (function.to_string(), name.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT a.body FROM aliases a JOIN functions f ON f.id = a.function_id WHERE f.name = ?1 AND a.name = ?2",
+                params![function, name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .map(decode)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_aliases(&self, function: &FunctionName) -> Result<Vec<Alias>, StoreError> {
+        let function = function.to_string();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT a.body FROM aliases a JOIN functions f ON f.id = a.function_id WHERE f.name = ?1 ORDER BY a.name",
+            )?;
+            let rows = stmt.query_map([function], |r| r.get::<_, String>(0))?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_alias(&self, function: &FunctionName, name: &AliasName) -> Result<bool, StoreError> {
+        let (function, name) = (function.to_string(), name.to_string());
+        self.with(move |c| {
+            let Some(id) = function_id_of(c, &function)? else { return Ok(false) };
+            Ok(c.execute("DELETE FROM aliases WHERE function_id = ?1 AND name = ?2", params![id, name])? > 0)
         })
         .await
     }

@@ -27,7 +27,7 @@ fn fresh(e: &NewEvent) -> EventRecord {
     EventRecord {
         request_id: e.request_id.clone(),
         function: e.function.clone(),
-        version: e.version,
+        qualifier: e.qualifier.clone(),
         status: EventStatus::Queued,
         source: e.source,
         attempts: 0,

@@ -54,7 +54,8 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX logs_function ON logs(function, seq);
      CREATE INDEX logs_at ON logs(at);",
-    // 4: asynchronous invocations and cron triggers (which fire into the same queue). Invocation records are unique by request id and attempt
+    // 4: asynchronous invocations, cron triggers (which fire into the same queue) and
+    // aliases. Invocation records are unique by request id and attempt
     // (an event's retries keep its request id); the events themselves are the durable queue:
     // columns for what queries select on, the whole `EventRecord` in `body`.
     "CREATE TABLE invocations_v4 (
@@ -95,7 +96,13 @@ const MIGRATIONS: &[&str] = &[
          created_at   INTEGER NOT NULL,
          body         TEXT NOT NULL
      );
-     CREATE INDEX schedules_function ON schedules(function);",
+     CREATE INDEX schedules_function ON schedules(function);
+     CREATE TABLE aliases (
+         function_id TEXT NOT NULL REFERENCES functions(id) ON DELETE CASCADE,
+         name        TEXT NOT NULL,
+         body        TEXT NOT NULL,
+         PRIMARY KEY (function_id, name)
+     );",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -9,8 +9,8 @@ use hearth_store::{
     CountingStore, Expect, MemoryStore, MetadataStore, SqliteStore, StoreError, conformance, queue_conformance,
 };
 use hearth_types::{
-    Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, LogStream, Network, Runtime, Scope, TokenId,
-    TokenRecord, TriggerAuth, TriggerId, TriggerPath, limits,
+    AdditionalVersion, Alias, Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, LogStream, Network,
+    Runtime, Scope, TokenId, TokenRecord, TriggerAuth, TriggerId, TriggerPath, limits,
 };
 
 #[tokio::test]
@@ -23,7 +23,7 @@ async fn counting_store_passes_every_call_on_and_counts_it() {
     let store = CountingStore::new(Arc::new(MemoryStore::new()));
     conformance::run(&store).await;
     let calls = store.calls();
-    assert_eq!(calls.len(), 18, "the conformance suite reaches every method through the wrapper: {calls:?}");
+    assert_eq!(calls.len(), 22, "the conformance suite reaches every method through the wrapper: {calls:?}");
     let before = store.calls();
     store.list_functions().await.unwrap();
     store.list_functions().await.unwrap();
@@ -33,8 +33,11 @@ async fn counting_store_passes_every_call_on_and_counts_it() {
 #[tokio::test]
 async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("meta.db")).unwrap();
+    let path = dir.path().join("meta.db");
+    let store = SqliteStore::open(&path).unwrap();
     conformance::run(&store).await;
+    // Every function the suite made is deleted: deleting one leaves no orphan alias row.
+    assert_eq!(rows(&path)["aliases"], 0, "deleting a function deletes its alias rows");
 }
 
 #[tokio::test]
@@ -102,7 +105,7 @@ fn user_version(path: &Path) -> usize {
 /// Rows of each table as SQLite counts them (0 for a table the file does not have yet).
 fn rows(path: &Path) -> BTreeMap<&'static str, usize> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    ["functions", "versions", "tokens", "triggers", "invocations", "logs"]
+    ["functions", "versions", "tokens", "triggers", "invocations", "logs", "aliases"]
         .into_iter()
         .map(|table| {
             let n = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap_or(0);
@@ -144,6 +147,7 @@ async fn sqlite_upgrades_every_older_schema() {
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         written_records_persist(&store, version, &wrote).await;
+        assert_eq!(rows(&path)["aliases"], 1, "v{version}: only hello's alias row is left, none of deleted plain's");
     }
 }
 
@@ -253,6 +257,7 @@ fn fixture_telemetry(version: usize, hello: &Function) -> (Vec<InvocationRecord>
     let record = |id: &str, started: &str| InvocationRecord {
         request_id: id.into(),
         attempt: 1,
+        qualifier: None,
         function_id: hello.id,
         function: fname("hello"),
         version: 3,
@@ -316,6 +321,8 @@ struct Wrote {
     record: InvocationRecord,
     /// v3 and later: a second attempt of a fixture record's request.
     retry: Option<InvocationRecord>,
+    /// An alias of the upgraded `hello`.
+    alias: Alias,
 }
 
 /// Every kind of write works on the upgraded file, next to the old records.
@@ -351,6 +358,7 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
     let trigger = HttpTrigger {
         id: TriggerId::new(),
         function: fname("fresh"),
+        qualifier: None,
         path: TriggerPath::try_from("/fresh".to_owned()).unwrap(),
         methods: vec![],
         auth: TriggerAuth::None,
@@ -369,6 +377,7 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
     let record = InvocationRecord {
         request_id: "r-upgrade".into(),
         attempt: 1,
+        qualifier: None,
         function_id: hello.id,
         function: fname("hello"),
         version: 4,
@@ -383,9 +392,20 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
         error_type: None,
     };
     store.append_invocations(std::slice::from_ref(&record)).await.unwrap();
-    // Deleting an old function takes its old versions and triggers with it.
+    // Aliases (schema v4) of functions an older server wrote.
+    let alias = Alias {
+        additional_version: Some(AdditionalVersion { version: 4, weight: 0.1 }),
+        description: "canary of the upgrade".into(),
+        ..conformance::sample_alias("hello", "live", 3)
+    };
+    store.put_alias(&alias).await.unwrap();
+    assert_eq!(store.get_alias(&hello.name, &alias.name).await.unwrap().as_ref(), Some(&alias), "{at}: an alias");
+    store.put_alias(&conformance::sample_alias("plain", "live", 1)).await.unwrap();
+    assert_eq!(store.list_aliases(&fname("plain")).await.unwrap().len(), 1, "{at}: an alias of another old function");
+    // Deleting an old function takes its old versions, aliases and triggers with it.
     assert!(store.delete_function(&fname("plain")).await.unwrap(), "{at}: delete an old function");
     assert!(store.list_versions(&fname("plain")).await.unwrap().is_empty(), "{at}: its versions went");
+    assert!(store.list_aliases(&fname("plain")).await.unwrap().is_empty(), "{at}: its aliases went");
     assert!(store.list_triggers().await.unwrap().iter().all(|t| t.function.as_str() != "plain"), "{at}: triggers");
     let old = store.list_tokens().await.unwrap().into_iter().find(|t| t.name == "ci").unwrap();
     assert!(store.delete_token(old.id).await.unwrap(), "{at}: delete an old token");
@@ -407,7 +427,7 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
             Some(retry)
         }
     };
-    Wrote { token, trigger, record, retry }
+    Wrote { token, trigger, record, retry, alias }
 }
 
 async fn written_records_persist(store: &SqliteStore, version: usize, wrote: &Wrote) {
@@ -417,6 +437,11 @@ async fn written_records_persist(store: &SqliteStore, version: usize, wrote: &Wr
     let hello = store.get_function(&fname("hello")).await.unwrap().unwrap();
     assert_eq!(hello.latest_version, Some(4), "{at}");
     assert_eq!(store.list_versions(&fname("hello")).await.unwrap().len(), 4, "{at}");
+    assert_eq!(
+        store.list_aliases(&fname("hello")).await.unwrap(),
+        std::slice::from_ref(&wrote.alias),
+        "{at}: hello's alias"
+    );
     let tokens: Vec<_> = store.list_tokens().await.unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(tokens, ["admin", "reader", "after-upgrade"], "{at}");
     assert_eq!(store.token_by_secret_hash(&wrote.token.secret_sha256).await.unwrap().as_ref(), Some(&wrote.token));

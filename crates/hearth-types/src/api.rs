@@ -120,7 +120,8 @@ pub struct TriggerSpec {
     #[serde(default, rename = "type")]
     #[schema(value_type = Option<crate::TriggerType>)]
     pub kind: Option<String>,
-    #[schema(value_type = crate::FunctionName)]
+    /// `NAME`, `NAME:VERSION` or `NAME:ALIAS`.
+    #[schema(schema_with = crate::schema::target)]
     pub function: String,
     #[schema(schema_with = crate::schema::trigger_path)]
     pub path: String,
@@ -204,11 +205,32 @@ pub struct RedriveResult {
     pub redriven: u64,
 }
 
+/// The body of `PUT /v1/functions/{name}/aliases/{alias}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasSpec {
+    /// The version the alias names.
+    #[schema(minimum = 1, maximum = 999_999_999)]
+    pub version: u32,
+    /// A second version and the share of invocations (strictly between 0 and 1) it gets.
+    #[serde(default)]
+    pub additional_version: Option<crate::AdditionalVersion>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AliasList {
+    pub aliases: Vec<crate::Alias>,
+}
+
 /// The body of `POST /v1/schedules`: a cron trigger.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
-    #[schema(value_type = crate::FunctionName)]
+    /// `NAME`, `NAME:VERSION` or `NAME:ALIAS`.
+    #[schema(schema_with = crate::schema::target)]
     pub function: String,
     /// Six or seven fields, seconds first: `sec min hour day-of-month month day-of-week
     /// [year]`, e.g. `0 */5 * * * *` (every five minutes).

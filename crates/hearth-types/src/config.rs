@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{CodeDigest, FunctionName, Runtime, ValidationError, validate_environment};
+use crate::{CodeDigest, Runtime, ValidationError, validate_environment};
 
 /// An inclusive numeric range with a default: each configurable limit is defined once, here.
 #[derive(Debug, Clone, Copy)]
@@ -111,14 +111,15 @@ pub struct FunctionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
     #[schema(schema_with = crate::schema::max_queued_events)]
     pub max_queued_events: Option<i64>,
-    /// A function that gets, as an asynchronous event, the record of each asynchronous
-    /// invocation that succeeded (not the function itself).
+    /// A function (`NAME`, `NAME:VERSION` or `NAME:ALIAS`) that gets, as an asynchronous
+    /// event, the record of each asynchronous invocation that succeeded (not the function
+    /// itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::destination)]
     pub on_success: Option<String>,
-    /// A function that gets the record of each asynchronous invocation that failed after its
-    /// retries (not the function itself); without one, failures go to the function's
-    /// dead-letter list.
+    /// A function (`NAME`, `NAME:VERSION` or `NAME:ALIAS`) that gets the record of each
+    /// asynchronous invocation that failed after its retries (not the function itself);
+    /// without one, failures go to the function's dead-letter list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::destination)]
     pub on_failure: Option<String>,
@@ -189,9 +190,11 @@ pub struct EventConfig {
     #[serde(default = "default_max_queued_events")]
     pub max_queued_events: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_success: Option<FunctionName>,
+    #[schema(value_type = Option<String>)]
+    pub on_success: Option<crate::FunctionTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_failure: Option<FunctionName>,
+    #[schema(value_type = Option<String>)]
+    pub on_failure: Option<crate::FunctionTarget>,
 }
 
 impl Default for EventConfig {
@@ -307,7 +310,7 @@ impl FunctionSpec {
         if len > limits::DESCRIPTION_MAX_LEN {
             return Err(ValidationError::DescriptionTooLong { got: len, max: limits::DESCRIPTION_MAX_LEN });
         }
-        let destination = |d: &Option<String>| d.as_deref().map(str::parse::<FunctionName>).transpose();
+        let destination = |d: &Option<String>| d.as_deref().map(str::parse::<crate::FunctionTarget>).transpose();
         let events = EventConfig {
             async_retries: limits::ASYNC_RETRIES.check(self.async_retries)?,
             max_event_age_s: limits::MAX_EVENT_AGE_S.check(self.max_event_age_s)?,

@@ -98,8 +98,8 @@ pub struct EventRecord {
     /// record and log lines.
     pub request_id: String,
     pub function: FunctionName,
-    /// The version asked for; `None` is `$LATEST`, resolved at each attempt.
-    pub version: Option<u32>,
+    /// The version number or alias asked for; `None` is `$LATEST`, resolved at each attempt.
+    pub qualifier: Option<String>,
     pub status: EventStatus,
     pub source: EventSource,
     /// Deliveries started (a delivery cut short by a server stop counts).

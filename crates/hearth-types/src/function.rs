@@ -39,11 +39,34 @@ pub struct Version {
     pub created_at: DateTime<Utc>,
 }
 
-/// Which version a caller means: `$LATEST` or a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which version a caller means: `$LATEST`, a number, or an alias (which names a version,
+/// or two with weights).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VersionSelector {
     Latest,
     Number(u32),
+    Alias(crate::AliasName),
+}
+
+impl VersionSelector {
+    /// The qualifier as callers write it (`3`, `live`); `None` for `$LATEST`.
+    pub fn qualifier(&self) -> Option<String> {
+        match self {
+            Self::Latest => None,
+            Self::Number(n) => Some(n.to_string()),
+            Self::Alias(a) => Some(a.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for VersionSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Latest => f.write_str("$LATEST"),
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Alias(a) => f.write_str(a.as_str()),
+        }
+    }
 }
 
 /// Most digits a version number has: versions are numbered from 1 up to 999,999,999.
@@ -54,8 +77,8 @@ pub(crate) const VERSION_NUMBER_PATTERN: &str = "[1-9][0-9]{0,8}";
 impl std::str::FromStr for VersionSelector {
     type Err = String;
 
-    /// `$LATEST`, `latest` in any case, or a number from 1 to 999,999,999 written in plain
-    /// digits (no sign, no leading zero).
+    /// `$LATEST`, `latest` in any case, a number from 1 to 999,999,999 written in plain
+    /// digits (no sign, no leading zero), or an alias name (starting with a letter).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "$LATEST" || s.eq_ignore_ascii_case("latest") {
             return Ok(Self::Latest);
@@ -63,7 +86,12 @@ impl std::str::FromStr for VersionSelector {
         let digits = !s.is_empty() && s.len() <= VERSION_MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit());
         match s.parse::<u32>() {
             Ok(n) if digits && !s.starts_with('0') => Ok(Self::Number(n)),
-            _ => Err(format!("invalid version {s:?}: expected a version number (1 to 999999999) or $LATEST")),
+            _ => match s.parse::<crate::AliasName>() {
+                Ok(alias) => Ok(Self::Alias(alias)),
+                Err(_) => Err(format!(
+                    "invalid version {s:?}: expected a version number (1 to 999999999), $LATEST, or an alias name"
+                )),
+            },
         }
     }
 }
@@ -78,7 +106,9 @@ mod tests {
         assert_eq!("Latest".parse(), Ok(VersionSelector::Latest));
         assert_eq!("7".parse(), Ok(VersionSelector::Number(7)));
         assert_eq!("999999999".parse(), Ok(VersionSelector::Number(999_999_999)));
-        for bad in ["", "0", "007", "+7", "-1", "1000000000", "4294967296", "1.0", "v1", "LATEST1"] {
+        assert_eq!("live".parse(), Ok(VersionSelector::Alias("live".parse().unwrap())));
+        assert_eq!("LATEST1".parse::<VersionSelector>().unwrap().qualifier().as_deref(), Some("LATEST1"));
+        for bad in ["", "0", "007", "+7", "-1", "1000000000", "4294967296", "1.0", "1a", "a:b", "$live"] {
             assert!(bad.parse::<VersionSelector>().is_err(), "{bad}");
         }
     }

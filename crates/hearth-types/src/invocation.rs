@@ -12,6 +12,10 @@ pub struct InvocationRecord {
     /// retries (they keep its request id, as on Lambda). Unique with `request_id`.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
+    /// The version number or alias the caller named; absent for `$LATEST`. `version` is the
+    /// version that ran (an alias with two versions picks one per invocation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
     pub function_id: FunctionId,
     pub function: FunctionName,
     pub version: u32,

@@ -4,6 +4,7 @@
 //! place, and turned into typed values ([`FunctionName`], [`FunctionConfig`], [`Runtime`]).
 //! Validation failures carry a stable error code ([`ValidationError::code`]).
 
+mod alias;
 pub mod api;
 mod config;
 mod config_patch;
@@ -22,6 +23,7 @@ mod token;
 mod trigger;
 mod validation;
 
+pub use alias::{AdditionalVersion, Alias, AliasName, FunctionTarget, validate_weight};
 pub use config::{
     EventConfig, FunctionConfig, FunctionSpec, KeepAlivePolicyKind, Limit, Network, integer as json_integer, limits,
 };

@@ -88,6 +88,9 @@ impl FromStr for MissedRuns {
 pub struct CronTrigger {
     pub id: TriggerId,
     pub function: FunctionName,
+    /// The version number or alias it invokes; absent: `$LATEST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
     /// The cron expression, seconds first.
     #[schema(example = "0 */5 * * * *")]
     pub schedule: String,

@@ -69,15 +69,29 @@ pub fn max_queued_events() -> Schema {
         .schema("Asynchronous invocations queued or running at once (past it, 429 `EventQueueFull`)")
 }
 
+/// What a trigger invokes: `NAME`, `NAME:VERSION` or `NAME:ALIAS`.
+pub fn target() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^{}(?::(?:{}))?$", crate::FunctionName::PATTERN, version_alternatives())))
+        .examples([serde_json::json!("hello"), serde_json::json!("hello:live")])
+        .description(Some(
+            "The function, optionally with a version number or alias: `NAME`, `NAME:VERSION` or `NAME:ALIAS`.",
+        ))
+        .build()
+        .into()
+}
+
 /// A destination function: a function name (never the function's own: the server refuses
 /// that), or `null` for none. Its example names another function than the examples' `hello`.
 pub fn destination() -> Schema {
     ObjectBuilder::new()
         .schema_type(nullable(Type::String))
-        .pattern(Some(format!("^{}$", crate::FunctionName::PATTERN)))
+        .pattern(Some(format!("^{}(?::(?:{}))?$", crate::FunctionName::PATTERN, version_alternatives())))
         .examples([serde_json::json!("audit")])
         .description(Some(
-            "A function that gets the record of each asynchronous invocation's outcome (not the function itself).",
+            "A function (`NAME`, `NAME:VERSION` or `NAME:ALIAS`) that gets the record of each asynchronous \
+             invocation's outcome (not the function itself).",
         ))
         .build()
         .into()
@@ -265,18 +279,24 @@ pub fn object_url() -> Schema {
         .into()
 }
 
-/// What [`crate::VersionSelector`] parses, as alternatives of a regular expression.
+/// What [`crate::VersionSelector`] parses, as alternatives of a regular expression (an
+/// alias name spelled `latest` in any case is `$LATEST`).
 pub fn version_alternatives() -> String {
-    format!(r"\$LATEST|{}|{}", any_case("latest"), crate::function::VERSION_NUMBER_PATTERN)
+    format!(
+        r"\$LATEST|{}|{}|{}",
+        any_case("latest"),
+        crate::function::VERSION_NUMBER_PATTERN,
+        crate::AliasName::PATTERN
+    )
 }
 
-/// A version selector: `$LATEST` (or `latest`, any case) or a version number.
+/// A version selector: `$LATEST` (or `latest`, any case), a version number, or an alias.
 pub fn version() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some(format!("^(?:{})$", version_alternatives())))
-        .description(Some("A version number or `$LATEST` (the default)."))
-        .examples(["$LATEST", "1"])
+        .description(Some("A version number, an alias, or `$LATEST` (the default)."))
+        .examples(["$LATEST", "1", "live"])
         .build()
         .into()
 }

@@ -98,6 +98,9 @@ impl fmt::Display for TriggerPath {
 pub struct HttpTrigger {
     pub id: TriggerId,
     pub function: FunctionName,
+    /// The version number or alias it invokes; absent: `$LATEST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
     pub path: TriggerPath,
     /// Upper-case HTTP methods; empty means any.
     pub methods: Vec<String>,

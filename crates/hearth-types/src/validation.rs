@@ -44,6 +44,12 @@ pub enum ValidationError {
     InvalidTimeZone(String),
     #[error("unknown missed-runs policy {0:?}: expected skip or once")]
     InvalidMissedRuns(String),
+    #[error("invalid alias name {0:?}: use 1-128 letters, digits, '_' and '-', starting with a letter (not latest)")]
+    InvalidAliasName(String),
+    #[error("invalid routing weight {0}: a share strictly between 0 and 1, e.g. 0.1")]
+    InvalidWeight(String),
+    #[error("invalid target {0:?}: use NAME, NAME:VERSION or NAME:ALIAS")]
+    InvalidTarget(String),
 }
 
 impl ValidationError {
@@ -76,6 +82,9 @@ impl ValidationError {
             Self::InvalidSchedule(..) => "InvalidSchedule",
             Self::InvalidTimeZone(_) => "InvalidTimeZone",
             Self::InvalidMissedRuns(_) => "InvalidMissedRuns",
+            Self::InvalidAliasName(_) => "InvalidAliasName",
+            Self::InvalidWeight(_) => "InvalidWeight",
+            Self::InvalidTarget(_) => "InvalidTarget",
         }
     }
 }

@@ -19,7 +19,7 @@ pub fn parse_function(decoded: &str, qualifier: Option<&str>) -> Result<(Functio
     let name: FunctionName = name.parse().map_err(|_| not_found(decoded))?;
     let selector = |q: &str| {
         q.parse::<VersionSelector>()
-            .map_err(|_| not_found(&format!("{decoded} (qualifier {q}: aliases are not supported)")))
+            .map_err(|_| not_found(&format!("{decoded} (qualifier {q} is neither a version nor an alias name)")))
     };
     let in_name = q.map(selector).transpose()?;
     let selector = match qualifier {
@@ -68,7 +68,8 @@ mod tests {
             "hello"
         );
         assert_eq!(parse_function("000000000000:function:hello:2", Some("$LATEST")).unwrap().1, latest);
-        assert!(parse_function("hello:prod", None).unwrap_err().contains("aliases"));
+        assert_eq!(parse_function("hello:prod", None).unwrap().1, VersionSelector::Alias("prod".parse().unwrap()));
+        assert!(parse_function("hello:1x", None).unwrap_err().contains("neither a version nor an alias"));
         assert!(parse_function("a:b:c", None).is_err());
     }
 

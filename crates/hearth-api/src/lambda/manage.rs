@@ -115,8 +115,8 @@ async fn authorize(request: Request, state: &AppState, scope: Scope) -> Result<(
 fn function_name(raw: &str) -> Result<FunctionName, LambdaError> {
     match parse_function(raw, None).map_err(LambdaError::not_found)? {
         (name, VersionSelector::Latest) => Ok(name),
-        (_, VersionSelector::Number(n)) => Err(LambdaError::invalid(format!(
-            "{raw}: this call takes the function's name or unqualified ARN, not version {n}"
+        (_, q) => Err(LambdaError::invalid(format!(
+            "{raw}: this call takes the function's name or unqualified ARN, not qualifier {q}"
         ))),
     }
 }
@@ -188,8 +188,9 @@ async fn selected(
     selector: VersionSelector,
 ) -> Result<(Function, FunctionConfiguration), LambdaError> {
     let f = existing(state, name, region).await?;
+    let selector = crate::routes::aliases::pinned(state.store().as_ref(), name, selector).await?;
     let shown = match selector {
-        VersionSelector::Latest => latest(region, &f),
+        VersionSelector::Latest | VersionSelector::Alias(_) => latest(region, &f),
         VersionSelector::Number(n) => {
             let v = state.store().get_version(name, n).await?;
             let v =
@@ -324,10 +325,11 @@ pub async fn get_function(
 ) -> Answer<GetFunctionResponse> {
     let (who, _) = authorize(request, &state, Scope::Read).await?;
     let (name, selector) = qualified(&raw, query.as_deref())?;
-    let (_, configuration) = selected(&state, &who.region, &name, selector).await?;
+    let selector = crate::routes::aliases::pinned(state.store().as_ref(), &name, selector).await?;
+    let (_, configuration) = selected(&state, &who.region, &name, selector.clone()).await?;
     let version = match selector {
-        VersionSelector::Latest => String::new(),
         VersionSelector::Number(n) => format!("?version={n}"),
+        _ => String::new(),
     };
     let base = state.api_base_url().unwrap_or_default();
     let location = format!("{base}/v1/functions/{name}/code{version}");

@@ -180,8 +180,9 @@ pub async fn get_code(
     };
     let store = state.store();
     let function = store.get_function(&name).await?.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
+    let selector = super::aliases::pinned(store.as_ref(), &name, selector).await?;
     let (number, code) = match selector {
-        VersionSelector::Latest => match (function.latest_version, function.code) {
+        VersionSelector::Latest | VersionSelector::Alias(_) => match (function.latest_version, function.code) {
             (Some(n), Some(code)) => (n, code),
             _ => {
                 return Err(ApiError::new(

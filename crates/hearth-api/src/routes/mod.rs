@@ -1,3 +1,4 @@
+pub mod aliases;
 pub mod code;
 pub mod functions;
 pub mod system;

@@ -7,7 +7,6 @@ use hearth_store::StoreError;
 use hearth_types::api::{TriggerList, TriggerSpec, TriggerView};
 use hearth_types::{HttpTrigger, TriggerAuth, TriggerId, TriggerPath, validate_methods};
 
-use super::function_name;
 use crate::auth::{Authorized, needs};
 use crate::{ApiError, ApiErrorBody, AppState};
 
@@ -39,7 +38,8 @@ pub async fn create_trigger(
             format!("unknown trigger type {kind:?}: only http exists"),
         ));
     }
-    let function = function_name(&spec.function)?;
+    let target: hearth_types::FunctionTarget = spec.function.parse()?;
+    let function = target.function.clone();
     let path = TriggerPath::try_from(spec.path.clone())?;
     let methods = validate_methods(&spec.methods)?;
     let auth = match spec.auth.as_deref() {
@@ -55,7 +55,11 @@ pub async fn create_trigger(
     if state.store().get_function(&function).await?.is_none() {
         return Err(ApiError::function_not_found(function.as_str()));
     }
-    let trigger = HttpTrigger { id: TriggerId::new(), function, path, methods, auth, created_at: Utc::now() };
+    // An alias may move later; it must exist now.
+    super::aliases::pinned(state.store().as_ref(), &function, target.selector.clone()).await?;
+    let qualifier = target.selector.qualifier();
+    let trigger =
+        HttpTrigger { id: TriggerId::new(), function, qualifier, path, methods, auth, created_at: Utc::now() };
     match state.store().insert_trigger(&trigger).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {

@@ -15,7 +15,7 @@ pub async fn invocation(cmd: InvocationCommand, json: bool) -> Result<()> {
     if json {
         return print_json(&e);
     }
-    let version = e.version.map_or_else(|| "$LATEST".to_owned(), |v| v.to_string());
+    let version = e.qualifier.clone().unwrap_or_else(|| "$LATEST".to_owned());
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.as_ref().map_or_else(|| "-".to_owned(), time);
     println!("request id      {}", e.request_id);
     println!("function        {} (version {version})", e.function);

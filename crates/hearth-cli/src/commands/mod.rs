@@ -1,3 +1,4 @@
+pub mod aliases;
 mod code_pull;
 pub mod contexts;
 pub mod events;

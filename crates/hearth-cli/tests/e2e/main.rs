@@ -10,6 +10,7 @@ mod isolation;
 mod lifecycle;
 mod manifest;
 mod readme;
+mod schedules;
 mod updates;
 
 use std::io::{BufRead, BufReader};

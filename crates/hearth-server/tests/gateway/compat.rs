@@ -207,13 +207,21 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
         (StatusCode::BAD_REQUEST, "InvalidParameterValueException")
     );
     // The path segment is decoded once: an ARN with encoded colons names the function, a
-    // qualifier that is not a version is refused even when the Qualifier parameter is set.
+    // qualifier that is neither a version nor an alias name is refused even when the
+    // Qualifier parameter is set, and DryRun checks the version or alias named.
     let arn = "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Asdk";
     let r = s.http.post(format!("{}/2015-03-31/functions/{arn}/invocations", s.url)).bearer_auth(&s.token);
     assert_eq!(r.header("x-amz-invocation-type", "DryRun").send().await.unwrap().status(), StatusCode::NO_CONTENT);
-    let r = s.http.post(format!("{}/2015-03-31/functions/sdk:prod/invocations?Qualifier=1", s.url));
-    let r = r.bearer_auth(&s.token).header("x-amz-invocation-type", "DryRun").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for (path, status) in [
+        ("sdk:1x/invocations?Qualifier=1", StatusCode::NOT_FOUND),
+        ("sdk:prod/invocations", StatusCode::NOT_FOUND),
+        ("sdk:7/invocations", StatusCode::NOT_FOUND),
+        ("sdk:prod/invocations?Qualifier=1", StatusCode::NO_CONTENT),
+    ] {
+        let r = s.http.post(format!("{}/2015-03-31/functions/{path}", s.url));
+        let r = r.bearer_auth(&s.token).header("x-amz-invocation-type", "DryRun").send().await.unwrap();
+        assert_eq!(r.status(), status, "DryRun {path}");
+    }
     let r = s
         .http
         .post(format!("{}/2015-03-31/functions/sdk/invocations", s.url))

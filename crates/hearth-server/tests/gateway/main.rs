@@ -5,6 +5,7 @@
 //! `guard.rs`.
 
 mod admission;
+mod aliases;
 mod compat;
 mod documented;
 mod events;

@@ -119,6 +119,7 @@ fn old_telemetry(function: &FunctionName, days_ago: i64) -> (LogLine, Invocation
     let record = InvocationRecord {
         request_id: "old-request".into(),
         attempt: 1,
+        qualifier: None,
         function_id: hearth_types::FunctionId::new(),
         function: function.clone(),
         version: 1,

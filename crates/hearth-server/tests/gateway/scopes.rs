@@ -20,6 +20,10 @@ const ROUTES: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/functions/{name}/code", Some(Scope::Read)),
     ("PUT", "/v1/functions/{name}/code", Some(Scope::Deploy)),
     ("GET", "/v1/functions/{name}/versions", Some(Scope::Read)),
+    ("GET", "/v1/functions/{name}/aliases", Some(Scope::Read)),
+    ("PUT", "/v1/functions/{name}/aliases/{alias}", Some(Scope::Deploy)),
+    ("GET", "/v1/functions/{name}/aliases/{alias}", Some(Scope::Read)),
+    ("DELETE", "/v1/functions/{name}/aliases/{alias}", Some(Scope::Deploy)),
     ("GET", "/v1/functions/{name}/instances", Some(Scope::Read)),
     ("GET", "/v1/functions/{name}/invocations", Some(Scope::Read)),
     ("GET", "/v1/functions/{name}/dead-letters", Some(Scope::Read)),
@@ -56,8 +60,11 @@ const ZIP_ROUTES: &[&str] = &["/v1/packages", "/v1/functions/{name}/code"];
 fn request(s: &Server, method: &str, path: &str, label: &str, token: Option<&str>) -> reqwest::RequestBuilder {
     // Deleting uses a function that does not exist, so every row sees the same state.
     let name = if method == "DELETE" { "absent" } else { "scoped" };
-    let url =
-        format!("{}{}", s.url, path.replace("{name}", name).replace("{id}", "00000000-0000-4000-8000-000000000000"));
+    let url = format!(
+        "{}{}",
+        s.url,
+        path.replace("{name}", name).replace("{id}", "00000000-0000-4000-8000-000000000000").replace("{alias}", "live")
+    );
     let mut r = s.http.request(method.parse().unwrap(), url);
     if let Some(t) = token {
         r = r.bearer_auth(t);
