@@ -4,6 +4,7 @@
 //! cargo run --release -p hearth-bench [-- --json]
 //! cargo run --release -p hearth-bench -- replay [--trace DIR]
 //! cargo run --release -p hearth-bench -- soak [--minutes N]
+//! cargo run --release -p hearth-bench -- events
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use harness::{
     instance_pids, pss_kb,
 };
 
+mod events;
 mod harness;
 mod replay;
 mod replay_live;
@@ -51,6 +53,9 @@ enum Subcommand {
     /// Run the real `hearth` binary under the trace's load for a wall-clock time, sampling
     /// its RSS, descriptors, threads and database size: drift, and a verdict on leaks.
     Soak(soak::SoakArgs),
+    /// Asynchronous invocations: acceptance throughput at concurrency 32 and the delivery
+    /// latency of an idle queue, against synchronous invocations in the same run.
+    Events(events::EventArgs),
 }
 
 /// One measured figure, with the baseline it is compared to.
@@ -96,6 +101,9 @@ async fn main() -> Result<()> {
         let (figures, verdict) = soak::run(soak_args).await?;
         print_figures(&figures, args.json)?;
         return verdict;
+    }
+    if let Some(Subcommand::Events(event_args)) = &args.command {
+        return print_figures(&events::figures(event_args).await?, args.json);
     }
     let mut figures = vec![];
     let say = |s: &str| {
