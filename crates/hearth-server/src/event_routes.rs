@@ -18,6 +18,9 @@ use crate::apps::ServerState;
 use crate::invoke_route::name_of;
 use crate::meter_routes::{PAGE_MAX, page_limit, page_limit_schema};
 
+/// Payload bytes one page of dead letters holds at most (it holds at least one event).
+const PAGE_BYTES: usize = 8 << 20;
+
 /// A request id as the platform makes them (a UUID), or as a caller may quote one.
 const REQUEST_ID_MAX_LEN: usize = 128;
 
@@ -140,7 +143,8 @@ pub struct DeadLetterQuery {
 }
 
 /// A function's dead letters, oldest first: events that failed after their retries (or grew
-/// too old) and had no on-failure function, with their last error and attempt count.
+/// too old) and had no on-failure function, with their last error and attempt count. A page
+/// holds at most `limit` events and about 8 MiB of payloads; `next` continues it.
 #[utoipa::path(
     get, path = "/v1/functions/{name}/dead-letters", tag = "invoke",
     params(("name" = FunctionName, Path, description = "Function name"), DeadLetterQuery),
@@ -166,8 +170,20 @@ pub(crate) async fn dead_letters(
     if state.gateway.function(&name).await?.is_none() {
         return Err(ApiError::function_not_found(name.as_str()));
     }
-    let events = state.events.queue().list_dead_letters(&name, q.after.as_deref(), limit).await?;
-    let next = (events.len() == limit).then(|| events.last().map(|e| e.record.request_id.clone())).flatten();
+    let mut events = state.events.queue().list_dead_letters(&name, q.after.as_deref(), limit).await?;
+    // A page holds at most PAGE_BYTES of payloads (but always one event): 1,000 events of
+    // 1 MiB would otherwise make a gigabyte answer.
+    let mut bytes = 0;
+    let keep = events
+        .iter()
+        .position(|e| {
+            bytes += e.payload.len() + e.record.result.as_ref().map_or(0, String::len);
+            bytes > PAGE_BYTES
+        })
+        .map_or(events.len(), |i| i.max(1));
+    let cut = keep < events.len();
+    events.truncate(keep);
+    let next = (cut || events.len() == limit).then(|| events.last().map(|e| e.record.request_id.clone())).flatten();
     let dead_letters = events
         .into_iter()
         .map(|e| DeadLetter {

@@ -409,3 +409,29 @@ async fn cron_triggers_queue_scheduled_events_and_go_with_their_function() {
     let r = s.http.delete(format!("{}/v1/schedules/{id}", s.url)).bearer_auth(&s.token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_page_of_dead_letters_is_bounded_in_bytes() {
+    let s = start().await;
+    s.deploy("heavy", SINK, py(json!({"async_retries": 0}))).await;
+    // Twelve dead letters of almost 1 MiB each: a page holds 8 MiB of them, then `next`.
+    let big = json!("x".repeat(1_000_000));
+    let mut ids = vec![];
+    for _ in 0..12 {
+        ids.push(s.queue("heavy", big.clone()).await);
+    }
+    for id in &ids {
+        s.wait_event(id, "dead_lettered").await;
+    }
+    let first = s.get_json("/v1/functions/heavy/dead-letters?limit=100").await;
+    let page = first["dead_letters"].as_array().unwrap();
+    assert_eq!(page.len(), 8, "8 MiB of payloads");
+    assert_eq!(page[0]["payload"], big);
+    let next = first["next"].as_str().unwrap();
+    assert_eq!(next, ids[7]);
+    let second = s.get_json(&format!("/v1/functions/heavy/dead-letters?limit=100&after={next}")).await;
+    let rest: Vec<&str> =
+        second["dead_letters"].as_array().unwrap().iter().map(|d| d["request_id"].as_str().unwrap()).collect();
+    assert_eq!(rest, ids[8..].iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(second["next"].is_null(), "the last page has no next");
+}
