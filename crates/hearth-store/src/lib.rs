@@ -13,6 +13,7 @@
 pub mod conformance;
 mod counting;
 mod event_queue;
+mod event_transitions;
 mod memory;
 mod memory_queue;
 pub mod queue_conformance;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, ScheduleState, TriggerId};
 
+use crate::event_transitions as transitions;
 use crate::memory::State;
 use crate::{Enqueued, EventQueue, Fired, Lease, MemoryStore, NewEvent, QueueDepth, QueuedEvent, Settle, StoreError};
 
@@ -62,27 +63,7 @@ impl State {
             }
         }
         self.next_event_seq += 1;
-        let record = EventRecord {
-            request_id: event.request_id.clone(),
-            function: event.function.clone(),
-            qualifier: event.qualifier.clone(),
-            status: EventStatus::Queued,
-            source: event.source,
-            attempts: 0,
-            function_errors: 0,
-            redeliveries: 0,
-            redrives: 0,
-            enqueued_at: event.enqueued_at,
-            queued_at: event.enqueued_at,
-            not_before: event.enqueued_at,
-            last_attempt_at: None,
-            finished_at: None,
-            executed_version: None,
-            result: None,
-            result_truncated: false,
-            error: None,
-            destination: None,
-        };
+        let record = transitions::accepted(event);
         let stored = StoredEvent {
             record,
             payload: event.payload.clone(),
@@ -129,13 +110,7 @@ impl EventQueue for MemoryStore {
         Ok(due
             .into_iter()
             .map(|e| {
-                let r = &mut e.record;
-                if r.status == EventStatus::Running {
-                    r.redeliveries += 1;
-                }
-                r.status = EventStatus::Running;
-                r.attempts += 1;
-                r.last_attempt_at = Some(lease.now);
+                transitions::leased(&mut e.record, lease.now);
                 e.lease = Some((lease.owner.clone(), lease.until));
                 e.queued()
             })
@@ -156,36 +131,8 @@ impl EventQueue for MemoryStore {
             return Ok(false);
         }
         event.lease = None;
+        transitions::settled(&mut event.record, outcome, at);
         let r = &mut event.record;
-        let (status, version, error) = match outcome {
-            Settle::Succeeded { executed_version, result, result_truncated } => {
-                r.result = Some(result);
-                r.result_truncated = result_truncated;
-                r.error = None;
-                (EventStatus::Succeeded, Some(executed_version), None)
-            }
-            Settle::Retry { not_before, executed_version, error } => {
-                r.not_before = not_before;
-                (EventStatus::Queued, executed_version, Some(error))
-            }
-            Settle::DeadLetter { executed_version, error } => {
-                (EventStatus::DeadLettered, executed_version, Some(error))
-            }
-            Settle::Failed { executed_version, error } => (EventStatus::Failed, executed_version, Some(error)),
-        };
-        r.status = status;
-        if status.is_final() {
-            r.finished_at = Some(at);
-        }
-        if version.is_some() {
-            r.executed_version = version;
-        }
-        if let Some(error) = error {
-            if error.function_error {
-                r.function_errors += 1;
-            }
-            r.error = Some(error);
-        }
         if let Some(forward) = forward {
             r.destination = Some(forward.function.clone());
             // A forward already stored (a settle repeated under the same id) stays as it is.
@@ -201,9 +148,7 @@ impl EventQueue for MemoryStore {
             let held = e.lease.as_ref().is_some_and(|(o, _)| o == owner);
             if e.record.status == EventStatus::Running && held {
                 e.lease = None;
-                e.record.status = EventStatus::Queued;
-                e.record.not_before = now;
-                e.record.redeliveries += 1;
+                transitions::released(&mut e.record, now);
                 released += 1;
             }
         }
@@ -246,13 +191,7 @@ impl EventQueue for MemoryStore {
         });
         let mut redriven = 0;
         for e in letters {
-            let r = &mut e.record;
-            r.status = EventStatus::Queued;
-            r.not_before = now;
-            r.queued_at = now;
-            r.function_errors = 0;
-            r.redrives += 1;
-            r.finished_at = None;
+            transitions::redriven(&mut e.record, now);
             redriven += 1;
         }
         Ok(redriven)
@@ -348,16 +287,7 @@ impl EventQueue for MemoryStore {
             return Ok(Fired::Stale);
         }
         let stored = event.as_ref().map(|e| st.insert_event(e, true));
-        let state = &mut st.schedules[i];
-        match stored {
-            Some(Enqueued::Accepted) => {
-                state.fired += 1;
-                state.last_fired_at = Some(at);
-            }
-            Some(Enqueued::QueueFull { .. }) => state.dropped += 1,
-            Some(Enqueued::Duplicate) | None => {}
-        }
-        state.next_fire_at = next;
+        transitions::fired(&mut st.schedules[i], stored, next, at);
         Ok(Fired::Advanced(stored))
     }
 }

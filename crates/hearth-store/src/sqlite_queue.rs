@@ -8,9 +8,10 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, ScheduleState, TriggerId};
+use hearth_types::{CronTrigger, EventRecord, FunctionName, ScheduleState, TriggerId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::event_transitions as transitions;
 use crate::sqlite::{decode, encode};
 use crate::{Enqueued, EventQueue, Fired, Lease, NewEvent, QueueDepth, QueuedEvent, Settle, SqliteStore, StoreError};
 
@@ -20,31 +21,6 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn from_ms(t: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(t).single().unwrap_or_default()
-}
-
-/// The record a new event starts with.
-fn fresh(e: &NewEvent) -> EventRecord {
-    EventRecord {
-        request_id: e.request_id.clone(),
-        function: e.function.clone(),
-        qualifier: e.qualifier.clone(),
-        status: EventStatus::Queued,
-        source: e.source,
-        attempts: 0,
-        function_errors: 0,
-        redeliveries: 0,
-        redrives: 0,
-        enqueued_at: e.enqueued_at,
-        queued_at: e.enqueued_at,
-        not_before: e.enqueued_at,
-        last_attempt_at: None,
-        finished_at: None,
-        executed_version: None,
-        result: None,
-        result_truncated: false,
-        error: None,
-        destination: None,
-    }
 }
 
 /// Stores `e` unless its id exists; with `bound`, unless its function is at its bound.
@@ -65,7 +41,7 @@ fn insert(tx: &Transaction<'_>, e: &NewEvent, bound: bool) -> Result<Enqueued, S
             return Ok(Enqueued::QueueFull { queued });
         }
     }
-    let record = fresh(e);
+    let record = transitions::accepted(e);
     tx.execute(
         "INSERT INTO events (request_id, function, status, not_before, queued_at, chain, payload, body)
          VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?5, ?6)",
@@ -161,14 +137,8 @@ impl EventQueue for SqliteStore {
             let mut out = Vec::with_capacity(rows.len());
             for (payload, body, chain) in rows {
                 let mut event = queued_event(payload, body, chain)?;
-                let r = &mut event.record;
-                if r.status == EventStatus::Running {
-                    r.redeliveries += 1;
-                }
-                r.status = EventStatus::Running;
-                r.attempts += 1;
-                r.last_attempt_at = Some(lease.now);
-                update(&tx, r, Some((&lease.owner, lease.until)))?;
+                transitions::leased(&mut event.record, lease.now);
+                update(&tx, &event.record, Some((&lease.owner, lease.until)))?;
                 out.push(event);
             }
             tx.commit()?;
@@ -198,38 +168,7 @@ impl EventQueue for SqliteStore {
             if r.attempts != attempt {
                 return Ok(false);
             }
-            let failed = |r: &mut EventRecord, error: hearth_types::EventError, version: Option<u32>| {
-                r.function_errors += u32::from(error.function_error);
-                r.error = Some(error);
-                if version.is_some() {
-                    r.executed_version = version;
-                }
-            };
-            match outcome {
-                Settle::Succeeded { executed_version, result, result_truncated } => {
-                    r.status = EventStatus::Succeeded;
-                    r.executed_version = Some(executed_version);
-                    r.result = Some(result);
-                    r.result_truncated = result_truncated;
-                    r.error = None;
-                    r.finished_at = Some(at);
-                }
-                Settle::Retry { not_before, executed_version, error } => {
-                    failed(&mut r, error, executed_version);
-                    r.status = EventStatus::Queued;
-                    r.not_before = not_before;
-                }
-                Settle::DeadLetter { executed_version, error } => {
-                    failed(&mut r, error, executed_version);
-                    r.status = EventStatus::DeadLettered;
-                    r.finished_at = Some(at);
-                }
-                Settle::Failed { executed_version, error } => {
-                    failed(&mut r, error, executed_version);
-                    r.status = EventStatus::Failed;
-                    r.finished_at = Some(at);
-                }
-            }
+            transitions::settled(&mut r, outcome, at);
             if let Some(f) = &forward {
                 insert(&tx, f, false)?;
                 r.destination = Some(f.function.clone());
@@ -252,9 +191,7 @@ impl EventQueue for SqliteStore {
             let n = bodies.len() as u64;
             for body in bodies {
                 let mut r: EventRecord = decode(body)?;
-                r.status = EventStatus::Queued;
-                r.not_before = now;
-                r.redeliveries += 1;
+                transitions::released(&mut r, now);
                 update(&tx, &r, None)?;
             }
             tx.commit()?;
@@ -324,12 +261,7 @@ impl EventQueue for SqliteStore {
                 if ids.as_ref().is_some_and(|ids| !ids.contains(&r.request_id)) {
                     continue;
                 }
-                r.status = EventStatus::Queued;
-                r.not_before = now;
-                r.queued_at = now;
-                r.function_errors = 0;
-                r.redrives += 1;
-                r.finished_at = None;
+                transitions::redriven(&mut r, now);
                 update(&tx, &r, None)?;
                 n += 1;
             }
@@ -445,15 +377,7 @@ impl EventQueue for SqliteStore {
                     return Ok(Fired::Stale);
                 }
                 let stored = event.as_ref().map(|e| insert(&tx, e, true)).transpose()?;
-                match stored {
-                    Some(Enqueued::Accepted) => {
-                        state.fired += 1;
-                        state.last_fired_at = Some(at);
-                    }
-                    Some(Enqueued::QueueFull { .. }) => state.dropped += 1,
-                    Some(Enqueued::Duplicate) | None => {}
-                }
-                state.next_fire_at = next;
+                transitions::fired(&mut state, stored, next, at);
                 tx.execute(
                     "UPDATE schedules SET next_fire_at = ?2, body = ?3 WHERE id = ?1",
                     params![id, next.map(ms), encode(&state)?],
