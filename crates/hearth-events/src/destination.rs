@@ -26,6 +26,14 @@ fn json_or_text(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
+fn response_payload(bytes: &[u8]) -> Value {
+    if bytes.len() <= hearth_types::EVENT_TEXT_MAX_BYTES {
+        return json_or_text(bytes);
+    }
+    let (text, _) = hearth_types::event_text(bytes);
+    Value::String(format!("{text}[truncated]"))
+}
+
 /// The destination event for `record`, whose payload was `payload`.
 pub fn record(region: &str, event: &EventRecord, payload: &[u8], outcome: Outcome<'_>, at: DateTime<Utc>) -> Bytes {
     let qualifier = event.qualifier.clone().unwrap_or_else(|| "$LATEST".to_owned());
@@ -48,7 +56,8 @@ pub fn record(region: &str, event: &EventRecord, payload: &[u8], outcome: Outcom
         },
         "requestPayload": json_or_text(payload),
         "responseContext": response_context,
-        "responsePayload": json_or_text(outcome.response),
+        // The response is kept as results are (256 KiB); the request payload is at most 1 MiB.
+        "responsePayload": response_payload(outcome.response),
     });
     Bytes::from(serde_json::to_vec(&doc).expect("a JSON value serialises"))
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::Utc;
 use hearth_gateway::{AcquireError, Gateway, InvokeError, InvokeRequest};
 use hearth_store::{EventQueue, Lease, NewEvent, QueuedEvent, Settle, StoreError};
-use hearth_types::{EventError, EventSource, FunctionConfig, FunctionName, VersionSelector, event_text};
+use hearth_types::{EventError, EventSource, FunctionConfig, FunctionName, VersionSelector, event_text, limits};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::EventSettings;
@@ -32,6 +32,8 @@ pub(crate) struct Dispatcher {
     in_flight: Mutex<HashMap<FunctionName, usize>>,
     stopping: AtomicBool,
     idle: Notify,
+    /// The function served last: the next pass starts after it.
+    cursor: Mutex<Option<FunctionName>>,
 }
 
 /// What one delivery came to.
@@ -54,6 +56,7 @@ impl Dispatcher {
             in_flight: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             idle: Notify::new(),
+            cursor: Mutex::new(None),
         }
     }
 
@@ -127,24 +130,42 @@ impl Dispatcher {
         }
     }
 
-    /// One look at the queue: leases what the budgets allow. Returns how many it leased.
+    /// One look at the queue: leases what the budgets allow, taking functions round-robin
+    /// (from the one after the last served), so one function's backlog cannot keep the
+    /// node's budget from the others. Returns how many it leased.
     async fn pass(self: &Arc<Self>) -> Result<usize, StoreError> {
         let now = Utc::now();
         let mut leased = 0;
-        for function in self.queue.due_functions(now).await? {
+        let mut due = self.queue.due_functions(now).await?;
+        let last = self.cursor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(last) = last {
+            let first_after = due.partition_point(|f| *f <= last);
+            due.rotate_left(first_after);
+        }
+        for function in due {
             let available = self.budget.available_permits();
             if available == 0 {
                 break;
             }
-            let config = self.gateway.function(&function).await?.map(|f| f.config);
+            let config = match self.gateway.function(&function).await {
+                Ok(f) => f.map(|f| f.config),
+                Err(e) => {
+                    tracing::warn!(%e, %function, "cannot read a function with due events; trying it later");
+                    continue;
+                }
+            };
             let cap = config.as_ref().map_or(1, share);
             let busy = self.in_flight().get(&function).copied().unwrap_or(0);
             if busy >= cap {
                 continue;
             }
-            let timeout = Duration::from_secs(config.as_ref().map_or(3, |c| u64::from(c.timeout_s)));
-            let until = now + chrono::Duration::from_std(timeout * 2 + self.settings.lease_margin).unwrap_or_default();
+            // Events may name a version or alias whose timeout is longer than $LATEST's: a
+            // lease outlasts any function's wait and run (a node takes its own leases back
+            // at start, so a long lease does not delay redelivery after a restart).
+            let longest = Duration::from_secs(limits::TIMEOUT_S.max as u64);
+            let until = now + chrono::Duration::from_std(longest * 2 + self.settings.lease_margin).unwrap_or_default();
             let lease = Lease { owner: self.settings.owner.clone(), now, until, limit: (cap - busy).min(available) };
+            *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(function.clone());
             for event in self.queue.lease(&function, &lease).await? {
                 // Only this loop takes permits, so what it saw available still is.
                 let Ok(permit) = self.budget.clone().try_acquire_owned() else { break };
@@ -159,7 +180,16 @@ impl Dispatcher {
 
     async fn deliver(self: Arc<Self>, event: QueuedEvent, permit: OwnedSemaphorePermit) {
         let function = event.record.function.clone();
-        let delivered = self.attempt(&event).await;
+        // Cut short again and again (its runs outlive their node): stop, and keep it.
+        let delivered = match retry::cut_short(event.record.attempts, event.record.redeliveries) {
+            Some(error) => Delivered {
+                attempt: Attempt::Impossible,
+                executed_version: None,
+                response: Default::default(),
+                error: Some(error),
+            },
+            None => self.attempt(&event).await,
+        };
         self.settle(&event, delivered).await;
         drop(permit);
         {
@@ -316,7 +346,7 @@ impl Dispatcher {
             match self.queue.settle(&r.request_id, r.attempts, Utc::now(), outcome.clone(), forward.clone()).await {
                 Ok(true) => return,
                 Ok(false) => {
-                    tracing::warn!(request_id = %r.request_id, "an event's lease ran out while it ran: it was delivered again");
+                    tracing::warn!(request_id = %r.request_id, "an event's outcome was not recorded: it was delivered again meanwhile, or deleted with its function");
                     return;
                 }
                 Err(e) => {

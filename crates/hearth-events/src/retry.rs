@@ -1,7 +1,7 @@
 //! What happens after an attempt: pure decisions, time and randomness passed in.
 
 use chrono::{DateTime, Utc};
-use hearth_types::EventConfig;
+use hearth_types::{EventConfig, EventError};
 
 use crate::EventSettings;
 
@@ -83,6 +83,22 @@ pub fn next(
     if at > deadline { Next::GiveUp(Condition::EventAgeExceeded) } else { Next::RetryAt(at) }
 }
 
+/// Deliveries cut short (by server stops or lost leases) after which an event is
+/// dead-lettered rather than delivered again.
+pub const MAX_REDELIVERIES: u32 = 8;
+
+/// The error that stops an event delivered `attempts` times, `redeliveries` of them cut
+/// short, when that is too many; `None` while it may be delivered again.
+pub fn cut_short(attempts: u32, redeliveries: u32) -> Option<EventError> {
+    (redeliveries > MAX_REDELIVERIES).then(|| EventError {
+        error_type: "TooManyRedeliveries".into(),
+        message: format!(
+            "delivered {attempts} times without an outcome (each delivery was cut short); not delivered again"
+        ),
+        function_error: false,
+    })
+}
+
 /// A uniform value in `[0, 1)` from the operating system's generator.
 pub fn jitter() -> f64 {
     let mut bytes = [0u8; 8];
@@ -160,6 +176,14 @@ mod tests {
             next(Attempt::Impossible, counts(1, 0), t(1), &config, &settings, 0.5),
             Next::GiveUp(Condition::RetriesExhausted)
         );
+    }
+
+    #[test]
+    fn an_event_cut_short_too_often_stops() {
+        assert_eq!(cut_short(9, MAX_REDELIVERIES), None);
+        let e = cut_short(10, MAX_REDELIVERIES + 1).unwrap();
+        assert_eq!((e.error_type.as_str(), e.function_error), ("TooManyRedeliveries", false));
+        assert!(e.message.starts_with("delivered 10 times"), "{}", e.message);
     }
 
     #[test]

@@ -187,7 +187,10 @@ impl Scheduler {
                 Ok(Fired::Stale) => return None,
                 Err(e) => {
                     tracing::warn!(%e, trigger = %t.id, "cannot fire a cron trigger; trying again");
-                    return Some(expected);
+                    // Looked at again after a poll interval, not at once (no busy loop).
+                    return Some(
+                        Utc::now() + chrono::Duration::from_std(self.settings.poll_interval).unwrap_or_default(),
+                    );
                 }
             }
             match next {

@@ -63,7 +63,7 @@ impl DeployHooks for GatewayHooks {
     }
 }
 
-/// Drops a deleted function's cron triggers.
+/// Drops a deleted function's cron triggers and events.
 struct EventHooks(Gateway, Events);
 
 #[async_trait::async_trait]
@@ -75,6 +75,10 @@ impl DeployHooks for EventHooks {
                 Ok(0) => {}
                 Ok(_) => self.1.schedules_changed(),
                 Err(e) => tracing::warn!(%e, function = %name, "cannot delete a deleted function's cron triggers"),
+            }
+            // Running deliveries finish (their settle then finds nothing); the rest go.
+            if let Err(e) = self.1.queue().delete_events_of(name).await {
+                tracing::warn!(%e, function = %name, "cannot delete a deleted function's events");
             }
         }
     }

@@ -177,7 +177,8 @@ pub(crate) async fn dead_letters(
     let keep = events
         .iter()
         .position(|e| {
-            bytes += e.payload.len() + e.record.result.as_ref().map_or(0, String::len);
+            let error = e.record.error.as_ref().map_or(0, |e| e.message.len() + e.error_type.len());
+            bytes += e.payload.len() + e.record.result.as_ref().map_or(0, String::len) + error;
             bytes > PAGE_BYTES
         })
         .map_or(events.len(), |i| i.max(1));

@@ -123,7 +123,8 @@ pub trait EventQueue: Send + Sync + 'static {
     async fn lease(&self, function: &FunctionName, lease: &Lease) -> Result<Vec<QueuedEvent>, StoreError>;
 
     /// Records how attempt `attempt` (the event's `attempts` when it was leased) ended, at
-    /// `at`. With `forward`, also stores that event (the outcome's record for a destination
+    /// `at`; a succeeded or failed event's payload is dropped (only dead letters keep theirs,
+    /// for a redrive). With `forward`, also stores that event (the outcome's record for a destination
     /// function; not held to its function's bound) in the same transaction. Returns false,
     /// changing nothing, when the event is not running that attempt any more (its lease
     /// expired and it was leased again, or it is gone).
@@ -165,6 +166,10 @@ pub trait EventQueue: Send + Sync + 'static {
     /// finished before `dead_before`. Returns how many went.
     async fn prune_events(&self, finished_before: DateTime<Utc>, dead_before: DateTime<Utc>)
     -> Result<u64, StoreError>;
+
+    /// Deletes every event of `function`, whatever its status (the function was deleted: a
+    /// function created later under its name starts with none). Returns how many.
+    async fn delete_events_of(&self, function: &FunctionName) -> Result<u64, StoreError>;
 
     /// Per function with any queued, running or dead-lettered event; ordered by name.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError>;

@@ -132,6 +132,9 @@ impl EventQueue for MemoryStore {
         }
         event.lease = None;
         transitions::settled(&mut event.record, outcome, at);
+        if matches!(event.record.status, EventStatus::Succeeded | EventStatus::Failed) {
+            event.payload = Bytes::new();
+        }
         let r = &mut event.record;
         if let Some(forward) = forward {
             r.destination = Some(forward.function.clone());
@@ -212,6 +215,13 @@ impl EventQueue for MemoryStore {
             };
             e.record.finished_at.is_none_or(|at| at >= cutoff)
         });
+        Ok((before - st.events.len()) as u64)
+    }
+
+    async fn delete_events_of(&self, function: &FunctionName) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let before = st.events.len();
+        st.events.retain(|_, e| &e.record.function != function);
         Ok((before - st.events.len()) as u64)
     }
 

@@ -90,6 +90,32 @@ pub async fn run(q: &dyn EventQueue) {
     pruning(q).await;
     depths(q).await;
     schedules(q).await;
+    payloads_and_deletion(q).await;
+}
+
+/// A succeeded or failed event's payload is dropped (a dead letter keeps its own, for a
+/// redrive); `delete_events_of` removes every event of that function only.
+async fn payloads_and_deletion(q: &dyn EventQueue) {
+    let t = |s| at(2011, s);
+    all_accepted(q, &[event("pd-ok", "q-pd", t(0), 10), event("pd-bad", "q-pd", t(1), 10)]).await;
+    all_accepted(q, &[event("pd-dead", "q-pd", t(2), 10), event("pd-other", "q-pd-other", t(3), 10)]).await;
+    let leased = lease_all(q, "q-pd", t(5)).await;
+    assert_eq!(ids(&leased), ["pd-ok", "pd-bad", "pd-dead"]);
+    assert!(q.settle("pd-ok", 1, t(6), succeeded(1, "ok"), None).await.unwrap());
+    let failed = Settle::Failed { executed_version: Some(1), error: error("Handled", true) };
+    assert!(q.settle("pd-bad", 1, t(6), failed, None).await.unwrap());
+    assert!(q.settle("pd-dead", 1, t(6), dead_letter(), None).await.unwrap());
+    let dead = q.list_dead_letters(&name("q-pd"), None, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(&dead[0].payload[..], b"payload of pd-dead", "a dead letter keeps its payload");
+    // The finished ones no longer hold theirs: redriven (were they dead letters) they would
+    // be empty, which the list cannot show; the queue's own answer is the record, kept.
+    assert_eq!(get(q, "pd-ok").await.status, EventStatus::Succeeded);
+    assert_eq!(q.delete_events_of(&name("q-pd")).await.unwrap(), 3, "every event of the function goes");
+    assert!(q.get_event("pd-ok").await.unwrap().is_none() && q.get_event("pd-dead").await.unwrap().is_none());
+    assert!(q.list_dead_letters(&name("q-pd"), None, 10).await.unwrap().is_empty());
+    assert_eq!(get(q, "pd-other").await.status, EventStatus::Queued, "another function's events stay");
+    assert_eq!(q.delete_events_of(&name("q-pd")).await.unwrap(), 0);
 }
 
 /// `due_functions` and `next_due` follow queued events' `not_before` and running events'

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use hearth_types::{CronTrigger, EventRecord, FunctionName, ScheduleState, TriggerId};
+use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, ScheduleState, TriggerId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::event_transitions as transitions;
@@ -174,6 +174,9 @@ impl EventQueue for SqliteStore {
                 r.destination = Some(f.function.clone());
             }
             update(&tx, &r, None)?;
+            if matches!(r.status, EventStatus::Succeeded | EventStatus::Failed) {
+                tx.execute("UPDATE events SET payload = x'' WHERE request_id = ?1", [&request_id])?;
+            }
             tx.commit()?;
             Ok(true)
         })
@@ -286,6 +289,11 @@ impl EventQueue for SqliteStore {
             Ok((done + dead) as u64)
         })
         .await
+    }
+
+    async fn delete_events_of(&self, function: &FunctionName) -> Result<u64, StoreError> {
+        let function = function.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM events WHERE function = ?1", [function])? as u64)).await
     }
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {

@@ -8,6 +8,7 @@ mod admission;
 mod aliases;
 mod compat;
 mod documented;
+mod event_limits;
 mod events;
 mod guard;
 mod harness;

@@ -1,0 +1,211 @@
+//! Asynchronous invocations at their limits (each test began as a hostile review's finding,
+//! failing before its fix): leases that outlive a pinned version's run, fairness between
+//! functions, bounded dead-letter pages, what a deleted function leaves, and disk use.
+//! Delivery settings are scaled down as in `harness::events_settings` (and, where said, one
+//! more setting), so the tests take seconds, not minutes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_agent::{ProcessDriver, Runtimes};
+use hearth_api::{AppState, ensure_admin_token};
+use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
+use hearth_gateway::{Gateway, GatewaySettings};
+use hearth_server::apps;
+use hearth_store::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{FUNCTION, Server, events_settings, py, serve};
+
+/// A server as `harness::start` makes one, with its event settings adjusted by `adjust`.
+async fn start_events(adjust: impl FnOnce(&mut hearth_events::EventSettings)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
+    let queue: Arc<dyn hearth_store::EventQueue> = sqlite.clone();
+    let store: Arc<dyn hearth_store::MetadataStore> = sqlite;
+    let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
+    let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
+    let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
+    let settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
+    let gateway = Gateway::new(
+        store.clone(),
+        code.clone(),
+        dir.path().join("cache"),
+        runtimes,
+        Arc::new(ProcessDriver::detect()),
+        settings,
+    );
+    gateway.spawn_reaper();
+    gateway.start_up().await.unwrap();
+    let state = AppState::new(store, code, ObjectSource::default());
+    let mut event_settings = events_settings();
+    adjust(&mut event_settings);
+    let events = hearth_events::Events::start(queue, gateway.clone(), event_settings);
+    let apps = apps(state.clone(), gateway, events);
+    let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
+    state.set_trigger_base_url(&trigger_url);
+    state.set_api_base_url(&url);
+    Server { url, trigger_url, token, http: reqwest::Client::new(), dir }
+}
+
+impl Server {
+    /// Queues `event` for `name` (`?version=` when `qualifier`); returns the request id.
+    async fn queue_event(&self, name: &str, qualifier: Option<&str>, event: &Value) -> String {
+        let query = qualifier.map(|q| format!("?version={q}")).unwrap_or_default();
+        let r = self
+            .http
+            .post(format!("{}/v1/functions/{name}/invoke{query}", self.url))
+            .bearer_auth(&self.token)
+            .header("x-hearth-invocation-type", "Event")
+            .body(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["request_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the event until its status is final, failing after `limit`.
+    async fn finished(&self, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let e = self.get_json(&format!("/v1/invocations/{id}")).await;
+            if ["succeeded", "failed", "dead_lettered"].contains(&e["status"].as_str().unwrap_or_default()) {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "event {id} never finished in {limit:?}: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn millis(e: &Value, field: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(e[field].as_str().unwrap()).unwrap().timestamp_millis()
+}
+
+/// An event for `NAME:1` (or an alias naming version 1) runs version 1, whose timeout may be
+/// longer than `$LATEST`'s: its lease must outlast that run, or the event is delivered again
+/// while it runs and the first outcome is thrown away, every lease. `lease_margin` is scaled
+/// down to 500 ms here.
+#[tokio::test]
+async fn a_pinned_version_with_a_longer_timeout_is_not_delivered_again_while_it_runs() {
+    let s = start_events(|e| e.lease_margin = Duration::from_millis(500)).await;
+    s.deploy("pinned", FUNCTION, py(json!({"timeout_s": 10, "max_instances": 4}))).await;
+    // Version 2, now $LATEST: a 1 s timeout. Its lease: 2 × 1 s + 500 ms.
+    s.deploy("pinned", FUNCTION, py(json!({"timeout_s": 1, "max_instances": 4}))).await;
+    let id = s.queue_event("pinned", Some("1"), &json!({"sleep": 4})).await;
+    let e = s.finished(&id, Duration::from_secs(20)).await;
+    assert_eq!(
+        (e["status"].as_str(), e["attempts"].as_u64(), e["redeliveries"].as_u64()),
+        (Some("succeeded"), Some(1), Some(0)),
+        "a 4 s run of version 1 (timeout 10 s) was delivered again while it ran: {e}"
+    );
+}
+
+/// Functions are served round-robin: a function whose name sorts first and has a backlog
+/// (and a share of capacity as big as the node's budget) does not keep every function named
+/// after it waiting. `max_in_flight` is scaled down to 1 here.
+#[tokio::test]
+async fn one_functions_backlog_does_not_starve_another_function() {
+    let s = start_events(|e| e.max_in_flight = 1).await;
+    s.deploy("aaa-backlog", FUNCTION, py(json!({"max_instances": 2, "keep_alive_s": 600}))).await;
+    s.deploy("zzz-other", FUNCTION, py(json!({"max_instances": 2, "keep_alive_s": 600}))).await;
+    let mut backlog = Vec::new();
+    for _ in 0..6 {
+        backlog.push(s.queue_event("aaa-backlog", None, &json!({"sleep": 0.5})).await);
+    }
+    let other = s.queue_event("zzz-other", None, &json!({})).await;
+    let other = s.finished(&other, Duration::from_secs(30)).await;
+    let mut last_backlog_start = 0;
+    for id in &backlog {
+        let e = s.finished(id, Duration::from_secs(30)).await;
+        last_backlog_start = last_backlog_start.max(millis(&e, "last_attempt_at"));
+    }
+    assert!(
+        millis(&other, "last_attempt_at") < last_backlog_start,
+        "zzz-other's one event waited until all six of aaa-backlog's had started: {other}"
+    );
+}
+
+/// A page of dead letters counts their error messages (up to 256 KiB each) in its 8 MiB,
+/// not only payloads and results.
+#[tokio::test]
+async fn a_page_of_dead_letters_is_bounded_in_bytes_with_its_error_messages() {
+    const LOUD: &str = r#"
+def handler(event, context):
+    raise RuntimeError("e" * 300000)
+"#;
+    let s = start_events(|_| {}).await;
+    s.deploy("loud", LOUD, py(json!({"async_retries": 0, "max_instances": 4}))).await;
+    let mut ids = Vec::new();
+    for _ in 0..48 {
+        ids.push(s.queue_event("loud", None, &json!({})).await);
+    }
+    for id in &ids {
+        let e = s.finished(id, Duration::from_secs(60)).await;
+        assert_eq!(e["status"], "dead_lettered", "{e}");
+    }
+    let r = s
+        .http
+        .get(format!("{}/v1/functions/loud/dead-letters?limit=1000", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.bytes().await.unwrap();
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    let n = page["dead_letters"].as_array().unwrap().len();
+    assert!(body.len() <= 9 << 20, "a page of {n} dead letters is {} bytes, past the documented ~8 MiB", body.len());
+}
+
+/// A deleted function's events go with it: a function created later under the same name
+/// does not list, redrive or get the old function's events.
+#[tokio::test]
+async fn a_function_created_again_does_not_inherit_the_dead_letters_of_the_deleted_one() {
+    const FAILS: &str = r#"
+def handler(event, context):
+    raise RuntimeError("old function")
+"#;
+    let s = start_events(|_| {}).await;
+    s.deploy("phoenix", FAILS, py(json!({"async_retries": 0}))).await;
+    let id = s.queue_event("phoenix", None, &json!({"secret": "of the old function"})).await;
+    let e = s.finished(&id, Duration::from_secs(30)).await;
+    assert_eq!(e["status"], "dead_lettered", "{e}");
+    let r = s.http.delete(format!("{}/v1/functions/phoenix", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    s.deploy("phoenix", FUNCTION, py(json!({}))).await;
+    let page = s.get_json("/v1/functions/phoenix/dead-letters").await;
+    assert_eq!(
+        page["dead_letters"].as_array().unwrap().len(),
+        0,
+        "the new phoenix lists the deleted phoenix's dead letters: {page}"
+    );
+}
+
+/// `max_queued_events` bounds the events queued or running; a finished event drops its
+/// payload (only dead letters keep theirs), so events that succeed do not grow the disk by
+/// their size: after 12 events of 1 MiB, 24 more leave the database about as large.
+#[tokio::test]
+async fn finished_events_do_not_keep_their_payloads() {
+    let s = start_events(|_| {}).await;
+    // Answers a few bytes: its results (kept, cut at 256 KiB) do not count here.
+    s.deploy("sink-ok", "def handler(event, context):\n    return 'ok'\n", py(json!({"max_queued_events": 1}))).await;
+    let pad = "p".repeat(1_000_000);
+    let size = |name: &str| std::fs::metadata(s.dir.path().join(name)).map_or(0, |m| m.len());
+    let mut sizes = vec![];
+    for round in [12, 24] {
+        for _ in 0..round {
+            let id = s.queue_event("sink-ok", None, &json!({"pad": pad})).await;
+            let e = s.finished(&id, Duration::from_secs(30)).await;
+            assert_eq!(e["status"], "succeeded", "{e}");
+        }
+        sizes.push((size("meta.db"), size("meta.db-wal")));
+    }
+    let grown = sizes[1].0.saturating_sub(sizes[0].0);
+    assert!(grown < 4 << 20, "24 more finished events of 1 MiB grew the database by {grown} bytes ({sizes:?})");
+    assert!(sizes[1].1 < 40 << 20, "the write-ahead log is held to its size limit: {sizes:?}");
+}
