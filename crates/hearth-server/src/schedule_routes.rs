@@ -13,6 +13,10 @@ use hearth_types::{CronSchedule, CronTrigger, FunctionTarget, MissedRuns, Schedu
 
 use crate::apps::ServerState;
 
+/// Cron triggers one function may have, and all functions together.
+const PER_FUNCTION: usize = 100;
+const PER_NODE: usize = 10_000;
+
 /// Add a cron trigger: the function is invoked asynchronously, with an EventBridge scheduled
 /// event, at each instant of the schedule; each instant fires once, across restarts.
 #[utoipa::path(
@@ -20,7 +24,8 @@ use crate::apps::ServerState;
     responses(
         (status = 201, body = ScheduleState),
         (status = 400, description = "Invalid schedule, time zone or missed-runs policy (`InvalidSchedule`, `InvalidTimeZone`, `InvalidMissedRuns`), invalid function name, or a body that is not a `ScheduleSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
-        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`) or alias (`AliasNotFound`)", body = ApiErrorBody),
+        (status = 409, description = "100 cron triggers on the function, or 10,000 in all (`ScheduleLimitExceeded`)", body = ApiErrorBody),
         (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
@@ -42,6 +47,19 @@ pub(crate) async fn create(
     }
     // An alias may move later; it must exist now.
     hearth_api::pinned(state.api.store().as_ref(), &function, target.selector.clone()).await?;
+    // Bounded: the scheduler reads every cron trigger each time it looks.
+    let existing = state.events.queue().list_schedules().await?;
+    let of_function = existing.iter().filter(|s| s.trigger.function == function).count();
+    if of_function >= PER_FUNCTION || existing.len() >= PER_NODE {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ScheduleLimitExceeded",
+            format!(
+                "at most {PER_FUNCTION} cron triggers per function and {PER_NODE} in all ({of_function} on {function}, {} in all); delete some first",
+                existing.len()
+            ),
+        ));
+    }
     let now = Utc::now();
     let trigger = CronTrigger {
         id: TriggerId::new(),

@@ -117,6 +117,7 @@ impl fmt::Display for FunctionTarget {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AdditionalVersion {
     #[schema(minimum = 1, maximum = 999_999_999)]
+    #[serde(deserialize_with = "whole_u32")]
     pub version: u32,
     /// The share of invocations it gets, strictly between 0 and 1.
     #[schema(exclusive_minimum = 0, exclusive_maximum = 1)]
@@ -148,6 +149,17 @@ impl Alias {
             _ => self.version,
         }
     }
+}
+
+/// A `u32` as JSON Schema counts integers: `3` or `3.0` (many encoders write whole numbers
+/// with a fraction).
+pub fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64));
+    whole
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number from 0 to {}, got {n}", u32::MAX)))
 }
 
 /// Checks a routing weight: strictly between 0 and 1, as Lambda requires.
@@ -206,5 +218,15 @@ mod tests {
             assert_eq!(validate_weight(bad).unwrap_err().code(), "InvalidWeight");
         }
         assert_eq!(validate_weight(0.25).unwrap(), 0.25);
+        // Whole numbers written with a fraction are versions too; others are refused.
+        let extra: AdditionalVersion = serde_json::from_str(r#"{"version": 4.0, "weight": 0.5}"#).unwrap();
+        assert_eq!(extra.version, 4);
+        for bad in [
+            r#"{"version": 4.5, "weight": 0.5}"#,
+            r#"{"version": -1, "weight": 0.5}"#,
+            r#"{"version": 5e9, "weight": 0.5}"#,
+        ] {
+            assert!(serde_json::from_str::<AdditionalVersion>(bad).is_err(), "{bad}");
+        }
     }
 }

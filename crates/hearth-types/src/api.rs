@@ -211,6 +211,7 @@ pub struct RedriveResult {
 pub struct AliasSpec {
     /// The version the alias names.
     #[schema(minimum = 1, maximum = 999_999_999)]
+    #[serde(deserialize_with = "crate::alias::whole_u32")]
     pub version: u32,
     /// A second version and the share of invocations (strictly between 0 and 1) it gets.
     #[serde(default)]

@@ -4,7 +4,7 @@
 //! place, and turned into typed values ([`FunctionName`], [`FunctionConfig`], [`Runtime`]).
 //! Validation failures carry a stable error code ([`ValidationError::code`]).
 
-mod alias;
+pub(crate) mod alias;
 pub mod api;
 mod config;
 mod config_patch;

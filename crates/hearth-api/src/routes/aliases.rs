@@ -14,6 +14,9 @@ use hearth_types::{AdditionalVersion, Alias, AliasName, FunctionName, VersionSel
 use crate::auth::{Authorized, needs};
 use crate::{ApiError, ApiErrorBody, AppState};
 
+/// Aliases one function may have.
+const ALIASES_PER_FUNCTION: usize = 100;
+
 fn alias_not_found(name: &FunctionName, alias: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -52,6 +55,7 @@ fn parts(name: &str, alias: &str) -> Result<(FunctionName, AliasName), ApiError>
         (status = 201, description = "Created", body = Alias),
         (status = 400, description = "Invalid name, alias name or weight (`InvalidFunctionName`, `InvalidAliasName`, `InvalidWeight`), or a body that is not an `AliasSpec` (`InvalidJson`, `InvalidRequestBody`)", body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`) or version (`VersionNotFound`)", body = ApiErrorBody),
+        (status = 409, description = "The function has 100 aliases already (`AliasLimitExceeded`)", body = ApiErrorBody),
         (status = 413, description = "Body over 2 MiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
     ),
@@ -97,6 +101,14 @@ pub async fn put_alias(
     let now = Utc::now();
     let existing = store.get_alias(&name, &alias_name).await?;
     let created = existing.is_none();
+    // Bounded: each alias keeps the pools of the versions it names.
+    if created && store.list_aliases(&name).await?.len() >= ALIASES_PER_FUNCTION {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "AliasLimitExceeded",
+            format!("function \"{name}\" has {ALIASES_PER_FUNCTION} aliases, the most it may have; delete one first"),
+        ));
+    }
     let alias = Alias {
         function: name.clone(),
         name: alias_name,

@@ -234,3 +234,29 @@ async fn triggers_schedules_and_destinations_can_name_an_alias() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn aliases_and_cron_triggers_per_function_are_bounded() {
+    let s = start().await;
+    s.deploy("many", &source(1), py(json!({}))).await;
+    for i in 0..100 {
+        assert_eq!(s.put_alias("many", &format!("a{i}"), json!({"version": 1})).await.0, StatusCode::CREATED);
+    }
+    let (status, reply) = s.put_alias("many", "one-more", json!({"version": 1})).await;
+    assert_eq!((status, reply["code"].as_str()), (StatusCode::CONFLICT, Some("AliasLimitExceeded")), "{reply}");
+    assert_eq!(s.put_alias("many", "a7", json!({"version": 1})).await.0, StatusCode::OK, "moving one still works");
+    let hourly = json!({"function": "many", "schedule": "0 0 * * * *"});
+    let post = |body: Value| {
+        let s = &s;
+        async move {
+            let r =
+                s.http.post(format!("{}/v1/schedules", s.url)).bearer_auth(&s.token).json(&body).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for _ in 0..100 {
+        assert_eq!(post(hourly.clone()).await.0, StatusCode::CREATED);
+    }
+    let (status, reply) = post(hourly).await;
+    assert_eq!((status, reply["code"].as_str()), (StatusCode::CONFLICT, Some("ScheduleLimitExceeded")), "{reply}");
+}
