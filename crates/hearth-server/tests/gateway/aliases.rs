@@ -114,16 +114,8 @@ async fn an_alias_splits_invocations_by_weight_and_is_in_the_records() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let id = r.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let e = s.get_json(&format!("/v1/invocations/{id}")).await;
-        if e["status"] == "succeeded" {
-            assert_eq!((e["qualifier"].as_str(), e["executed_version"].as_u64()), (Some("live"), Some(2)), "{e}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{e}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let e = s.wait_event(&id, "succeeded").await;
+    assert_eq!((e["qualifier"].as_str(), e["executed_version"].as_u64()), (Some("live"), Some(2)), "{e}");
 }
 
 #[tokio::test]

@@ -128,16 +128,8 @@ async fn aws_sdk_invokes_through_the_lambda_invoke_api() {
     // InvocationType=Event: 202 and a request id the event is then delivered under.
     assert_eq!(v["event"]["status"], 202);
     let id = v["event"]["id"].as_str().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let e = s.get_json(&format!("/v1/invocations/{id}")).await;
-        if e["status"] == "succeeded" {
-            assert_eq!(serde_json::from_str::<Value>(e["result"].as_str().unwrap()).unwrap()["got"], json!({"e": 1}));
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the SDK's event was not delivered: {e}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let e = s.wait_event(id, "succeeded").await;
+    assert_eq!(serde_json::from_str::<Value>(e["result"].as_str().unwrap()).unwrap()["got"], json!({"e": 1}));
     assert_eq!(v["signed"], json!({"got": {"s": 1}}));
     assert_eq!(
         v["context"],

@@ -4,50 +4,12 @@
 //! Delivery settings are scaled down as in `harness::events_settings` (and, where said, one
 //! more setting), so the tests take seconds, not minutes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_agent::{ProcessDriver, Runtimes};
-use hearth_api::{AppState, ensure_admin_token};
-use hearth_blob::{CodeStore, ObjectSource, PackageLimits};
-use hearth_gateway::{Gateway, GatewaySettings};
-use hearth_server::apps;
-use hearth_store::SqliteStore;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{FUNCTION, Server, events_settings, py, serve};
-
-/// A server as `harness::start` makes one, with its event settings adjusted by `adjust`.
-async fn start_events(adjust: impl FnOnce(&mut hearth_events::EventSettings)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
-    let queue: Arc<dyn hearth_store::EventQueue> = sqlite.clone();
-    let store: Arc<dyn hearth_store::MetadataStore> = sqlite;
-    let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
-    let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
-    let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
-    let settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
-    let gateway = Gateway::new(
-        store.clone(),
-        code.clone(),
-        dir.path().join("cache"),
-        runtimes,
-        Arc::new(ProcessDriver::detect()),
-        settings,
-    );
-    gateway.spawn_reaper();
-    gateway.start_up().await.unwrap();
-    let state = AppState::new(store, code, ObjectSource::default());
-    let mut event_settings = events_settings();
-    adjust(&mut event_settings);
-    let events = hearth_events::Events::start(queue, gateway.clone(), event_settings);
-    let apps = apps(state.clone(), gateway, events);
-    let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
-    state.set_trigger_base_url(&trigger_url);
-    state.set_api_base_url(&url);
-    Server { url, trigger_url, token, http: reqwest::Client::new(), dir }
-}
+use super::{FUNCTION, Server, py, start_events};
 
 impl Server {
     /// Queues `event` for `name` (`?version=` when `qualifier`); returns the request id.

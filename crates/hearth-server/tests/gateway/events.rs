@@ -68,19 +68,6 @@ impl Server {
         id
     }
 
-    /// Polls the event until its status is `status`, failing after 30 s.
-    async fn wait_event(&self, id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let e = self.get_json(&format!("/v1/invocations/{id}")).await;
-            if e["status"] == status {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "event {id} never became {status}: {e}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
     async fn dead_letters(&self, name: &str) -> Vec<Value> {
         self.get_json(&format!("/v1/functions/{name}/dead-letters")).await["dead_letters"].as_array().unwrap().clone()
     }

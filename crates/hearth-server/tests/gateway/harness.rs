@@ -52,11 +52,25 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewaySettings)) -> Server {
     start_with_store(adjust, |sqlite| sqlite).await
 }
 
+/// A server whose asynchronous delivery settings (already scaled down by
+/// [`events_settings`]) are adjusted by `adjust`.
+pub async fn start_events(adjust: impl FnOnce(&mut hearth_events::EventSettings)) -> Server {
+    start_with_all(|_| {}, |sqlite| sqlite, adjust).await
+}
+
 /// A server whose metadata store is what `wrap` makes of its SQLite store (a wrapper that
 /// counts the calls reaching it, say).
 pub async fn start_with_store(
     adjust: impl FnOnce(&mut GatewaySettings),
     wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn MetadataStore>,
+) -> Server {
+    start_with_all(adjust, wrap, |_| {}).await
+}
+
+async fn start_with_all(
+    adjust: impl FnOnce(&mut GatewaySettings),
+    wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn MetadataStore>,
+    adjust_events: impl FnOnce(&mut hearth_events::EventSettings),
 ) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
@@ -78,7 +92,9 @@ pub async fn start_with_store(
     gateway.spawn_reaper();
     gateway.start_up().await.unwrap();
     let state = AppState::new(store, code, ObjectSource::default());
-    let events = hearth_events::Events::start(queue, gateway.clone(), events_settings());
+    let mut event_settings = events_settings();
+    adjust_events(&mut event_settings);
+    let events = hearth_events::Events::start(queue, gateway.clone(), event_settings);
     let apps = apps(state.clone(), gateway, events);
     let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
     state.set_trigger_base_url(&trigger_url);
@@ -176,6 +192,19 @@ impl Server {
         let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "GET {path}");
         r.json().await.unwrap()
+    }
+
+    /// Polls the event until its status is `status`, failing after 30 s.
+    pub async fn wait_event(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let e = self.get_json(&format!("/v1/invocations/{id}")).await;
+            if e["status"] == status {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "event {id} never became {status}: {e}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// `GET /v1/node`.
