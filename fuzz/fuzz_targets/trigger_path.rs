@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
             let trigger = HttpTrigger {
                 id: TriggerId::new(),
                 function: "f".parse().expect("function name"),
+                qualifier: None,
                 path,
                 methods: vec![],
                 auth: TriggerAuth::None,
