@@ -9,27 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{FUNCTION, Server, py, start_events};
+use super::{FUNCTION, Server, millis, py, start_events};
 
 impl Server {
-    /// Queues `event` for `name` (`?version=` when `qualifier`); returns the request id.
-    async fn queue_event(&self, name: &str, qualifier: Option<&str>, event: &Value) -> String {
-        let query = qualifier.map(|q| format!("?version={q}")).unwrap_or_default();
-        let r = self
-            .http
-            .post(format!("{}/v1/functions/{name}/invoke{query}", self.url))
-            .bearer_auth(&self.token)
-            .header("x-hearth-invocation-type", "Event")
-            .body(event.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        body["request_id"].as_str().unwrap().to_owned()
-    }
-
     /// Polls the event until its status is final, failing after `limit`.
     async fn finished(&self, id: &str, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;
@@ -42,10 +24,6 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-fn millis(e: &Value, field: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(e[field].as_str().unwrap()).unwrap().timestamp_millis()
 }
 
 /// An event for `NAME:1` (or an alias naming version 1) runs version 1, whose timeout may be

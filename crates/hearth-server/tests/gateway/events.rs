@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Server, py, start};
+use super::{Server, millis, py, start};
 
 /// Counts its deliveries in its instance's `/tmp` (one instance, kept), and fails while the
 /// count is at most `event["fail"]`.
@@ -58,16 +58,6 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), location)
     }
 
-    /// Queues `event` for `name`, asserting 202; returns the request id.
-    async fn queue(&self, name: &str, event: Value) -> String {
-        let (status, body, location) = self.post_event(name, event.to_string().into_bytes(), "Event").await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        assert_eq!(body["status"], "queued");
-        let id = body["request_id"].as_str().unwrap().to_owned();
-        assert_eq!(location.as_deref(), Some(format!("/v1/invocations/{id}").as_str()));
-        id
-    }
-
     async fn dead_letters(&self, name: &str) -> Vec<Value> {
         self.get_json(&format!("/v1/functions/{name}/dead-letters")).await["dead_letters"].as_array().unwrap().clone()
     }
@@ -87,15 +77,11 @@ impl Server {
     }
 }
 
-fn millis(e: &Value, field: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(e[field].as_str().unwrap()).unwrap().timestamp_millis()
-}
-
 #[tokio::test]
 async fn an_event_that_fails_twice_then_succeeds_is_delivered_three_times() {
     let s = start().await;
     s.deploy("flaky", FLAKY, one_instance(json!({}))).await;
-    let id = s.queue("flaky", json!({"fail": 2})).await;
+    let id = s.queue_event("flaky", None, &json!({"fail": 2})).await;
     let e = s.wait_event(&id, "succeeded").await;
     assert_eq!((e["attempts"].as_u64(), e["function_errors"].as_u64()), (Some(3), Some(2)), "{e}");
     assert_eq!(serde_json::from_str::<Value>(e["result"].as_str().unwrap()).unwrap(), json!({"ok": 3}));
@@ -116,7 +102,7 @@ async fn an_event_that_fails_twice_then_succeeds_is_delivered_three_times() {
 async fn an_event_that_keeps_failing_is_dead_lettered_and_a_redrive_delivers_it_again() {
     let s = start().await;
     s.deploy("doomed", FLAKY, one_instance(json!({"async_retries": 1}))).await;
-    let id = s.queue("doomed", json!({"fail": 2, "n": 7})).await;
+    let id = s.queue_event("doomed", None, &json!({"fail": 2, "n": 7})).await;
     let e = s.wait_event(&id, "dead_lettered").await;
     assert_eq!((e["attempts"].as_u64(), e["function_errors"].as_u64()), (Some(2), Some(2)), "{e}");
     assert_eq!(e["error"]["error_type"], "RuntimeError");
@@ -164,8 +150,8 @@ async fn outcomes_reach_their_destination_functions_as_lambda_records() {
     s.deploy("sink", SINK, py(json!({"async_retries": 0}))).await;
     s.deploy("good", FLAKY, one_instance(json!({"on_success": "sink"}))).await;
     s.deploy("bad", FLAKY, one_instance(json!({"async_retries": 0, "on_failure": "sink"}))).await;
-    let ok = s.queue("good", json!({"which": "good"})).await;
-    let failed = s.queue("bad", json!({"which": "bad", "fail": 5})).await;
+    let ok = s.queue_event("good", None, &json!({"which": "good"})).await;
+    let failed = s.queue_event("bad", None, &json!({"which": "bad", "fail": 5})).await;
     let e = s.wait_event(&ok, "succeeded").await;
     assert_eq!(e["destination"], "sink");
     let e = s.wait_event(&failed, "failed").await;
@@ -238,11 +224,11 @@ async fn asynchronous_invocations_refuse_what_they_cannot_queue() {
 
     // The bound counts queued and running events: the first one runs (for a second), the
     // second is refused meanwhile, and accepted again once the first is done.
-    let first = s.queue("slow", json!({"sleep": 1})).await;
+    let first = s.queue_event("slow", None, &json!({"sleep": 1})).await;
     s.wait_event(&first, "running").await;
     refused(StatusCode::TOO_MANY_REQUESTS, "EventQueueFull", s.post_event("slow", b"{}".to_vec(), "Event").await);
     s.wait_event(&first, "succeeded").await;
-    let second = s.queue("slow", json!({})).await;
+    let second = s.queue_event("slow", None, &json!({})).await;
     s.wait_event(&second, "succeeded").await;
 
     let r = s.http.get(format!("{}/v1/invocations/no-such-id", s.url)).bearer_auth(&s.token).send().await.unwrap();
@@ -405,7 +391,7 @@ async fn a_page_of_dead_letters_is_bounded_in_bytes() {
     let big = json!("x".repeat(1_000_000));
     let mut ids = vec![];
     for _ in 0..12 {
-        ids.push(s.queue("heavy", big.clone()).await);
+        ids.push(s.queue_event("heavy", None, &big.clone()).await);
     }
     for id in &ids {
         s.wait_event(id, "dead_lettered").await;

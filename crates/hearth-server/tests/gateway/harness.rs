@@ -102,6 +102,11 @@ async fn start_with_all(
     Server { url, trigger_url, token, http: reqwest::Client::new(), dir }
 }
 
+/// A timestamp field of a JSON record, in milliseconds since the epoch.
+pub fn millis(e: &Value, field: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(e[field].as_str().unwrap()).unwrap().timestamp_millis()
+}
+
 /// Asynchronous delivery scaled down for tests: retries after 200 ms and 400 ms, backoff
 /// from 50 ms.
 pub fn events_settings() -> hearth_events::EventSettings {
@@ -192,6 +197,28 @@ impl Server {
         let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "GET {path}");
         r.json().await.unwrap()
+    }
+
+    /// Queues `event` for `name` (`?version=` when `qualifier`), asserting 202 with the
+    /// request id and its `Location`; returns the request id.
+    pub async fn queue_event(&self, name: &str, qualifier: Option<&str>, event: &Value) -> String {
+        let query = qualifier.map(|q| format!("?version={q}")).unwrap_or_default();
+        let r = self
+            .http
+            .post(format!("{}/v1/functions/{name}/invoke{query}", self.url))
+            .bearer_auth(&self.token)
+            .header("x-hearth-invocation-type", "Event")
+            .body(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        let (status, location) = (r.status(), r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["status"], "queued");
+        let id = body["request_id"].as_str().unwrap().to_owned();
+        assert_eq!(location.as_deref(), Some(format!("/v1/invocations/{id}").as_str()));
+        id
     }
 
     /// Polls the event until its status is `status`, failing after 30 s.
