@@ -15,7 +15,7 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
                 return print_json(&t);
             }
             let url = t.url.clone().unwrap_or_else(|| t.trigger.path.to_string());
-            println!("Added trigger {}: {url} -> {}", t.trigger.id, t.trigger.function);
+            println!("Added trigger {}: {url} -> {}", t.trigger.id, target(&t.trigger.function, &t.trigger.qualifier));
         }
         TriggerCommand::Add(TriggerKind::Cron { function, schedule, time_zone, missed_runs }) => {
             let spec = ScheduleSpec { function, schedule, time_zone, missed_runs };
@@ -26,7 +26,10 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
             let next = s.next_fire_at.as_ref().map_or("never".to_owned(), time);
             println!(
                 "Added cron trigger {}: \"{}\" ({}) -> {}; next at {next} UTC",
-                s.trigger.id, s.trigger.schedule, s.trigger.time_zone, s.trigger.function
+                s.trigger.id,
+                s.trigger.schedule,
+                s.trigger.time_zone,
+                target(&s.trigger.function, &s.trigger.qualifier)
             );
         }
         TriggerCommand::List => {
@@ -55,7 +58,7 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
                     vec![
                         t.id.to_string(),
                         view.url.clone().unwrap_or_else(|| t.path.to_string()),
-                        t.function.to_string(),
+                        target(&t.function, &t.qualifier),
                         methods,
                         auth,
                         time(&t.created_at),
@@ -76,7 +79,7 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
                         vec![
                             t.id.to_string(),
                             format!("cron \"{}\" {}", t.schedule, t.time_zone),
-                            t.function.to_string(),
+                            target(&t.function, &t.qualifier),
                             s.next_fire_at.as_ref().map_or("never".to_owned(), time),
                             s.fired.to_string(),
                             time(&t.created_at),
@@ -103,4 +106,12 @@ pub async fn run(cmd: TriggerCommand, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `NAME` or `NAME:QUALIFIER`, as the trigger was given.
+fn target(function: &hearth_types::FunctionName, qualifier: &Option<String>) -> String {
+    match qualifier {
+        Some(q) => format!("{function}:{q}"),
+        None => function.to_string(),
+    }
 }
