@@ -15,6 +15,11 @@ as invalid (negative) are left alone: the server must refuse those.
   `time_zone` name a zone of the tz database, which JSON Schema cannot say; a valid case gets
   `0 */5 * * * *` and `UTC` (crates/hearth-types/src/schedule.rs and
   crates/hearth-server/tests/gateway/events.rs test the refusals).
+- A NATS trigger (POST /v1/nats-triggers) connects only to loopback: every case whose
+  `server` is a well-formed address gets `nats://127.0.0.1:1` (nothing listens there), so
+  the fuzzer never makes the server reach another host; a valid case also gets a valid
+  subject, names, and no consumer without a stream (the refusals are tested in
+  crates/hearth-server/tests/gateway/nats.rs).
 - An alias (PUT /v1/functions/{name}/aliases/{alias}) is not named `latest` in any case (that
   is `$LATEST`), and its additional version differs from its version (the server refuses
   both, tested in crates/hearth-server/tests/gateway/aliases.rs); valid cases get `live` and
@@ -115,6 +120,8 @@ def map_case(context, case):
     # name is schema-valid), so it applies to every case, however generated.
     if case.path == "/v1/functions/{name}" and case.method.upper() in ("PUT", "PATCH") and isinstance(case.body, dict):
         _not_its_own_destination(case)
+    if case.path == "/v1/nats-triggers" and isinstance(case.body, dict):
+        _loopback_nats(case.body)
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return case
@@ -131,6 +138,14 @@ def map_case(context, case):
         extra = body.get("additional_version")
         if isinstance(extra, dict) and extra.get("version") == body.get("version") and isinstance(extra.get("version"), int):
             extra["version"] = extra["version"] % 999_999_999 + 1
+    elif case.method.upper() == "POST" and case.path == "/v1/nats-triggers" and isinstance(case.body, dict):
+        case.body["server"] = "nats://127.0.0.1:1"
+        case.body["subject"] = "fuzz.>"
+        for field in ("stream", "consumer"):
+            if field in case.body:
+                case.body[field] = "FUZZ"
+        if "consumer" in case.body and "stream" not in case.body:
+            case.body["stream"] = "FUZZ"
     elif case.method.upper() == "POST" and case.path == "/v1/schedules" and isinstance(case.body, dict):
         case.body["schedule"] = "0 */5 * * * *"
         if "time_zone" in case.body:
@@ -141,3 +156,10 @@ def map_case(context, case):
         for field in ("runtime", "handler", "min_instances", "max_instances", "environment"):
             case.body.pop(field, None)
     return case
+
+
+def _loopback_nats(body):
+    """A well-formed NATS address (as the server would accept it) becomes a loopback one."""
+    server = body.get("server")
+    if isinstance(server, str) and len(server) <= 512 and server.startswith(("nats://", "tls://")):
+        body["server"] = "nats://127.0.0.1:1"

@@ -4,8 +4,9 @@
 #   - .venv/ with moto's S3-compatible server (the real S3 protocol on loopback for the
 #     object-URL tests), boto3 + the AWS CLI v1 (Lambda Invoke API compatibility), and
 #     schemathesis (API fuzzing against openapi.json, scripts/api-fuzz).
-#   - as root, Debian's nftables (NAT for instances with network egress) and strace (the
-#     agent's seccomp test traces the example functions' syscalls).
+#   - as root, Debian's nftables (NAT for instances with network egress), strace (the
+#     agent's seccomp test traces the example functions' syscalls) and nats-server (NATS
+#     triggers' tests start their own, with JetStream, on loopback ports of their own).
 #     Skipped with --toolchain-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,16 @@ fi
 if [ "$(id -u)" = 0 ] && ! command -v strace >/dev/null && [ ! -x /usr/bin/strace ]; then
     echo "test-deps: installing strace (Debian package; the seccomp allow-list test)" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends strace >/dev/null
+fi
+
+# nats-server: the NATS triggers' tests start it themselves (hearth-events' test_support).
+if [ "$(id -u)" = 0 ] && ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+    echo "test-deps: installing nats-server (Debian package; NATS trigger tests)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends nats-server >/dev/null
+fi
+# Debian's package enables and starts a system service on :4222; the tests need none.
+if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
+    systemctl disable --now nats-server >/dev/null 2>&1 || true
 fi
 
 MOTO_VERSION=5.2.5

@@ -506,6 +506,30 @@ pub enum TriggerKind {
         #[arg(long, value_name = "POLICY")]
         missed_runs: Option<String>,
     },
+    /// Invoke FUNCTION for the messages on a NATS subject: from a JetStream stream through a
+    /// durable consumer (each message acknowledged once the function succeeded; failures
+    /// retried, then dead-lettered, by the function's async settings), or, without --stream,
+    /// from a core NATS subscription whose messages are queued as asynchronous events.
+    Nats {
+        /// The function to invoke.
+        function: String,
+        /// nats://[user:password@|token@]host[:port] (credentials are stored, never shown).
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The subject, with * and > wildcards, e.g. orders.>
+        #[arg(long)]
+        subject: String,
+        /// A JetStream stream holding the subject.
+        #[arg(long)]
+        stream: Option<String>,
+        /// The stream's durable consumer to use (made if missing; default: one of the
+        /// trigger's own).
+        #[arg(long, requires = "stream")]
+        consumer: Option<String>,
+        /// Messages per invocation, at most (1 to 100; default 1), as "Records".
+        #[arg(long, value_name = "N")]
+        batch: Option<u32>,
+    },
 }
 
 #[cfg(test)]

@@ -6,10 +6,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use hearth_types::api::{
     AliasList, AliasSpec, ApiErrorBody, CodeFromObject, DeadLetterPage, DeployResponse, EventAccepted, FunctionList,
-    Health, InstanceList, InstanceView, InvocationList, LogPage, NewToken, NodeView, RedriveRequest, RedriveResult,
-    ScheduleList, ScheduleSpec, TokenInfo, TokenList, TokenSpec, TriggerList, TriggerSpec, TriggerView, VersionList,
+    Health, InstanceList, InstanceView, InvocationList, LogPage, NatsTriggerList, NatsTriggerSpec, NewToken, NodeView,
+    RedriveRequest, RedriveResult, ScheduleList, ScheduleSpec, TokenInfo, TokenList, TokenSpec, TriggerList,
+    TriggerSpec, TriggerView, VersionList,
 };
-use hearth_types::{Alias, CodeRef, EventRecord, Function, FunctionSpec, InvocationRecord, ScheduleState, Version};
+use hearth_types::{
+    Alias, CodeRef, EventRecord, Function, FunctionSpec, InvocationRecord, NatsTriggerState, ScheduleState, Version,
+};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
@@ -276,6 +279,19 @@ impl Client {
     pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let path = format!("/v1/functions/{name}/aliases/{}", escape(alias));
         self.send(self.req(Method::DELETE, &path)).await.map(drop)
+    }
+
+    pub async fn create_nats_trigger(&self, spec: &NatsTriggerSpec) -> Result<NatsTriggerState> {
+        self.json(self.req(Method::POST, "/v1/nats-triggers").json(spec)).await
+    }
+
+    pub async fn list_nats_triggers(&self) -> Result<Vec<NatsTriggerState>> {
+        Ok(self.json::<NatsTriggerList>(self.req(Method::GET, "/v1/nats-triggers")).await?.triggers)
+    }
+
+    pub async fn delete_nats_trigger(&self, id: &str) -> Result<()> {
+        self.send(self.req(Method::DELETE, &format!("/v1/nats-triggers/{}", escape(id)))).await?;
+        Ok(())
     }
 
     pub async fn create_schedule(&self, spec: &ScheduleSpec) -> Result<ScheduleState> {

@@ -27,10 +27,19 @@ impl Acceptor {
 
     /// Stores `event` durably; returns once the commit holding it is on disk.
     pub async fn accept(&self, event: NewEvent) -> Result<Enqueued, StoreError> {
+        self.submit(event).await?.await
+    }
+
+    /// Hands `event` to the writer (waiting for room) and returns the wait for its commit:
+    /// events submitted one after the other are stored in that order.
+    pub async fn submit(
+        &self,
+        event: NewEvent,
+    ) -> Result<impl std::future::Future<Output = Result<Enqueued, StoreError>> + use<>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Backend("the event writer stopped".into());
         self.tx.send(Pending { event, reply }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        Ok(async move { answer.await.map_err(|_| gone())? })
     }
 }
 

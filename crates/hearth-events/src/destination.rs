@@ -3,12 +3,21 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use hearth_types::{EventRecord, FunctionName};
+use hearth_types::FunctionName;
 use serde_json::{Value, json};
 
 /// Destination hops after which an outcome is kept in the dead-letter list (failures) or
 /// not forwarded (successes) instead: functions that are each other's destinations stop.
 pub const MAX_CHAIN: u32 = 16;
+
+/// The event the record is about.
+pub struct Origin<'a> {
+    pub request_id: &'a str,
+    pub function: &'a FunctionName,
+    /// The version number or alias it was sent to; `None`: `$LATEST`.
+    pub qualifier: Option<&'a str>,
+    pub attempts: u32,
+}
 
 /// How the event ended, as the record says it.
 pub struct Outcome<'a> {
@@ -34,10 +43,10 @@ fn response_payload(bytes: &[u8]) -> Value {
     Value::String(format!("{text}[truncated]"))
 }
 
-/// The destination event for `record`, whose payload was `payload`.
-pub fn record(region: &str, event: &EventRecord, payload: &[u8], outcome: Outcome<'_>, at: DateTime<Utc>) -> Bytes {
-    let qualifier = event.qualifier.clone().unwrap_or_else(|| "$LATEST".to_owned());
-    let arn = function_arn(region, &event.function, &qualifier);
+/// The destination event for `event`, whose payload was `payload`.
+pub fn record(region: &str, event: &Origin<'_>, payload: &[u8], outcome: Outcome<'_>, at: DateTime<Utc>) -> Bytes {
+    let qualifier = event.qualifier.unwrap_or("$LATEST");
+    let arn = function_arn(region, event.function, qualifier);
     let mut response_context = json!({
         "statusCode": 200,
         "executedVersion": outcome.executed_version.map_or_else(|| "$LATEST".to_owned(), |v| v.to_string()),
@@ -68,34 +77,13 @@ fn function_arn(region: &str, function: &FunctionName, qualifier: &str) -> Strin
 
 #[cfg(test)]
 mod tests {
-    use hearth_types::{EventSource, EventStatus};
-
     use super::*;
 
     #[test]
     fn the_record_has_lambdas_shape() {
         let at = Utc::now();
-        let event = EventRecord {
-            request_id: "r-1".into(),
-            function: "orders".parse().unwrap(),
-            qualifier: None,
-            status: EventStatus::Running,
-            source: EventSource::Api,
-            attempts: 3,
-            function_errors: 3,
-            redeliveries: 0,
-            redrives: 0,
-            enqueued_at: at,
-            queued_at: at,
-            not_before: at,
-            last_attempt_at: Some(at),
-            finished_at: None,
-            executed_version: Some(4),
-            result: None,
-            result_truncated: false,
-            error: None,
-            destination: None,
-        };
+        let function: FunctionName = "orders".parse().unwrap();
+        let event = Origin { request_id: "r-1", function: &function, qualifier: None, attempts: 3 };
         let outcome = Outcome {
             condition: "RetriesExhausted",
             executed_version: Some(4),

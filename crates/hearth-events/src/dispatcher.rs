@@ -2,13 +2,12 @@
 //! invocation, and settles it by the retry rules (`retry.rs`): succeeded, retried later,
 //! handed to a destination, or dead-lettered.
 //!
-//! Asynchronous work has a concurrency budget of its own: at most `max_in_flight` deliveries
-//! on the node, and per function at most half its capacity (`max_instances × concurrency`,
-//! at least one), so synchronous callers always have the other half. The activator's queue
-//! is first come, first served, so a synchronous caller never waits behind more than one
-//! delivery per instance slot.
+//! Asynchronous work has a concurrency budget of its own (`budget.rs`, shared with the NATS
+//! consumers): at most `max_in_flight` deliveries on the node, and per function at most half
+//! its capacity (`max_instances × concurrency`, at least one), so synchronous callers always
+//! have the other half. The activator's queue is first come, first served, so a synchronous
+//! caller never waits behind more than one delivery per instance slot.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,11 +15,12 @@ use std::time::Duration;
 use chrono::Utc;
 use hearth_gateway::{AcquireError, Gateway, InvokeError, InvokeRequest};
 use hearth_store::{EventQueue, Lease, NewEvent, QueuedEvent, Settle, StoreError};
-use hearth_types::{EventError, EventSource, FunctionConfig, FunctionName, VersionSelector, event_text, limits};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use hearth_types::{EventError, EventSource, FunctionName, VersionSelector, event_text, limits};
+use tokio::sync::Notify;
 
 use crate::EventSettings;
-use crate::destination::{self, MAX_CHAIN, Outcome};
+use crate::budget::{Budget, Slot, share};
+use crate::destination::{self, MAX_CHAIN, Origin, Outcome};
 use crate::retry::{self, Attempt, Counts, Next};
 
 pub(crate) struct Dispatcher {
@@ -28,61 +28,42 @@ pub(crate) struct Dispatcher {
     pub gateway: Gateway,
     pub settings: EventSettings,
     pub wake: Arc<Notify>,
-    budget: Arc<Semaphore>,
-    in_flight: Mutex<HashMap<FunctionName, usize>>,
+    pub budget: Arc<Budget>,
     stopping: AtomicBool,
-    idle: Notify,
     /// The function served last: the next pass starts after it.
     cursor: Mutex<Option<FunctionName>>,
 }
 
 /// What one delivery came to.
-struct Delivered {
-    attempt: Attempt,
-    executed_version: Option<u32>,
+pub(crate) struct Delivered {
+    pub attempt: Attempt,
+    pub executed_version: Option<u32>,
     /// The result, or the error document.
-    response: bytes::Bytes,
-    error: Option<EventError>,
+    pub response: bytes::Bytes,
+    pub error: Option<EventError>,
 }
 
 impl Dispatcher {
-    pub fn new(queue: Arc<dyn EventQueue>, gateway: Gateway, settings: EventSettings, wake: Arc<Notify>) -> Self {
-        Self {
-            budget: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
-            queue,
-            gateway,
-            settings,
-            wake,
-            in_flight: Mutex::new(HashMap::new()),
-            stopping: AtomicBool::new(false),
-            idle: Notify::new(),
-            cursor: Mutex::new(None),
-        }
+    pub fn new(
+        queue: Arc<dyn EventQueue>,
+        gateway: Gateway,
+        settings: EventSettings,
+        wake: Arc<Notify>,
+        budget: Arc<Budget>,
+    ) -> Self {
+        Self { budget, queue, gateway, settings, wake, stopping: AtomicBool::new(false), cursor: Mutex::new(None) }
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<FunctionName, usize>> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Deliveries running now, all functions.
+    /// Deliveries running now, all functions (the NATS consumers' included).
     pub fn running(&self) -> usize {
-        self.in_flight().values().sum()
+        self.budget.running()
     }
 
     /// Stops leasing; returns once running deliveries have settled or `grace` has passed
     /// (those still running are delivered again by the next start).
     pub async fn stop(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
-        let _ = tokio::time::timeout(grace, async {
-            while self.running() > 0 {
-                let idle = self.idle.notified();
-                if self.running() == 0 {
-                    break;
-                }
-                idle.await;
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(grace, self.budget.idle()).await;
     }
 
     pub async fn run(self: Arc<Self>) {
@@ -143,7 +124,7 @@ impl Dispatcher {
             due.rotate_left(first_after);
         }
         for function in due {
-            let available = self.budget.available_permits();
+            let available = self.budget.available();
             if available == 0 {
                 break;
             }
@@ -155,7 +136,7 @@ impl Dispatcher {
                 }
             };
             let cap = config.as_ref().map_or(1, share);
-            let busy = self.in_flight().get(&function).copied().unwrap_or(0);
+            let busy = self.budget.running_of(&function);
             if busy >= cap {
                 continue;
             }
@@ -167,19 +148,24 @@ impl Dispatcher {
             let lease = Lease { owner: self.settings.owner.clone(), now, until, limit: (cap - busy).min(available) };
             *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(function.clone());
             for event in self.queue.lease(&function, &lease).await? {
-                // Only this loop takes permits, so what it saw available still is.
-                let Ok(permit) = self.budget.clone().try_acquire_owned() else { break };
-                *self.in_flight().entry(function.clone()).or_default() += 1;
                 leased += 1;
                 let this = self.clone();
-                tokio::spawn(async move { this.deliver(event, permit).await });
+                // A NATS consumer may have taken the place seen free: then the event waits
+                // for one (briefly; its lease is long).
+                let slot = self.budget.try_take(&function, cap);
+                tokio::spawn(async move {
+                    let slot = match slot {
+                        Some(slot) => slot,
+                        None => this.budget.take(&event.record.function, cap).await,
+                    };
+                    this.deliver(event, slot).await
+                });
             }
         }
         Ok(leased)
     }
 
-    async fn deliver(self: Arc<Self>, event: QueuedEvent, permit: OwnedSemaphorePermit) {
-        let function = event.record.function.clone();
+    async fn deliver(self: Arc<Self>, event: QueuedEvent, slot: Slot) {
         // Cut short again and again (its runs outlive their node): stop, and keep it.
         let delivered = match retry::cut_short(event.record.attempts, event.record.redeliveries) {
             Some(error) => Delivered {
@@ -188,93 +174,15 @@ impl Dispatcher {
                 response: Default::default(),
                 error: Some(error),
             },
-            None => self.attempt(&event).await,
+            None => {
+                let r = &event.record;
+                let target = Target { function: &r.function, qualifier: r.qualifier.as_deref() };
+                attempt(&self.gateway, target, &event.payload, &r.request_id, r.attempts).await
+            }
         };
         self.settle(&event, delivered).await;
-        drop(permit);
-        {
-            let mut in_flight = self.in_flight();
-            if let Some(n) = in_flight.get_mut(&function) {
-                *n -= 1;
-                if *n == 0 {
-                    in_flight.remove(&function);
-                }
-            }
-        }
+        drop(slot);
         self.wake.notify_one();
-        self.idle.notify_waiters();
-    }
-
-    /// One delivery through the gateway, as any invocation (its record and log lines carry
-    /// the event's request id and this attempt's number).
-    async fn attempt(&self, event: &QueuedEvent) -> Delivered {
-        let r = &event.record;
-        let selector = match r.qualifier.as_deref().map(str::parse::<VersionSelector>) {
-            None => VersionSelector::Latest,
-            Some(Ok(s)) => s,
-            // Checked when accepted; a record that no longer parses cannot run.
-            Some(Err(e)) => {
-                let error = EventError { error_type: "InvalidVersion".into(), message: e, function_error: false };
-                return Delivered {
-                    attempt: Attempt::Impossible,
-                    executed_version: None,
-                    response: Default::default(),
-                    error: Some(error),
-                };
-            }
-        };
-        let request = InvokeRequest {
-            payload: event.payload.clone(),
-            content_type: Some("application/json".into()),
-            request_id: Some(r.request_id.clone()),
-            attempt: Some(r.attempts),
-            ..Default::default()
-        };
-        match self.gateway.invoke(&r.function, selector, request).await {
-            Ok(resp) => match resp.function_error {
-                None => Delivered {
-                    attempt: Attempt::Succeeded,
-                    executed_version: Some(resp.version),
-                    response: resp.body,
-                    error: None,
-                },
-                Some(kind) => Delivered {
-                    attempt: Attempt::FunctionError,
-                    executed_version: Some(resp.version),
-                    error: Some(EventError {
-                        error_type: kind,
-                        message: error_message(&resp.body),
-                        function_error: true,
-                    }),
-                    response: resp.body,
-                },
-            },
-            Err(e) => {
-                let (attempt, code) = match &e {
-                    InvokeError::NotFound(_) => (Attempt::Impossible, "FunctionNotFound"),
-                    InvokeError::NoVersion(..) => (Attempt::Impossible, "VersionNotFound"),
-                    InvokeError::NoAlias(..) => (Attempt::Impossible, "AliasNotFound"),
-                    InvokeError::PayloadTooLarge(_) => (Attempt::Impossible, "RequestTooLarge"),
-                    InvokeError::NoCode(_) => (Attempt::Unavailable, "CodeNotFound"),
-                    InvokeError::Unavailable(AcquireError::Throttled { .. }) => {
-                        (Attempt::Unavailable, "TooManyRequests")
-                    }
-                    InvokeError::Unavailable(AcquireError::NodeFull { .. }) => (Attempt::Unavailable, "NodeMemoryFull"),
-                    InvokeError::Unavailable(_) => (Attempt::Unavailable, "InstanceUnavailable"),
-                    InvokeError::Store(_) => (Attempt::Unavailable, "StoreUnavailable"),
-                    InvokeError::Internal(_) => (Attempt::Unavailable, "InternalError"),
-                };
-                let message = e.to_string();
-                Delivered {
-                    attempt,
-                    executed_version: None,
-                    response: bytes::Bytes::from(
-                        serde_json::json!({"errorType": code, "errorMessage": message}).to_string(),
-                    ),
-                    error: Some(EventError { error_type: code.into(), message, function_error: false }),
-                }
-            }
-        }
     }
 
     /// Decides what follows the delivery and stores it; a store that fails is asked again
@@ -300,14 +208,18 @@ impl Dispatcher {
                 function_error: d.error.as_ref().map(|e| e.error_type.as_str()),
                 response: &d.response,
             };
-            let mut record = r.clone();
-            record.attempts = counts.attempts;
+            let origin = Origin {
+                request_id: &r.request_id,
+                function: &r.function,
+                qualifier: r.qualifier.as_deref(),
+                attempts: counts.attempts,
+            };
             Some(NewEvent {
                 request_id: uuid::Uuid::new_v4().to_string(),
                 function: to.function.clone(),
                 qualifier: to.selector.qualifier(),
                 source: EventSource::Destination,
-                payload: destination::record(&self.settings.region, &record, &event.payload, outcome, now),
+                payload: destination::record(&self.settings.region, &origin, &event.payload, outcome, now),
                 enqueued_at: now,
                 max_queued: u32::MAX,
                 chain: event.chain + 1,
@@ -360,16 +272,89 @@ impl Dispatcher {
     }
 }
 
+/// What a delivery invokes.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub function: &'a FunctionName,
+    /// A version number or alias; `None`: `$LATEST`.
+    pub qualifier: Option<&'a str>,
+}
+
+/// One delivery through the gateway, as any invocation (its record and log lines carry the
+/// event's request id and this attempt's number).
+pub(crate) async fn attempt(
+    gateway: &Gateway,
+    target: Target<'_>,
+    payload: &bytes::Bytes,
+    request_id: &str,
+    attempt_number: u32,
+) -> Delivered {
+    let selector = match target.qualifier.map(str::parse::<VersionSelector>) {
+        None => VersionSelector::Latest,
+        Some(Ok(s)) => s,
+        // Checked when accepted; a record that no longer parses cannot run.
+        Some(Err(e)) => {
+            let error = EventError { error_type: "InvalidVersion".into(), message: e, function_error: false };
+            return Delivered {
+                attempt: Attempt::Impossible,
+                executed_version: None,
+                response: Default::default(),
+                error: Some(error),
+            };
+        }
+    };
+    let request = InvokeRequest {
+        payload: payload.clone(),
+        content_type: Some("application/json".into()),
+        request_id: Some(request_id.to_owned()),
+        attempt: Some(attempt_number),
+        ..Default::default()
+    };
+    match gateway.invoke(target.function, selector, request).await {
+        Ok(resp) => match resp.function_error {
+            None => Delivered {
+                attempt: Attempt::Succeeded,
+                executed_version: Some(resp.version),
+                response: resp.body,
+                error: None,
+            },
+            Some(kind) => Delivered {
+                attempt: Attempt::FunctionError,
+                executed_version: Some(resp.version),
+                error: Some(EventError { error_type: kind, message: error_message(&resp.body), function_error: true }),
+                response: resp.body,
+            },
+        },
+        Err(e) => {
+            let (attempt, code) = match &e {
+                InvokeError::NotFound(_) => (Attempt::Impossible, "FunctionNotFound"),
+                InvokeError::NoVersion(..) => (Attempt::Impossible, "VersionNotFound"),
+                InvokeError::NoAlias(..) => (Attempt::Impossible, "AliasNotFound"),
+                InvokeError::PayloadTooLarge(_) => (Attempt::Impossible, "RequestTooLarge"),
+                InvokeError::NoCode(_) => (Attempt::Unavailable, "CodeNotFound"),
+                InvokeError::Unavailable(AcquireError::Throttled { .. }) => (Attempt::Unavailable, "TooManyRequests"),
+                InvokeError::Unavailable(AcquireError::NodeFull { .. }) => (Attempt::Unavailable, "NodeMemoryFull"),
+                InvokeError::Unavailable(_) => (Attempt::Unavailable, "InstanceUnavailable"),
+                InvokeError::Store(_) => (Attempt::Unavailable, "StoreUnavailable"),
+                InvokeError::Internal(_) => (Attempt::Unavailable, "InternalError"),
+            };
+            let message = e.to_string();
+            Delivered {
+                attempt,
+                executed_version: None,
+                response: bytes::Bytes::from(
+                    serde_json::json!({"errorType": code, "errorMessage": message}).to_string(),
+                ),
+                error: Some(EventError { error_type: code.into(), message, function_error: false }),
+            }
+        }
+    }
+}
+
 /// An error document's `errorMessage`, else the whole answer (cut at 256 KiB).
 fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|doc| doc.get("errorMessage")?.as_str().map(|m| event_text(m.as_bytes()).0))
         .unwrap_or_else(|| event_text(body).0)
-}
-
-/// Deliveries of one function's events at once: half its capacity, at least one.
-fn share(config: &FunctionConfig) -> usize {
-    let capacity = u64::from(config.max_instances) * u64::from(config.concurrency);
-    usize::try_from(capacity.div_ceil(2)).unwrap_or(usize::MAX).max(1)
 }

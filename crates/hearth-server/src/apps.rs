@@ -12,7 +12,9 @@ use hearth_gateway::{Gateway, NotRunnable};
 use hearth_types::{FunctionConfig, FunctionName};
 use utoipa::OpenApi;
 
-use crate::{event_routes, instance_routes, invoke_route, lambda_api, meter_routes, schedule_routes, trigger_routes};
+use crate::{
+    event_routes, instance_routes, invoke_route, lambda_api, meter_routes, nats_routes, schedule_routes, trigger_routes,
+};
 
 /// What the gateway's handlers share: the control plane's state (tokens) and the gateway.
 #[derive(Clone)]
@@ -63,7 +65,7 @@ impl DeployHooks for GatewayHooks {
     }
 }
 
-/// Drops a deleted function's cron triggers and events.
+/// Drops a deleted function's cron and NATS triggers and its events.
 struct EventHooks(Gateway, Events);
 
 #[async_trait::async_trait]
@@ -75,6 +77,11 @@ impl DeployHooks for EventHooks {
                 Ok(0) => {}
                 Ok(_) => self.1.schedules_changed(),
                 Err(e) => tracing::warn!(%e, function = %name, "cannot delete a deleted function's cron triggers"),
+            }
+            match self.1.queue().delete_nats_triggers_of(name).await {
+                Ok(0) => {}
+                Ok(_) => self.1.nats_triggers_changed(),
+                Err(e) => tracing::warn!(%e, function = %name, "cannot delete a deleted function's NATS triggers"),
             }
             // Running deliveries finish (their settle then finds nothing); the rest go.
             if let Err(e) = self.1.queue().delete_events_of(name).await {
@@ -99,6 +106,8 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
         .route("/v1/invocations/{id}", get(event_routes::get_invocation))
         .route("/v1/schedules", post(schedule_routes::create).get(schedule_routes::list))
         .route("/v1/schedules/{id}", axum::routing::delete(schedule_routes::delete))
+        .route("/v1/nats-triggers", post(nats_routes::create).get(nats_routes::list))
+        .route("/v1/nats-triggers/{id}", axum::routing::delete(nats_routes::delete))
         .route("/v1/node", get(instance_routes::node))
         .route("/2015-03-31/functions/{name}/invocations", post(lambda_api::invocations))
         .with_state(state.clone());
@@ -128,6 +137,9 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
         schedule_routes::create,
         schedule_routes::list,
         schedule_routes::delete,
+        nats_routes::create,
+        nats_routes::list,
+        nats_routes::delete,
         openapi_json,
         lambda_api::invocations
     ),

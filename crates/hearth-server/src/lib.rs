@@ -18,6 +18,7 @@ mod invoke_error;
 mod invoke_route;
 mod lambda_api;
 mod meter_routes;
+mod nats_routes;
 mod schedule_routes;
 mod serve;
 mod trigger_routes;

@@ -16,7 +16,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hearth_types::{CronTrigger, EventError, EventRecord, EventSource, FunctionName, ScheduleState, TriggerId};
+use hearth_types::{
+    CronTrigger, EventError, EventRecord, EventSource, FunctionName, NatsTrigger, ScheduleState, TriggerId,
+};
 
 use crate::StoreError;
 
@@ -200,4 +202,33 @@ pub trait EventQueue: Send + Sync + 'static {
         at: DateTime<Utc>,
         event: Option<NewEvent>,
     ) -> Result<Fired, StoreError>;
+
+    /// Stores an event whose delivery already ended elsewhere (a JetStream message handled
+    /// straight from its stream): the record of `event` after `attempts` attempts, of which
+    /// `function_errors` before the last were the function's, ended at `at` with `outcome`;
+    /// with `forward`, also that event (the on-failure function's record), in the same
+    /// transaction, synced to disk before this returns (the message is acknowledged after).
+    /// As [`EventQueue::settle`], only a dead letter keeps its payload.
+    /// [`Enqueued::Duplicate`], changing nothing, when the request id exists.
+    async fn store_finished(
+        &self,
+        event: &NewEvent,
+        attempts: u32,
+        function_errors: u32,
+        at: DateTime<Utc>,
+        outcome: Settle,
+        forward: Option<NewEvent>,
+    ) -> Result<Enqueued, StoreError>;
+
+    /// Adds a NATS trigger, its credentials included. [`StoreError::Conflict`] if its id
+    /// exists.
+    async fn add_nats_trigger(&self, trigger: &NatsTrigger) -> Result<(), StoreError>;
+
+    /// Every NATS trigger, with its credentials, oldest first (by `created_at`, then id).
+    async fn list_nats_triggers(&self) -> Result<Vec<NatsTrigger>, StoreError>;
+
+    async fn delete_nats_trigger(&self, id: TriggerId) -> Result<bool, StoreError>;
+
+    /// Deletes a function's NATS triggers (when the function is deleted). Returns how many.
+    async fn delete_nats_triggers_of(&self, function: &FunctionName) -> Result<u64, StoreError>;
 }

@@ -72,6 +72,24 @@ pub(crate) fn settled(r: &mut EventRecord, outcome: Settle, at: DateTime<Utc>) {
     }
 }
 
+/// The record of an event delivered elsewhere: `attempts` attempts, `function_errors` of
+/// them the function's before the last, the last ended at `at` with `outcome`.
+pub(crate) fn finished(
+    e: &NewEvent,
+    attempts: u32,
+    function_errors: u32,
+    outcome: Settle,
+    at: DateTime<Utc>,
+) -> EventRecord {
+    let mut r = accepted(e);
+    r.status = EventStatus::Running;
+    r.attempts = attempts;
+    r.function_errors = function_errors;
+    r.last_attempt_at = Some(at);
+    settled(&mut r, outcome, at);
+    r
+}
+
 /// Taken back from a stopped worker: deliverable again at `now`, counted as a redelivery.
 pub(crate) fn released(r: &mut EventRecord, now: DateTime<Utc>) {
     r.status = EventStatus::Queued;

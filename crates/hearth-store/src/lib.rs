@@ -17,6 +17,7 @@ mod event_transitions;
 mod memory;
 mod memory_queue;
 pub mod queue_conformance;
+mod queue_conformance_nats;
 mod sqlite;
 mod sqlite_queue;
 mod sqlite_schema;

@@ -35,6 +35,7 @@ pub(crate) struct State {
     pub(crate) next_event_seq: u64,
     /// Cron triggers with their state, oldest first.
     pub(crate) schedules: Vec<hearth_types::ScheduleState>,
+    pub(crate) nats_triggers: Vec<hearth_types::NatsTrigger>,
 }
 
 impl MemoryStore {

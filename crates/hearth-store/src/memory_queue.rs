@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, ScheduleState, TriggerId};
+use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, NatsTrigger, ScheduleState, TriggerId};
 
 use crate::event_transitions as transitions;
 use crate::memory::State;
@@ -299,5 +299,59 @@ impl EventQueue for MemoryStore {
         let stored = event.as_ref().map(|e| st.insert_event(e, true));
         transitions::fired(&mut st.schedules[i], stored, next, at);
         Ok(Fired::Advanced(stored))
+    }
+
+    async fn store_finished(
+        &self,
+        event: &NewEvent,
+        attempts: u32,
+        function_errors: u32,
+        at: DateTime<Utc>,
+        outcome: Settle,
+        forward: Option<NewEvent>,
+    ) -> Result<Enqueued, StoreError> {
+        let mut st = self.state();
+        if st.events.contains_key(&event.request_id) {
+            return Ok(Enqueued::Duplicate);
+        }
+        let mut record = transitions::finished(event, attempts, function_errors, outcome, at);
+        if let Some(forward) = forward {
+            record.destination = Some(forward.function.clone());
+            st.insert_event(&forward, false);
+        }
+        let payload = if record.status == EventStatus::DeadLettered { event.payload.clone() } else { Bytes::new() };
+        st.next_event_seq += 1;
+        let stored = StoredEvent { record, payload, chain: event.chain, seq: st.next_event_seq, lease: None };
+        st.events.insert(event.request_id.clone(), stored);
+        Ok(Enqueued::Accepted)
+    }
+
+    async fn add_nats_trigger(&self, trigger: &NatsTrigger) -> Result<(), StoreError> {
+        let mut st = self.state();
+        if st.nats_triggers.iter().any(|t| t.id == trigger.id) {
+            return Err(StoreError::Conflict);
+        }
+        st.nats_triggers.push(trigger.clone());
+        // As SQLite orders them: by creation time to the millisecond, then id.
+        st.nats_triggers.sort_by_key(|t| (t.created_at.timestamp_millis(), t.id.to_string()));
+        Ok(())
+    }
+
+    async fn list_nats_triggers(&self) -> Result<Vec<NatsTrigger>, StoreError> {
+        Ok(self.state().nats_triggers.clone())
+    }
+
+    async fn delete_nats_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
+        let mut st = self.state();
+        let before = st.nats_triggers.len();
+        st.nats_triggers.retain(|t| t.id != id);
+        Ok(st.nats_triggers.len() < before)
+    }
+
+    async fn delete_nats_triggers_of(&self, function: &FunctionName) -> Result<u64, StoreError> {
+        let mut st = self.state();
+        let before = st.nats_triggers.len();
+        st.nats_triggers.retain(|t| &t.function != function);
+        Ok((before - st.nats_triggers.len()) as u64)
     }
 }

@@ -16,17 +16,17 @@ use hearth_types::{
 
 use crate::{Enqueued, EventQueue, Fired, Lease, NewEvent, QueueDepth, QueuedEvent, Settle, StoreError};
 
-fn name(s: &str) -> FunctionName {
+pub(crate) fn name(s: &str) -> FunctionName {
     s.parse().expect("valid test name")
 }
 
 /// `secs` seconds into `year`.
-fn at(year: i32, secs: i64) -> DateTime<Utc> {
+pub(crate) fn at(year: i32, secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).single().expect("valid test time") + Duration::seconds(secs)
 }
 
 /// A caller's event for `function`, accepted at `enqueued_at`, its payload naming it.
-fn event(id: &str, function: &str, enqueued_at: DateTime<Utc>, max_queued: u32) -> NewEvent {
+pub(crate) fn event(id: &str, function: &str, enqueued_at: DateTime<Utc>, max_queued: u32) -> NewEvent {
     NewEvent {
         request_id: id.into(),
         function: name(function),
@@ -43,7 +43,7 @@ fn lease(owner: &str, now: DateTime<Utc>, until: DateTime<Utc>, limit: usize) ->
     Lease { owner: owner.into(), now, until, limit }
 }
 
-fn error(error_type: &str, function_error: bool) -> EventError {
+pub(crate) fn error(error_type: &str, function_error: bool) -> EventError {
     EventError { error_type: error_type.into(), message: format!("{error_type} happened"), function_error }
 }
 
@@ -51,7 +51,7 @@ fn succeeded(executed_version: u32, result: &str) -> Settle {
     Settle::Succeeded { executed_version, result: result.into(), result_truncated: false }
 }
 
-fn dead_letter() -> Settle {
+pub(crate) fn dead_letter() -> Settle {
     Settle::DeadLetter { executed_version: Some(1), error: error("Handled", true) }
 }
 
@@ -64,7 +64,7 @@ async fn due(q: &dyn EventQueue, now: DateTime<Utc>) -> Vec<String> {
     q.due_functions(now).await.unwrap().into_iter().map(|f| f.as_str().to_owned()).collect()
 }
 
-async fn get(q: &dyn EventQueue, id: &str) -> EventRecord {
+pub(crate) async fn get(q: &dyn EventQueue, id: &str) -> EventRecord {
     q.get_event(id).await.unwrap().unwrap_or_else(|| panic!("event {id} must be stored"))
 }
 
@@ -91,6 +91,7 @@ pub async fn run(q: &dyn EventQueue) {
     depths(q).await;
     schedules(q).await;
     payloads_and_deletion(q).await;
+    crate::queue_conformance_nats::run(q).await;
 }
 
 /// A succeeded or failed event's payload is dropped (a dead letter keeps its own, for a
@@ -578,7 +579,7 @@ async fn depths(q: &dyn EventQueue) {
 }
 
 /// A trigger id that sorts by `n`.
-fn trigger_id(n: u32) -> TriggerId {
+pub(crate) fn trigger_id(n: u32) -> TriggerId {
     format!("00000000-0000-0000-0000-{n:012x}").parse().expect("valid test trigger id")
 }
 

@@ -1,4 +1,5 @@
-//! [`EventQueue`] on the SQLite metadata database (table `events`, migration 4).
+//! [`EventQueue`] on the SQLite metadata database (tables `events` and `schedules`,
+//! migration 4; `nats_triggers`, migration 5).
 //!
 //! Acceptance is durable: `enqueue` commits with `PRAGMA synchronous = FULL`, so the WAL is
 //! synced to disk before a caller hears `202` (the rest of the store keeps `NORMAL`, which
@@ -8,7 +9,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, ScheduleState, TriggerId};
+use hearth_types::{CronTrigger, EventRecord, EventStatus, FunctionName, NatsTrigger, ScheduleState, TriggerId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::event_transitions as transitions;
@@ -397,5 +398,95 @@ impl EventQueue for SqliteStore {
             result
         })
         .await
+    }
+
+    async fn store_finished(
+        &self,
+        event: &NewEvent,
+        attempts: u32,
+        function_errors: u32,
+        at: DateTime<Utc>,
+        outcome: Settle,
+        forward: Option<NewEvent>,
+    ) -> Result<Enqueued, StoreError> {
+        let mut r = transitions::finished(event, attempts, function_errors, outcome, at);
+        let e = event.clone();
+        self.with(move |c| {
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let result = (|| {
+                let tx = c.transaction()?;
+                let exists: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE request_id = ?1)",
+                    [&e.request_id],
+                    |row| row.get(0),
+                )?;
+                if exists {
+                    return Ok(Enqueued::Duplicate);
+                }
+                if let Some(f) = &forward {
+                    insert(&tx, f, false)?;
+                    r.destination = Some(f.function.clone());
+                }
+                let payload: &[u8] = if r.status == EventStatus::DeadLettered { &e.payload } else { &[] };
+                tx.execute(
+                    "INSERT INTO events (request_id, function, status, not_before, queued_at, finished_at, chain, payload, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        r.request_id,
+                        r.function.as_str(),
+                        r.status.as_str(),
+                        ms(r.not_before),
+                        ms(r.queued_at),
+                        r.finished_at.map(ms),
+                        e.chain,
+                        payload,
+                        encode(&r)?
+                    ],
+                )?;
+                tx.commit()?;
+                Ok(Enqueued::Accepted)
+            })();
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            result
+        })
+        .await
+    }
+
+    async fn add_nats_trigger(&self, trigger: &NatsTrigger) -> Result<(), StoreError> {
+        let (id, function, created) = (trigger.id.to_string(), trigger.function.to_string(), ms(trigger.created_at));
+        let (credentials, body) = (trigger.credentials.clone(), encode(trigger)?);
+        self.with(move |c| {
+            let added = c.execute(
+                "INSERT OR IGNORE INTO nats_triggers (id, function, created_at, credentials, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, function, created, credentials, body],
+            )?;
+            if added == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn list_nats_triggers(&self) -> Result<Vec<NatsTrigger>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT credentials, body FROM nats_triggers ORDER BY created_at, id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?)))?;
+            rows.map(|r| {
+                let (credentials, body) = r?;
+                let mut trigger: NatsTrigger = decode(body)?;
+                trigger.credentials = credentials;
+                Ok(trigger)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn delete_nats_trigger(&self, id: TriggerId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM nats_triggers WHERE id = ?1", [id])? > 0)).await
+    }
+
+    async fn delete_nats_triggers_of(&self, function: &FunctionName) -> Result<u64, StoreError> {
+        let function = function.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM nats_triggers WHERE function = ?1", [function])? as u64)).await
     }
 }

@@ -103,6 +103,16 @@ const MIGRATIONS: &[&str] = &[
          body        TEXT NOT NULL,
          PRIMARY KEY (function_id, name)
      );",
+    // 5: NATS triggers; their credentials in a column of their own (the body is what the
+    // API shows).
+    "CREATE TABLE nats_triggers (
+         id          TEXT PRIMARY KEY,
+         function    TEXT NOT NULL,
+         created_at  INTEGER NOT NULL,
+         credentials TEXT,
+         body        TEXT NOT NULL
+     );
+     CREATE INDEX nats_triggers_function ON nats_triggers(function);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use hearth_store::{
-    CountingStore, Expect, MemoryStore, MetadataStore, SqliteStore, StoreError, conformance, queue_conformance,
+    CountingStore, Enqueued, EventQueue, Expect, MemoryStore, MetadataStore, NewEvent, QueueDepth, QueuedEvent,
+    SqliteStore, StoreError, conformance, queue_conformance,
 };
 use hearth_types::{
-    AdditionalVersion, Alias, Function, FunctionName, HttpTrigger, InvocationRecord, LogLine, LogStream, Network,
-    Runtime, Scope, TokenId, TokenRecord, TriggerAuth, TriggerId, TriggerPath, limits,
+    AdditionalVersion, Alias, EventError, EventRecord, EventSource, EventStatus, Function, FunctionName, HttpTrigger,
+    InvocationRecord, LogLine, LogStream, MissedRuns, NatsTrigger, Network, Runtime, Scope, TokenId, TokenRecord,
+    TriggerAuth, TriggerId, TriggerPath, limits,
 };
 
 #[tokio::test]
@@ -105,13 +107,24 @@ fn user_version(path: &Path) -> usize {
 /// Rows of each table as SQLite counts them (0 for a table the file does not have yet).
 fn rows(path: &Path) -> BTreeMap<&'static str, usize> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    ["functions", "versions", "tokens", "triggers", "invocations", "logs", "aliases"]
-        .into_iter()
-        .map(|table| {
-            let n = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap_or(0);
-            (table, n)
-        })
-        .collect()
+    [
+        "functions",
+        "versions",
+        "tokens",
+        "triggers",
+        "invocations",
+        "logs",
+        "aliases",
+        "events",
+        "schedules",
+        "nats_triggers",
+    ]
+    .into_iter()
+    .map(|table| {
+        let n = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap_or(0);
+        (table, n)
+    })
+    .collect()
 }
 
 fn fname(s: &str) -> FunctionName {
@@ -231,7 +244,8 @@ async fn fixture_records_read_back(store: &SqliteStore, version: usize, rows: &B
     // v3 and later: telemetry. Records of schema v3 had no attempt: each is the first.
     let (records, lines) = fixture_telemetry(version, hello);
     let listed = store.list_invocations(&hello.name, 10).await.unwrap();
-    assert!(listed.iter().all(|r| r.attempt == 1), "{at}: an upgraded record is attempt 1: {listed:?}");
+    let mut upgraded = listed.iter().filter(|r| r.request_id.starts_with("req-"));
+    assert!(upgraded.all(|r| r.attempt == 1), "{at}: an upgraded record is attempt 1: {listed:?}");
     assert_eq!(listed, records, "{at}: hello's invocation records, newest first");
     assert_eq!(listed.len(), rows["invocations"], "{at}: every invocation row decodes");
     let logs = store.read_logs(&hello.name, 0, None, 10).await.unwrap();
@@ -245,10 +259,154 @@ async fn fixture_records_read_back(store: &SqliteStore, version: usize, rows: &B
         assert!(store.list_invocations(&f.name, 10).await.unwrap().is_empty(), "{at}: {} has no records", f.name);
         assert!(store.read_logs(&f.name, 0, None, 10).await.unwrap().is_empty(), "{at}: {} has no logs", f.name);
     }
+    fixture_events_read_back(store, version, rows).await;
+}
+
+/// v4 and later: hello's alias, its cron trigger and its events (none before).
+async fn fixture_events_read_back(store: &SqliteStore, version: usize, rows: &BTreeMap<&str, usize>) {
+    let at = format!("v{version}");
+    let hello = fname("hello");
+    assert!(store.list_nats_triggers().await.unwrap().is_empty(), "{at}: no NATS trigger yet");
+    let events = fixture_events(version);
+    for e in &events {
+        assert_eq!(store.get_event(&e.request_id).await.unwrap().as_ref(), Some(e), "{at}: event {}", e.request_id);
+    }
+    assert_eq!(events.len(), rows["events"], "{at}: every event row decodes");
+    let statuses: Vec<_> = events.iter().map(|e| e.status).collect();
+    let expected = match version {
+        ..4 => vec![],
+        _ => vec![EventStatus::Succeeded, EventStatus::DeadLettered, EventStatus::Queued],
+    };
+    assert_eq!(statuses, expected, "{at}: event statuses");
+    let dead: Vec<_> = events
+        .iter()
+        .filter(|e| e.status == EventStatus::DeadLettered)
+        .map(|e| QueuedEvent {
+            record: e.clone(),
+            payload: bytes::Bytes::from_static(br#"{"name":"poison"}"#),
+            chain: 0,
+        })
+        .collect();
+    assert_eq!(store.list_dead_letters(&hello, None, 10).await.unwrap(), dead, "{at}: dead letters, payload kept");
+    let depths = store.queue_depths().await.unwrap();
+    let expected: Vec<_> = (version >= 4)
+        .then(|| QueueDepth {
+            function: hello.clone(),
+            queued: 1,
+            running: 0,
+            dead_lettered: 1,
+            oldest_queued_at: Some(t("2026-01-02T04:10:00Z")),
+        })
+        .into_iter()
+        .collect();
+    assert_eq!(depths, expected, "{at}: queue depths");
+
+    let schedules = store.list_schedules().await.unwrap();
+    assert_eq!(schedules.len(), rows["schedules"], "{at}: every schedule row decodes");
+    let summary: Vec<_> = schedules
+        .iter()
+        .map(|s| {
+            let c = &s.trigger;
+            let fields = (c.function.as_str(), c.qualifier.as_deref(), c.schedule.as_str(), c.time_zone.as_str());
+            (fields, c.missed_runs, c.created_at, s.next_fire_at, s.fired, s.dropped, s.last_fired_at)
+        })
+        .collect();
+    let expected = match version {
+        ..4 => vec![],
+        _ => vec![(
+            ("hello", Some("live"), "0 */5 * * * *", "Europe/Paris"),
+            MissedRuns::Once,
+            t("2026-01-02T04:20:00Z"),
+            Some(t("2026-01-02T04:25:00Z")),
+            0,
+            0,
+            None,
+        )],
+    };
+    assert_eq!(summary, expected, "{at}: cron triggers");
+    assert!(schedules.iter().all(|s| s.trigger.cron().is_ok()), "{at}: a schedule still parses");
+
+    let aliases = store.list_aliases(&hello).await.unwrap();
+    assert_eq!(aliases.len(), rows["aliases"], "{at}: every alias row decodes");
+    let live = store.get_alias(&hello, &"live".parse().unwrap()).await.unwrap();
+    assert_eq!(aliases.first(), live.as_ref(), "{at}: get_alias finds the listed alias");
+    let summary = live.map(|a| {
+        let fields = (a.function.as_str().to_owned(), a.name.as_str().to_owned(), a.version, a.additional_version);
+        (fields, a.description, a.revision, a.created_at == a.updated_at)
+    });
+    let expected = (version >= 4).then(|| {
+        let fields = ("hello".to_owned(), "live".to_owned(), 3, Some(AdditionalVersion { version: 2, weight: 0.1 }));
+        (fields, "production".to_owned(), 1, true)
+    });
+    assert_eq!(summary, expected, "{at}: hello's alias");
+}
+
+fn t(s: &str) -> chrono::DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// What `schema_fixture.rs` wrote of `hello`'s events (v4 and later; none before), by order
+/// of acceptance.
+fn fixture_events(version: usize) -> Vec<EventRecord> {
+    if version < 4 {
+        return vec![];
+    }
+    let event = |id: &str, qualifier: Option<&str>, source, enqueued: &str| EventRecord {
+        request_id: id.into(),
+        function: fname("hello"),
+        qualifier: qualifier.map(str::to_owned),
+        status: EventStatus::Queued,
+        source,
+        attempts: 0,
+        function_errors: 0,
+        redeliveries: 0,
+        redrives: 0,
+        enqueued_at: t(enqueued),
+        queued_at: t(enqueued),
+        not_before: t(enqueued),
+        last_attempt_at: None,
+        finished_at: None,
+        executed_version: None,
+        result: None,
+        result_truncated: false,
+        error: None,
+        destination: None,
+    };
+    vec![
+        // Its first attempt exited, its second (the invocation record of attempt 2) succeeded.
+        EventRecord {
+            status: EventStatus::Succeeded,
+            attempts: 2,
+            function_errors: 1,
+            not_before: t("2026-01-02T04:01:00.090Z"),
+            last_attempt_at: Some(t("2026-01-02T04:01:00.100Z")),
+            finished_at: Some(t("2026-01-02T04:01:00.140Z")),
+            executed_version: Some(3),
+            result: Some("\"v3\"".into()),
+            ..event("evt-succeeded", Some("live"), EventSource::Api, "2026-01-02T04:00:00Z")
+        },
+        EventRecord {
+            status: EventStatus::DeadLettered,
+            attempts: 3,
+            function_errors: 3,
+            not_before: t("2026-01-02T04:05:00.150Z"),
+            last_attempt_at: Some(t("2026-01-02T04:05:00.150Z")),
+            finished_at: Some(t("2026-01-02T04:05:00.200Z")),
+            executed_version: Some(3),
+            error: Some(EventError {
+                error_type: "ValueError".into(),
+                message: r#"{"errorMessage": "poison", "errorType": "ValueError"}"#.into(),
+                function_error: true,
+            }),
+            ..event("evt-dead", Some("3"), EventSource::Lambda, "2026-01-02T04:02:00Z")
+        },
+        event("evt-queued", None, EventSource::Api, "2026-01-02T04:10:00Z"),
+    ]
 }
 
 /// What `schema_fixture.rs` wrote of `hello`'s telemetry (v3 and later; none before), as
-/// today's store reads it back: records newest first, each attempt 1; lines by `seq`.
+/// today's store reads it back: records newest first, v3's each attempt 1 (v4 adds an
+/// event's attempt 2); lines by `seq`.
 fn fixture_telemetry(version: usize, hello: &Function) -> (Vec<InvocationRecord>, Vec<LogLine>) {
     if version < 3 {
         return (vec![], vec![]);
@@ -271,7 +429,7 @@ fn fixture_telemetry(version: usize, hello: &Function) -> (Vec<InvocationRecord>
         outcome: "success".into(),
         error_type: None,
     };
-    let records = vec![
+    let mut records = vec![
         InvocationRecord {
             duration_ms: 30.0,
             billed_ms: 30,
@@ -290,6 +448,18 @@ fn fixture_telemetry(version: usize, hello: &Function) -> (Vec<InvocationRecord>
             ..record("req-cold", "2026-01-02T03:04:05.100Z")
         },
     ];
+    if version >= 4 {
+        // v4: the second attempt of event `evt-succeeded`, through alias `live`.
+        let retry = InvocationRecord {
+            attempt: 2,
+            qualifier: Some("live".into()),
+            duration_ms: 30.5,
+            billed_ms: 31,
+            max_memory_used_mb: Some(43),
+            ..record("evt-succeeded", "2026-01-02T04:01:00.105Z")
+        };
+        records.insert(0, retry);
+    }
     let line = |seq, id: Option<&str>, at_: &str, stream, message: &str| LogLine {
         seq,
         function: fname("hello"),
@@ -323,6 +493,10 @@ struct Wrote {
     retry: Option<InvocationRecord>,
     /// An alias of the upgraded `hello`.
     alias: Alias,
+    /// An event accepted by the upgraded store.
+    event: EventRecord,
+    /// A NATS trigger (schema v5) of the upgraded `hello`.
+    nats: NatsTrigger,
 }
 
 /// Every kind of write works on the upgraded file, next to the old records.
@@ -410,7 +584,7 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
     let old = store.list_tokens().await.unwrap().into_iter().find(|t| t.name == "ci").unwrap();
     assert!(store.delete_token(old.id).await.unwrap(), "{at}: delete an old token");
     // A retry keeps its request id: on an upgraded v3 file, next to that request's old record.
-    let retry = match fixture_telemetry(version, &hello).0.into_iter().next() {
+    let retry = match fixture_telemetry(version, &hello).0.into_iter().find(|r| r.request_id == "req-error") {
         None => None,
         Some(old) => {
             let retry = InvocationRecord {
@@ -427,7 +601,43 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
             Some(retry)
         }
     };
-    Wrote { token, trigger, record, retry, alias }
+    // Events (schema v4), next to an upgraded v4 file's own.
+    let new_event = NewEvent {
+        request_id: "evt-upgrade".into(),
+        function: fname("hello"),
+        qualifier: Some("live".into()),
+        source: EventSource::Api,
+        payload: bytes::Bytes::from_static(b"{}"),
+        enqueued_at: t("2026-03-04T05:06:07Z"),
+        max_queued: 10,
+        chain: 0,
+    };
+    assert_eq!(store.enqueue(std::slice::from_ref(&new_event)).await.unwrap(), [Enqueued::Accepted], "{at}: enqueue");
+    let event = store.get_event("evt-upgrade").await.unwrap().expect("the new event is stored");
+    assert_eq!((event.status, event.attempts), (EventStatus::Queued, 0), "{at}: the new event is queued");
+    // The bound counts an upgraded v4 file's queued event too.
+    let queued: u32 = if version >= 4 { 2 } else { 1 };
+    let full = NewEvent { request_id: "evt-upgrade-2".into(), max_queued: queued, ..new_event };
+    let refused = store.enqueue(&[full]).await.unwrap();
+    assert_eq!(refused, [Enqueued::QueueFull { queued: queued.into() }], "{at}: the function's bound");
+    assert!(store.get_event("evt-upgrade-2").await.unwrap().is_none(), "{at}: a refused event is not stored");
+    // NATS triggers (schema v5), on every upgraded file.
+    let nats = NatsTrigger {
+        id: TriggerId::new(),
+        function: fname("hello"),
+        qualifier: Some("live".into()),
+        server: "nats://127.0.0.1:4222".into(),
+        credentials: Some("alice:s3cret".into()),
+        subject: "orders.>".into(),
+        stream: Some("ORDERS".into()),
+        consumer: None,
+        batch: 10,
+        created_at: t("2026-03-04T05:06:08Z"),
+    };
+    store.add_nats_trigger(&nats).await.unwrap();
+    assert!(matches!(store.add_nats_trigger(&nats).await, Err(StoreError::Conflict)), "{at}: a NATS trigger's id");
+    assert_eq!(store.list_nats_triggers().await.unwrap(), std::slice::from_ref(&nats), "{at}: NATS triggers");
+    Wrote { token, trigger, record, retry, alias, event, nats }
 }
 
 async fn written_records_persist(store: &SqliteStore, version: usize, wrote: &Wrote) {
@@ -463,6 +673,13 @@ async fn written_records_persist(store: &SqliteStore, version: usize, wrote: &Wr
     records.push(wrote.record.clone());
     records.extend(old_records);
     assert_eq!(store.list_invocations(&fname("hello"), 10).await.unwrap(), records, "{at}: invocation records");
+    let mut events = fixture_events(version);
+    events.push(wrote.event.clone());
+    for e in &events {
+        assert_eq!(store.get_event(&e.request_id).await.unwrap().as_ref(), Some(e), "{at}: event {}", e.request_id);
+    }
+    assert_eq!(store.list_schedules().await.unwrap().len(), usize::from(version >= 4), "{at}: cron triggers");
+    assert_eq!(store.list_nats_triggers().await.unwrap(), std::slice::from_ref(&wrote.nats), "{at}: NATS triggers");
 }
 
 #[tokio::test]

@@ -162,6 +162,13 @@ pub fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error
         .ok_or_else(|| D::Error::custom(format!("expected a whole number from 0 to {}, got {n}", u32::MAX)))
 }
 
+/// An optional [`whole_u32`] (`null` or absent: `None`).
+pub fn whole_u32_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_u32")] u32);
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
+}
+
 /// Checks a routing weight: strictly between 0 and 1, as Lambda requires.
 pub fn validate_weight(weight: f64) -> Result<f64, ValidationError> {
     if weight.is_finite() && weight > 0.0 && weight < 1.0 {

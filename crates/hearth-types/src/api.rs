@@ -247,6 +247,51 @@ pub struct ScheduleSpec {
     pub missed_runs: Option<String>,
 }
 
+/// The body of `POST /v1/nats-triggers`: a NATS trigger.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTriggerSpec {
+    /// `NAME`, `NAME:VERSION` or `NAME:ALIAS`.
+    #[schema(schema_with = crate::schema::target)]
+    pub function: String,
+    /// `nats://[user:password@|token@]host[:port]` or `tls://…`; credentials are stored and
+    /// never shown.
+    #[schema(
+        example = "nats://127.0.0.1:4222",
+        max_length = 512,
+        pattern = r"^(nats|tls)://([^@/?#\s]+@)?[A-Za-z0-9.\-\[\]]+(:[1-9][0-9]{0,4})?$"
+    )]
+    pub server: String,
+    /// The subject, with `*` and `>` wildcards (`orders.>`).
+    #[schema(
+        example = "orders.>",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^((\*|[^\s.*>\x00-\x1f\x7f]+)\.)*(\*|>|[^\s.*>\x00-\x1f\x7f]+)$"
+    )]
+    pub subject: String,
+    /// A JetStream stream holding the subject: messages are pulled through a durable
+    /// consumer and acknowledged once the function succeeded. Absent: a core NATS
+    /// subscription whose messages are queued as events.
+    #[serde(default)]
+    #[schema(example = "ORDERS", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
+    pub stream: Option<String>,
+    /// The durable consumer (with `stream`); made if it does not exist. Absent: one named
+    /// after the trigger.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
+    pub consumer: Option<String>,
+    /// Messages per invocation, at most (1 to 100; default 1).
+    #[serde(default, deserialize_with = "crate::alias::whole_u32_opt")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub batch: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NatsTriggerList {
+    pub triggers: Vec<crate::NatsTriggerState>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleList {
     pub schedules: Vec<crate::ScheduleState>,

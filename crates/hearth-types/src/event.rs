@@ -69,6 +69,8 @@ pub enum EventSource {
     Destination,
     /// An instant of a cron trigger.
     Schedule,
+    /// Messages on a core NATS subject, from a NATS trigger.
+    Nats,
 }
 
 /// Why an attempt, or the whole event, failed.

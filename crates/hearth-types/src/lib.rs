@@ -16,6 +16,7 @@ mod ids;
 mod instance;
 mod invocation;
 mod name;
+mod nats;
 mod runtime;
 mod schedule;
 pub mod schema;
@@ -38,6 +39,10 @@ pub use ids::{FunctionId, TokenId, TriggerId};
 pub use instance::InstanceState;
 pub use invocation::{InvocationRecord, LogLine, LogStream};
 pub use name::FunctionName;
+pub use nats::{
+    NATS_BATCH_MAX, NATS_NAME_MAX_LEN, NATS_SERVER_MAX_LEN, NATS_SUBJECT_MAX_LEN, NatsServer, NatsTrigger,
+    NatsTriggerState, NatsTriggerStatus, validate_batch, validate_nats_name, validate_subject,
+};
 pub use runtime::Runtime;
 pub use schedule::{CronSchedule, CronTrigger, MissedRuns, SCHEDULE_MAX_LEN, ScheduleState, TIME_ZONE_MAX_LEN};
 pub use token::{Scope, TokenRecord};

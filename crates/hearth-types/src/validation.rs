@@ -44,6 +44,14 @@ pub enum ValidationError {
     InvalidTimeZone(String),
     #[error("unknown missed-runs policy {0:?}: expected skip or once")]
     InvalidMissedRuns(String),
+    #[error("invalid NATS server {0:?}: {1}")]
+    InvalidNatsServer(String, String),
+    #[error("invalid NATS subject {0:?}: {1}")]
+    InvalidSubject(String, String),
+    #[error("invalid stream or consumer name {0:?}: use 1-64 letters, digits, '_' and '-'")]
+    InvalidNatsName(String),
+    #[error("invalid batch size {0}: from 1 to 100 messages")]
+    InvalidBatchSize(u32),
     #[error("invalid alias name {0:?}: use 1-128 letters, digits, '_' and '-', starting with a letter (not latest)")]
     InvalidAliasName(String),
     #[error("invalid routing weight {0}: a share strictly between 0 and 1, e.g. 0.1")]
@@ -82,6 +90,10 @@ impl ValidationError {
             Self::InvalidSchedule(..) => "InvalidSchedule",
             Self::InvalidTimeZone(_) => "InvalidTimeZone",
             Self::InvalidMissedRuns(_) => "InvalidMissedRuns",
+            Self::InvalidNatsServer(..) => "InvalidNatsServer",
+            Self::InvalidSubject(..) => "InvalidSubject",
+            Self::InvalidNatsName(_) => "InvalidNatsName",
+            Self::InvalidBatchSize(_) => "InvalidBatchSize",
             Self::InvalidAliasName(_) => "InvalidAliasName",
             Self::InvalidWeight(_) => "InvalidWeight",
             Self::InvalidTarget(_) => "InvalidTarget",

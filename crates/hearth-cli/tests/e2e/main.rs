@@ -9,6 +9,7 @@ mod friction;
 mod isolation;
 mod lifecycle;
 mod manifest;
+mod nats;
 mod readme;
 mod schedules;
 mod updates;

@@ -16,6 +16,7 @@ mod hostile;
 mod invoke;
 mod lambda_manage;
 mod logs;
+mod nats;
 mod network;
 mod route_cache;
 mod scaling;
