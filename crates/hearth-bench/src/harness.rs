@@ -93,7 +93,8 @@ impl Bench {
         );
         let _reaper = gateway.spawn_reaper();
         let events = hearth_events::Events::start(store.clone(), gateway.clone(), Default::default());
-        let apps = apps(AppState::new(store, code, ObjectSource::default()), gateway.clone(), events);
+        let usage = hearth_server::Usage { store: store.clone(), prices: Default::default() };
+        let apps = apps(AppState::new(store, code, ObjectSource::default()), gateway.clone(), events, usage);
         // Served as `hearth up` serves them: the same edge, limits included.
         let (api_url, url) = (edge(apps.api).await?, edge(apps.triggers).await?);
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;

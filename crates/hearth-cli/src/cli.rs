@@ -65,8 +65,27 @@ pub enum Command {
     Context(ContextCommand),
     /// Show the node's memory for instances and its pre-warmed sandboxes.
     Node,
+    /// Show what functions used and cost (requests, errors, cold starts, GB-seconds).
+    Usage(UsageArgs),
     /// Print the API's OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Start: RFC 3339 or YYYY-MM-DD (UTC), down to its hour (default: 24 hours before --to;
+    /// at most 400 days before it).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End: RFC 3339 or YYYY-MM-DD, up to its hour (default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only this function.
+    #[arg(long)]
+    pub function: Option<String>,
+    /// One row per hour, day (default), function or version.
+    #[arg(long, value_name = "GROUP", value_parser = ["hour", "day", "function", "version"])]
+    pub group_by: Option<String>,
 }
 
 #[derive(Debug, Args)]

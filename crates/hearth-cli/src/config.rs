@@ -33,7 +33,9 @@
 //! after the platform could not run an event, default 1000, doubled per attempt) and
 //! `HEARTH_EVENT_CONCURRENCY` (deliveries in flight on the node, default 32); cron triggers:
 //! `schedule_grace_ms` or `HEARTH_EVENT_SCHEDULE_GRACE_MS` (how late an instant may still
-//! fire; older ones were missed, default 10000).
+//! fire; older ones were missed, default 10000). Usage prices: `[pricing] per_million_requests,
+//! per_gb_second, per_provisioned_gb_second, provisioned_meter_ms` or `HEARTH_PRICE_*` and
+//! `HEARTH_PROVISIONED_METER_MS` (see [`pricing`]).
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml`, named contexts (see [`client`]); the context from
@@ -51,6 +53,7 @@ use hearth_server::{ListenerLimits, TlsFiles};
 use serde::Deserialize;
 
 mod client;
+mod pricing;
 pub use client::{ClientConfig, ClientFile, LOCAL_CONTEXT, ServerContext, check_context_name, client_config_path};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -101,6 +104,10 @@ pub struct ServerConfig {
     pub events: EventSettings,
     /// Size of the instance volume made on first start, in GiB (sparse).
     pub volume_gb: u32,
+    /// What usage costs (`GET /v1/usage`).
+    pub prices: hearth_types::Prices,
+    /// How often the time of instances kept by `min_instances` is added to usage.
+    pub provisioned_meter_interval: std::time::Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +127,8 @@ struct ServerFile {
     gateway: GatewayFile,
     #[serde(default)]
     events: EventsFile,
+    #[serde(default)]
+    pricing: pricing::PricingFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -396,6 +405,7 @@ impl ServerConfig {
             gateway.log_bytes_per_minute = mb.max(1) * 1024 * 1024;
         }
         let events = event_settings(&file.events, &gateway.region, env)?;
+        let (prices, provisioned_meter_interval) = pricing::pricing(&file.pricing, env)?;
         Ok(Self {
             data_dir,
             listen,
@@ -407,6 +417,8 @@ impl ServerConfig {
             gateway,
             events,
             volume_gb,
+            prices,
+            provisioned_meter_interval,
         })
     }
 }

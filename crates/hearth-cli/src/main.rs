@@ -63,6 +63,7 @@ fn main() -> ExitCode {
             Command::Invocation(cmd) => commands::events::invocation(cmd, json).await,
             Command::DeadLetters(cmd) => commands::events::dead_letters(cmd, json).await,
             Command::Node => commands::node::run(json).await,
+            Command::Usage(args) => commands::usage::run(args, json).await,
             Command::Openapi => {
                 println!("{}", hearth_server::openapi().to_pretty_json()?);
                 Ok(())

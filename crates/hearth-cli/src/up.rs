@@ -152,11 +152,14 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
         tracing::warn!(%e, "could not start min_instances");
     }
     let store_queue: Arc<dyn EventQueue> = store.clone();
+    let usage = hearth_server::Usage { store: store.clone(), prices: cfg.prices };
+    let provisioned =
+        hearth_server::spawn_provisioned_meter(store.clone(), store.clone(), cfg.provisioned_meter_interval);
     let state = AppState::new(store, code, ObjectSource::new(cfg.s3.clone()));
     state.set_trigger_base_url(&trigger_url);
     state.set_api_base_url(&url);
     let events = Events::start(store_queue, gateway.clone(), cfg.events.clone());
-    let apps = apps(state, gateway.clone(), events.clone());
+    let apps = apps(state, gateway.clone(), events.clone(), usage);
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -168,6 +171,7 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
     // the next start (their leases are this node's).
     events.stop(cfg.limits.grace).await;
     reaper.abort();
+    provisioned.abort();
     drop(gateway);
     // Forwarding and the NAT table go with the last server that used them.
     hearth_agent::release_egress();

@@ -328,6 +328,12 @@ impl Client {
     }
 
     /// The node's memory and pre-warmed sandboxes (`GET /v1/node`).
+    /// `GET /v1/usage` with the given query pairs.
+    pub async fn usage(&self, query: &[(&str, String)]) -> Result<hearth_types::api::UsageReport> {
+        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", escape(v))).collect();
+        self.json(self.req(Method::GET, &format!("/v1/usage?{}", query.join("&")))).await
+    }
+
     pub async fn node(&self) -> Result<NodeView> {
         self.json(self.req(Method::GET, "/v1/node")).await
     }

@@ -151,14 +151,14 @@ impl NatsTriggers {
             tracing::info!(trigger = %trigger.id, function = %trigger.function, subject = %trigger.subject, "NATS trigger started");
             self.running().insert(trigger.id, Running { trigger, stats, task, client: connected });
         }
-        let used: Vec<String> = self.running().values().map(|r| r.trigger.connect_url()).collect();
-        self.clients.lock().unwrap_or_else(|p| p.into_inner()).retain(|url, _| used.contains(url));
+        let used: Vec<String> = self.running().values().map(|r| client_key(&r.trigger)).collect();
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).retain(|key, _| used.contains(key));
     }
 
     /// The shared client for a trigger's server: made on first use, connecting (and
     /// reconnecting) in the background.
     async fn client(&self, trigger: &NatsTrigger) -> Result<Shared, String> {
-        let key = trigger.connect_url();
+        let key = client_key(trigger);
         if let Some(c) = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(c.clone());
         }
@@ -181,6 +181,8 @@ impl NatsTriggers {
                 }
             })
             .name("hearth")
+            // Only the address the trigger names: credentials go nowhere else.
+            .ignore_discovered_servers()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .subscription_capacity(65_536);
@@ -244,6 +246,16 @@ impl NatsTriggers {
         for (_, r) in self.running().drain() {
             r.task.abort();
         }
+    }
+}
+
+/// Which client a trigger uses: one per server and credentials, but a JetStream trigger has
+/// one of its own (a message the client cannot read drops its connection, async-nats, and
+/// that must not reach other triggers).
+fn client_key(trigger: &NatsTrigger) -> String {
+    match &trigger.stream {
+        Some(_) => format!("{}#{}", trigger.connect_url(), trigger.id),
+        None => trigger.connect_url(),
     }
 }
 

@@ -55,7 +55,7 @@ pub(crate) async fn run(
         for group in groups {
             let n = group.len();
             let event = NewEvent {
-                request_id: request_id(trigger, &group[0]),
+                request_id: request_id(trigger, &group),
                 function: trigger.function.clone(),
                 qualifier: trigger.qualifier.clone(),
                 source: EventSource::Nats,
@@ -107,18 +107,32 @@ fn message(m: async_nats::Message) -> Message {
     }
 }
 
-/// A message's event id: derived from the trigger and the publisher's `Nats-Msg-Id` when it
-/// gave one (so a message published twice is queued once), else fresh.
-fn request_id(trigger: &NatsTrigger, first: &Message) -> String {
-    let name = format!("{}/{}", trigger.id, first.message_id);
+/// A batch's event id: derived from the trigger and every message's id (the publisher's
+/// `Nats-Msg-Id` when it gave one, else a fresh one), so the same batch published again is
+/// queued once, and a replayed id cannot stand for other messages.
+fn request_id(trigger: &NatsTrigger, group: &[Message]) -> String {
+    let mut name = trigger.id.to_string();
+    for m in group {
+        name.push('/');
+        name.push_str(&m.message_id);
+    }
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
 }
 
-/// Keeps a message too large for an event in the dead-letter list, without its body.
-pub(crate) async fn bury_too_large(context: &Context, trigger: &NatsTrigger, m: &Message, stats: &Stats) {
+/// One message's event id: the trigger, the message's id and when it was published (a
+/// stream's sequence numbers start again when it is made anew).
+pub(crate) fn message_request_id(trigger: &NatsTrigger, m: &Message) -> String {
+    let published = m.published.timestamp_nanos_opt().unwrap_or_default();
+    let name = format!("{}/{}/{published}", trigger.id, m.message_id);
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+}
+
+/// Keeps a message too large for an event in the dead-letter list, without its body; false
+/// when it could not be stored.
+pub(crate) async fn bury_too_large(context: &Context, trigger: &NatsTrigger, m: &Message, stats: &Stats) -> bool {
     let now = Utc::now();
     let event = NewEvent {
-        request_id: request_id(trigger, m),
+        request_id: message_request_id(trigger, m),
         function: trigger.function.clone(),
         qualifier: trigger.qualifier.clone(),
         source: EventSource::Nats,
@@ -139,9 +153,14 @@ pub(crate) async fn bury_too_large(context: &Context, trigger: &NatsTrigger, m: 
     };
     let outcome = Settle::DeadLetter { executed_version: None, error };
     match context.queue.store_finished(&event, 0, 0, now, outcome, None).await {
-        Ok(_) => Stats::add(&stats.dead_lettered, 1),
+        Ok(hearth_store::Enqueued::Duplicate) => true,
+        Ok(_) => {
+            Stats::add(&stats.dead_lettered, 1);
+            true
+        }
         Err(e) => {
-            tracing::error!(%e, function = %trigger.function, "a NATS message too large to deliver could not be kept")
+            tracing::error!(%e, function = %trigger.function, "a NATS message too large to deliver could not be kept");
+            false
         }
     }
 }

@@ -28,9 +28,16 @@ use crate::nats_records::{self, JetStreamInfo, Message};
 use crate::retry::{self, Attempt, Counts, Next};
 
 /// A consumer this trigger makes waits this long for an acknowledgement before delivering a
-/// message again; `PROGRESS` extends it while the function runs.
+/// message again; progress reports (every third of the consumer's wait, at most `PROGRESS`)
+/// extend it while the function runs.
 const ACK_WAIT: Duration = Duration::from_secs(30);
 const PROGRESS: Duration = Duration::from_secs(10);
+/// Deliveries of a message at most on a consumer this trigger makes: far more than the retry
+/// rules ever ask for (they give up, and dead-letter, first), so only a message the client
+/// cannot even read (see README) is dropped by the stream after it.
+const MAX_DELIVER: i64 = 200;
+/// A pull that waits for nothing still gets an answer within this, or is tried again.
+const PULL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one pull waits for a message when the stream is idle.
 const IDLE_PULL: Duration = Duration::from_secs(5);
 /// Messages a consumer this trigger makes hands out unacknowledged at most.
@@ -67,9 +74,10 @@ pub(crate) async fn run(
     client: &async_nats::Client,
     stats: &Arc<Stats>,
 ) -> Result<(), String> {
-    let consumer = consumer(trigger, client).await?;
+    let (consumer, ack_wait) = consumer(trigger, client).await?;
+    let progress = (ack_wait / 3).clamp(Duration::from_millis(100), PROGRESS);
+    let puller = Puller { context, trigger, stats, failures: Arc::new(PlatformFailures::default()), progress };
     stats.set(NatsTriggerStatus::Consuming, None);
-    let failures = Arc::new(PlatformFailures::default());
     let batch = trigger.batch.max(1) as usize;
     loop {
         // Wait for a message without holding a place (an idle trigger holds none) ...
@@ -78,22 +86,32 @@ pub(crate) async fn run(
             continue;
         }
         let cap = cap(context, trigger).await;
-        let slot = take_keeping_alive(context, trigger, cap, &first).await;
+        let slot = puller.take_keeping_alive(cap, &first.iter().collect::<Vec<_>>()).await;
         // ... then fill the batch with what is there, and go on while places are free.
         let more = if batch > 1 { pull(&consumer, batch - 1, None).await? } else { Vec::new() };
-        dispatch(context, trigger, stats, &failures, [first, more].concat(), slot).await;
+        puller.dispatch([first, more].concat(), slot).await;
         while let Some(slot) = context.budget.try_take(&trigger.function, cap) {
             let messages = pull(&consumer, batch, None).await?;
             if messages.is_empty() {
                 break;
             }
-            dispatch(context, trigger, stats, &failures, messages, slot).await;
+            puller.dispatch(messages, slot).await;
         }
     }
 }
 
+/// What delivering one trigger's messages needs.
+struct Puller<'a> {
+    context: &'a Context,
+    trigger: &'a NatsTrigger,
+    stats: &'a Arc<Stats>,
+    failures: Arc<PlatformFailures>,
+    /// How often held messages' acknowledgement wait is extended.
+    progress: Duration,
+}
+
 /// The trigger's durable consumer, made if it does not exist.
-async fn consumer(trigger: &NatsTrigger, client: &async_nats::Client) -> Result<PullConsumer, String> {
+async fn consumer(trigger: &NatsTrigger, client: &async_nats::Client) -> Result<(PullConsumer, Duration), String> {
     let stream_name = trigger.stream.clone().unwrap_or_default();
     let js = jetstream::new(client.clone());
     let stream = js.get_stream(&stream_name).await.map_err(|e| format!("stream {stream_name}: {e}"))?;
@@ -104,6 +122,7 @@ async fn consumer(trigger: &NatsTrigger, client: &async_nats::Client) -> Result<
         filter_subject: trigger.subject.clone(),
         ack_policy: AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
+        max_deliver: MAX_DELIVER,
         max_ack_pending: MAX_ACK_PENDING,
         ..Default::default()
     };
@@ -118,48 +137,51 @@ async fn consumer(trigger: &NatsTrigger, client: &async_nats::Client) -> Result<
             info.config.ack_policy
         ));
     }
-    Ok(consumer)
+    let filter = &info.config.filter_subject;
+    if !filter.is_empty() && *filter != trigger.subject {
+        return Err(format!(
+            "consumer {name} on stream {stream_name} takes subject {filter:?}, not the trigger's {:?}: name another consumer, or let Hearth make one",
+            trigger.subject
+        ));
+    }
+    let ack_wait = if info.config.ack_wait.is_zero() { ACK_WAIT } else { info.config.ack_wait };
+    Ok((consumer, ack_wait))
 }
 
 /// Up to `n` messages: waiting up to `wait` for the first, or only those there now.
 async fn pull(consumer: &PullConsumer, n: usize, wait: Option<Duration>) -> Result<Vec<jetstream::Message>, String> {
     let mut out = Vec::with_capacity(n);
-    let mut messages = match wait {
-        Some(wait) => consumer.batch().max_messages(n).expires(wait).messages().await,
-        None => consumer.fetch().max_messages(n).messages().await,
-    }
-    .map_err(|e| format!("pulling from the consumer: {e}"))?;
-    while let Some(m) = messages.next().await {
-        match m {
-            Ok(m) => out.push(m),
-            // A message already received is delivered; a failed pull is tried again.
-            Err(e) if out.is_empty() => return Err(format!("pulling from the consumer: {e}")),
-            Err(_) => break,
+    let pulled = async {
+        let mut messages = match wait {
+            Some(wait) => consumer.batch().max_messages(n).expires(wait).messages().await,
+            None => consumer.fetch().max_messages(n).messages().await,
         }
+        .map_err(|e| format!("pulling from the consumer: {e}"))?;
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(m) => out.push(m),
+                // A message already received is delivered; a failed pull is tried again.
+                Err(e) if out.is_empty() => return Err(format!("pulling from the consumer: {e}")),
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    };
+    let limit = wait.unwrap_or_default() + PULL_TIMEOUT;
+    match tokio::time::timeout(limit, pulled).await {
+        Ok(Ok(())) => Ok(out),
+        // Messages received before a pull went wrong are delivered; the stream sends the
+        // others again after their acknowledgement wait.
+        Ok(Err(_)) | Err(_) if !out.is_empty() => Ok(out),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!("a pull from the consumer had no answer within {limit:?}")),
     }
-    Ok(out)
 }
 
 async fn cap(context: &Context, trigger: &NatsTrigger) -> usize {
     match context.gateway.function(&trigger.function).await {
         Ok(Some(f)) => share(&f.config),
         _ => 1,
-    }
-}
-
-/// Waits for a place in the budget, extending the held messages' acknowledgement wait.
-async fn take_keeping_alive(context: &Context, trigger: &NatsTrigger, cap: usize, held: &[jetstream::Message]) -> Slot {
-    let take = context.budget.take(&trigger.function, cap);
-    tokio::pin!(take);
-    loop {
-        tokio::select! {
-            slot = &mut take => return slot,
-            () = tokio::time::sleep(PROGRESS) => {
-                for m in held {
-                    let _ = m.ack_with(AckKind::Progress).await;
-                }
-            }
-        }
     }
 }
 
@@ -185,49 +207,85 @@ fn message(trigger: &NatsTrigger, m: &jetstream::Message) -> Message {
     }
 }
 
-/// Splits what was pulled into invocations (by `batch` and bytes) and starts each; the
-/// first has `slot`, the others wait for theirs.
-async fn dispatch(
-    context: &Context,
-    trigger: &NatsTrigger,
-    stats: &Arc<Stats>,
-    failures: &Arc<PlatformFailures>,
-    pulled: Vec<jetstream::Message>,
-    slot: Slot,
-) {
-    Stats::add(&stats.received, pulled.len());
-    let mut by_id: HashMap<String, jetstream::Message> = HashMap::new();
-    let mut records = Vec::with_capacity(pulled.len());
-    for m in pulled {
-        let r = message(trigger, &m);
-        by_id.insert(r.message_id.clone(), m);
-        records.push(r);
-    }
-    let (groups, too_large) = nats_records::batches(records, trigger.batch.max(1) as usize, EVENT_MAX_BYTES);
-    for m in too_large {
-        bury_too_large(context, trigger, &m, stats).await;
-        if let Some(js) = by_id.remove(&m.message_id) {
-            let _ = js.ack_with(AckKind::Term).await;
+impl Puller<'_> {
+    /// Waits for a place in the budget, extending the held messages' acknowledgement wait.
+    async fn take_keeping_alive(&self, cap: usize, held: &[&jetstream::Message]) -> Slot {
+        let take = self.context.budget.take(&self.trigger.function, cap);
+        tokio::pin!(take);
+        loop {
+            tokio::select! {
+                slot = &mut take => return slot,
+                () = tokio::time::sleep(self.progress) => {
+                    for m in held {
+                        let _ = m.ack_with(AckKind::Progress).await;
+                    }
+                }
+            }
         }
     }
-    let mut slot = Some(slot);
-    for group in groups {
-        let held: Vec<jetstream::Message> = group.iter().filter_map(|m| by_id.remove(&m.message_id)).collect();
-        let slot = match slot.take() {
-            Some(s) => s,
-            None => take_keeping_alive(context, trigger, cap(context, trigger).await, &held).await,
-        };
-        let (context, trigger, stats, failures) = (context.clone(), trigger.clone(), stats.clone(), failures.clone());
-        tokio::spawn(async move { deliver(&context, &trigger, &stats, &failures, group, held, slot).await });
+
+    /// Splits what was pulled into invocations (by `batch` and bytes) and starts each; the
+    /// first has `slot`, the others wait for theirs (keeping every message not yet started
+    /// alive meanwhile).
+    async fn dispatch(&self, pulled: Vec<jetstream::Message>, slot: Slot) {
+        let (context, trigger, stats) = (self.context, self.trigger, self.stats);
+        Stats::add(&stats.received, pulled.len());
+        let mut by_id: HashMap<String, jetstream::Message> = HashMap::new();
+        let mut records = Vec::with_capacity(pulled.len());
+        for m in pulled {
+            let r = message(trigger, &m);
+            by_id.insert(r.message_id.clone(), m);
+            records.push(r);
+        }
+        let (groups, too_large) = nats_records::batches(records, trigger.batch.max(1) as usize, EVENT_MAX_BYTES);
+        for m in too_large {
+            let Some(js) = by_id.remove(&m.message_id) else { continue };
+            let kind = match bury_too_large(context, trigger, &m, stats).await {
+                true => AckKind::Term,
+                // Not kept: the stream delivers it again later.
+                false => AckKind::Nak(Some(Duration::from_secs(5))),
+            };
+            let _ = js.ack_with(kind).await;
+        }
+        let mut slot = Some(slot);
+        for group in groups {
+            let held: Vec<jetstream::Message> = group.iter().filter_map(|m| by_id.remove(&m.message_id)).collect();
+            let slot = match slot.take() {
+                Some(s) => s,
+                None => {
+                    let waiting: Vec<&jetstream::Message> = held.iter().chain(by_id.values()).collect();
+                    self.take_keeping_alive(cap(context, trigger).await, &waiting).await
+                }
+            };
+            let (context, trigger, stats, failures) =
+                (context.clone(), trigger.clone(), stats.clone(), self.failures.clone());
+            let progress = self.progress;
+            tokio::spawn(
+                async move { deliver(&context, &trigger, &stats, &failures, progress, group, held, slot).await },
+            );
+        }
     }
 }
 
+/// A batch's event id: the trigger and each message's stream position and publication time
+/// (a stream made anew numbers its messages from 1 again), so a batch delivered again after a
+/// crash is stored once, and no other batch shares its id.
+fn request_id(trigger: &NatsTrigger, group: &[Message]) -> String {
+    let mut name = trigger.id.to_string();
+    for m in group {
+        name.push_str(&format!("/{}/{}", m.message_id, m.published.timestamp_nanos_opt().unwrap_or_default()));
+    }
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
+}
+
 /// Invokes the function with one batch and acknowledges, hands back or buries each message.
+#[allow(clippy::too_many_arguments)]
 async fn deliver(
     context: &Context,
     trigger: &NatsTrigger,
     stats: &Stats,
     failures: &PlatformFailures,
+    progress: Duration,
     group: Vec<Message>,
     held: Vec<jetstream::Message>,
     slot: Slot,
@@ -235,16 +293,14 @@ async fn deliver(
     let seq = |m: &Message| m.jetstream.as_ref().map_or(0, |j| j.sequence);
     let attempts = group.iter().filter_map(|m| m.jetstream.as_ref()).map(|j| j.delivered).max().unwrap_or(1);
     let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-    let request_id =
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{}", trigger.id, group[0].message_id).as_bytes())
-            .to_string();
+    let request_id = request_id(trigger, &group);
     let payload = nats_records::event(group.iter().map(Message::record).collect());
     let target = Target { function: &trigger.function, qualifier: trigger.qualifier.as_deref() };
     let progress = {
         let held = held.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(PROGRESS).await;
+                tokio::time::sleep(progress).await;
                 for m in &held {
                     let _ = m.ack_with(AckKind::Progress).await;
                 }
@@ -255,7 +311,10 @@ async fn deliver(
     progress.abort();
     // A partial batch response fails only the messages it names.
     let failed_ids: Option<Vec<String>> = match d.attempt {
-        Attempt::Succeeded => nats_records::failed_items(&d.response).filter(|ids| !ids.is_empty()),
+        Attempt::Succeeded => {
+            let ids: Vec<&str> = group.iter().map(|m| m.message_id.as_str()).collect();
+            nats_records::failed_items(&d.response, &ids).filter(|ids| !ids.is_empty())
+        }
         _ => None,
     };
     if let Some(ids) = &failed_ids {
@@ -376,6 +435,14 @@ async fn deliver(
                 .store_finished(&event, attempts, function_errors_before, now, outcome, forward.clone())
                 .await;
             match stored {
+                // Stored by an earlier delivery of the same messages (a crash before the
+                // stream heard of it): only the stream has to be told.
+                Ok(hearth_store::Enqueued::Duplicate) => {
+                    for (m, js) in &failed {
+                        let _ = js.ack_with(AckKind::Term).await;
+                        failures.forget(seq(m));
+                    }
+                }
                 Ok(_) => {
                     if forward.is_some() {
                         context.wake.notify_one();

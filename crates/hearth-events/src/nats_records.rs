@@ -121,12 +121,17 @@ pub fn without_body(m: &Message, max_bytes: usize) -> Bytes {
     event(vec![r])
 }
 
-/// The message ids a function's answer names as failed (`batchItemFailures`), if it names
-/// any; `None` when the answer is no partial batch response.
-pub fn failed_items(answer: &[u8]) -> Option<Vec<String>> {
+/// The message ids a function's answer names as failed (`batchItemFailures`), if it is a
+/// partial batch response; as on Lambda, an entry without an identifier of the batch (`ids`)
+/// fails the whole batch.
+pub fn failed_items(answer: &[u8], ids: &[&str]) -> Option<Vec<String>> {
     let doc: Value = serde_json::from_slice(answer).ok()?;
     let failures = doc.get("batchItemFailures")?.as_array()?;
-    Some(failures.iter().filter_map(|f| f.get("itemIdentifier")?.as_str().map(str::to_owned)).collect())
+    let named: Option<Vec<String>> = failures
+        .iter()
+        .map(|f| f.get("itemIdentifier")?.as_str().filter(|id| ids.contains(id)).map(str::to_owned))
+        .collect();
+    Some(named.unwrap_or_else(|| ids.iter().map(|id| (*id).to_owned()).collect()))
 }
 
 #[cfg(test)]
@@ -183,10 +188,16 @@ mod tests {
 
     #[test]
     fn partial_batch_responses_name_the_failed_messages() {
-        let answer = br#"{"batchItemFailures": [{"itemIdentifier": "S:3"}, {"itemIdentifier": 4}]}"#;
-        assert_eq!(failed_items(answer), Some(vec!["S:3".to_owned()]));
-        assert_eq!(failed_items(br#"{"batchItemFailures": []}"#), Some(vec![]));
-        assert_eq!(failed_items(b"\"ok\""), None);
-        assert_eq!(failed_items(b"not json"), None);
+        let ids = ["S:3", "S:4", "S:5"];
+        let answer = br#"{"batchItemFailures": [{"itemIdentifier": "S:3"}, {"itemIdentifier": "S:5"}]}"#;
+        assert_eq!(failed_items(answer, &ids), Some(vec!["S:3".to_owned(), "S:5".to_owned()]));
+        assert_eq!(failed_items(br#"{"batchItemFailures": []}"#, &ids), Some(vec![]));
+        // An identifier that is missing, not a string or not of the batch fails all of it.
+        for bad in [r#"[{"itemIdentifier": 4}]"#, r#"[{}]"#, r#"["x"]"#, r#"[{"itemIdentifier": "S:9"}]"#] {
+            let answer = format!(r#"{{"batchItemFailures": {bad}}}"#);
+            assert_eq!(failed_items(answer.as_bytes(), &ids).map(|v| v.len()), Some(3), "{bad}");
+        }
+        assert_eq!(failed_items(b"\"ok\"", &ids), None);
+        assert_eq!(failed_items(b"not json", &ids), None);
     }
 }

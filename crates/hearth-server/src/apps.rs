@@ -22,6 +22,7 @@ pub(crate) struct ServerState {
     pub api: AppState,
     pub gateway: Gateway,
     pub events: Events,
+    pub usage: crate::Usage,
 }
 
 impl FromRef<ServerState> for AppState {
@@ -92,10 +93,10 @@ impl DeployHooks for EventHooks {
 }
 
 /// Both routers, sharing one gateway and one event service.
-pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
+pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage) -> Apps {
     api.add_deploy_hooks(Arc::new(GatewayHooks(gateway.clone())));
     api.add_deploy_hooks(Arc::new(EventHooks(gateway.clone(), events.clone())));
-    let state = ServerState { api: api.clone(), gateway, events };
+    let state = ServerState { api: api.clone(), gateway, events, usage };
     let gateway_routes = Router::new()
         .route("/v1/functions/{name}/invoke", post(invoke_route::invoke))
         .route("/v1/functions/{name}/instances", get(instance_routes::instances))
@@ -109,6 +110,7 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
         .route("/v1/nats-triggers", post(nats_routes::create).get(nats_routes::list))
         .route("/v1/nats-triggers/{id}", axum::routing::delete(nats_routes::delete))
         .route("/v1/node", get(instance_routes::node))
+        .route("/v1/usage", get(crate::usage::usage))
         .route("/2015-03-31/functions/{name}/invocations", post(lambda_api::invocations))
         .with_state(state.clone());
     let api = hearth_api::control_plane(api.clone())
@@ -140,6 +142,7 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events) -> Apps {
         nats_routes::create,
         nats_routes::list,
         nats_routes::delete,
+        crate::usage::usage,
         openapi_json,
         lambda_api::invocations
     ),

@@ -3,7 +3,8 @@
 //! and serves them on listeners with the limits untrusted callers need.
 //!
 //! Asynchronous invocations (`hearth-events`) are accepted by the invoke routes and followed
-//! through `/v1/invocations/{id}` and the dead-letter routes here.
+//! through `/v1/invocations/{id}` and the dead-letter routes here; usage and cost are read
+//! at `/v1/usage`.
 //!
 //! This crate is the only one that knows both halves: the control plane tells the gateway
 //! about deploys through [`DeployHooks`](hearth_api::DeployHooks), and the gateway's HTTP
@@ -22,9 +23,11 @@ mod nats_routes;
 mod schedule_routes;
 mod serve;
 mod trigger_routes;
+mod usage;
 
 pub use apps::{Apps, ServerDoc, apps, openapi};
 pub use serve::{BodyTimeout, ListenerLimits, TlsConfig, TlsError, TlsFiles, serve};
+pub use usage::{Usage, spawn_provisioned_meter};
 
 /// The request and response conversions on their own, for the fuzz targets in `fuzz/`; not
 /// an API.

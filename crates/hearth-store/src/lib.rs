@@ -1,5 +1,6 @@
 //! The metadata store: functions, their immutable versions, API tokens, triggers, telemetry,
-//! and (behind a trait of its own, [`EventQueue`]) the queue of asynchronous invocations.
+//! and (behind traits of their own) the queue of asynchronous invocations ([`EventQueue`])
+//! and usage aggregates ([`UsageStore`]).
 //!
 //! [`MetadataStore`] is the only way the platform reads or writes metadata. Backends:
 //! [`SqliteStore`] (embedded default, WAL) and [`MemoryStore`] (the fake for tests). Every
@@ -21,6 +22,9 @@ mod queue_conformance_nats;
 mod sqlite;
 mod sqlite_queue;
 mod sqlite_schema;
+mod sqlite_usage;
+pub mod usage_conformance;
+mod usage_store;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -35,6 +39,7 @@ pub use counting::CountingStore;
 pub use event_queue::{Enqueued, EventQueue, Fired, Lease, NewEvent, QueueDepth, QueuedEvent, Settle};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+pub use usage_store::UsageStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -116,6 +121,9 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     async fn delete_trigger(&self, id: TriggerId) -> Result<bool, StoreError>;
 
+    /// Stores invocation records (a record whose request id and attempt are stored already is
+    /// ignored) and, in the same transaction, adds the figures of those stored to their
+    /// hours' usage aggregates ([`UsageStore`]).
     async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;
 
     /// A function's newest invocation records, newest first.

@@ -36,6 +36,7 @@ pub(crate) struct State {
     /// Cron triggers with their state, oldest first.
     pub(crate) schedules: Vec<hearth_types::ScheduleState>,
     pub(crate) nats_triggers: Vec<hearth_types::NatsTrigger>,
+    pub(crate) usage: BTreeMap<hearth_types::UsageKey, hearth_types::UsageFigures>,
 }
 
 impl MemoryStore {
@@ -183,6 +184,8 @@ impl MetadataStore for MemoryStore {
                 st.invocations.iter().any(|r| r.request_id == record.request_id && r.attempt == record.attempt);
             if !stored {
                 st.invocations.push(record.clone());
+                let (key, figures) = hearth_types::UsageFigures::of(record);
+                st.usage.entry(key).or_default().add(&figures);
             }
         }
         Ok(())
@@ -234,5 +237,32 @@ impl MetadataStore for MemoryStore {
         st.logs.retain(|l| l.at >= before);
         st.invocations.retain(|r| r.started_at >= before);
         Ok((n - st.logs.len() - st.invocations.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl crate::UsageStore for MemoryStore {
+    async fn add_provisioned(&self, rows: &[(hearth_types::UsageKey, u64)]) -> Result<(), StoreError> {
+        let mut st = self.state();
+        for (key, mb_ms) in rows {
+            st.usage.entry(key.clone()).or_default().provisioned_mb_ms += mb_ms;
+        }
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        function: Option<&FunctionName>,
+        group: hearth_types::UsageGroup,
+    ) -> Result<Vec<hearth_types::UsageRow>, StoreError> {
+        let st = self.state();
+        let hours = st
+            .usage
+            .iter()
+            .filter(|(k, _)| k.hour >= from && k.hour < to && function.is_none_or(|f| &k.function == f))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        Ok(hearth_types::group_usage(hours, group))
     }
 }

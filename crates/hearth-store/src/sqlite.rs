@@ -346,6 +346,7 @@ impl MetadataStore for SqliteStore {
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let records = records.to_vec();
         self.with(move |c| {
             let tx = c.transaction()?;
             {
@@ -353,8 +354,15 @@ impl MetadataStore for SqliteStore {
                     "INSERT OR IGNORE INTO invocations (request_id, attempt, function, started_at, body)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for (id, attempt, function, at, body) in &rows {
-                    stmt.execute(params![id, attempt, function, at, body])?;
+                let mut stored = Vec::with_capacity(rows.len());
+                for ((id, attempt, function, at, body), record) in rows.iter().zip(&records) {
+                    if stmt.execute(params![id, attempt, function, at, body])? == 1 {
+                        stored.push(record);
+                    }
+                }
+                // A repeat adds nothing: the aggregates count the records stored.
+                for (key, figures) in hearth_types::aggregate_usage(stored) {
+                    crate::sqlite_usage::add(&tx, &key, &figures)?;
                 }
             }
             tx.commit()?;

@@ -103,8 +103,8 @@ const MIGRATIONS: &[&str] = &[
          body        TEXT NOT NULL,
          PRIMARY KEY (function_id, name)
      );",
-    // 5: NATS triggers; their credentials in a column of their own (the body is what the
-    // API shows).
+    // 5: NATS triggers, their credentials in a column of their own (the body is what the
+    // API shows); usage aggregates per function, version, qualifier ('' for none) and hour.
     "CREATE TABLE nats_triggers (
          id          TEXT PRIMARY KEY,
          function    TEXT NOT NULL,
@@ -112,7 +112,51 @@ const MIGRATIONS: &[&str] = &[
          credentials TEXT,
          body        TEXT NOT NULL
      );
-     CREATE INDEX nats_triggers_function ON nats_triggers(function);",
+     CREATE INDEX nats_triggers_function ON nats_triggers(function);
+     CREATE TABLE usage_hours (
+         function          TEXT NOT NULL,
+         version           INTEGER NOT NULL,
+         qualifier         TEXT NOT NULL,
+         hour              INTEGER NOT NULL,
+         requests          INTEGER NOT NULL,
+         errors            INTEGER NOT NULL,
+         cold_starts       INTEGER NOT NULL,
+         init_us           INTEGER NOT NULL,
+         duration_us       INTEGER NOT NULL,
+         billed_ms         INTEGER NOT NULL,
+         mb_ms             INTEGER NOT NULL,
+         provisioned_mb_ms INTEGER NOT NULL,
+         PRIMARY KEY (function, version, qualifier, hour)
+     );
+     CREATE INDEX usage_hours_hour ON usage_hours(hour);
+     CREATE TABLE usage_errors (
+         function   TEXT NOT NULL,
+         version    INTEGER NOT NULL,
+         qualifier  TEXT NOT NULL,
+         hour       INTEGER NOT NULL,
+         error_type TEXT NOT NULL,
+         count      INTEGER NOT NULL,
+         PRIMARY KEY (function, version, qualifier, hour, error_type)
+     );
+     CREATE INDEX usage_errors_hour ON usage_errors(hour);
+     -- The records stored before: their aggregates, computed as UsageFigures::of does
+     -- (durations rounded to the microsecond per record, half away from zero).
+     INSERT INTO usage_hours
+     SELECT json_extract(body, '$.function'), json_extract(body, '$.version'),
+            COALESCE(json_extract(body, '$.qualifier'), ''), started_at / 1000 - (started_at / 1000) % 3600,
+            COUNT(*), SUM(json_extract(body, '$.outcome') != 'success'), SUM(json_extract(body, '$.cold_start')),
+            CAST(TOTAL(CASE WHEN json_extract(body, '$.init_duration_ms') > 0
+                            THEN ROUND(json_extract(body, '$.init_duration_ms') * 1000.0) ELSE 0 END) AS INTEGER),
+            CAST(TOTAL(CASE WHEN json_extract(body, '$.duration_ms') > 0
+                            THEN ROUND(json_extract(body, '$.duration_ms') * 1000.0) ELSE 0 END) AS INTEGER),
+            SUM(json_extract(body, '$.billed_ms')),
+            SUM(json_extract(body, '$.billed_ms') * json_extract(body, '$.memory_mb')), 0
+     FROM invocations GROUP BY 1, 2, 3, 4;
+     INSERT INTO usage_errors
+     SELECT json_extract(body, '$.function'), json_extract(body, '$.version'),
+            COALESCE(json_extract(body, '$.qualifier'), ''), started_at / 1000 - (started_at / 1000) % 3600,
+            COALESCE(json_extract(body, '$.error_type'), 'Unknown'), COUNT(*)
+     FROM invocations WHERE json_extract(body, '$.outcome') != 'success' GROUP BY 1, 2, 3, 4, 5;",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

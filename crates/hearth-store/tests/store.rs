@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use hearth_store::{
     CountingStore, Enqueued, EventQueue, Expect, MemoryStore, MetadataStore, NewEvent, QueueDepth, QueuedEvent,
-    SqliteStore, StoreError, conformance, queue_conformance,
+    SqliteStore, StoreError, UsageStore, conformance, queue_conformance, usage_conformance,
 };
 use hearth_types::{
     AdditionalVersion, Alias, EventError, EventRecord, EventSource, EventStatus, Function, FunctionName, HttpTrigger,
@@ -40,6 +40,17 @@ async fn sqlite_store_conforms() {
     conformance::run(&store).await;
     // Every function the suite made is deleted: deleting one leaves no orphan alias row.
     assert_eq!(rows(&path)["aliases"], 0, "deleting a function deletes its alias rows");
+}
+
+#[tokio::test]
+async fn memory_usage_conforms() {
+    usage_conformance::run(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn sqlite_usage_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    usage_conformance::run(&SqliteStore::open(&dir.path().join("meta.db")).unwrap()).await;
 }
 
 #[tokio::test]
@@ -156,11 +167,26 @@ async fn sqlite_upgrades_every_older_schema() {
             continue;
         }
         fixture_records_read_back(&store, version, &before).await;
+        usage_backfilled(&store, version).await;
         let wrote = new_writes_work(&store, version).await;
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         written_records_persist(&store, version, &wrote).await;
         assert_eq!(rows(&path)["aliases"], 1, "v{version}: only hello's alias row is left, none of deleted plain's");
+    }
+}
+
+/// The upgrade computed the usage aggregates of the records stored before, exactly as they
+/// are computed when records are stored.
+async fn usage_backfilled(store: &SqliteStore, version: usize) {
+    let hello = fname("hello");
+    let records = store.list_invocations(&hello, 1000).await.unwrap();
+    assert_eq!(records.is_empty(), version < 3, "v{version}: telemetry from v3 on");
+    let (from, to) = (chrono::DateTime::UNIX_EPOCH, chrono::Utc::now() + chrono::Duration::days(1));
+    for by in [hearth_types::UsageGroup::Version, hearth_types::UsageGroup::Hour] {
+        let got = store.usage(from, to, Some(&hello), by).await.unwrap();
+        let expected = hearth_types::group_usage(hearth_types::aggregate_usage(&records), by);
+        assert_eq!(got, expected, "v{version}: usage by {by:?} after the upgrade");
     }
 }
 

@@ -247,6 +247,32 @@ pub struct ScheduleSpec {
     pub missed_runs: Option<String>,
 }
 
+/// One row of `GET /v1/usage`: its figures, what they come to, and their cost.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageLine {
+    #[serde(flatten)]
+    pub row: crate::UsageRow,
+    /// GB-seconds of invocations (`mb_ms` / 1024 / 1000).
+    pub gb_seconds: f64,
+    /// GB-seconds of instances kept by `min_instances`.
+    pub provisioned_gb_seconds: f64,
+    pub cost: crate::Cost,
+}
+
+/// The answer of `GET /v1/usage`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageReport {
+    /// The first hour counted (the `from` asked for, down to its hour).
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// The end of the last hour counted (the `to` asked for, up to its hour).
+    pub to: chrono::DateTime<chrono::Utc>,
+    pub group_by: crate::UsageGroup,
+    pub prices: crate::Prices,
+    pub rows: Vec<UsageLine>,
+    /// The rows added up.
+    pub total: UsageLine,
+}
+
 /// The body of `POST /v1/nats-triggers`: a NATS trigger.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

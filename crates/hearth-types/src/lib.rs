@@ -22,6 +22,7 @@ mod schedule;
 pub mod schema;
 mod token;
 mod trigger;
+mod usage;
 mod validation;
 
 pub use alias::{AdditionalVersion, Alias, AliasName, FunctionTarget, validate_weight};
@@ -49,5 +50,9 @@ pub use token::{Scope, TokenRecord};
 pub use trigger::{
     HttpTrigger, KNOWN_METHODS, RESERVED_PATH_PREFIXES, TRIGGER_PATH_MAX_LEN, TriggerAuth, TriggerPath, TriggerType,
     validate_methods,
+};
+pub use usage::{
+    Cost, Prices, UsageFigures, UsageGroup, UsageKey, UsageRow, aggregate as aggregate_usage, group as group_usage,
+    hour_of, provisioned as provisioned_usage,
 };
 pub use validation::ValidationError;

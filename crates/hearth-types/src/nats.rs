@@ -70,7 +70,13 @@ impl std::str::FromStr for NatsServer {
 
     /// `nats://[user:password@|token@]host[:port]` (or `tls://`); the port defaults to 4222.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| ValidationError::InvalidNatsServer(crate::event_text(s.as_bytes()).0, why.to_owned());
+        // The address as the error shows it: never its credentials.
+        let shown = match (s.split_once("://"), s.rfind('@')) {
+            (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &s[at..]),
+            (None, Some(at)) => format!("***{}", &s[at..]),
+            _ => s.to_owned(),
+        };
+        let bad = |why: &str| ValidationError::InvalidNatsServer(crate::event_text(shown.as_bytes()).0, why.to_owned());
         if s.len() > NATS_SERVER_MAX_LEN {
             return Err(bad("longer than 512 bytes"));
         }
@@ -206,6 +212,8 @@ mod tests {
         ] {
             assert_eq!(bad.parse::<NatsServer>().unwrap_err().code(), "InvalidNatsServer", "{bad}");
         }
+        let e = "nats://alice:pa55-SECRET@127.0.0.1:4222/path".parse::<NatsServer>().unwrap_err();
+        assert!(!e.to_string().contains("SECRET") && e.to_string().contains("***@127.0.0.1"), "{e}");
         let long = format!("nats://{}", "a".repeat(600));
         assert!(long.parse::<NatsServer>().is_err());
         let t = NatsTrigger {

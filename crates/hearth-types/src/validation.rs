@@ -44,6 +44,8 @@ pub enum ValidationError {
     InvalidTimeZone(String),
     #[error("unknown missed-runs policy {0:?}: expected skip or once")]
     InvalidMissedRuns(String),
+    #[error("invalid group_by {0:?}: expected hour, day, function or version")]
+    InvalidUsageGroup(String),
     #[error("invalid NATS server {0:?}: {1}")]
     InvalidNatsServer(String, String),
     #[error("invalid NATS subject {0:?}: {1}")]
@@ -90,6 +92,7 @@ impl ValidationError {
             Self::InvalidSchedule(..) => "InvalidSchedule",
             Self::InvalidTimeZone(_) => "InvalidTimeZone",
             Self::InvalidMissedRuns(_) => "InvalidMissedRuns",
+            Self::InvalidUsageGroup(_) => "InvalidUsageGroup",
             Self::InvalidNatsServer(..) => "InvalidNatsServer",
             Self::InvalidSubject(..) => "InvalidSubject",
             Self::InvalidNatsName(_) => "InvalidNatsName",

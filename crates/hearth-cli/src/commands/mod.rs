@@ -10,6 +10,7 @@ pub mod node;
 pub mod scaffold;
 pub mod tokens;
 pub mod triggers;
+pub mod usage;
 
 use std::sync::OnceLock;
 

@@ -13,6 +13,7 @@ mod nats;
 mod readme;
 mod schedules;
 mod updates;
+mod usage;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

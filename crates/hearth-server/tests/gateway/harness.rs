@@ -75,6 +75,8 @@ async fn start_with_all(
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
     let queue: Arc<dyn hearth_store::EventQueue> = sqlite.clone();
+    let usage_store: Arc<dyn hearth_store::UsageStore> = sqlite.clone();
+    let functions_store: Arc<dyn MetadataStore> = sqlite.clone();
     let store = wrap(sqlite);
     let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
     let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
@@ -95,7 +97,10 @@ async fn start_with_all(
     let mut event_settings = events_settings();
     adjust_events(&mut event_settings);
     let events = hearth_events::Events::start(queue, gateway.clone(), event_settings);
-    let apps = apps(state.clone(), gateway, events);
+    // Kept instances are metered often, so a test sees their usage soon.
+    hearth_server::spawn_provisioned_meter(functions_store, usage_store.clone(), Duration::from_millis(100));
+    let usage = hearth_server::Usage { store: usage_store, prices: hearth_types::Prices::default() };
+    let apps = apps(state.clone(), gateway, events, usage);
     let (url, trigger_url) = (serve(apps.api).await, serve(apps.triggers).await);
     state.set_trigger_base_url(&trigger_url);
     state.set_api_base_url(&url);

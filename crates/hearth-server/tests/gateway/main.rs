@@ -17,12 +17,14 @@ mod invoke;
 mod lambda_manage;
 mod logs;
 mod nats;
+mod nats_hostile;
 mod network;
 mod route_cache;
 mod scaling;
 mod scopes;
 mod stem_cells;
 mod triggers;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
