@@ -5,8 +5,9 @@
 #     object-URL tests), boto3 + the AWS CLI v1 (Lambda Invoke API compatibility), and
 #     schemathesis (API fuzzing against openapi.json, scripts/api-fuzz).
 #   - as root, Debian's nftables (NAT for instances with network egress), strace (the
-#     agent's seccomp test traces the example functions' syscalls) and nats-server (NATS
-#     triggers' tests start their own, with JetStream, on loopback ports of their own).
+#     agent's seccomp test traces the example functions' syscalls), nats-server (NATS
+#     triggers' tests start their own, with JetStream, on loopback ports of their own) and
+#     prometheus (for promtool, which checks /metrics).
 #     Skipped with --toolchain-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,14 @@ fi
 if [ "$(id -u)" = 0 ] && ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
     echo "test-deps: installing nats-server (Debian package; NATS trigger tests)" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends nats-server >/dev/null
+fi
+# promtool (Debian's prometheus package): the metrics tests check /metrics with it.
+if [ "$(id -u)" = 0 ] && ! command -v promtool >/dev/null && [ ! -x /usr/bin/promtool ]; then
+    echo "test-deps: installing prometheus (Debian package; promtool checks /metrics)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 # Debian's package enables and starts a system service on :4222; the tests need none.
 if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then

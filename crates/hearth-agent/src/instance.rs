@@ -70,6 +70,8 @@ pub struct Instance {
     /// `Some` once the process has ended; every waiter sees it.
     exit: watch::Receiver<Option<Exit>>,
     served: Mutex<u64>,
+    /// Started from a stem cell (a pre-warmed sandbox), not from nothing.
+    from_stem_cell: bool,
 }
 
 impl Instance {
@@ -97,7 +99,19 @@ impl Instance {
             control,
             exit,
             served: Mutex::new(0),
+            from_stem_cell: false,
         }
+    }
+
+    /// Marks it as made from a stem cell.
+    pub(crate) fn made_from_stem_cell(mut self) -> Self {
+        self.from_stem_cell = true;
+        self
+    }
+
+    /// Whether it was made from a stem cell (a pre-warmed sandbox).
+    pub fn started_from_stem_cell(&self) -> bool {
+        self.from_stem_cell
     }
 
     pub fn id(&self) -> &str {

@@ -51,7 +51,7 @@ impl InstanceFactory {
         if let Some(pool) = &self.stem_cells
             && let Some(started) = pool.specialize(spec, self.init_timeout, output.clone()).await
         {
-            return started;
+            return started.map(Instance::made_from_stem_cell);
         }
         start_instance_logged(self.driver.as_ref(), &self.runtimes, spec, self.init_timeout, output).await
     }

@@ -64,11 +64,13 @@ pub struct ServerSetup {
     /// The adaptive keep-alive policy's bin width (a minute, or less for time-compressed
     /// replays).
     pub adaptive_bin: Duration,
+    /// Invocation records and metrics (off only to measure what they cost).
+    pub telemetry: bool,
 }
 
 impl ServerSetup {
     pub fn new(driver: ProcessDriver, stem_cells: Option<StemCellSettings>) -> Self {
-        Self { driver, stem_cells, adaptive_bin: Duration::from_secs(60) }
+        Self { driver, stem_cells, adaptive_bin: Duration::from_secs(60), telemetry: true }
     }
 }
 
@@ -81,8 +83,12 @@ impl Bench {
         let token =
             ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow::anyhow!(e.message))?.context("fresh store")?;
         let runtimes = Runtimes::install(&dir.path().join("runtimes"))?;
-        let settings =
-            GatewaySettings { stem_cells: setup.stem_cells, adaptive_bin: setup.adaptive_bin, ..Default::default() };
+        let settings = GatewaySettings {
+            stem_cells: setup.stem_cells,
+            adaptive_bin: setup.adaptive_bin,
+            telemetry: setup.telemetry,
+            ..Default::default()
+        };
         let gateway = Gateway::new(
             store.clone(),
             code.clone(),

@@ -25,6 +25,7 @@ mod replay;
 mod replay_live;
 mod server_process;
 mod soak;
+mod telemetry;
 
 #[derive(Parser)]
 #[command(about = "Benchmark a Hearth server started on a temporary data directory")]
@@ -56,6 +57,9 @@ enum Subcommand {
     /// Asynchronous invocations: acceptance throughput at concurrency 32 and the delivery
     /// latency of an idle queue, against synchronous invocations in the same run.
     Events(events::EventArgs),
+    /// What metering and metrics cost on the warm path: warm latency and throughput with
+    /// and without them, in the same run.
+    Telemetry(telemetry::TelemetryArgs),
 }
 
 /// One measured figure, with the baseline it is compared to.
@@ -104,6 +108,9 @@ async fn main() -> Result<()> {
     }
     if let Some(Subcommand::Events(event_args)) = &args.command {
         return print_figures(&events::figures(event_args).await?, args.json);
+    }
+    if let Some(Subcommand::Telemetry(telemetry_args)) = &args.command {
+        return print_figures(&telemetry::figures(telemetry_args).await?, args.json);
     }
     let mut figures = vec![];
     let say = |s: &str| {

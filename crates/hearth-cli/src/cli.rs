@@ -119,6 +119,10 @@ pub struct UpArgs {
     /// address with the next port, e.g. 127.0.0.1:8081).
     #[arg(long, value_name = "ADDR")]
     pub trigger_listen: Option<String>,
+    /// Also serve GET /metrics on this address, without a token (for a Prometheus scraper;
+    /// on the API's address it needs a token with the read scope).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// PEM certificate chain: serve both listeners over HTTPS (with --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

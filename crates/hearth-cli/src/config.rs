@@ -35,7 +35,8 @@
 //! `schedule_grace_ms` or `HEARTH_EVENT_SCHEDULE_GRACE_MS` (how late an instant may still
 //! fire; older ones were missed, default 10000). Usage prices: `[pricing] per_million_requests,
 //! per_gb_second, per_provisioned_gb_second, provisioned_meter_ms` or `HEARTH_PRICE_*` and
-//! `HEARTH_PROVISIONED_METER_MS` (see [`pricing`]).
+//! `HEARTH_PROVISIONED_METER_MS` (see [`pricing`]). Metrics: `[metrics]` or
+//! `HEARTH_METRICS_*` (see [`metrics`]).
 //!
 //! Client (every other command): file from `HEARTH_CLIENT_CONFIG` or
 //! `~/.config/hearth/config.toml`, named contexts (see [`client`]); the context from
@@ -53,6 +54,7 @@ use hearth_server::{ListenerLimits, TlsFiles};
 use serde::Deserialize;
 
 mod client;
+mod metrics;
 mod pricing;
 pub use client::{ClientConfig, ClientFile, LOCAL_CONTEXT, ServerContext, check_context_name, client_config_path};
 
@@ -82,6 +84,7 @@ pub struct ServerFlags {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub trigger_listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -108,6 +111,8 @@ pub struct ServerConfig {
     pub prices: hearth_types::Prices,
     /// How often the time of instances kept by `min_instances` is added to usage.
     pub provisioned_meter_interval: std::time::Duration,
+    /// A listener of its own for `GET /metrics`, without a token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +134,8 @@ struct ServerFile {
     events: EventsFile,
     #[serde(default)]
     pricing: pricing::PricingFile,
+    #[serde(default)]
+    metrics: metrics::MetricsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -406,6 +413,9 @@ impl ServerConfig {
         }
         let events = event_settings(&file.events, &gateway.region, env)?;
         let (prices, provisioned_meter_interval) = pricing::pricing(&file.pricing, env)?;
+        let m = metrics::metrics(flags.metrics_listen.as_deref(), &file.metrics, env)?;
+        gateway.metrics_max_functions = m.max_functions;
+        gateway.metrics_series_ttl = m.series_ttl;
         Ok(Self {
             data_dir,
             listen,
@@ -419,6 +429,7 @@ impl ServerConfig {
             volume_gb,
             prices,
             provisioned_meter_interval,
+            metrics_listen: m.listen,
         })
     }
 }

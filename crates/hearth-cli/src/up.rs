@@ -31,6 +31,7 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
         data_dir: args.data_dir,
         listen: args.listen,
         trigger_listen: args.trigger_listen,
+        metrics_listen: args.metrics_listen,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
     };
@@ -75,6 +76,10 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
     };
     let listener = bind(cfg.listen, "--listen").await?;
     let trigger_listener = bind(cfg.trigger_listen, "--trigger-listen").await?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(bind(addr, "--metrics-listen").await?),
+        None => None,
+    };
     let url = local_url(listener.local_addr()?, tls.is_some());
     let trigger_url = local_url(trigger_listener.local_addr()?, tls.is_some());
     for addr in [cfg.listen, cfg.trigger_listen] {
@@ -163,9 +168,21 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let metrics_served = {
+        let (limits, tls, stopped) = (cfg.limits.clone(), tls.clone(), stopped.clone());
+        async move {
+            if let Some(listener) = metrics_listener {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(%addr, "serving GET /metrics without a token");
+                }
+                serve(listener, apps.metrics, limits, tls, until_stopped(stopped)).await;
+            }
+        }
+    };
     tokio::join!(
         serve(listener, apps.api, cfg.limits.clone(), tls.clone(), until_stopped(stopped.clone())),
         serve(trigger_listener, apps.triggers, cfg.limits.clone(), tls, until_stopped(stopped)),
+        metrics_served,
     );
     // Running deliveries finish within the grace period; the rest are delivered again on
     // the next start (their leases are this node's).

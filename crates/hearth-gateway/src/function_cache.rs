@@ -18,6 +18,7 @@ pub struct FunctionCache {
     versions: RwLock<HashMap<(FunctionId, u32), Version>>,
     /// Aliases as last read (`None`: there was none), with when.
     aliases: RwLock<HashMap<(FunctionName, AliasName), CachedAlias>>,
+    metrics: Arc<crate::Metrics>,
 }
 
 /// An alias as last read (`None`: there was none), and when.
@@ -33,8 +34,16 @@ pub enum Resolved {
 }
 
 impl FunctionCache {
-    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
-        Self { store, latest: RwLock::default(), versions: RwLock::default(), aliases: RwLock::default() }
+    pub fn new(store: Arc<dyn MetadataStore>, metrics: Arc<crate::Metrics>) -> Self {
+        Self { store, latest: RwLock::default(), versions: RwLock::default(), aliases: RwLock::default(), metrics }
+    }
+
+    /// Times a store read.
+    async fn timed<T>(&self, operation: &'static str, read: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = read.await;
+        self.metrics.operation("hearth_store_operation_seconds", operation, started.elapsed());
+        out
     }
 
     pub fn forget(&self, name: &FunctionName) {
@@ -49,7 +58,7 @@ impl FunctionCache {
         {
             return Ok(a.clone());
         }
-        let a = self.store.get_alias(name, alias).await?;
+        let a = self.timed("get_alias", self.store.get_alias(name, alias)).await?;
         self.aliases.write().unwrap_or_else(|p| p.into_inner()).insert(key, (a.clone(), Instant::now()));
         Ok(a)
     }
@@ -60,7 +69,7 @@ impl FunctionCache {
         {
             return Ok(Some(f.clone()));
         }
-        let f = self.store.get_function(name).await?;
+        let f = self.timed("get_function", self.store.get_function(name)).await?;
         let mut map = self.latest.write().unwrap_or_else(|p| p.into_inner());
         match &f {
             Some(f) => map.insert(name.clone(), (f.clone(), Instant::now())),
@@ -87,7 +96,8 @@ impl FunctionCache {
         if let Some(v) = self.versions.read().unwrap_or_else(|p| p.into_inner()).get(&(f.id, number)) {
             return Ok(Resolved::Found(Box::new(v.clone())));
         }
-        let Some(v) = self.store.get_version(name, number).await?.filter(|v| v.function_id == f.id) else {
+        let read = self.timed("get_version", self.store.get_version(name, number)).await?;
+        let Some(v) = read.filter(|v| v.function_id == f.id) else {
             return Ok(Resolved::NoVersion(number));
         };
         self.versions.write().unwrap_or_else(|p| p.into_inner()).insert((f.id, number), v.clone());

@@ -120,7 +120,11 @@ impl Gateway {
         };
         let record =
             |duration: Duration, cold_start, init: Option<Duration>, peak: Option<u64>, error_type: Option<String>| {
+                if !self.inner.settings.telemetry {
+                    return;
+                }
                 let ms = duration.as_secs_f64() * 1000.0;
+                self.inner.metrics.invoked(name, error_type.is_some(), duration);
                 meter.record(InvocationRecord {
                     request_id: request_id.clone(),
                     attempt,
@@ -149,6 +153,16 @@ impl Gateway {
             Err(e) => return Err(InvokeError::Unavailable(e)),
         };
         let init = lease.init_duration();
+        if self.inner.settings.telemetry {
+            self.inner.metrics.acquired(started.elapsed());
+        }
+        if let Some(took) = init.filter(|_| self.inner.settings.telemetry) {
+            let source = match lease.instance().started_from_stem_cell() {
+                true => crate::StartSource::StemCell,
+                false => crate::StartSource::Full,
+            };
+            self.inner.metrics.cold_start(name, source, took);
+        }
         platform(format!("START RequestId: {request_id} Version: {}", version.number));
         let invocation = Invocation {
             request_id: request_id.clone(),

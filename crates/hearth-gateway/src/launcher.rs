@@ -32,6 +32,7 @@ pub struct Launcher {
     pub log_capture: CaptureLimits,
     /// Each function's output budget per minute, shared by its instances.
     pub log_budgets: LogBudgets,
+    pub metrics: Arc<crate::Metrics>,
 }
 
 /// The node's memory budget for instances: admission control, so that a full node refuses
@@ -82,7 +83,10 @@ impl Drop for Reservation {
 impl Launcher {
     /// Starts one instance; on failure returns the error document its callers get.
     pub async fn launch(&self, template: &InstanceTemplate) -> Result<Instance, ErrorReport> {
-        let code_dir = match self.cache.materialize(&template.digest).await {
+        let started = std::time::Instant::now();
+        let materialized = self.cache.materialize(&template.digest).await;
+        self.metrics.operation("hearth_code_cache_operation_seconds", "materialize", started.elapsed());
+        let code_dir = match materialized {
             Ok(dir) => dir,
             Err(e) => {
                 tracing::error!(function = %template.function, %e, "cannot prepare code");

@@ -14,6 +14,7 @@ mod keep_alive_policies;
 mod launcher;
 mod log_budget;
 mod meter;
+mod metrics;
 mod route_cache;
 mod settings;
 mod status;
@@ -33,6 +34,7 @@ use hearth_types::{Function, FunctionName, Version};
 pub use admission::NotRunnable;
 pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
 pub use meter::Meter;
+pub use metrics::{Levels, Metrics, OTHER as OTHER_FUNCTIONS, StartSource};
 pub use settings::GatewaySettings;
 pub use status::{InstanceInfo, NodeStatus};
 pub use version_pool::AcquireError;
@@ -65,6 +67,7 @@ struct Inner {
     policies: KeepAlivePolicies,
     launcher: Arc<Launcher>,
     settings: GatewaySettings,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -77,7 +80,8 @@ impl Gateway {
         driver: Arc<dyn SandboxDriver>,
         settings: GatewaySettings,
     ) -> Self {
-        let meter = Meter::start(store.clone(), settings.log_retention, settings.prune_interval);
+        let metrics = Arc::new(Metrics::new(settings.metrics_max_functions, settings.metrics_series_ttl));
+        let meter = Meter::start(store.clone(), settings.log_retention, settings.prune_interval, metrics.clone());
         let cache = CodeCache::new(cache_dir, code);
         let stem_cells = settings.stem_cells.clone().and_then(|s| {
             let cells_dir = cache.root().join(".cells");
@@ -93,10 +97,11 @@ impl Gateway {
             region: settings.region.clone(),
             log_capture: settings.log_capture,
             log_budgets: log_budget::LogBudgets::new(settings.log_bytes_per_minute),
+            metrics: metrics.clone(),
         });
         Self {
             inner: Arc::new(Inner {
-                functions: FunctionCache::new(store.clone()),
+                functions: FunctionCache::new(store.clone(), metrics.clone()),
                 triggers: TriggerTable::new(store.clone()),
                 store,
                 meter,
@@ -104,6 +109,7 @@ impl Gateway {
                 policies: KeepAlivePolicies::default(),
                 launcher,
                 settings,
+                metrics,
             }),
         }
     }

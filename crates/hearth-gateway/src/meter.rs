@@ -57,11 +57,16 @@ const RECORD_QUEUE: usize = 16_384;
 impl Meter {
     /// Starts the writer; telemetry older than `retention` is pruned at start and then every
     /// `prune_every`.
-    pub(crate) fn start(store: Arc<dyn MetadataStore>, retention: Duration, prune_every: Duration) -> Self {
+    pub(crate) fn start(
+        store: Arc<dyn MetadataStore>,
+        retention: Duration,
+        prune_every: Duration,
+        metrics: Arc<crate::Metrics>,
+    ) -> Self {
         let (records, records_rx) = mpsc::channel(RECORD_QUEUE);
         let (logs, logs_rx) = mpsc::channel(LOG_QUEUE);
         let counts = Arc::new(Counts::default());
-        tokio::spawn(writer(store.clone(), records_rx, logs_rx, counts.clone(), retention, prune_every));
+        tokio::spawn(writer(store.clone(), records_rx, logs_rx, counts.clone(), retention, prune_every, metrics));
         Self { store, records, logs, counts }
     }
 
@@ -164,15 +169,21 @@ impl Batch {
         self.records.len() + self.logs.len()
     }
 
-    async fn store(&mut self, store: &dyn MetadataStore) {
+    async fn store(&mut self, store: &dyn MetadataStore, metrics: &crate::Metrics) {
         if !self.records.is_empty() {
-            if let Err(e) = store.append_invocations(&self.records).await {
+            let started = std::time::Instant::now();
+            let stored = store.append_invocations(&self.records).await;
+            metrics.operation("hearth_store_operation_seconds", "append_invocations", started.elapsed());
+            if let Err(e) = stored {
                 tracing::warn!(%e, lost = self.records.len(), "storing invocation records failed");
             }
             self.records.clear();
         }
         if !self.logs.is_empty() {
-            if let Err(e) = store.append_logs(&self.logs).await {
+            let started = std::time::Instant::now();
+            let stored = store.append_logs(&self.logs).await;
+            metrics.operation("hearth_store_operation_seconds", "append_logs", started.elapsed());
+            if let Err(e) = stored {
                 tracing::warn!(%e, lost = self.logs.len(), "storing log lines failed");
             }
             self.logs.clear();
@@ -201,6 +212,7 @@ async fn writer(
     counts: Arc<Counts>,
     retention: Duration,
     prune_every: Duration,
+    metrics: Arc<crate::Metrics>,
 ) {
     let mut batch = Batch::default();
     let mut prune = tokio::time::interval(prune_every);
@@ -234,12 +246,12 @@ async fn writer(
             }
         }
         let queued: u64 = batch.logs.iter().map(charge).sum();
-        batch.store(store.as_ref()).await;
+        batch.store(store.as_ref(), &metrics).await;
         counts.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
         // Caught up: say what was dropped while behind.
         if records_rx.is_empty() && logs_rx.is_empty() {
             batch.logs = counts.take_drop_report();
-            batch.store(store.as_ref()).await;
+            batch.store(store.as_ref(), &metrics).await;
         }
         for done in batch.waiting.drain(..) {
             let _ = done.send(());
@@ -256,6 +268,10 @@ mod tests {
     use hearth_types::FunctionId;
 
     use super::*;
+
+    fn test_metrics() -> Arc<crate::Metrics> {
+        Arc::new(crate::Metrics::new(10, Duration::from_secs(600)))
+    }
 
     fn line(function: &FunctionName, message: String) -> LogLine {
         LogLine {
@@ -292,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_lines_says_so_and_keeps_records() {
         let store = Arc::new(MemoryStore::new());
-        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600));
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600), test_metrics());
         let (f, g): (FunctionName, FunctionName) = ("f".parse().unwrap(), "g".parse().unwrap());
         for i in 0..LOG_QUEUE + 10 {
             meter.log(line(if i < LOG_QUEUE { &f } else { &g }, format!("line {i}")));
@@ -322,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn the_queue_is_bounded_in_bytes() {
         let store = Arc::new(MemoryStore::new());
-        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600));
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600), test_metrics());
         let f: FunctionName = "f".parse().unwrap();
         let long = "x".repeat(256 * 1024);
         for _ in 0..1_000 {

@@ -36,6 +36,11 @@ impl RouteCache {
 
     /// One keep-alive pass over every pool (stops idle instances past their keep-alive,
     /// tops pools up to `min_instances`), then forgets the pools that have finished draining.
+    /// Every pool.
+    pub fn all(&self) -> Vec<Arc<VersionPool>> {
+        self.lock().values().cloned().collect()
+    }
+
     pub fn reap(&self) {
         let pools: Vec<_> = self.lock().values().cloned().collect();
         for p in &pools {

@@ -35,6 +35,14 @@ pub struct GatewaySettings {
     /// Width of the adaptive keep-alive policy's histogram bins (one minute; shorter only
     /// to test it in seconds).
     pub adaptive_bin: Duration,
+    /// Functions with Prometheus series of their own; the rest share `function="_other"`.
+    pub metrics_max_functions: usize,
+    /// A series not updated for this long is dropped (a deleted function's, or the
+    /// histograms of a function idle that long).
+    pub metrics_series_ttl: Duration,
+    /// Invocation records (and so usage) and metrics of each invocation; off only to measure
+    /// what they cost (`hearth-bench telemetry`).
+    pub telemetry: bool,
 }
 
 /// 90% of the machine's memory, in MB (8 GiB if it cannot be read).
@@ -65,6 +73,9 @@ impl Default for GatewaySettings {
             node_memory_mb: default_node_memory_mb(),
             autoscaler: hearth_scale::AutoscalerConfig::default(),
             adaptive_bin: Duration::from_secs(60),
+            metrics_max_functions: 1000,
+            metrics_series_ttl: Duration::from_secs(600),
+            telemetry: true,
         }
     }
 }

@@ -41,6 +41,35 @@ impl Gateway {
         }
     }
 
+    /// Its metrics.
+    pub fn metrics(&self) -> &crate::Metrics {
+        &self.inner.metrics
+    }
+
+    /// The levels this node knows (instances by state, requests waiting, stem cells,
+    /// memory); the caller adds the functions and the event queue's.
+    pub fn metric_levels(&self) -> crate::Levels {
+        use std::collections::BTreeMap;
+        let mut instances: BTreeMap<(hearth_types::FunctionName, &'static str), usize> = BTreeMap::new();
+        let mut waiting: BTreeMap<hearth_types::FunctionName, usize> = BTreeMap::new();
+        for p in self.inner.routes.all() {
+            let function = p.template.function.clone();
+            for t in p.instances() {
+                *instances.entry((function.clone(), t.instance.state().as_str())).or_default() += 1;
+            }
+            *waiting.entry(function).or_default() += p.waiting();
+        }
+        let node = self.node_status();
+        crate::Levels {
+            instances: instances.into_iter().map(|((f, s), n)| (f, s, n)).collect(),
+            activator_queue: waiting.into_iter().collect(),
+            stem_cells: node.prewarmed.iter().map(|(k, n)| (k.runtime.to_string(), k.memory_mb, *n)).collect(),
+            memory_limit_bytes: node.memory_limit_mb * 1024 * 1024,
+            memory_committed_bytes: node.memory_committed_mb * 1024 * 1024,
+            ..Default::default()
+        }
+    }
+
     /// Live instances of a function, all versions, oldest first.
     pub fn instances(&self, function: FunctionId) -> Vec<InstanceInfo> {
         let mut out: Vec<InstanceInfo> = self

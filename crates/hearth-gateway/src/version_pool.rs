@@ -185,6 +185,11 @@ impl VersionPool {
 
     /// A free slot at once (hot start) or, on a miss, after instances are started for the
     /// held requests (cold start), waiting at most `wait`.
+    /// Requests waiting for an instance.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiters.len()
+    }
+
     pub async fn acquire(self: &Arc<Self>, wait: Duration) -> Result<Lease, AcquireError> {
         let rx = {
             let mut st = self.lock();

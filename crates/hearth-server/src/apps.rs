@@ -38,6 +38,8 @@ impl FromRef<ServerState> for AppState {
 pub struct Apps {
     pub api: Router,
     pub triggers: Router,
+    /// `GET /metrics` without a token, for `--metrics-listen`.
+    pub metrics: Router,
 }
 
 /// Tells the gateway what the control plane changed.
@@ -111,6 +113,7 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage
         .route("/v1/nats-triggers/{id}", axum::routing::delete(nats_routes::delete))
         .route("/v1/node", get(instance_routes::node))
         .route("/v1/usage", get(crate::usage::usage))
+        .route("/metrics", get(crate::metrics_route::metrics))
         .route("/2015-03-31/functions/{name}/invocations", post(lambda_api::invocations))
         .with_state(state.clone());
     let api = hearth_api::control_plane(api.clone())
@@ -119,10 +122,14 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage
         .route("/openapi.json", get(openapi_json))
         .fallback(hearth_api::not_found)
         .method_not_allowed_fallback(hearth_api::method_not_allowed);
+    let metrics = Router::new()
+        .route("/metrics", get(crate::metrics_route::open_metrics))
+        .with_state(state.clone())
+        .fallback(hearth_api::not_found);
     let triggers = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .fallback_service(axum::routing::any(trigger_routes::dispatch).with_state(state));
-    Apps { api, triggers }
+    Apps { api, triggers, metrics }
 }
 
 #[derive(OpenApi)]
@@ -143,6 +150,7 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage
         nats_routes::list,
         nats_routes::delete,
         crate::usage::usage,
+        crate::metrics_route::metrics,
         openapi_json,
         lambda_api::invocations
     ),

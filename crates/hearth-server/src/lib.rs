@@ -19,6 +19,7 @@ mod invoke_error;
 mod invoke_route;
 mod lambda_api;
 mod meter_routes;
+mod metrics_route;
 mod nats_routes;
 mod schedule_routes;
 mod serve;

@@ -9,6 +9,7 @@ mod friction;
 mod isolation;
 mod lifecycle;
 mod manifest;
+mod metrics;
 mod nats;
 mod readme;
 mod schedules;

@@ -16,6 +16,7 @@ mod hostile;
 mod invoke;
 mod lambda_manage;
 mod logs;
+mod metrics;
 mod nats;
 mod nats_hostile;
 mod network;

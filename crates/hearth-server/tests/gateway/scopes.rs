@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/schedules", Some(Scope::Read)),
     ("DELETE", "/v1/schedules/{id}", Some(Scope::Deploy)),
     ("GET", "/v1/usage", Some(Scope::Read)),
+    ("GET", "/metrics", Some(Scope::Read)),
     ("POST", "/v1/nats-triggers", Some(Scope::Deploy)),
     ("GET", "/v1/nats-triggers", Some(Scope::Read)),
     ("DELETE", "/v1/nats-triggers/{id}", Some(Scope::Deploy)),

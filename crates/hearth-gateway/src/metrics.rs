@@ -1,0 +1,238 @@
+//! Prometheus metrics, recorded through the `metrics` crate into a recorder of this
+//! gateway's own (`metrics-exporter-prometheus`, which writes the exposition format), so two
+//! servers in one process keep theirs apart.
+//!
+//! Events are recorded as they happen (invocations, cold starts, waits for an instance);
+//! levels (instances, queues, memory, stem cells) are set from a [`Levels`] snapshot when the
+//! metrics are rendered. Cardinality is bounded: at most `max_functions` functions have
+//! series of their own (the rest share `function="_other"`), and a series not updated for
+//! `series_ttl` is dropped. Each render refreshes the counters and levels of the functions
+//! that exist, so a deleted function's series go within `series_ttl`, as do the histograms
+//! of a function idle that long (they start again with its next invocation).
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hearth_types::FunctionName;
+use metrics::{Recorder, SharedString};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_util::MetricKindMask;
+
+/// Histogram buckets, in seconds: half a millisecond to fifteen minutes.
+const BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+
+/// The label of functions past the cap.
+pub const OTHER: &str = "_other";
+
+/// Where a cold start's instance came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartSource {
+    /// A pre-warmed sandbox (stem cell) specialised to the function.
+    StemCell,
+    /// A sandbox and runtime started for it.
+    Full,
+}
+
+impl StartSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StemCell => "stem_cell",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// Levels read when the metrics are rendered.
+#[derive(Debug, Clone, Default)]
+pub struct Levels {
+    /// Every function that exists.
+    pub functions: Vec<FunctionName>,
+    /// (function, state, count) of live instances.
+    pub instances: Vec<(FunctionName, &'static str, usize)>,
+    /// (function, requests waiting for an instance).
+    pub activator_queue: Vec<(FunctionName, usize)>,
+    /// (function, queued, running, dead-lettered, age of the oldest queued or running, s).
+    pub events: Vec<(FunctionName, u64, u64, u64, f64)>,
+    /// (runtime, memory MB, stem cells ready).
+    pub stem_cells: Vec<(String, u32, usize)>,
+    pub memory_limit_bytes: u64,
+    pub memory_committed_bytes: u64,
+}
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    max_functions: usize,
+    /// Functions with series of their own.
+    labelled: Mutex<BTreeSet<FunctionName>>,
+}
+
+impl Metrics {
+    pub fn new(max_functions: usize, series_ttl: Duration) -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .expect("the buckets are not empty")
+            .idle_timeout(MetricKindMask::ALL, Some(series_ttl))
+            .build_recorder();
+        let handle = recorder.handle();
+        Self { recorder, handle, max_functions, labelled: Mutex::new(BTreeSet::new()) }
+    }
+
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder as &dyn Recorder, f)
+    }
+
+    /// The `function` label of `name`: its name while fewer than `max_functions` have one.
+    pub fn label(&self, name: &FunctionName) -> SharedString {
+        let mut labelled = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
+        if labelled.contains(name) || (labelled.len() < self.max_functions && labelled.insert(name.clone())) {
+            SharedString::from(name.to_string())
+        } else {
+            SharedString::const_str(OTHER)
+        }
+    }
+
+    /// One invocation ended: its outcome and time in the function.
+    pub fn invoked(&self, function: &FunctionName, error: bool, duration: Duration) {
+        let function = self.label(function);
+        let outcome = if error { "error" } else { "success" };
+        self.with(|| {
+            metrics::counter!("hearth_invocations_total", "function" => function.clone(), "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!("hearth_invocation_duration_seconds", "function" => function).record(duration);
+        });
+    }
+
+    /// An instance started for a waiting request, from `source`, in `took`.
+    pub fn cold_start(&self, function: &FunctionName, source: StartSource, took: Duration) {
+        let function = self.label(function);
+        self.with(|| {
+            metrics::counter!("hearth_cold_starts_total", "function" => function, "source" => source.as_str())
+                .increment(1);
+            metrics::histogram!("hearth_cold_start_duration_seconds", "source" => source.as_str()).record(took);
+        });
+    }
+
+    /// A request waited `took` for an instance (zero for a warm one).
+    pub fn acquired(&self, took: Duration) {
+        self.with(|| metrics::histogram!("hearth_activator_wait_seconds").record(took));
+    }
+
+    /// A store or code-cache operation took `took`.
+    pub fn operation(&self, metric: &'static str, operation: &'static str, took: Duration) {
+        self.with(|| metrics::histogram!(metric, "operation" => operation).record(took));
+    }
+
+    /// The exposition text, with `levels` set first and the existing functions' counters
+    /// refreshed (so only those of deleted functions expire).
+    pub fn render(&self, levels: &Levels) -> String {
+        {
+            let live: BTreeSet<&FunctionName> = levels.functions.iter().collect();
+            self.labelled.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| live.contains(f));
+        }
+        self.with(|| {
+            for f in &levels.functions {
+                let function = self.label(f);
+                for outcome in ["success", "error"] {
+                    metrics::counter!("hearth_invocations_total", "function" => function.clone(), "outcome" => outcome)
+                        .increment(0);
+                }
+                for source in [StartSource::StemCell, StartSource::Full] {
+                    let source = source.as_str();
+                    metrics::counter!("hearth_cold_starts_total", "function" => function.clone(), "source" => source)
+                        .increment(0);
+                }
+            }
+            for (f, state, n) in &levels.instances {
+                metrics::gauge!("hearth_instances", "function" => self.label(f), "state" => *state).set(*n as f64);
+            }
+            for (f, n) in &levels.activator_queue {
+                metrics::gauge!("hearth_activator_queue_depth", "function" => self.label(f)).set(*n as f64);
+            }
+            for (f, queued, running, dead, age) in &levels.events {
+                let function = self.label(f);
+                for (status, n) in [("queued", queued), ("running", running), ("dead_lettered", dead)] {
+                    metrics::gauge!("hearth_event_queue_depth", "function" => function.clone(), "status" => status)
+                        .set(*n as f64);
+                }
+                metrics::gauge!("hearth_event_oldest_age_seconds", "function" => function).set(*age);
+            }
+            for (runtime, memory_mb, ready) in &levels.stem_cells {
+                let memory = memory_mb.to_string();
+                metrics::gauge!("hearth_stem_cells_ready", "runtime" => runtime.clone(), "memory_mb" => memory)
+                    .set(*ready as f64);
+            }
+            metrics::gauge!("hearth_node_memory_limit_bytes").set(levels.memory_limit_bytes as f64);
+            metrics::gauge!("hearth_node_memory_committed_bytes").set(levels.memory_committed_bytes as f64);
+            describe();
+        });
+        self.handle.render()
+    }
+}
+
+/// Help text for each metric.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("hearth_invocations_total", "Invocations that ended, by function and outcome.");
+    describe_histogram!("hearth_invocation_duration_seconds", Unit::Seconds, "Time in the function per invocation.");
+    describe_counter!("hearth_cold_starts_total", "Instances started for waiting requests, by source.");
+    describe_histogram!(
+        "hearth_cold_start_duration_seconds",
+        Unit::Seconds,
+        "Instance start-up time, by source (stem_cell: a pre-warmed sandbox; full: a new one)."
+    );
+    describe_histogram!("hearth_activator_wait_seconds", Unit::Seconds, "Time a request waited for an instance.");
+    describe_gauge!("hearth_instances", "Live instances by function and state.");
+    describe_gauge!("hearth_activator_queue_depth", "Requests waiting for an instance, by function.");
+    describe_gauge!("hearth_event_queue_depth", "Asynchronous events by function and status.");
+    describe_gauge!("hearth_event_oldest_age_seconds", Unit::Seconds, "Age of the oldest queued or running event.");
+    describe_gauge!("hearth_stem_cells_ready", "Pre-warmed sandboxes ready, by runtime and memory size.");
+    describe_gauge!("hearth_node_memory_limit_bytes", Unit::Bytes, "Memory the node admits for instances.");
+    describe_gauge!("hearth_node_memory_committed_bytes", Unit::Bytes, "Memory committed to instances.");
+    describe_histogram!("hearth_store_operation_seconds", Unit::Seconds, "Metadata store operations, by operation.");
+    describe_histogram!("hearth_code_cache_operation_seconds", Unit::Seconds, "Code cache operations, by operation.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_past_the_cap_share_a_label_and_a_deleted_one_frees_its_place() {
+        let m = Metrics::new(2, Duration::from_secs(600));
+        let (a, b, c): (FunctionName, FunctionName, FunctionName) =
+            ("a".parse().unwrap(), "b".parse().unwrap(), "c".parse().unwrap());
+        m.invoked(&a, false, Duration::from_millis(3));
+        m.invoked(&b, true, Duration::from_millis(3));
+        m.invoked(&c, false, Duration::from_millis(3));
+        let text = m.render(&Levels { functions: vec![a.clone(), b.clone(), c.clone()], ..Default::default() });
+        assert!(text.contains(r#"hearth_invocations_total{function="a",outcome="success"} 1"#), "{text}");
+        assert!(text.contains(r#"hearth_invocations_total{function="b",outcome="error"} 1"#), "{text}");
+        assert!(text.contains(r#"hearth_invocations_total{function="_other",outcome="success"} 1"#), "{text}");
+        assert!(!text.contains(r#"function="c""#), "{text}");
+        // b deleted: c takes its place.
+        m.render(&Levels { functions: vec![a.clone(), c.clone()], ..Default::default() });
+        assert_eq!(m.label(&c).as_ref(), "c");
+    }
+
+    #[test]
+    fn series_not_updated_within_the_ttl_are_dropped() {
+        let m = Metrics::new(10, Duration::from_millis(50));
+        let gone: FunctionName = "gone".parse().unwrap();
+        m.invoked(&gone, false, Duration::from_millis(1));
+        assert!(
+            m.render(&Levels { functions: vec![gone.clone()], ..Default::default() }).contains(r#"function="gone""#)
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = m.render(&Levels::default());
+            if !text.contains(r#"function="gone""#) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "a deleted function's series expire: {text}");
+            std::thread::yield_now();
+        }
+    }
+}
