@@ -119,6 +119,10 @@ pub struct UpArgs {
     /// address with the next port, e.g. 127.0.0.1:8081).
     #[arg(long, value_name = "ADDR")]
     pub trigger_listen: Option<String>,
+    /// The server's own log lines: text (default) or json (one object per line, with the
+    /// request id of the invocation it was written in).
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
     /// Also serve GET /metrics on this address, without a token (for a Prometheus scraper;
     /// on the API's address it needs a token with the read scope).
     #[arg(long, value_name = "ADDR")]

@@ -85,6 +85,7 @@ pub struct ServerFlags {
     pub listen: Option<String>,
     pub trigger_listen: Option<String>,
     pub metrics_listen: Option<String>,
+    pub log_format: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -113,12 +114,15 @@ pub struct ServerConfig {
     pub provisioned_meter_interval: std::time::Duration,
     /// A listener of its own for `GET /metrics`, without a token.
     pub metrics_listen: Option<SocketAddr>,
+    /// The server's log lines as JSON objects (`--log-format json`), not text.
+    pub json_logs: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerFile {
     data_dir: Option<PathBuf>,
+    log_format: Option<String>,
     listen: Option<String>,
     trigger_listen: Option<String>,
     volume_gb: Option<u32>,
@@ -414,6 +418,13 @@ impl ServerConfig {
         let events = event_settings(&file.events, &gateway.region, env)?;
         let (prices, provisioned_meter_interval) = pricing::pricing(&file.pricing, env)?;
         let m = metrics::metrics(flags.metrics_listen.as_deref(), &file.metrics, env)?;
+        let json_logs = match flags.log_format.clone().or_else(|| env("HEARTH_LOG_FORMAT")).or(file.log_format.clone())
+        {
+            None => false,
+            Some(f) if f == "text" => false,
+            Some(f) if f == "json" => true,
+            Some(f) => bail!("log format {f:?}: expected text or json (--log-format, HEARTH_LOG_FORMAT)"),
+        };
         gateway.metrics_max_functions = m.max_functions;
         gateway.metrics_series_ttl = m.series_ttl;
         Ok(Self {
@@ -430,6 +441,7 @@ impl ServerConfig {
             prices,
             provisioned_meter_interval,
             metrics_listen: m.listen,
+            json_logs,
         })
     }
 }
@@ -671,5 +683,20 @@ mod tests {
     fn unspecified_listen_maps_to_loopback() {
         assert_eq!(local_url("0.0.0.0:8080".parse().unwrap(), false), "http://127.0.0.1:8080");
         assert_eq!(local_url("127.0.0.1:1".parse().unwrap(), true), "https://127.0.0.1:1");
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let home = tempfile::tempdir().unwrap();
+        let home = home.path().to_str().unwrap();
+        let load = |pairs: &[(&str, &str)], flag: Option<&str>| {
+            let flags = ServerFlags { log_format: flag.map(str::to_owned), ..Default::default() };
+            ServerConfig::load(&flags, &env_of(pairs))
+        };
+        assert!(!load(&[("HOME", home)], None).unwrap().json_logs, "text by default");
+        assert!(load(&[("HOME", home), ("HEARTH_LOG_FORMAT", "json")], None).unwrap().json_logs);
+        assert!(!load(&[("HOME", home), ("HEARTH_LOG_FORMAT", "json")], Some("text")).unwrap().json_logs);
+        let e = load(&[("HOME", home), ("HEARTH_LOG_FORMAT", "xml")], None).unwrap_err();
+        assert!(e.to_string().contains("text or json"), "{e}");
     }
 }

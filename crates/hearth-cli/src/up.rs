@@ -22,20 +22,25 @@ use crate::config::{ClientFile, LOCAL_CONTEXT, ServerConfig, ServerContext, Serv
 /// `private_mounts`: whether `main` gave the server a mount namespace of its own (only as
 /// root, where instances are sandboxed), which the instance volume needs.
 pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Result<(), VolumeError>>) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
     let flags = ServerFlags {
         config: args.config,
         data_dir: args.data_dir,
         listen: args.listen,
         trigger_listen: args.trigger_listen,
         metrics_listen: args.metrics_listen,
+        log_format: args.log_format,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
     };
     let cfg = ServerConfig::load(&flags, &process_env)?;
+    let filter = EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.json_logs {
+        // One JSON object per line, with the fields of the span it was written in (an
+        // invocation's request id).
+        true => logs.json().with_current_span(true).with_span_list(false).init(),
+        false => logs.init(),
+    }
 
     if !cfg.data_dir.exists() {
         // Metadata holds function environments, which may be secrets: owner-only.

@@ -9,6 +9,7 @@ use hearth_agent::{
 };
 use hearth_store::StoreError;
 use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream, VersionSelector};
+use tracing::Instrument as _;
 
 use crate::Gateway;
 use crate::function_cache::Resolved;
@@ -73,7 +74,25 @@ fn error_type_of(body: &[u8], fallback: Option<String>) -> String {
 }
 
 impl Gateway {
+    /// Runs one invocation. Every log line of the server while it runs carries its request
+    /// id (the `invocation` span: `request_id`, `function`, `attempt`).
     pub async fn invoke(
+        &self,
+        name: &FunctionName,
+        selector: VersionSelector,
+        mut request: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let request_id = request.request_id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string()).clone();
+        let span = tracing::info_span!(
+            "invocation",
+            request_id = %request_id,
+            function = %name,
+            attempt = request.attempt.unwrap_or(1)
+        );
+        self.invoke_in_span(name, selector, request).instrument(span).await
+    }
+
+    async fn invoke_in_span(
         &self,
         name: &FunctionName,
         selector: VersionSelector,
@@ -178,12 +197,21 @@ impl Gateway {
         };
         // The invocation runs to completion even if the caller goes away, so the instance
         // is never abandoned mid-request.
-        let task = tokio::spawn(async move {
-            let began = Instant::now();
-            let result = lease.instance().invoke(invocation, timeout).await;
-            let took = began.elapsed();
-            (result, lease.cold, took, lease.instance().max_memory_used_mb())
-        });
+        tracing::debug!(
+            cold = lease.cold,
+            instance = lease.instance().id(),
+            version = version.number,
+            "instance acquired"
+        );
+        let task = tokio::spawn(
+            async move {
+                let began = Instant::now();
+                let result = lease.instance().invoke(invocation, timeout).await;
+                let took = began.elapsed();
+                (result, lease.cold, took, lease.instance().max_memory_used_mb())
+            }
+            .in_current_span(),
+        );
         let (result, cold, took, peak) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
         let json = Some("application/json".to_owned());
         let response = match result.map_err(|e| InvokeError::Internal(e.to_string()))? {
@@ -211,6 +239,7 @@ impl Gateway {
             version.config.memory_mb,
         ));
         record(took, cold, init, peak, response.function_error.clone());
+        tracing::debug!(duration_ms = ms, error = response.function_error.as_deref(), "invocation finished");
         Ok(response)
     }
 }

@@ -71,7 +71,12 @@ impl Home {
 
     /// Starts `command` (a `hearth up`) and waits until it listens.
     fn spawn_up(&self, command: &mut Command) -> Server {
-        let child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        self.spawn_up_logging(command, Stdio::inherit())
+    }
+
+    /// The same, its log (stderr) sent to `stderr`.
+    fn spawn_up_logging(&self, command: &mut Command, stderr: Stdio) -> Server {
+        let child = command.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         // Owned by a Server at once, so the process is killed even if start-up fails.
         let mut server = Server { child, url: String::new(), trigger_url: String::new(), banner: String::new() };
         let stdout = server.child.stdout.take().unwrap();

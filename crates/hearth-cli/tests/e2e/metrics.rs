@@ -1,6 +1,7 @@
-//! `hearth up --metrics-listen`: Prometheus metrics without a token on a listener of their
-//! own, valid for `promtool check metrics`, counting what ran; the API's `/metrics` still
-//! needs a token.
+//! Observing the real binary: `--metrics-listen` serves Prometheus metrics without a token on
+//! a listener of their own, valid for `promtool check metrics`, counting what ran (the API's
+//! `/metrics` still needs a token); `HEARTH_LOG_FORMAT=json` writes the server's log as JSON
+//! lines carrying the request id of the invocation each was written in.
 
 use std::io::Write as _;
 
@@ -51,4 +52,40 @@ fn the_metrics_listener_serves_prometheus_text_without_a_token() {
     let api = reqwest::blocking::get(format!("{}/metrics", server.url)).unwrap();
     assert_eq!(api.status(), 401, "on the API's listener a token is needed");
     server.terminate();
+}
+
+#[test]
+fn json_logs_carry_the_request_id_of_their_invocation() {
+    let home = Home::new();
+    let log = home.path().join("server.log");
+    let mut command = home.up_command();
+    command.envs([("HEARTH_LOG_FORMAT", "json"), ("HEARTH_LOG", "info,hearth_gateway=debug")]);
+    let server = home.spawn_up_logging(&mut command, Stdio::from(std::fs::File::create(&log).unwrap()));
+    let code = home.path().join("code");
+    std::fs::create_dir(&code).unwrap();
+    std::fs::write(code.join("main.py"), "def handler(event, context):\n    return 'ok'\n").unwrap();
+    home.ok(&[
+        "fn",
+        "deploy",
+        code.to_str().unwrap(),
+        "--name",
+        "logged",
+        "--runtime",
+        "python3",
+        "--handler",
+        "main.handler",
+    ]);
+    let invoked = home.json(&["invoke", "logged"]);
+    let request_id = invoked["request_id"].as_str().unwrap().to_owned();
+    server.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("every log line is JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["timestamp"].is_string() && l["level"].is_string()), "{text}");
+    let of_request: Vec<&Value> = lines.iter().filter(|l| l["span"]["request_id"] == request_id.as_str()).collect();
+    let messages: Vec<&str> = of_request.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"instance acquired") && messages.contains(&"invocation finished"), "{text}");
+    assert!(of_request.iter().all(|l| l["span"]["function"] == "logged"), "{text}");
 }
