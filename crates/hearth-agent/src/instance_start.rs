@@ -234,6 +234,10 @@ pub(crate) fn assemble(
 /// Waits until the instance's runtime asks for its first event: then it is Ready (and its
 /// start-up-sparing limits apply); otherwise it is stopped and the reason returned.
 pub(crate) async fn await_init(instance: Instance, init_timeout: Duration) -> Result<Instance, StartFailure> {
+    tracing::Instrument::instrument(await_init_in_span(instance, init_timeout), tracing::info_span!("init")).await
+}
+
+async fn await_init_in_span(instance: Instance, init_timeout: Duration) -> Result<Instance, StartFailure> {
     let failure = tokio::select! {
         init = instance.api().init() => match init {
             Ok(InitOutcome::Ready) => None,

@@ -116,6 +116,8 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The server's log lines as JSON objects (`--log-format json`), not text.
     pub json_logs: bool,
+    /// Where invocations' traces are exported (OTLP over HTTP), if anywhere.
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +125,7 @@ pub struct ServerConfig {
 struct ServerFile {
     data_dir: Option<PathBuf>,
     log_format: Option<String>,
+    otlp_endpoint: Option<String>,
     listen: Option<String>,
     trigger_listen: Option<String>,
     volume_gb: Option<u32>,
@@ -442,6 +445,9 @@ impl ServerConfig {
             provisioned_meter_interval,
             metrics_listen: m.listen,
             json_logs,
+            otlp_endpoint: env("HEARTH_OTLP_ENDPOINT")
+                .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                .or(file.otlp_endpoint.clone()),
         })
     }
 }

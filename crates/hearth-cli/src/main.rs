@@ -8,6 +8,7 @@ mod error;
 mod manifest;
 mod output;
 mod package;
+mod server_log;
 mod up;
 
 use std::process::ExitCode;

@@ -14,7 +14,6 @@ use hearth_events::Events;
 use hearth_gateway::Gateway;
 use hearth_server::{TlsConfig, apps, serve};
 use hearth_store::{EventQueue, MetadataStore, SqliteStore};
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::UpArgs;
 use crate::config::{ClientFile, LOCAL_CONTEXT, ServerConfig, ServerContext, ServerFlags, local_url, process_env};
@@ -33,14 +32,7 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
         tls_key: args.tls_key,
     };
     let cfg = ServerConfig::load(&flags, &process_env)?;
-    let filter = EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match cfg.json_logs {
-        // One JSON object per line, with the fields of the span it was written in (an
-        // invocation's request id).
-        true => logs.json().with_current_span(true).with_span_list(false).init(),
-        false => logs.init(),
-    }
+    let server_log = crate::server_log::install(cfg.json_logs, cfg.otlp_endpoint.as_deref())?;
 
     if !cfg.data_dir.exists() {
         // Metadata holds function environments, which may be secrets: owner-only.
@@ -204,6 +196,7 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
         }
     }
     tracing::info!("stopped");
+    server_log.flush().await;
     drop(lock);
     Ok(())
 }

@@ -102,7 +102,8 @@ impl Gateway {
             return Err(InvokeError::PayloadTooLarge(request.payload.len()));
         }
         let qualifier = selector.qualifier();
-        let version = match self.inner.functions.resolve(name, &selector).await? {
+        let resolved = self.inner.functions.resolve(name, &selector).instrument(tracing::info_span!("route")).await?;
+        let version = match resolved {
             Resolved::Found(v) => v,
             Resolved::NoFunction => return Err(InvokeError::NotFound(name.clone())),
             Resolved::NoCode => return Err(InvokeError::NoCode(name.clone())),
@@ -162,7 +163,7 @@ impl Gateway {
                     error_type,
                 })
             };
-        let lease = match pool.acquire(wait).await {
+        let lease = match pool.acquire(wait).instrument(tracing::info_span!("acquire")).await {
             Ok(lease) => lease,
             Err(AcquireError::Init(ErrorReport { error_type: kind, body })) => {
                 platform(format!("INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"));
@@ -210,9 +211,10 @@ impl Gateway {
                 let took = began.elapsed();
                 (result, lease.cold, took, lease.instance().max_memory_used_mb())
             }
-            .in_current_span(),
+            .instrument(tracing::info_span!("invoke")),
         );
         let (result, cold, took, peak) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
+        let _response = tracing::info_span!("response").entered();
         let json = Some("application/json".to_owned());
         let response = match result.map_err(|e| InvokeError::Internal(e.to_string()))? {
             InvokeResult::Answered(Outcome::Response { body, content_type }) => respond(body, content_type, None, cold),

@@ -83,6 +83,11 @@ impl Drop for Reservation {
 impl Launcher {
     /// Starts one instance; on failure returns the error document its callers get.
     pub async fn launch(&self, template: &InstanceTemplate) -> Result<Instance, ErrorReport> {
+        let span = tracing::info_span!("start", function = %template.function);
+        tracing::Instrument::instrument(self.launch_in_span(template), span).await
+    }
+
+    async fn launch_in_span(&self, template: &InstanceTemplate) -> Result<Instance, ErrorReport> {
         let started = std::time::Instant::now();
         let materialized = self.cache.materialize(&template.digest).await;
         self.metrics.operation("hearth_code_cache_operation_seconds", "materialize", started.elapsed());

@@ -269,7 +269,8 @@ impl VersionPool {
             };
             st.starting += 1;
             let pool = self.clone();
-            tokio::spawn(async move { pool.activate(reservation).await });
+            // A child of the request that asked for it (its `acquire` span), if any.
+            tokio::spawn(tracing::Instrument::in_current_span(async move { pool.activate(reservation).await }));
         }
     }
 

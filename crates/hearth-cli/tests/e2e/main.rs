@@ -13,6 +13,7 @@ mod metrics;
 mod nats;
 mod readme;
 mod schedules;
+mod traces;
 mod updates;
 mod usage;
 
