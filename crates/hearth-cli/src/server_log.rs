@@ -47,7 +47,7 @@ pub fn install(json: bool, otlp_endpoint: Option<&str>) -> Result<ServerLog> {
     let registry = tracing_subscriber::registry().with(otel);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match json {
-        true => registry.with(fmt.json().with_current_span(true).with_span_list(false).with_filter(filter)).init(),
+        true => registry.with(fmt.json().with_current_span(true).with_span_list(true).with_filter(filter)).init(),
         false => registry.with(fmt.with_filter(filter)).init(),
     }
     Ok(ServerLog { traces })

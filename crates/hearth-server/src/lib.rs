@@ -23,6 +23,7 @@ mod metrics_route;
 mod nats_routes;
 mod schedule_routes;
 mod serve;
+mod trigger_checks;
 mod trigger_routes;
 mod usage;
 

@@ -12,11 +12,12 @@ use hearth_types::api::{NatsTriggerList, NatsTriggerSpec};
 use hearth_types::{FunctionTarget, NatsServer, NatsTrigger, NatsTriggerState, TriggerId};
 
 use crate::apps::ServerState;
+use crate::trigger_checks::TriggerLimit;
 
 /// NATS triggers one function may have, and all functions together (each is a consumer task,
 /// and each distinct server a connection).
-const PER_FUNCTION: usize = 100;
-const PER_NODE: usize = 1_000;
+const LIMIT: TriggerLimit =
+    TriggerLimit { kind: "NATS triggers", code: "NatsTriggerLimitExceeded", per_function: 100, per_node: 1_000 };
 
 /// Add a NATS trigger: the function is invoked for the messages on a subject, from a
 /// JetStream stream through a durable consumer (acknowledged once the function succeeded,
@@ -56,23 +57,9 @@ pub(crate) async fn create(
     }
     let batch = spec.batch.unwrap_or(1);
     hearth_types::validate_batch(batch)?;
-    if state.gateway.function(&function).await?.is_none() {
-        return Err(ApiError::function_not_found(function.as_str()));
-    }
-    // An alias may move later; it must exist now.
-    hearth_api::pinned(state.api.store().as_ref(), &function, target.selector.clone()).await?;
+    crate::trigger_checks::target_exists(&state, &target).await?;
     let existing = state.events.queue().list_nats_triggers().await?;
-    let of_function = existing.iter().filter(|t| t.function == function).count();
-    if of_function >= PER_FUNCTION || existing.len() >= PER_NODE {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "NatsTriggerLimitExceeded",
-            format!(
-                "at most {PER_FUNCTION} NATS triggers per function and {PER_NODE} in all ({of_function} on {function}, {} in all); delete some first",
-                existing.len()
-            ),
-        ));
-    }
+    LIMIT.check(&function, existing.iter().map(|t| &t.function))?;
     let trigger = NatsTrigger {
         id: TriggerId::new(),
         function,

@@ -12,10 +12,11 @@ use hearth_types::api::{ScheduleList, ScheduleSpec};
 use hearth_types::{CronSchedule, CronTrigger, FunctionTarget, MissedRuns, ScheduleState, TriggerId};
 
 use crate::apps::ServerState;
+use crate::trigger_checks::TriggerLimit;
 
 /// Cron triggers one function may have, and all functions together.
-const PER_FUNCTION: usize = 100;
-const PER_NODE: usize = 10_000;
+const LIMIT: TriggerLimit =
+    TriggerLimit { kind: "cron triggers", code: "ScheduleLimitExceeded", per_function: 100, per_node: 10_000 };
 
 /// Add a cron trigger: the function is invoked asynchronously, with an EventBridge scheduled
 /// event, at each instant of the schedule; each instant fires once, across restarts.
@@ -42,24 +43,10 @@ pub(crate) async fn create(
     let time_zone = spec.time_zone.as_deref().unwrap_or("UTC");
     let schedule = CronSchedule::new(&spec.schedule, time_zone)?;
     let missed_runs: MissedRuns = spec.missed_runs.as_deref().map(str::parse).transpose()?.unwrap_or_default();
-    if state.gateway.function(&function).await?.is_none() {
-        return Err(ApiError::function_not_found(function.as_str()));
-    }
-    // An alias may move later; it must exist now.
-    hearth_api::pinned(state.api.store().as_ref(), &function, target.selector.clone()).await?;
+    crate::trigger_checks::target_exists(&state, &target).await?;
     // Bounded: the scheduler reads every cron trigger each time it looks.
     let existing = state.events.queue().list_schedules().await?;
-    let of_function = existing.iter().filter(|s| s.trigger.function == function).count();
-    if of_function >= PER_FUNCTION || existing.len() >= PER_NODE {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ScheduleLimitExceeded",
-            format!(
-                "at most {PER_FUNCTION} cron triggers per function and {PER_NODE} in all ({of_function} on {function}, {} in all); delete some first",
-                existing.len()
-            ),
-        ));
-    }
+    LIMIT.check(&function, existing.iter().map(|s| &s.trigger.function))?;
     let now = Utc::now();
     let trigger = CronTrigger {
         id: TriggerId::new(),

@@ -114,6 +114,18 @@ impl Home {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Deploys `source` as the `main.py` of a Python function `name` (handler
+    /// `main.handler`) with `hearth fn deploy`, and `extra` flags.
+    fn deploy_python(&self, name: &str, source: &str, extra: &[&str]) {
+        let dir = self.path().join("src").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("main.py"), source).unwrap();
+        let dir = dir.to_str().unwrap().to_owned();
+        let mut args = vec!["fn", "deploy", &dir, "--name", name, "--runtime", "python3", "--handler", "main.handler"];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");

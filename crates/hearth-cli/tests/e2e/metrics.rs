@@ -13,20 +13,7 @@ fn the_metrics_listener_serves_prometheus_text_without_a_token() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let metrics_addr = format!("127.0.0.1:{port}");
     let server = home.up_with(&[("HEARTH_METRICS_LISTEN", &metrics_addr)]);
-    let code = home.path().join("code");
-    std::fs::create_dir(&code).unwrap();
-    std::fs::write(code.join("main.py"), "def handler(event, context):\n    return 'ok'\n").unwrap();
-    home.ok(&[
-        "fn",
-        "deploy",
-        code.to_str().unwrap(),
-        "--name",
-        "scraped",
-        "--runtime",
-        "python3",
-        "--handler",
-        "main.handler",
-    ]);
+    home.deploy_python("scraped", "def handler(event, context):\n    return 'ok'\n", &[]);
     for _ in 0..2 {
         home.ok(&["invoke", "scraped"]);
     }
@@ -61,20 +48,7 @@ fn json_logs_carry_the_request_id_of_their_invocation() {
     let mut command = home.up_command();
     command.envs([("HEARTH_LOG_FORMAT", "json"), ("HEARTH_LOG", "info,hearth_gateway=debug")]);
     let server = home.spawn_up_logging(&mut command, Stdio::from(std::fs::File::create(&log).unwrap()));
-    let code = home.path().join("code");
-    std::fs::create_dir(&code).unwrap();
-    std::fs::write(code.join("main.py"), "def handler(event, context):\n    return 'ok'\n").unwrap();
-    home.ok(&[
-        "fn",
-        "deploy",
-        code.to_str().unwrap(),
-        "--name",
-        "logged",
-        "--runtime",
-        "python3",
-        "--handler",
-        "main.handler",
-    ]);
+    home.deploy_python("logged", "def handler(event, context):\n    return 'ok'\n", &[]);
     let invoked = home.json(&["invoke", "logged"]);
     let request_id = invoked["request_id"].as_str().unwrap().to_owned();
     server.terminate();
@@ -84,8 +58,12 @@ fn json_logs_carry_the_request_id_of_their_invocation() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("every log line is JSON ({e}): {l}")))
         .collect();
     assert!(lines.iter().all(|l| l["timestamp"].is_string() && l["level"].is_string()), "{text}");
-    let of_request: Vec<&Value> = lines.iter().filter(|l| l["span"]["request_id"] == request_id.as_str()).collect();
+    // The invocation's span is among those each line lists (the innermost may be a phase).
+    let invocation =
+        |l: &Value| -> Option<Value> { l["spans"].as_array()?.iter().find(|s| s["name"] == "invocation").cloned() };
+    let of_request: Vec<&Value> =
+        lines.iter().filter(|l| invocation(l).is_some_and(|s| s["request_id"] == request_id.as_str())).collect();
     let messages: Vec<&str> = of_request.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
     assert!(messages.contains(&"instance acquired") && messages.contains(&"invocation finished"), "{text}");
-    assert!(of_request.iter().all(|l| l["span"]["function"] == "logged"), "{text}");
+    assert!(of_request.iter().all(|l| invocation(l).unwrap()["function"] == "logged"), "{text}");
 }

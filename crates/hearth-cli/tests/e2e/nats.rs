@@ -68,23 +68,8 @@ fn nats_triggers_process_every_message_on_the_real_binary() {
     });
     let home = Home::new();
     let server = home.up_with(&[("HEARTH_EVENT_RETRY_DELAY_MS", "300")]);
-    let code = home.path().join("code");
-    std::fs::create_dir(&code).unwrap();
-    std::fs::write(code.join("main.py"), HANDLER).unwrap();
     for name in ["orders", "burst"] {
-        home.ok(&[
-            "fn",
-            "deploy",
-            code.to_str().unwrap(),
-            "--name",
-            name,
-            "--runtime",
-            "python3",
-            "--handler",
-            "main.handler",
-            "--max-instances",
-            "4",
-        ]);
+        home.deploy_python(name, HANDLER, &["--max-instances", "4"]);
     }
     let added = home.ok(&[
         "trigger",

@@ -62,20 +62,7 @@ fn one_invocation_is_one_trace_with_the_spans_of_its_life() {
     let (endpoint, bodies) = receiver();
     let home = Home::new();
     let server = home.up_with(&[("HEARTH_OTLP_ENDPOINT", &endpoint)]);
-    let code = home.path().join("code");
-    std::fs::create_dir(&code).unwrap();
-    std::fs::write(code.join("main.py"), "def handler(event, context):\n    return 'ok'\n").unwrap();
-    home.ok(&[
-        "fn",
-        "deploy",
-        code.to_str().unwrap(),
-        "--name",
-        "traced",
-        "--runtime",
-        "python3",
-        "--handler",
-        "main.handler",
-    ]);
+    home.deploy_python("traced", "def handler(event, context):\n    return 'ok'\n", &[]);
     let invoked = home.json(&["invoke", "traced"]);
     assert_eq!(invoked["cold_start"], true, "{invoked}");
     let request_id = invoked["request_id"].as_str().unwrap().to_owned();

@@ -14,20 +14,7 @@ fn hearth_usage_sums_and_prices_what_ran() {
         ("HEARTH_PRICE_PER_GB_SECOND", "0"),
         ("HEARTH_PROVISIONED_METER_MS", "100"),
     ]);
-    let code = home.path().join("code");
-    std::fs::create_dir(&code).unwrap();
-    std::fs::write(code.join("main.py"), "def handler(event, context):\n    return 'ok'\n").unwrap();
-    home.ok(&[
-        "fn",
-        "deploy",
-        code.to_str().unwrap(),
-        "--name",
-        "counted",
-        "--runtime",
-        "python3",
-        "--handler",
-        "main.handler",
-    ]);
+    home.deploy_python("counted", "def handler(event, context):\n    return 'ok'\n", &[]);
     for _ in 0..3 {
         home.ok(&["invoke", "counted"]);
     }

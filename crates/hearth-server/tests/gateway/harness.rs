@@ -271,14 +271,13 @@ pub fn py(extra: Value) -> Value {
 
 impl Server {
     pub async fn add_trigger(&self, spec: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}/v1/triggers", self.url))
-            .bearer_auth(&self.token)
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
+        self.post_json("/v1/triggers", &spec).await
+    }
+
+    /// `POST path` with `body` and the admin token: the status and the JSON answer (`Null`
+    /// when it is not JSON).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let r = self.http.post(format!("{}{path}", self.url)).bearer_auth(&self.token).json(body).send().await.unwrap();
         (r.status(), r.json().await.unwrap_or(Value::Null))
     }
 }

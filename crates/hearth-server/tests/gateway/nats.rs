@@ -36,15 +36,7 @@ def handler(event, context):
 
 impl Server {
     async fn add_nats(&self, spec: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}/v1/nats-triggers", self.url))
-            .bearer_auth(&self.token)
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
+        self.post_json("/v1/nats-triggers", &spec).await
     }
 
     async fn nats_trigger(&self, id: &str) -> Value {

@@ -39,8 +39,7 @@ def handler(event, context):
 "#;
 
 async fn add(s: &Server, spec: Value) -> (StatusCode, Value) {
-    let r = s.http.post(format!("{}/v1/nats-triggers", s.url)).bearer_auth(&s.token).json(&spec).send().await.unwrap();
-    (r.status(), r.json().await.unwrap_or(Value::Null))
+    s.post_json("/v1/nats-triggers", &spec).await
 }
 
 /// Adds a trigger, asserting 201, and waits until it consumes; returns its id.
