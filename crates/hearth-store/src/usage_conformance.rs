@@ -94,6 +94,10 @@ pub async fn run<S: MetadataStore + UsageStore>(s: &S) {
     assert!(none.is_empty(), "no usage, no rows: {none:?}");
     let unknown = s.usage(all_from, all_to, Some(&name("u-none")), UsageGroup::Function).await.unwrap();
     assert!(unknown.is_empty());
+    // The aggregates outlive the records: pruning every record leaves them as they were.
+    s.prune_telemetry(at(30 * 86400)).await.expect("records pruned");
+    let after = s.usage(all_from, all_to, None, UsageGroup::Version).await.unwrap();
+    assert_eq!(after, expected(all_from, all_to, None, UsageGroup::Version), "usage after the records' retention");
 }
 
 fn name(s: &str) -> FunctionName {
