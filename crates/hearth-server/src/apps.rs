@@ -121,14 +121,16 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage
         .merge(gateway_routes)
         .route("/openapi.json", get(openapi_json))
         .fallback(hearth_api::not_found)
-        .method_not_allowed_fallback(hearth_api::method_not_allowed);
+        .method_not_allowed_fallback(hearth_api::method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::request_span::request_span));
     let metrics = Router::new()
         .route("/metrics", get(crate::metrics_route::open_metrics))
         .with_state(state.clone())
         .fallback(hearth_api::not_found);
     let triggers = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .fallback_service(axum::routing::any(trigger_routes::dispatch).with_state(state));
+        .fallback_service(axum::routing::any(trigger_routes::dispatch).with_state(state))
+        .layer(axum::middleware::from_fn(crate::request_span::request_span));
     Apps { api, triggers, metrics }
 }
 

@@ -21,6 +21,7 @@ mod lambda_api;
 mod meter_routes;
 mod metrics_route;
 mod nats_routes;
+mod request_span;
 mod schedule_routes;
 mod serve;
 mod trigger_checks;

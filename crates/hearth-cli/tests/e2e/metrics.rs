@@ -51,6 +51,24 @@ fn json_logs_carry_the_request_id_of_their_invocation() {
     home.deploy_python("logged", "def handler(event, context):\n    return 'ok'\n", &[]);
     let invoked = home.json(&["invoke", "logged"]);
     let request_id = invoked["request_id"].as_str().unwrap().to_owned();
+    // Any request's lines carry its HTTP request id: the caller's X-Request-Id, answered back.
+    let token = admin_token(&home);
+    let listed = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/functions/nope", server.url))
+        .bearer_auth(&token)
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .unwrap();
+    assert_eq!((listed.status().as_u16(), listed.headers()["x-request-id"].to_str().unwrap()), (404, "trace-me-1"));
+    for odd in ["x".repeat(200), "has space".to_owned(), "quote\"d".to_owned()] {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/healthz", server.trigger_url))
+            .header("x-request-id", odd.as_str())
+            .send()
+            .unwrap();
+        let answered = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(answered != odd && answered.len() == 36, "an odd id is replaced by a fresh one: {answered}");
+    }
     server.terminate();
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<Value> = text
@@ -66,4 +84,13 @@ fn json_logs_carry_the_request_id_of_their_invocation() {
     let messages: Vec<&str> = of_request.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
     assert!(messages.contains(&"instance acquired") && messages.contains(&"invocation finished"), "{text}");
     assert!(of_request.iter().all(|l| invocation(l).unwrap()["function"] == "logged"), "{text}");
+    // The invocation's lines are also in the span of the HTTP request that carried it.
+    assert!(
+        of_request.iter().all(|l| l["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "request" && s["request_id"].is_string())),
+        "{text}"
+    );
 }
