@@ -29,8 +29,9 @@ pub struct Usage {
 }
 
 /// Adds, every `every`, the time each function's `min_instances` instances (of its latest
-/// version) were kept since the last tick. A tick whose store write fails is counted by the
-/// next one.
+/// version) were kept since the last tick (or since the function was made). A tick whose
+/// store write fails is counted by the next one. A change of `min_instances` counts from the
+/// tick before it (at most one interval early).
 pub fn spawn_provisioned_meter(
     functions: Arc<dyn MetadataStore>,
     usage: Arc<dyn UsageStore>,
@@ -55,12 +56,13 @@ pub fn spawn_provisioned_meter(
                 .filter(|f| f.config.min_instances > 0)
                 .filter_map(|f| {
                     let version = f.latest_version?;
+                    // A function made since the last tick is billed from when it was made.
                     Some(hearth_types::provisioned_usage(
                         &f.name,
                         version,
                         f.config.min_instances,
                         f.config.memory_mb,
-                        last,
+                        last.max(f.created_at),
                         now,
                     ))
                 })
