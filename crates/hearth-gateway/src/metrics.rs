@@ -10,7 +10,7 @@
 //! that exist, so a deleted function's series go within `series_ttl`, as do the histograms
 //! of a function idle that long (they start again with its next invocation).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ use metrics_util::MetricKindMask;
 /// Histogram buckets, in seconds: half a millisecond to fifteen minutes.
 const BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+
+/// The instance states and event statuses every function's levels are given in.
+const INSTANCE_STATES: [&str; 4] = ["starting", "ready", "busy", "draining"];
+const EVENT_STATUSES: [&str; 3] = ["queued", "running", "dead_lettered"];
 
 /// The label of functions past the cap.
 pub const OTHER: &str = "_other";
@@ -145,19 +149,49 @@ impl Metrics {
                         .increment(0);
                 }
             }
+            // Every existing function gets every level, zero when it has none: a level that
+            // fell to nothing must say so, not keep its last value. Functions past the cap
+            // add up under `_other`.
+            let mut instances: BTreeMap<(SharedString, &str), f64> = BTreeMap::new();
+            let mut waiting: BTreeMap<SharedString, f64> = BTreeMap::new();
+            let mut events: BTreeMap<(SharedString, &str), f64> = BTreeMap::new();
+            let mut oldest: BTreeMap<SharedString, f64> = BTreeMap::new();
+            for f in &levels.functions {
+                let function = self.label(f);
+                for state in INSTANCE_STATES {
+                    instances.insert((function.clone(), state), 0.0);
+                }
+                for status in EVENT_STATUSES {
+                    events.insert((function.clone(), status), 0.0);
+                }
+                waiting.insert(function.clone(), 0.0);
+                oldest.insert(function, 0.0);
+            }
             for (f, state, n) in &levels.instances {
-                metrics::gauge!("hearth_instances", "function" => self.label(f), "state" => *state).set(*n as f64);
+                *instances.entry((self.label(f), *state)).or_default() += *n as f64;
             }
             for (f, n) in &levels.activator_queue {
-                metrics::gauge!("hearth_activator_queue_depth", "function" => self.label(f)).set(*n as f64);
+                *waiting.entry(self.label(f)).or_default() += *n as f64;
             }
             for (f, queued, running, dead, age) in &levels.events {
                 let function = self.label(f);
-                for (status, n) in [("queued", queued), ("running", running), ("dead_lettered", dead)] {
-                    metrics::gauge!("hearth_event_queue_depth", "function" => function.clone(), "status" => status)
-                        .set(*n as f64);
+                for (status, n) in EVENT_STATUSES.into_iter().zip([queued, running, dead]) {
+                    *events.entry((function.clone(), status)).or_default() += *n as f64;
                 }
-                metrics::gauge!("hearth_event_oldest_age_seconds", "function" => function).set(*age);
+                let o = oldest.entry(function).or_default();
+                *o = o.max(*age);
+            }
+            for ((function, state), n) in instances {
+                metrics::gauge!("hearth_instances", "function" => function, "state" => state).set(n);
+            }
+            for (function, n) in waiting {
+                metrics::gauge!("hearth_activator_queue_depth", "function" => function).set(n);
+            }
+            for ((function, status), n) in events {
+                metrics::gauge!("hearth_event_queue_depth", "function" => function, "status" => status).set(n);
+            }
+            for (function, age) in oldest {
+                metrics::gauge!("hearth_event_oldest_age_seconds", "function" => function).set(age);
             }
             for (runtime, memory_mb, ready) in &levels.stem_cells {
                 let memory = memory_mb.to_string();
@@ -232,7 +266,39 @@ mod tests {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "a deleted function's series expire: {text}");
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn an_idle_function_keeps_its_counters_and_its_levels_fall_to_zero() {
+        let m = Metrics::new(10, Duration::from_millis(50));
+        let f: FunctionName = "idle".parse().unwrap();
+        m.invoked(&f, false, Duration::from_millis(1));
+        let busy = Levels {
+            functions: vec![f.clone()],
+            instances: vec![(f.clone(), "ready", 2)],
+            events: vec![(f.clone(), 3, 1, 0, 2.5)],
+            ..Default::default()
+        };
+        let text = m.render(&busy);
+        assert!(text.contains(r#"hearth_instances{function="idle",state="ready"} 2"#), "{text}");
+        assert!(text.contains(r#"hearth_event_queue_depth{function="idle",status="queued"} 3"#), "{text}");
+        // Idle past the TTL, scraped meanwhile: the counter stays, the histogram goes, and
+        // the levels that fell to nothing say 0.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let idle = Levels { functions: vec![f.clone()], ..Default::default() };
+        loop {
+            let text = m.render(&idle);
+            if !text.contains(r#"hearth_invocation_duration_seconds_count{function="idle"}"#) {
+                assert!(text.contains(r#"hearth_invocations_total{function="idle",outcome="success"} 1"#), "{text}");
+                assert!(text.contains(r#"hearth_instances{function="idle",state="ready"} 0"#), "{text}");
+                assert!(text.contains(r#"hearth_event_queue_depth{function="idle",status="queued"} 0"#), "{text}");
+                assert!(text.contains(r#"hearth_event_oldest_age_seconds{function="idle"} 0"#), "{text}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the idle histogram expires: {text}");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

@@ -47,14 +47,20 @@ pub async fn run<S: MetadataStore + UsageStore>(s: &S) {
             2 => ("u-a", 2, Some("2")),
             _ => ("u-b", 1, None),
         };
-        // Three hours and a day boundary: 2040-01-01 22:xx to 2040-01-02 00:xx.
-        records.push(record(n, function, version, qualifier, 22 * 3600 + i64::from(n) * 120));
+        // Three hours and a day boundary: 2040-01-01 22:00 to 2040-01-02 00:57.
+        records.push(record(n, function, version, qualifier, 22 * 3600 + i64::from(n) * 180));
     }
-    for chunk in records.chunks(7) {
+    for chunk in records[..50].chunks(7) {
         s.append_invocations(chunk).await.expect("records stored");
     }
-    // Stored again (a writer retrying a batch): the aggregates do not count them twice.
-    s.append_invocations(&records[..10]).await.expect("records stored again");
+    // A batch of stored and new records (a writer retrying a batch that grew): each is
+    // counted once.
+    s.append_invocations(&records[40..]).await.expect("records stored again");
+    // Another attempt of a stored request is a record of its own.
+    let mut retried = records[0].clone();
+    retried.attempt += 1;
+    records.push(retried.clone());
+    s.append_invocations(&[retried]).await.expect("a second attempt stored");
     let kept =
         (UsageKey { function: name("u-b"), version: 1, qualifier: None, hour: hour_of(at(23 * 3600)) }, 3_600_000);
     s.add_provisioned(std::slice::from_ref(&kept)).await.expect("provisioned time added");
@@ -76,7 +82,10 @@ pub async fn run<S: MetadataStore + UsageStore>(s: &S) {
     }
     let by_function = s.usage(all_from, all_to, None, UsageGroup::Function).await.unwrap();
     let a = &by_function[0].figures;
-    assert_eq!(a.requests, 45, "u-a had 45 invocations: {a:?}");
+    assert_eq!(a.requests, 46, "u-a had 45 invocations and one retried attempt: {a:?}");
+    let days = s.usage(all_from, all_to, None, UsageGroup::Day).await.unwrap();
+    let starts: Vec<_> = days.iter().map(|d| d.period_start).collect();
+    assert_eq!(starts, [Some(at(0)), Some(at(86400))], "two days: {days:?}");
     assert_eq!(a.errors, a.errors_by_type.values().sum::<u64>(), "errors are counted by type");
     let b = &by_function[1].figures;
     assert_eq!(b.provisioned_mb_ms, 3_601_000, "provisioned time adds up");
@@ -90,6 +99,8 @@ pub async fn run<S: MetadataStore + UsageStore>(s: &S) {
     assert_eq!(one_hour, expected(from, to, None, UsageGroup::Hour));
     assert_eq!(one_hour.len(), 1);
     assert_eq!(one_hour[0].period_start, Some(from));
+    let in_that_hour = records.iter().filter(|r| hour_of(r.started_at) == from).count() as u64;
+    assert_eq!(one_hour[0].figures.requests, in_that_hour, "the hour starting at `to` is not counted");
     let none = s.usage(at(0), at(3600), None, UsageGroup::Day).await.unwrap();
     assert!(none.is_empty(), "no usage, no rows: {none:?}");
     let unknown = s.usage(all_from, all_to, Some(&name("u-none")), UsageGroup::Function).await.unwrap();

@@ -49,10 +49,18 @@ fn json_logs_carry_the_request_id_of_their_invocation() {
     command.envs([("HEARTH_LOG_FORMAT", "json"), ("HEARTH_LOG", "info,hearth_gateway=debug")]);
     let server = home.spawn_up_logging(&mut command, Stdio::from(std::fs::File::create(&log).unwrap()));
     home.deploy_python("logged", "def handler(event, context):\n    return 'ok'\n", &[]);
-    let invoked = home.json(&["invoke", "logged"]);
-    let request_id = invoked["request_id"].as_str().unwrap().to_owned();
-    // Any request's lines carry its HTTP request id: the caller's X-Request-Id, answered back.
+    // Invoked through the API with the caller's request id.
     let token = admin_token(&home);
+    let invoked = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/functions/logged/invoke", server.url))
+        .bearer_auth(&token)
+        .header("x-request-id", "call-7")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(invoked.status(), 200);
+    let request_id = invoked.headers()["x-hearth-request-id"].to_str().unwrap().to_owned();
+    // Any request's lines carry its HTTP request id: the caller's X-Request-Id, answered back.
     let listed = reqwest::blocking::Client::new()
         .get(format!("{}/v1/functions/nope", server.url))
         .bearer_auth(&token)
@@ -90,7 +98,7 @@ fn json_logs_carry_the_request_id_of_their_invocation() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s["name"] == "request" && s["request_id"].is_string())),
+            .any(|s| s["name"] == "request" && s["request_id"] == "call-7")),
         "{text}"
     );
 }

@@ -30,6 +30,13 @@ fn hearth_usage_sums_and_prices_what_ran() {
     assert_eq!(report["total"]["cost"]["total"], 3.0, "priced at the configured prices: {report}");
     assert_eq!(report["rows"][0]["function"], "counted");
     assert_eq!(report["total"]["cold_starts"], 1, "{report}");
+    // A date is the start of its day, UTC.
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    let (from, to) = (today.to_string(), tomorrow.to_string());
+    let day = home.json(&["usage", "--from", &from, "--to", &to, "--function", "counted"]);
+    assert_eq!(day["from"], format!("{today}T00:00:00Z"), "{day}");
+    assert_eq!(day["total"]["requests"], 3, "{day}");
     let table = home.ok(&["usage", "--group-by", "function"]);
     assert!(table.contains("TOTAL") && table.contains("counted"), "{table}");
     let out = home.run(&["usage", "--group-by", "week"]);

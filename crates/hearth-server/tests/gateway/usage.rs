@@ -68,8 +68,7 @@ fn sums(records: &[&Value]) -> Value {
 #[tokio::test]
 async fn usage_equals_the_sums_over_the_records_and_costs_what_the_prices_say() {
     let s = start_events(|_| {}).await;
-    let started = Instant::now();
-    s.deploy("small", HANDLER, py(json!({"memory_mb": 128, "timeout_s": 1}))).await;
+    s.deploy("small", HANDLER, py(json!({"memory_mb": 128, "timeout_s": 2}))).await;
     s.deploy("big", HANDLER, py(json!({"memory_mb": 512, "max_instances": 1, "keep_alive_s": 600}))).await;
     s.deploy("warm", HANDLER, py(json!({"memory_mb": 256, "min_instances": 1}))).await;
     s.deploy("idle", HANDLER, py(json!({}))).await;
@@ -86,7 +85,7 @@ async fn usage_equals_the_sums_over_the_records_and_costs_what_the_prices_say() 
     for _ in 0..5 {
         assert_eq!(s.event("small", json!({})).await.status, StatusCode::OK);
     }
-    let timed_out = s.event("small", json!({"sleep": 3})).await;
+    let timed_out = s.event("small", json!({"sleep": 4})).await;
     assert_eq!(timed_out.error.as_deref(), Some("Sandbox.Timedout"));
     let r = s
         .http
@@ -115,6 +114,12 @@ async fn usage_equals_the_sums_over_the_records_and_costs_what_the_prices_say() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let all: Vec<&Value> = small.iter().chain(&big).collect();
+    // Billed time is each run rounded up to the millisecond (a timeout bills the timeout).
+    for r in &all {
+        let ms = r["duration_ms"].as_f64().unwrap();
+        assert_eq!(r["billed_ms"].as_u64().unwrap(), ms.ceil() as u64, "{r}");
+    }
+    assert!(small.iter().any(|r| r["error_type"] == "Sandbox.Timedout" && r["billed_ms"].as_u64() >= Some(2000)));
     assert!(all.iter().any(|r| r["cold_start"] == true) && all.iter().any(|r| r["cold_start"] == false));
 
     let report = s.usage("group_by=function").await;
@@ -130,6 +135,11 @@ async fn usage_equals_the_sums_over_the_records_and_costs_what_the_prices_say() 
     assert_eq!(row("big")["errors_by_type"]["ValueError"], 3, "{}", row("big"));
     assert_eq!(row("big")["errors_by_type"]["RuntimeError"], 2, "the event's two failed attempts: {}", row("big"));
     assert_eq!(row("small")["errors_by_type"]["Sandbox.Timedout"], 1);
+    // Memory × time with each function's own memory size, not the records' say-so alone.
+    for (name, memory) in [("small", 128), ("big", 512)] {
+        let r = row(name);
+        assert_eq!(r["mb_ms"].as_u64().unwrap(), memory * r["billed_ms"].as_u64().unwrap(), "{name}: {r}");
+    }
 
     // By version: the alias has a row of its own.
     let versions = s.usage("group_by=version&function=small").await;
@@ -154,7 +164,13 @@ async fn usage_equals_the_sums_over_the_records_and_costs_what_the_prices_say() 
     };
     let kept = warm["provisioned_mb_ms"].as_u64().unwrap();
     assert_eq!(kept % 256, 0, "whole milliseconds of 256 MB");
-    assert!(kept <= 256 * (started.elapsed().as_millis() as u64 + 200), "no more than the time it existed: {warm}");
+    // From the function's creation to the last tick: at most its age, at least its age less
+    // a tick (100 ms) and this test's own pace.
+    let created = s.get_json("/v1/functions/warm").await["created_at"].as_str().unwrap().to_owned();
+    let created = chrono::DateTime::parse_from_rfc3339(&created).unwrap();
+    let age_ms = (chrono::Utc::now() - created.with_timezone(&chrono::Utc)).num_milliseconds() as u64;
+    assert!(kept <= 256 * age_ms, "no more than the time it existed ({age_ms} ms): {warm}");
+    assert!(kept + 256 * 1000 >= 256 * age_ms, "about the time it existed ({age_ms} ms): {warm}");
     assert_eq!(warm["requests"], 0);
 
     // The cost, by hand, at the default prices.
