@@ -7,6 +7,7 @@ use super::*;
 /// timeout, and bodies buffered at once stay within the budget (503 `ServerBusy` past it).
 #[test]
 fn listeners_bound_connections_headers_and_bodies() {
+    let _alone = heavy_or_timed();
     use std::io::Write;
     let home = Home::new();
     let server = home.up_with(&[

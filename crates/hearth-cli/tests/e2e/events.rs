@@ -223,6 +223,7 @@ fn poll(limit: Duration, every: Duration, mut done: impl FnMut() -> bool) -> boo
 /// deliveries are counted and printed.
 #[test]
 fn sigkill_mid_delivery_and_mid_acceptance_loses_no_accepted_event() {
+    let _alone = heavy_or_timed();
     let started = Instant::now();
     let (rig, server) = Rig::new();
 

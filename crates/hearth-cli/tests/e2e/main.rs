@@ -27,6 +27,14 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth");
 
+/// Held by the tests that load the machine for a while (thousands of invocations) and by
+/// those that assert timings (body timeouts, a cron schedule's pace): on 2 cores they do not
+/// run at the same time.
+fn heavy_or_timed() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -53,6 +53,7 @@ fn wait_trigger(
 
 #[test]
 fn nats_triggers_process_every_message_on_the_real_binary() {
+    let _alone = heavy_or_timed();
     let nats = NatsServer::start();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let js = rt.block_on(async {

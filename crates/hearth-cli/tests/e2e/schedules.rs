@@ -225,6 +225,7 @@ fn split_at_gap(function: &str, delivered: &BTreeMap<String, Delivered>) -> (Vec
 /// one, the latest it missed, and then ran on.
 #[test]
 fn cron_triggers_fire_every_second_and_honour_missed_runs_across_a_sigkill() {
+    let _alone = heavy_or_timed();
     let started = Instant::now();
     let home = Home::new();
     let env = [("HEARTH_EVENT_SCHEDULE_GRACE_MS", "1000"), ("HEARTH_EVENT_RETRY_DELAY_MS", "200")];

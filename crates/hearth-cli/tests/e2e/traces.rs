@@ -1,6 +1,7 @@
 //! OpenTelemetry traces from the real binary: with `HEARTH_OTLP_ENDPOINT` pointing at a small
 //! OTLP/HTTP receiver on loopback (this test's), one cold invocation is one trace whose spans
-//! are its life: `invocation` → `route`, `acquire` → `start` → `init`, `invoke`, `response`.
+//! are its life: the HTTP `request`, its `invocation` → `route`, `acquire` → `start` → `init`,
+//! `invoke`, `response`.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -91,5 +92,10 @@ fn one_invocation_is_one_trace_with_the_spans_of_its_life() {
     }
     assert_eq!(parent("start"), by_name["acquire"]["spanId"], "the cold start is the acquire's: {trace:?}");
     assert_eq!(parent("init"), by_name["start"]["spanId"], "{trace:?}");
-    assert_eq!(trace.len(), 7, "one trace, the spans of one invocation: {trace:?}");
+    // The invocation is in the span of the HTTP request that carried it, the trace's root.
+    let request = by_name["request"];
+    assert_eq!(parent("invocation"), request["spanId"], "{trace:?}");
+    assert_eq!((request["parentSpanId"].as_str(), attribute(request, "method")), (Some(""), Some("POST")));
+    assert_eq!(attribute(request, "path"), Some("/v1/functions/traced/invoke"));
+    assert_eq!(trace.len(), 8, "one trace: the request and the spans of its invocation: {trace:?}");
 }
