@@ -286,15 +286,20 @@ async fn a_short_ack_wait_consumer_does_not_run_a_message_twice_at_once() {
     let id = consuming(&s, spec).await;
     js.publish("slow.a", "slow".into()).await.unwrap().await.unwrap();
     wait(&s, &id, 30, |t| n(t, "handled") >= 1).await;
-    // One more acknowledgement wait: nothing comes back.
+    // A delivery made again during the 6 s run (ack wait 3 s) would have been pulled by now;
+    // wait until the stream has the acknowledgement, then nothing may have come back.
     let mut c: PullConsumer = js.get_stream("SLOW").await.unwrap().get_consumer("brief").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        let t = wait(&s, &id, 1, |_| true).await;
-        assert_eq!(t["received"], 1, "the message was delivered again while the function ran: {t}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let info = c.info().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let info = loop {
+        let info = c.info().await.unwrap().clone();
+        if info.ack_floor.stream_sequence == 1 && info.num_ack_pending == 0 {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "the message is acknowledged: {info:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let t = wait(&s, &id, 1, |_| true).await;
+    assert_eq!(t["received"], 1, "the message was delivered again while the function ran: {t}");
     assert_eq!((info.num_redelivered, info.num_ack_pending, info.ack_floor.stream_sequence), (0, 0, 1), "{info:?}");
 }
 
