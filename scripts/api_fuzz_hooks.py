@@ -28,6 +28,15 @@ as invalid (negative) are left alone: the server must refuse those.
   which the document cannot know: a valid case keeps its fields but those whose rules
   involve that state (runtime and handler, the instance counts, the environment's size),
   which crates/hearth-api/tests/api.rs tests.
+- A log stream (GET /v1/functions/{name}/logs/stream) lasts up to `timeout_s` seconds (an
+  hour by default): every case without one, or with an allowed one, gets `timeout_s=0`, so
+  the stream ends at once and the fuzzer reads the whole answer (whether a case is valid does
+  not change; crates/hearth-server/tests/gateway/log_stream.rs follows streams).
+- A statistics window (GET /v1/functions/{name}/stats): `from` must be before `to`, at most
+  7 days before it, and the window at most 1,000 buckets of `step_s`, which JSON Schema
+  cannot say across parameters; a valid case's `from` and `to` become an hour (ending at
+  `to` when it is given, else now), which any valid `step_s` cuts into at most 360 buckets
+  (crates/hearth-server/tests/gateway/stats.rs tests the refusals).
 - The Lambda management API (/2015-03-31/functions...): `ZipFile` must be base64 of a zip
   (a valid case gets one, and no S3 or image source); `Runtime` is required to create;
   python needs a `module.function` handler; `RevisionId` and `CodeSha256` must match the
@@ -39,6 +48,7 @@ as invalid (negative) are left alone: the server must refuse those.
 import base64
 import io
 import zipfile
+from datetime import datetime, timedelta, timezone
 
 import schemathesis
 
@@ -122,6 +132,8 @@ def map_case(context, case):
         _not_its_own_destination(case)
     if case.path == "/v1/nats-triggers" and isinstance(case.body, dict):
         _loopback_nats(case.body)
+    if case.path == "/v1/functions/{name}/logs/stream":
+        _ends_at_once(case)
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return case
@@ -150,6 +162,8 @@ def map_case(context, case):
         case.body["schedule"] = "0 */5 * * * *"
         if "time_zone" in case.body:
             case.body["time_zone"] = "UTC"
+    elif case.path == "/v1/functions/{name}/stats" and isinstance(case.query, dict):
+        _one_hour(case.query)
     elif case.path.startswith(LAMBDA) and not case.path.endswith("/invocations"):
         _lambda_valid(case)
     elif case.method.upper() == "PATCH" and case.path == "/v1/functions/{name}" and isinstance(case.body, dict):
@@ -163,3 +177,24 @@ def _loopback_nats(body):
     server = body.get("server")
     if isinstance(server, str) and len(server) <= 512 and server.startswith(("nats://", "tls://")):
         body["server"] = "nats://127.0.0.1:1"
+
+
+def _one_hour(query):
+    """`from` and `to` (those given) an hour apart, `from` before `to` (or before now)."""
+    if "to" in query:
+        query["to"] = "2030-01-01T01:00:00Z"
+        if "from" in query:
+            query["from"] = "2030-01-01T00:00:00Z"
+    elif "from" in query:
+        query["from"] = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ends_at_once(case):
+    """`timeout_s=0` unless the case gives a `timeout_s` the server refuses."""
+    if case.query is None:
+        case.query = {}
+    if not isinstance(case.query, dict):
+        return
+    given = case.query.get("timeout_s")
+    if given is None or (isinstance(given, int) and not isinstance(given, bool) and 0 <= given <= 3600):
+        case.query["timeout_s"] = 0

@@ -7,7 +7,8 @@
 #   - as root, Debian's nftables (NAT for instances with network egress), strace (the
 #     agent's seccomp test traces the example functions' syscalls), nats-server (NATS
 #     triggers' tests start their own, with JetStream, on loopback ports of their own) and
-#     prometheus (for promtool, which checks /metrics).
+#     prometheus (for promtool, which checks /metrics), and chromium (the console's
+#     browser tests; scripts/console-test installs their npm packages).
 #     Skipped with --toolchain-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,11 @@ fi
 if [ "$(id -u)" = 0 ] && ! command -v promtool >/dev/null && [ ! -x /usr/bin/promtool ]; then
     echo "test-deps: installing prometheus (Debian package; promtool checks /metrics)" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# chromium: the console's browser tests (scripts/console-test) drive it headless with Playwright.
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then
+    echo "test-deps: installing chromium (Debian package; the console's browser tests)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true

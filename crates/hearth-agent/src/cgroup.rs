@@ -231,6 +231,15 @@ impl InstanceCgroup {
         std::fs::read_to_string(self.memory_dir().join(file)).ok()?.trim().parse().ok()
     }
 
+    /// The memory the instance uses now, in bytes (page cache included).
+    pub fn usage_bytes(&self) -> Option<u64> {
+        let file = match self.version {
+            CgroupVersion::V1 => "memory.usage_in_bytes",
+            CgroupVersion::V2 => "memory.current",
+        };
+        std::fs::read_to_string(self.memory_dir().join(file)).ok()?.trim().parse().ok()
+    }
+
     /// Caps CPU at the share `memory_mb` buys (1 vCPU at 1,769 MB) as a quota. Applied once
     /// the runtime is initialised: under the quota a small function's start-up would take
     /// many times longer.
@@ -347,6 +356,8 @@ mod tests {
         std::fs::write(d.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         std::fs::write(d.join("memory.peak"), "1234\n").unwrap();
         assert_eq!((v2.oom_kills(), v2.peak_bytes()), (1, Some(1234)));
+        std::fs::write(d.join("memory.current"), "4096\n").unwrap();
+        assert_eq!(v2.usage_bytes(), Some(4096));
         assert_eq!(v2.procs_files(), [CString::new(d.join("cgroup.procs").display().to_string()).unwrap()]);
         std::mem::forget(v2); // a plain folder cannot be removed like a cgroup
 
@@ -364,6 +375,8 @@ mod tests {
         std::fs::write(at("memory").join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
             .unwrap();
         assert_eq!(v1.oom_kills(), 2);
+        std::fs::write(at("memory").join("memory.usage_in_bytes"), "8192\n").unwrap();
+        assert_eq!(v1.usage_bytes(), Some(8192));
         std::mem::forget(v1);
     }
 

@@ -72,6 +72,11 @@ pub trait SandboxControl: Send + Sync {
         None
     }
 
+    /// The memory the sandbox uses now, if the driver measures it.
+    fn memory_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Called once the runtime is initialised: apply limits that would slow start-up.
     fn initialised(&self) {}
 }

@@ -140,6 +140,11 @@ impl Instance {
         self.control.peak_memory_bytes().map(|b| b.div_ceil(1024 * 1024))
     }
 
+    /// The memory the instance uses now, in MB (rounded up), when the sandbox measures it.
+    pub fn memory_used_mb(&self) -> Option<u64> {
+        self.control.memory_bytes().map(|b| b.div_ceil(1024 * 1024))
+    }
+
     pub fn requests_served(&self) -> u64 {
         *self.served.lock().unwrap_or_else(|p| p.into_inner())
     }

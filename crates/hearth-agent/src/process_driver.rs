@@ -228,6 +228,10 @@ impl SandboxControl for GroupKiller {
         self.cgroup.as_ref().and_then(InstanceCgroup::peak_bytes)
     }
 
+    fn memory_bytes(&self) -> Option<u64> {
+        self.cgroup.as_ref().and_then(InstanceCgroup::usage_bytes)
+    }
+
     fn initialised(&self) {
         if let Some(cg) = &self.cgroup
             && let Err(e) = cg.limit_cpu(self.memory_mb)

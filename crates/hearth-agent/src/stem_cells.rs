@@ -430,6 +430,9 @@ impl SandboxControl for WithCellDir {
     fn peak_memory_bytes(&self) -> Option<u64> {
         self.inner.peak_memory_bytes()
     }
+    fn memory_bytes(&self) -> Option<u64> {
+        self.inner.memory_bytes()
+    }
     fn initialised(&self) {
         self.inner.initialised();
     }

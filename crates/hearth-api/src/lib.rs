@@ -54,6 +54,7 @@ pub fn control_plane(state: AppState) -> Router {
         .route("/v1/packages", post(code::upload_package))
         .route("/v1/triggers", get(triggers::list_triggers).post(triggers::create_trigger))
         .route("/v1/triggers/{id}", axum::routing::delete(triggers::delete_trigger))
+        .route("/v1/token", get(tokens::whoami))
         .route("/v1/tokens", get(tokens::list_tokens).post(tokens::create_token))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::delete_token))
         .with_state(state)

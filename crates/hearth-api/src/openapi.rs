@@ -17,7 +17,7 @@ use crate::routes::{aliases, code, functions, system, tokens, triggers};
         functions::delete_function, functions::list_versions,
         aliases::put_alias, aliases::list_aliases, aliases::get_alias, aliases::delete_alias,
         code::put_code, code::get_code, code::upload_package,
-        tokens::create_token, tokens::list_tokens, tokens::delete_token,
+        tokens::create_token, tokens::list_tokens, tokens::delete_token, tokens::whoami,
         triggers::create_trigger, triggers::list_triggers, triggers::delete_trigger,
         system::healthz,
         manage::list_functions, manage::get_function, manage::get_configuration, manage::create_function,

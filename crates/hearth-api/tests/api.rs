@@ -319,6 +319,49 @@ async fn tokens_and_scopes() {
     );
 }
 
+/// `GET /v1/token` names the calling token, whatever its scopes, never with its secret.
+#[tokio::test]
+async fn whoami_names_the_calling_token() {
+    let s = start().await;
+    let who = |token: Option<&str>| {
+        let mut r = s.http.get(format!("{}/v1/token", s.url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        send(r)
+    };
+    let (st, body) = who(None).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("MissingToken")));
+    let (st, body) = who(Some("hth_0000")).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("InvalidToken")));
+
+    let (st, admin) = who(Some(&s.admin)).await;
+    assert_eq!(st, StatusCode::OK, "{admin}");
+    let (_, list) = s.get_json("/v1/tokens").await;
+    assert_eq!(admin, list["tokens"][0], "the first-start admin token, as listed");
+    assert_eq!((admin["name"].as_str(), &admin["scopes"]), (Some("admin"), &json!(["admin"])));
+
+    let mut minted = vec![];
+    for scope in ["read", "invoke", "deploy", "admin"] {
+        let spec = json!({"name": format!("who-{scope}"), "scopes": [scope]});
+        let (st, new) = send(s.req(reqwest::Method::POST, "/v1/tokens").json(&spec)).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (st, me) = who(new["token"].as_str()).await;
+        assert_eq!(st, StatusCode::OK, "{scope}: {me}");
+        let fields: Vec<&String> = me.as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["created_at", "id", "name", "scopes"], "{scope}: no secret");
+        for field in ["id", "name", "scopes", "created_at"] {
+            assert_eq!(me[field], new[field], "{scope}: {field}");
+        }
+        minted.push(new);
+    }
+    // A deleted token is no one.
+    let id = minted[0]["id"].as_str().unwrap();
+    assert_eq!(s.req(reqwest::Method::DELETE, &format!("/v1/tokens/{id}")).send().await.unwrap().status(), 204);
+    let (st, body) = who(minted[0]["token"].as_str()).await;
+    assert_eq!((st, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("InvalidToken")));
+}
+
 /// Requests the OpenAPI document calls valid are accepted, and what it calls invalid is
 /// refused, where the two used to disagree (found by `scripts/api-fuzz`).
 #[tokio::test]

@@ -119,8 +119,11 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
     // Listened for before the banner: a SIGTERM right after it is a graceful stop too.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let signals = Signals::install()?;
+    let following = gateway.clone();
     tokio::spawn(async move {
         signals.wait().await;
+        // Streams of logs would hold the graceful stop for its whole grace period.
+        following.end_log_follows();
         let _ = stop.send(true);
     });
     let minted = ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow!("{}: {}", e.code, e.message))?;

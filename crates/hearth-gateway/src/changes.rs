@@ -1,6 +1,7 @@
 //! How the gateway follows the control plane: triggers and `min_instances` at start-up, a
 //! deploy or delete drains the function's old versions, a trigger change reloads the trigger
-//! table; and the keep-alive reaper that runs every `reap_interval`.
+//! table; and the keep-alive reaper that runs every `reap_interval` (and samples the live
+//! instances for the charts, `instance_history.rs`).
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ impl Gateway {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 inner.routes.reap();
+                Gateway { inner }.sample_instances();
             }
         })
     }
@@ -45,6 +47,8 @@ impl Gateway {
         if let Err(e) = self.refresh(name).await {
             tracing::warn!(function = %name, %e, "could not refresh the function after a change");
         }
+        // Followers of its log check whether it still exists.
+        self.inner.function_changes.send_modify(|n| *n += 1);
     }
 
     /// After an HTTP trigger was added or removed.

@@ -9,10 +9,12 @@
 mod admission;
 mod changes;
 mod function_cache;
+mod instance_history;
 mod invoke;
 mod keep_alive_policies;
 mod launcher;
 mod log_budget;
+mod log_follow;
 mod meter;
 mod metrics;
 mod route_cache;
@@ -32,7 +34,9 @@ use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{Function, FunctionName, Version};
 
 pub use admission::NotRunnable;
+pub use instance_history::{KEEP as INSTANCE_HISTORY_KEEP, SAMPLE_EVERY as INSTANCE_SAMPLE_EVERY};
 pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
+pub use log_follow::{FOLLOW_MAX, FOLLOW_READ_MAX, FollowEnd, FollowError, Followed, LOG_FOLLOWERS_MAX, LogFollower};
 pub use meter::Meter;
 pub use metrics::{Levels, Metrics, OTHER as OTHER_FUNCTIONS, StartSource};
 pub use settings::GatewaySettings;
@@ -46,6 +50,7 @@ pub mod fuzzing {
 }
 
 use function_cache::FunctionCache;
+use instance_history::InstanceHistory;
 use keep_alive_policies::KeepAlivePolicies;
 use launcher::{InstanceTemplate, Launcher};
 use route_cache::RouteCache;
@@ -68,6 +73,11 @@ struct Inner {
     launcher: Arc<Launcher>,
     settings: GatewaySettings,
     metrics: Arc<Metrics>,
+    /// Bumped after each change of a function made through this gateway's control plane.
+    function_changes: tokio::sync::watch::Sender<u64>,
+    /// Set once the server stops: followers of logs end.
+    follows_end: tokio::sync::watch::Sender<bool>,
+    history: InstanceHistory,
 }
 
 impl Gateway {
@@ -110,6 +120,9 @@ impl Gateway {
                 launcher,
                 settings,
                 metrics,
+                function_changes: tokio::sync::watch::Sender::new(0),
+                follows_end: tokio::sync::watch::Sender::new(false),
+                history: InstanceHistory::new(chrono::Utc::now()),
             }),
         }
     }

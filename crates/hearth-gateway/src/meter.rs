@@ -5,6 +5,9 @@
 //! cannot push them out. Log lines wait in a queue bounded in lines and bytes; when it is
 //! full they are dropped and counted per function, and once the writer has caught up it
 //! stores one line per function saying how many it lost.
+//!
+//! After each batch of log lines is stored, the writer bumps a watch ([`Meter::log_batches`]),
+//! so followers of a log (`log_follow.rs`) wait for new lines instead of polling the store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +18,7 @@ use chrono::Utc;
 use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 enum Msg {
     Record(Box<InvocationRecord>),
@@ -29,6 +32,10 @@ pub struct Meter {
     records: mpsc::Sender<Msg>,
     logs: mpsc::Sender<LogLine>,
     counts: Arc<Counts>,
+    /// How many batches of log lines the writer has stored.
+    log_batches: Arc<watch::Sender<u64>>,
+    /// Places for followers of a log ([`crate::LOG_FOLLOWERS_MAX`]).
+    followers: Arc<Semaphore>,
 }
 
 /// What the senders and the writer share.
@@ -66,8 +73,11 @@ impl Meter {
         let (records, records_rx) = mpsc::channel(RECORD_QUEUE);
         let (logs, logs_rx) = mpsc::channel(LOG_QUEUE);
         let counts = Arc::new(Counts::default());
-        tokio::spawn(writer(store.clone(), records_rx, logs_rx, counts.clone(), retention, prune_every, metrics));
-        Self { store, records, logs, counts }
+        let log_batches = Arc::new(watch::Sender::new(0));
+        let followers = Arc::new(Semaphore::new(crate::LOG_FOLLOWERS_MAX));
+        let writer_state = (counts.clone(), log_batches.clone());
+        tokio::spawn(writer(store.clone(), records_rx, logs_rx, writer_state, retention, prune_every, metrics));
+        Self { store, records, logs, counts, log_batches, followers }
     }
 
     /// Queues a record; if its queue is full (the store far behind), says so and counts it.
@@ -97,7 +107,7 @@ impl Meter {
     }
 
     /// Waits until everything sent before this call is stored.
-    pub(crate) async fn flush(&self) {
+    pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.records.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;
@@ -114,6 +124,35 @@ impl Meter {
     ) -> Result<Vec<LogLine>, StoreError> {
         self.flush().await;
         self.store.read_logs(name, after, request_id, limit).await
+    }
+
+    /// The end of the log (see [`MetadataStore::log_end`]) once everything sent before this
+    /// call is stored: reading after it gives only lines sent later.
+    pub async fn log_end(&self) -> Result<i64, StoreError> {
+        self.flush().await;
+        self.store.log_end().await
+    }
+
+    /// A function's log lines after `after` that are stored already (no flush: for followers,
+    /// woken once lines are stored).
+    pub(crate) async fn stored_logs(
+        &self,
+        name: &FunctionName,
+        after: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        self.store.read_logs(name, after, request_id, limit).await
+    }
+
+    /// Changes after each batch of log lines the writer stores.
+    pub(crate) fn log_batches(&self) -> watch::Receiver<u64> {
+        self.log_batches.subscribe()
+    }
+
+    /// A place for one more follower of a log, if there is one.
+    pub(crate) fn follower_place(&self) -> Option<OwnedSemaphorePermit> {
+        self.followers.clone().try_acquire_owned().ok()
     }
 
     /// A function's newest invocation records, everything queued so far included.
@@ -169,7 +208,9 @@ impl Batch {
         self.records.len() + self.logs.len()
     }
 
-    async fn store(&mut self, store: &dyn MetadataStore, metrics: &crate::Metrics) {
+    /// Stores the batch; returns whether it stored log lines.
+    async fn store(&mut self, store: &dyn MetadataStore, metrics: &crate::Metrics) -> bool {
+        let mut stored_lines = false;
         if !self.records.is_empty() {
             let started = std::time::Instant::now();
             let stored = store.append_invocations(&self.records).await;
@@ -183,11 +224,13 @@ impl Batch {
             let started = std::time::Instant::now();
             let stored = store.append_logs(&self.logs).await;
             metrics.operation("hearth_store_operation_seconds", "append_logs", started.elapsed());
-            if let Err(e) = stored {
-                tracing::warn!(%e, lost = self.logs.len(), "storing log lines failed");
+            match stored {
+                Ok(()) => stored_lines = true,
+                Err(e) => tracing::warn!(%e, lost = self.logs.len(), "storing log lines failed"),
             }
             self.logs.clear();
         }
+        stored_lines
     }
 
     /// Everything sent before a flush is stored before it is answered: the flush comes after
@@ -209,7 +252,7 @@ async fn writer(
     store: Arc<dyn MetadataStore>,
     mut records_rx: mpsc::Receiver<Msg>,
     mut logs_rx: mpsc::Receiver<LogLine>,
-    counts: Arc<Counts>,
+    (counts, log_batches): (Arc<Counts>, Arc<watch::Sender<u64>>),
     retention: Duration,
     prune_every: Duration,
     metrics: Arc<crate::Metrics>,
@@ -246,12 +289,16 @@ async fn writer(
             }
         }
         let queued: u64 = batch.logs.iter().map(charge).sum();
-        batch.store(store.as_ref(), &metrics).await;
+        let mut stored_lines = batch.store(store.as_ref(), &metrics).await;
         counts.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
         // Caught up: say what was dropped while behind.
         if records_rx.is_empty() && logs_rx.is_empty() {
             batch.logs = counts.take_drop_report();
-            batch.store(store.as_ref(), &metrics).await;
+            stored_lines |= batch.store(store.as_ref(), &metrics).await;
+        }
+        // Before the flushes are answered, so a reader that flushed sees the lines it waited for.
+        if stored_lines {
+            log_batches.send_modify(|n| *n += 1);
         }
         for done in batch.waiting.drain(..) {
             let _ = done.send(());
@@ -333,6 +380,23 @@ mod tests {
         let logs = store.read_logs(&g, 0, None, usize::MAX).await.unwrap();
         assert_eq!(logs.last().unwrap().message, "again");
         assert_eq!(logs.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn each_stored_batch_of_lines_is_announced() {
+        let store = Arc::new(MemoryStore::new());
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600), test_metrics());
+        let f: FunctionName = "f".parse().unwrap();
+        let mut batches = meter.log_batches();
+        meter.record(record(&f, "only-a-record"));
+        meter.flush().await;
+        assert!(!batches.has_changed().unwrap(), "records alone wake no follower");
+        meter.log(line(&f, "one".into()));
+        tokio::time::timeout(Duration::from_secs(10), batches.changed()).await.unwrap().unwrap();
+        let lines = meter.stored_logs(&f, 0, None, 10).await.unwrap();
+        assert_eq!(lines.len(), 1, "stored before it is announced");
+        assert_eq!(meter.log_end().await.unwrap(), lines[0].seq);
+        assert!(meter.stored_logs(&f, lines[0].seq, None, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

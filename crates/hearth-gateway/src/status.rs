@@ -25,6 +25,8 @@ pub struct InstanceInfo {
     pub started_at: SystemTime,
     pub requests_served: u64,
     pub last_used: SystemTime,
+    /// Memory in use now, in MB, when the sandbox measures it.
+    pub memory_used_mb: Option<u64>,
 }
 
 impl Gateway {
@@ -85,6 +87,7 @@ impl Gateway {
                     started_at: t.instance.started_at(),
                     requests_served: t.instance.requests_served(),
                     last_used: t.last_used(),
+                    memory_used_mb: t.instance.memory_used_mb(),
                 })
             })
             .collect();

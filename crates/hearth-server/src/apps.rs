@@ -13,7 +13,8 @@ use hearth_types::{FunctionConfig, FunctionName};
 use utoipa::OpenApi;
 
 use crate::{
-    event_routes, instance_routes, invoke_route, lambda_api, meter_routes, nats_routes, schedule_routes, trigger_routes,
+    event_routes, instance_routes, invoke_route, lambda_api, log_stream, meter_routes, nats_routes, schedule_routes,
+    stats_routes, trigger_routes,
 };
 
 /// What the gateway's handlers share: the control plane's state (tokens) and the gateway.
@@ -103,6 +104,9 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage
         .route("/v1/functions/{name}/invoke", post(invoke_route::invoke))
         .route("/v1/functions/{name}/instances", get(instance_routes::instances))
         .route("/v1/functions/{name}/logs", get(meter_routes::logs))
+        .route("/v1/functions/{name}/logs/stream", get(log_stream::logs_stream))
+        .route("/v1/functions/{name}/stats", get(stats_routes::function_stats))
+        .route("/v1/stats", get(stats_routes::summary))
         .route("/v1/functions/{name}/invocations", get(meter_routes::invocations))
         .route("/v1/functions/{name}/dead-letters", get(event_routes::dead_letters))
         .route("/v1/functions/{name}/dead-letters/redrive", post(event_routes::redrive))
@@ -120,6 +124,7 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage
         .merge(hearth_api::lambda::management(api))
         .merge(gateway_routes)
         .route("/openapi.json", get(openapi_json))
+        .merge(crate::console::router())
         .fallback(hearth_api::not_found)
         .method_not_allowed_fallback(hearth_api::method_not_allowed)
         .layer(axum::middleware::from_fn(crate::request_span::request_span));
@@ -142,6 +147,9 @@ pub fn apps(api: AppState, gateway: Gateway, events: Events, usage: crate::Usage
         instance_routes::node,
         meter_routes::logs,
         meter_routes::invocations,
+        log_stream::logs_stream,
+        stats_routes::function_stats,
+        stats_routes::summary,
         event_routes::get_invocation,
         event_routes::dead_letters,
         event_routes::redrive,

@@ -38,6 +38,7 @@ pub(crate) async fn instances(
             started_at: i.started_at.into(),
             requests_served: i.requests_served,
             last_used: i.last_used.into(),
+            memory_used_mb: i.memory_used_mb,
         })
         .collect();
     Ok(Json(InstanceList { instances }))

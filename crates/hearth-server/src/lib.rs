@@ -12,18 +12,21 @@
 //! here, so neither half depends on the other.
 
 mod apps;
+mod console;
 mod event_routes;
 mod http_event;
 mod instance_routes;
 mod invoke_error;
 mod invoke_route;
 mod lambda_api;
+mod log_stream;
 mod meter_routes;
 mod metrics_route;
 mod nats_routes;
 mod request_span;
 mod schedule_routes;
 mod serve;
+mod stats_routes;
 mod trigger_checks;
 mod trigger_routes;
 mod usage;

@@ -94,7 +94,7 @@ pub struct UsageQuery {
     pub group_by: Option<String>,
 }
 
-fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|_| {
         ApiError::bad_request(
             "InvalidQuery",

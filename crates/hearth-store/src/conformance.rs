@@ -216,6 +216,8 @@ async fn telemetry(store: &dyn MetadataStore) {
     let msgs: Vec<_> = all.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(msgs, ["old", "a", "b", "c"], "lines in append order");
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seq increases");
+    let end = store.log_end().await.unwrap();
+    assert_eq!(end, all[3].seq, "the log's end is its last line");
     let after = store.read_logs(&name("tele"), all[1].seq, None, 100).await.unwrap();
     assert_eq!(after.len(), 2, "reading after a seq");
     let r1 = store.read_logs(&name("tele"), 0, Some("r1"), 100).await.unwrap();
@@ -247,8 +249,15 @@ async fn telemetry(store: &dyn MetadataStore) {
     let pruned = store.prune_telemetry(at(50)).await.unwrap();
     assert_eq!(pruned, 2, "one old line and one old record");
     assert_eq!(store.read_logs(&name("tele"), 0, None, 100).await.unwrap().len(), 3);
+    assert_eq!(store.log_end().await.unwrap(), end, "pruning leaves the end");
+    store.append_logs(&[line("r3", "d", 0)]).await.unwrap();
+    let later = store.read_logs(&name("tele"), end, None, 100).await.unwrap();
+    assert_eq!(later.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["d"], "after the end: later lines only");
+    let end = store.log_end().await.unwrap();
+    assert_eq!(end, later[0].seq, "the end moves with each append");
     store.delete_function(&name("tele")).await.unwrap();
     assert!(store.read_logs(&name("tele"), 0, None, 100).await.unwrap().is_empty(), "logs go with the function");
+    assert_eq!(store.log_end().await.unwrap(), end, "the end never goes back, even when its line is deleted");
     assert_eq!(store.list_invocations(&name("tele"), 10).await.unwrap().len(), 2, "records stay");
 }
 

@@ -145,6 +145,10 @@ impl MetadataStore for CountingStore {
         self.count("read_logs").read_logs(function, after, request_id, limit).await
     }
 
+    async fn log_end(&self) -> Result<i64, StoreError> {
+        self.count("log_end").log_end().await
+    }
+
     async fn prune_telemetry(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         self.count("prune_telemetry").prune_telemetry(before).await
     }

@@ -22,7 +22,9 @@ mod queue_conformance_nats;
 mod sqlite;
 mod sqlite_queue;
 mod sqlite_schema;
+mod sqlite_stats;
 mod sqlite_usage;
+pub mod stats_conformance;
 pub mod usage_conformance;
 mod usage_store;
 
@@ -144,6 +146,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         request_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LogLine>, StoreError>;
+
+    /// The end of the log: the highest `seq` ever assigned (0 before the first line). It
+    /// never goes back, even when lines are deleted or pruned, so [`Self::read_logs`] after it
+    /// returns only lines appended later.
+    async fn log_end(&self) -> Result<i64, StoreError>;
 
     /// Drops log lines and invocation records older than `before`. Returns how many went.
     async fn prune_telemetry(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -231,6 +231,10 @@ impl MetadataStore for MemoryStore {
             .collect())
     }
 
+    async fn log_end(&self) -> Result<i64, StoreError> {
+        Ok(self.state().next_seq)
+    }
+
     async fn prune_telemetry(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut st = self.state();
         let n = st.logs.len() + st.invocations.len();
@@ -264,5 +268,26 @@ impl crate::UsageStore for MemoryStore {
             .filter(|(k, _)| k.hour >= from && k.hour < to && function.is_none_or(|f| &k.function == f))
             .map(|(k, v)| (k.clone(), v.clone()));
         Ok(hearth_types::group_usage(hours, group))
+    }
+
+    async fn invocation_stats(
+        &self,
+        function: &FunctionName,
+        window: hearth_types::StatsWindow,
+        max_durations: u64,
+    ) -> Result<hearth_types::InvocationStats, StoreError> {
+        Ok(hearth_types::stats_of(&self.state().invocations, function, window, max_durations))
+    }
+
+    async fn function_activity(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_durations: u64,
+    ) -> Result<Vec<hearth_types::FunctionActivity>, StoreError> {
+        let st = self.state();
+        let functions: Vec<FunctionName> = st.functions.keys().cloned().collect();
+        let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+        Ok(hearth_types::activity_of(&st.invocations, &functions, from, to, max_durations))
     }
 }

@@ -431,6 +431,16 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
+    async fn log_end(&self) -> Result<i64, StoreError> {
+        // `logs.seq` is AUTOINCREMENT: SQLite keeps the highest one ever given here.
+        self.with(|c| {
+            Ok(c.query_row("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'logs'), 0)", [], |r| {
+                r.get(0)
+            })?)
+        })
+        .await
+    }
+
     async fn prune_telemetry(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let cutoff = before.timestamp_millis();
         self.with(move |c| {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use hearth_types::{FunctionName, UsageFigures, UsageGroup, UsageKey, UsageRow};
+use hearth_types::{
+    FunctionActivity, FunctionName, InvocationStats, StatsWindow, UsageFigures, UsageGroup, UsageKey, UsageRow,
+};
 use rusqlite::{Transaction, params};
 
 use crate::{SqliteStore, StoreError, UsageStore};
@@ -142,5 +144,24 @@ impl UsageStore for SqliteStore {
                 .collect()
         })
         .await
+    }
+
+    async fn invocation_stats(
+        &self,
+        function: &FunctionName,
+        window: StatsWindow,
+        max_durations: u64,
+    ) -> Result<InvocationStats, StoreError> {
+        let function = function.clone();
+        self.with(move |c| crate::sqlite_stats::invocation_stats(c, &function, window, max_durations)).await
+    }
+
+    async fn function_activity(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_durations: u64,
+    ) -> Result<Vec<FunctionActivity>, StoreError> {
+        self.with(move |c| crate::sqlite_stats::function_activity(c, from, to, max_durations)).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use hearth_store::{
     CountingStore, Enqueued, EventQueue, Expect, MemoryStore, MetadataStore, NewEvent, QueueDepth, QueuedEvent,
-    SqliteStore, StoreError, UsageStore, conformance, queue_conformance, usage_conformance,
+    SqliteStore, StoreError, UsageStore, conformance, queue_conformance, stats_conformance, usage_conformance,
 };
 use hearth_types::{
     AdditionalVersion, Alias, EventError, EventRecord, EventSource, EventStatus, Function, FunctionName, HttpTrigger,
@@ -25,7 +25,7 @@ async fn counting_store_passes_every_call_on_and_counts_it() {
     let store = CountingStore::new(Arc::new(MemoryStore::new()));
     conformance::run(&store).await;
     let calls = store.calls();
-    assert_eq!(calls.len(), 22, "the conformance suite reaches every method through the wrapper: {calls:?}");
+    assert_eq!(calls.len(), 23, "the conformance suite reaches every method through the wrapper: {calls:?}");
     let before = store.calls();
     store.list_functions().await.unwrap();
     store.list_functions().await.unwrap();
@@ -51,6 +51,17 @@ async fn memory_usage_conforms() {
 async fn sqlite_usage_conforms() {
     let dir = tempfile::tempdir().unwrap();
     usage_conformance::run(&SqliteStore::open(&dir.path().join("meta.db")).unwrap()).await;
+}
+
+#[tokio::test]
+async fn memory_stats_conform() {
+    stats_conformance::run(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn sqlite_stats_conform() {
+    let dir = tempfile::tempdir().unwrap();
+    stats_conformance::run(&SqliteStore::open(&dir.path().join("meta.db")).unwrap()).await;
 }
 
 #[tokio::test]

@@ -158,6 +158,62 @@ pub struct LogPage {
     pub next: i64,
 }
 
+/// Why a stream of `GET /v1/functions/{name}/logs/stream` ends: the data of its `end` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogStreamEnd {
+    pub reason: LogStreamEndReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStreamEndReason {
+    /// Its time is up (`timeout_s`, at most an hour): reconnect with `Last-Event-ID`.
+    Expired,
+    /// Its function was deleted.
+    Deleted,
+}
+
+// Only for the document: the server writes the events as `text/event-stream`.
+/// One event of `GET /v1/functions/{name}/logs/stream`: a `line` (`id` its `seq`, `data` a
+/// `LogLine` as JSON), or the last one, `end` (`data` a `LogStreamEnd` as JSON).
+pub struct LogStreamEvent;
+
+impl utoipa::PartialSchema for LogStreamEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let kind = |name: &str| text().enum_values(Some([name]));
+        let json = |what: &str| text().content_media_type("application/json").description(Some(what));
+        let line = ObjectBuilder::new()
+            .property("event", kind("line"))
+            .property("id", text().pattern(Some("^[0-9]+$")).description(Some("The line's `seq`")))
+            .property("data", json("The line, a `LogLine`, as JSON"))
+            .required("event")
+            .required("id")
+            .required("data");
+        let end = ObjectBuilder::new()
+            .property("event", kind("end"))
+            .property("data", json("Why the stream ends, a `LogStreamEnd`, as JSON"))
+            .required("event")
+            .required("data");
+        OneOfBuilder::new()
+            .item(line)
+            .item(end)
+            .description(Some("One server-sent event: a log line, or the end of the stream"))
+            .into()
+    }
+}
+
+impl ToSchema for LogStreamEvent {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((crate::LogLine::name().into(), crate::LogLine::schema()));
+        <crate::LogLine as ToSchema>::schemas(schemas);
+        schemas.push((LogStreamEnd::name().into(), LogStreamEnd::schema()));
+        <LogStreamEnd as ToSchema>::schemas(schemas);
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InvocationList {
     pub invocations: Vec<crate::InvocationRecord>,
@@ -332,6 +388,10 @@ pub struct InstanceView {
     pub started_at: DateTime<Utc>,
     pub requests_served: u64,
     pub last_used: DateTime<Utc>,
+    /// Memory the instance uses now (its cgroup's usage, page cache included), in MB;
+    /// absent when the sandbox does not measure it (no cgroups).
+    #[serde(default)]
+    pub memory_used_mb: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -357,4 +417,71 @@ pub struct NodeView {
     /// Memory the pre-warmed pool may hold (0: no pool).
     pub prewarm_budget_mb: u32,
     pub prewarmed: Vec<PrewarmedView>,
+}
+
+/// A function's invocations over a window, in buckets (`GET /v1/functions/{name}/stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FunctionStats {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Each bucket's length in seconds (the last bucket ends at `to`, so it may be shorter).
+    pub step_s: u64,
+    /// From `from` to `to`, every bucket, empty ones included.
+    pub buckets: Vec<StatsBucket>,
+    pub total: StatsTotal,
+    /// Whether some percentile was computed from a deterministic sample of the durations
+    /// (every k-th invocation in time order), as happens when a bucket holds more
+    /// invocations than its share of the 100,000 durations one request reads.
+    pub sampled: bool,
+}
+
+/// The invocations that started in one bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsBucket {
+    pub start: DateTime<Utc>,
+    pub invocations: u64,
+    /// Invocations that ended in an error (function or platform).
+    pub errors: u64,
+    pub cold_starts: u64,
+    /// Median duration in milliseconds (nearest rank); absent without invocations.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile of the durations in milliseconds (nearest rank).
+    pub p99_ms: Option<f64>,
+    /// The most live instances of the function this server saw during the bucket (sampled
+    /// every 10 seconds, and now); absent for buckets before the server started, more than
+    /// 24 hours ago, or in the future.
+    pub max_instances: Option<u32>,
+}
+
+/// The whole window's invocations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsTotal {
+    pub invocations: u64,
+    pub errors: u64,
+    pub cold_starts: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Every function's recent activity (`GET /v1/stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsSummary {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Every function, by name.
+    pub functions: Vec<FunctionSummary>,
+}
+
+/// One function's invocations over the window, and its instances now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FunctionSummary {
+    pub name: crate::FunctionName,
+    pub invocations: u64,
+    pub errors: u64,
+    /// 99th percentile of the durations in milliseconds (nearest rank; from a deterministic
+    /// sample when the function has more invocations than its share of the 100,000 durations
+    /// one request reads); absent without invocations.
+    pub p99_ms: Option<f64>,
+    /// Live instances of the function on this server now.
+    pub live_instances: u32,
 }

@@ -20,6 +20,7 @@ mod nats;
 mod runtime;
 mod schedule;
 pub mod schema;
+mod stats;
 mod token;
 mod trigger;
 mod usage;
@@ -46,6 +47,10 @@ pub use nats::{
 };
 pub use runtime::Runtime;
 pub use schedule::{CronSchedule, CronTrigger, MissedRuns, SCHEDULE_MAX_LEN, ScheduleState, TIME_ZONE_MAX_LEN};
+pub use stats::{
+    FunctionActivity, InvocationFigures, InvocationStats, STATS_DEFAULT_BUCKETS, STATS_MAX_BUCKETS, STATS_MAX_WINDOW_S,
+    STATS_MIN_STEP_S, StatsWindow, activity_of, bucket_share, nearest_rank, stats_of, stride,
+};
 pub use token::{Scope, TokenRecord};
 pub use trigger::{
     HttpTrigger, KNOWN_METHODS, RESERVED_PATH_PREFIXES, TRIGGER_PATH_MAX_LEN, TriggerAuth, TriggerPath, TriggerType,

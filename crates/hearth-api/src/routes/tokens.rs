@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use hearth_types::api::{NewToken, TOKEN_NAME_MAX_LEN, TokenInfo, TokenList, TokenSpec};
 use hearth_types::{Scope, TokenId};
 
-use crate::auth::{Authorized, mint_token, needs};
+use crate::auth::{Authorized, Caller, mint_token, needs};
 use crate::{ApiError, ApiErrorBody, AppState};
 
 /// Create an API token (admin only).
@@ -42,6 +42,17 @@ pub async fn create_token(
     let (record, secret) = mint_token(&name, scopes)?;
     state.store().insert_token(&record).await?;
     Ok((StatusCode::CREATED, Json(NewToken { info: record.into(), token: secret })))
+}
+
+/// The token this request carries: its id, name, scopes and creation time (any valid
+/// token; never its secret).
+#[utoipa::path(
+    get, path = "/v1/token", tag = "tokens",
+    responses((status = 200, body = TokenInfo)),
+    security(("bearer" = []))
+)]
+pub async fn whoami(caller: Caller) -> Json<TokenInfo> {
+    Json(caller.token.into())
 }
 
 /// List API tokens (admin only).

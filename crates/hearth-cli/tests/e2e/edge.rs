@@ -137,6 +137,39 @@ fn sigterm_finishes_requests_in_flight() {
     assert!(after.is_err(), "no new connections after SIGTERM");
 }
 
+/// A console following a log does not hold a stop for its grace period: on SIGTERM its
+/// stream gets its `end` event (`expired`: reconnect) and closes, and the server exits.
+#[test]
+fn sigterm_ends_log_streams_at_once() {
+    use std::io::Read;
+
+    let home = Home::new();
+    let mut server = home.up();
+    home.deploy_python("followed", "def handler(event, context):\n    return 1\n", &[]);
+    let mut stream = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/functions/followed/logs/stream", server.url))
+        .bearer_auth(admin_token(&home))
+        .send()
+        .unwrap();
+    assert_eq!(stream.status(), reqwest::StatusCode::OK);
+    let stopped_at = std::time::Instant::now();
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    assert!(body.ends_with("event: end\ndata: {\"reason\":\"expired\"}\n\n"), "{body:?}");
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(stopped_at.elapsed() < Duration::from_secs(60), "the server still runs 60 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success());
+    // The grace period is 30 s: the stream did not wait for it.
+    assert!(stopped_at.elapsed() < Duration::from_secs(20), "stopped after {:?}", stopped_at.elapsed());
+}
+
 /// Both listeners over HTTPS with a certificate that is reloaded when its files change.
 #[test]
 fn tls_on_both_listeners_with_reload() {

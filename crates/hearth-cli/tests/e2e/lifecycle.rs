@@ -137,13 +137,17 @@ fn quickstart_versions_and_restart() {
         }
         // No process is left in the killed instance's namespaces, so the kernel has freed them
         // (Hearth never pins a namespace with a bind mount), and with them its mounts and veths.
-        // The new server's own sandboxes are left out: the kernel reuses freed namespace
-        // numbers, and its pre-warmed sandboxes start at once.
-        let new_groups = format!("/hearth/{}-", server.child.id());
+        // Sandboxes of other servers (the new one, and those of tests running alongside) are
+        // left out: the kernel reuses freed namespace numbers, and pre-warmed sandboxes start
+        // at once. A leaked process would still be in the killed server's cgroups, or in none.
+        let old_groups = format!("/hearth/{old_pid}-");
         let in_use: Vec<String> = std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| !std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&new_groups)))
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cgroup"))
+                    .is_ok_and(|c| !c.contains("/hearth/") || c.contains(&old_groups))
+            })
             .flat_map(|e| ["net", "mnt"].map(|ns| std::fs::read_link(e.path().join("ns").join(ns))))
             .filter_map(Result::ok)
             .map(|l| l.display().to_string())

@@ -29,6 +29,22 @@ async fn cold_then_warm_then_scaled_to_zero() {
     assert_ne!(third.body["instance"], first.body["instance"]);
 }
 
+/// A live instance reports the memory its cgroup holds: a Python runtime's few MB, within
+/// its function's memory size.
+#[tokio::test]
+async fn live_instances_report_their_memory() {
+    if !require_root() {
+        return;
+    }
+    let s = start().await;
+    s.deploy("measured", FUNCTION, py(json!({"memory_mb": 256}))).await;
+    assert_eq!(s.event("measured", json!({})).await.error, None);
+    let list = s.instances("measured").await;
+    assert_eq!(list.len(), 1);
+    let used = list[0]["memory_used_mb"].as_u64();
+    assert!(used.is_some_and(|mb| (1..=256).contains(&mb)), "{}", list[0]);
+}
+
 #[tokio::test]
 async fn burst_from_zero_is_served_within_max_instances() {
     let s = Arc::new(start().await);

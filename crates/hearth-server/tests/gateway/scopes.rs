@@ -38,6 +38,9 @@ const ROUTES: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/nats-triggers", Some(Scope::Read)),
     ("DELETE", "/v1/nats-triggers/{id}", Some(Scope::Deploy)),
     ("GET", "/v1/functions/{name}/logs", Some(Scope::Read)),
+    ("GET", "/v1/functions/{name}/logs/stream", Some(Scope::Read)),
+    ("GET", "/v1/functions/{name}/stats", Some(Scope::Read)),
+    ("GET", "/v1/stats", Some(Scope::Read)),
     ("POST", "/v1/functions/{name}/invoke", Some(Scope::Invoke)),
     ("POST", "/2015-03-31/functions/{name}/invocations", Some(Scope::Invoke)),
     ("GET", "/2015-03-31/functions", Some(Scope::Read)),
@@ -59,6 +62,9 @@ const ROUTES: &[(&str, &str, Option<Scope>)] = &[
     ("DELETE", "/v1/triggers/{id}", Some(Scope::Deploy)),
 ];
 
+/// Operations any valid token may call, whatever its scopes (401 without one).
+const ANY_TOKEN: &[(&str, &str)] = &[("GET", "/v1/token")];
+
 const ZIP_ROUTES: &[&str] = &["/v1/packages", "/v1/functions/{name}/code"];
 
 /// A request to `path` (template) as `caller` would make it, with valid input.
@@ -70,6 +76,8 @@ fn request(s: &Server, method: &str, path: &str, label: &str, token: Option<&str
         s.url,
         path.replace("{name}", name).replace("{id}", "00000000-0000-4000-8000-000000000000").replace("{alias}", "live")
     );
+    // A stream that ends at once, so its body can be read.
+    let url = if path.ends_with("/logs/stream") { format!("{url}?timeout_s=0") } else { url };
     let mut r = s.http.request(method.parse().unwrap(), url);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -116,7 +124,11 @@ async fn every_route_answers_each_scope_as_documented() {
         .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), p.clone())))
         .filter(|(m, _)| ["GET", "PUT", "POST", "DELETE", "PATCH"].contains(&m.as_str()))
         .collect();
-    let table: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    let table: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .chain(ANY_TOKEN.iter().map(|(m, p)| (m.to_string(), p.to_string())))
+        .collect();
     assert_eq!(documented, table, "every documented operation has exactly one row (and no row is undocumented)");
     // One token per scope.
     let mut tokens = vec![];
@@ -135,7 +147,12 @@ async fn every_route_answers_each_scope_as_documented() {
     }
     tokens.push(("none", None, None));
     let mut checked = 0;
-    for (method, path, needs) in ROUTES {
+    // `Some(None)`: any token; `Some(Some(scope))`: a token granting it; `None`: public.
+    let rows = ROUTES
+        .iter()
+        .map(|(m, p, needs)| (*m, *p, needs.map(Some)))
+        .chain(ANY_TOKEN.iter().map(|(m, p)| (*m, *p, Some(None))));
+    for (method, path, needs) in rows {
         for (label, token, held) in &tokens {
             let r = request(&s, method, path, label, token.as_deref()).send().await.unwrap();
             let status = r.status();
@@ -144,7 +161,8 @@ async fn every_route_answers_each_scope_as_documented() {
             let what = format!("{method} {path} as {label}: {status} {body}");
             let granted = match (needs, held) {
                 (None, _) => true,
-                (Some(n), Some(h)) => h.grants(*n),
+                (Some(None), held) => held.is_some(),
+                (Some(Some(n)), Some(h)) => h.grants(n),
                 (Some(_), None) => false,
             };
             if granted {
@@ -166,7 +184,7 @@ async fn every_route_answers_each_scope_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROUTES.len() * 5);
+    assert_eq!(checked, (ROUTES.len() + ANY_TOKEN.len()) * 5);
     // The trigger origin's `/fn/` needs the invoke scope too.
     for (label, token, held) in &tokens {
         let mut r = s.http.get(format!("{}/fn/scoped/x", s.trigger_url));

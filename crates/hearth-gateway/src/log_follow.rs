@@ -1,0 +1,270 @@
+//! Following a function's log as it is written (the console's live log): a [`LogFollower`]
+//! reads what is stored after its position, at most [`FOLLOW_READ_MAX`] lines a read, in
+//! order, then waits until the meter's writer stores another batch of lines (a watch the
+//! writer bumps: no polling of the store). Followers are bounded: at most
+//! [`LOG_FOLLOWERS_MAX`] per gateway, each for at most [`FOLLOW_MAX`]; one ends when its
+//! function is deleted, and all end when the server stops ([`Gateway::end_log_follows`]).
+
+use std::time::Duration;
+
+use hearth_store::StoreError;
+use hearth_types::{FunctionId, FunctionName, LogLine};
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
+
+use crate::Gateway;
+
+/// Followers one gateway serves at once.
+pub const LOG_FOLLOWERS_MAX: usize = 64;
+/// The longest one follower lives; its reader reconnects from where it was.
+pub const FOLLOW_MAX: Duration = Duration::from_secs(3600);
+/// Lines one read returns, at most.
+pub const FOLLOW_READ_MAX: usize = 1_000;
+/// How often a follower checks that its function still exists, besides when this gateway
+/// changes a function (a change made through another node is seen this late).
+const RECHECK: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("no function named {0}")]
+    NoFunction(FunctionName),
+    #[error("{LOG_FOLLOWERS_MAX} logs are followed on this server already, the most it serves at once")]
+    TooManyFollowers,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a follower has next.
+#[derive(Debug)]
+pub enum Followed {
+    /// Lines after the previous ones, in order.
+    Lines(Vec<LogLine>),
+    /// The follower is done; every later call says so again.
+    Ended(FollowEnd),
+}
+
+/// Why a follower ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowEnd {
+    /// Its time is up (at most [`FOLLOW_MAX`]), or the server is stopping.
+    Expired,
+    /// Its function was deleted.
+    Deleted,
+}
+
+/// One reader following one function's log; holds one of the gateway's places for
+/// followers until it is dropped.
+pub struct LogFollower {
+    gateway: Gateway,
+    function: FunctionName,
+    function_id: FunctionId,
+    request_id: Option<String>,
+    after: i64,
+    /// Whether lines may be stored past `after` that were not read yet.
+    unread: bool,
+    batches: watch::Receiver<u64>,
+    changes: watch::Receiver<u64>,
+    stopping: watch::Receiver<bool>,
+    recheck: tokio::time::Interval,
+    deadline: Instant,
+    ended: Option<FollowEnd>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl Gateway {
+    /// Follows `name`'s log from after position `after` (`None`: from its end, once what
+    /// was sent before is stored), optionally one request's lines only, for at most
+    /// `for_at_most` (and [`FOLLOW_MAX`]).
+    pub async fn follow_logs(
+        &self,
+        name: &FunctionName,
+        after: Option<i64>,
+        request_id: Option<String>,
+        for_at_most: Duration,
+    ) -> Result<LogFollower, FollowError> {
+        let f = self.function(name).await?.ok_or_else(|| FollowError::NoFunction(name.clone()))?;
+        let place = self.inner.meter.follower_place().ok_or(FollowError::TooManyFollowers)?;
+        // Subscribed before the first read: a batch stored after it wakes the follower.
+        let batches = self.inner.meter.log_batches();
+        let changes = self.inner.function_changes.subscribe();
+        let stopping = self.inner.follows_end.subscribe();
+        let after = match after {
+            Some(a) => a,
+            None => self.inner.meter.log_end().await?,
+        };
+        Ok(LogFollower {
+            gateway: self.clone(),
+            function: f.name,
+            function_id: f.id,
+            request_id,
+            after,
+            unread: true,
+            batches,
+            changes,
+            stopping,
+            recheck: tokio::time::interval_at(Instant::now() + RECHECK, RECHECK),
+            deadline: Instant::now() + for_at_most.min(FOLLOW_MAX),
+            ended: None,
+            _place: place,
+        })
+    }
+}
+
+/// Resolves once the server stops.
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    // An error: the gateway is gone, so stopped too.
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+impl Gateway {
+    /// Ends every follower of a log, now and from now on (the server is stopping: their
+    /// readers reconnect to the next one rather than hold its graceful stop).
+    pub fn end_log_follows(&self) {
+        self.inner.follows_end.send_replace(true);
+    }
+}
+
+impl LogFollower {
+    /// The next lines, once there are any; or why the follower ended.
+    pub async fn next(&mut self) -> Result<Followed, StoreError> {
+        loop {
+            if let Some(end) = self.ended {
+                return Ok(Followed::Ended(end));
+            }
+            if Instant::now() >= self.deadline || *self.stopping.borrow() {
+                self.ended = Some(FollowEnd::Expired);
+                continue;
+            }
+            if self.unread {
+                let meter = self.gateway.meter();
+                let lines =
+                    meter.stored_logs(&self.function, self.after, self.request_id.as_deref(), FOLLOW_READ_MAX).await?;
+                // A full read may leave more; a shorter one read everything stored.
+                self.unread = lines.len() == FOLLOW_READ_MAX;
+                if let Some(last) = lines.last() {
+                    self.after = last.seq;
+                    return Ok(Followed::Lines(lines));
+                }
+            }
+            tokio::select! {
+                stored = self.batches.changed() => match stored {
+                    Ok(()) => self.unread = true,
+                    // The writer is gone (the gateway is shutting down).
+                    Err(_) => self.ended = Some(FollowEnd::Expired),
+                },
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        self.ended = Some(FollowEnd::Expired);
+                    } else {
+                        self.check_function().await?;
+                    }
+                }
+                _ = self.recheck.tick() => self.check_function().await?,
+                _ = tokio::time::sleep_until(self.deadline) => self.ended = Some(FollowEnd::Expired),
+                () = stopped(&mut self.stopping) => self.ended = Some(FollowEnd::Expired),
+            }
+        }
+    }
+
+    /// Ends the follower if its function is gone (or is another function of the same name).
+    async fn check_function(&mut self) -> Result<(), StoreError> {
+        let current = self.gateway.function(&self.function).await?;
+        if current.is_none_or(|f| f.id != self.function_id) {
+            self.ended = Some(FollowEnd::Deleted);
+        }
+        Ok(())
+    }
+
+    /// The position of the last line returned (or the starting one).
+    pub fn position(&self) -> i64 {
+        self.after
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use hearth_agent::Runtimes;
+    use hearth_agent::fake_driver::FakeDriver;
+    use hearth_blob::{CodeStore, PackageLimits};
+    use hearth_store::{Expect, MemoryStore, MetadataStore};
+    use hearth_types::LogStream;
+
+    use super::*;
+    use crate::GatewaySettings;
+
+    async fn gateway(dir: &tempfile::TempDir) -> (Gateway, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::default());
+        let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
+        let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
+        let settings = GatewaySettings { stem_cells: None, ..Default::default() };
+        let gateway =
+            Gateway::new(store.clone(), code, dir.path().join("cache"), runtimes, FakeDriver::new(), settings);
+        let f = hearth_store::conformance::sample_function("followed");
+        store.save_function(&f, Expect::Absent, None).await.unwrap();
+        (gateway, store)
+    }
+
+    fn line(message: &str) -> LogLine {
+        LogLine {
+            seq: 0,
+            function: "followed".parse().unwrap(),
+            request_id: None,
+            at: Utc::now(),
+            stream: LogStream::Stdout,
+            message: message.into(),
+        }
+    }
+
+    async fn next(f: &mut LogFollower) -> Followed {
+        tokio::time::timeout(Duration::from_secs(10), f.next()).await.expect("the follower answers").unwrap()
+    }
+
+    #[tokio::test]
+    async fn followers_get_new_lines_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gateway, _store) = gateway(&dir).await;
+        let name: FunctionName = "followed".parse().unwrap();
+        gateway.meter().log(line("before"));
+        let mut followers = Vec::new();
+        for _ in 0..LOG_FOLLOWERS_MAX {
+            followers.push(gateway.follow_logs(&name, None, None, FOLLOW_MAX).await.unwrap());
+        }
+        let refused = gateway.follow_logs(&name, None, None, FOLLOW_MAX).await;
+        assert!(matches!(refused, Err(FollowError::TooManyFollowers)), "{:?}", refused.err());
+        followers.truncate(1);
+        let mut f = gateway.follow_logs(&name, None, None, FOLLOW_MAX).await.expect("a place was given back");
+        gateway.meter().log(line("after"));
+        let Followed::Lines(lines) = next(&mut f).await else { panic!("lines expected") };
+        let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["after"], "from the end of the log, once stored");
+        assert_eq!(f.position(), lines[0].seq);
+        let absent = gateway.follow_logs(&"absent".parse().unwrap(), None, None, FOLLOW_MAX).await;
+        assert!(matches!(absent, Err(FollowError::NoFunction(_))));
+    }
+
+    #[tokio::test]
+    async fn followers_end_with_their_function_their_time_or_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gateway, store) = gateway(&dir).await;
+        let name: FunctionName = "followed".parse().unwrap();
+        let mut brief = gateway.follow_logs(&name, None, None, Duration::from_millis(50)).await.unwrap();
+        assert!(matches!(next(&mut brief).await, Followed::Ended(FollowEnd::Expired)));
+        assert!(matches!(next(&mut brief).await, Followed::Ended(FollowEnd::Expired)), "and stays ended");
+
+        let mut deleted = gateway.follow_logs(&name, None, None, FOLLOW_MAX).await.unwrap();
+        store.delete_function(&name).await.unwrap();
+        gateway.function_changed(&name).await;
+        assert!(matches!(next(&mut deleted).await, Followed::Ended(FollowEnd::Deleted)));
+
+        store
+            .save_function(&hearth_store::conformance::sample_function("followed"), Expect::Absent, None)
+            .await
+            .unwrap();
+        let mut stopped = gateway.follow_logs(&name, None, None, FOLLOW_MAX).await.unwrap();
+        gateway.end_log_follows();
+        assert!(matches!(next(&mut stopped).await, Followed::Ended(FollowEnd::Expired)));
+    }
+}

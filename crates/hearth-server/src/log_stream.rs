@@ -1,0 +1,148 @@
+//! `GET /v1/functions/{name}/logs/stream`: a function's log as Server-Sent Events, each line
+//! once it is stored (`id: <seq>`, `event: line`, `data: <LogLine as JSON>`), for the
+//! console, which reads the body with `fetch` and its bearer token (an `EventSource` cannot
+//! send one). Lines come from a gateway [`LogFollower`]: no polling; bounded to
+//! [`LOG_FOLLOWERS_MAX`] streams per server (then 503 `TooManyLogStreams`), each at most an
+//! hour, after which the client reconnects with `Last-Event-ID`. A stream ends with one
+//! `end` event (`{"reason": "expired" | "deleted"}`) when its time is up or its function is
+//! deleted.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use hearth_api::{ApiError, ApiErrorBody, Authorized, needs};
+use hearth_gateway::{FOLLOW_MAX, FollowEnd, FollowError, Followed, LOG_FOLLOWERS_MAX, LogFollower};
+use hearth_types::api::{LogStreamEnd, LogStreamEndReason, LogStreamEvent};
+use hearth_types::{FunctionName, LogLine};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::apps::ServerState;
+use crate::invoke_route::name_of;
+
+/// A comment line this often keeps proxies and browsers from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogStreamQuery {
+    /// Only lines after this position (a line's `seq`, or the `next` of a page of
+    /// `GET /v1/functions/{name}/logs`); default: the log's current end, so only new lines.
+    /// A `Last-Event-ID` header wins.
+    pub after: Option<i64>,
+    /// Only this invocation's lines.
+    pub request_id: Option<String>,
+    /// End the stream after this many seconds, 0 to 3600 (the default and the most).
+    #[param(minimum = 0, maximum = 3600)]
+    pub timeout_s: Option<u64>,
+}
+
+/// Follow a function's log as Server-Sent Events: one `line` event per line (`id` its
+/// `seq`, `data` the line as JSON, as in `GET /v1/functions/{name}/logs`), a comment every
+/// 15 s, and one `end` event (`{"reason": "expired"}` or `{"reason": "deleted"}`) before the
+/// stream closes. At most 64 streams per server, each for at most an hour; reconnect with
+/// `Last-Event-ID` to go on without repeats.
+#[utoipa::path(
+    get, path = "/v1/functions/{name}/logs/stream", tag = "invoke",
+    params(
+        ("name" = FunctionName, Path, description = "Function name"),
+        LogStreamQuery,
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, nullable = false,
+            description = "The `id` of the last event received: the stream goes on after it (wins over `after`)"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`: `line` events, keep-alive comments, an `end` event", body = LogStreamEvent, content_type = "text/event-stream"),
+        (status = 400, description = "Invalid function name (`InvalidFunctionName`), query or `Last-Event-ID` (`InvalidQuery`)", body = ApiErrorBody),
+        (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+        (status = 503, description = "64 log streams are open on this server already (`TooManyLogStreams`): close other consoles", body = ApiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn logs_stream(
+    _: Authorized<needs::Read>,
+    State(state): State<ServerState>,
+    Path(name): Path<String>,
+    query: Result<Query<LogStreamQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = name_of(&name)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("InvalidQuery", e.body_text()))?;
+    let timeout = match q.timeout_s {
+        None => FOLLOW_MAX,
+        Some(s) if s <= FOLLOW_MAX.as_secs() => Duration::from_secs(s),
+        Some(s) => {
+            let max = FOLLOW_MAX.as_secs();
+            return Err(ApiError::bad_request("InvalidQuery", format!("timeout_s must be 0 to {max}, got {s}")));
+        }
+    };
+    let after = last_event_id(&headers)?.or(q.after);
+    let follower = state.gateway.follow_logs(&name, after, q.request_id, timeout).await.map_err(|e| match e {
+        FollowError::NoFunction(_) => ApiError::function_not_found(name.as_str()),
+        FollowError::TooManyFollowers => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TooManyLogStreams",
+            format!(
+                "{LOG_FOLLOWERS_MAX} log streams are open on this server, the most it serves at once; \
+                 close other consoles and retry"
+            ),
+        ),
+        FollowError::Store(e) => e.into(),
+    })?;
+    let sse = Sse::new(events(follower)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    // nginx and its kind would hold the events back in a buffer.
+    let no_buffering = (HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    Ok(([no_buffering], sse).into_response())
+}
+
+/// `Last-Event-ID`, when sent: a line's position.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else { return Ok(None) };
+    value.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).filter(|n| *n >= 0).map(Some).ok_or_else(|| {
+        ApiError::bad_request("InvalidQuery", "Last-Event-ID must be the id of an event of this stream (a number)")
+    })
+}
+
+/// The follower's lines as events, then its `end` event.
+fn events(follower: LogFollower) -> impl Stream<Item = Result<Event, Infallible>> {
+    let state = (Some(follower), VecDeque::<LogLine>::new());
+    futures_util::stream::unfold(state, |(follower, mut pending)| async move {
+        if let Some(line) = pending.pop_front() {
+            return Some((Ok(line_event(&line)), (follower, pending)));
+        }
+        let mut follower = follower?;
+        let end = match follower.next().await {
+            Ok(Followed::Lines(lines)) => {
+                pending.extend(lines);
+                let line = pending.pop_front()?;
+                return Some((Ok(line_event(&line)), (Some(follower), pending)));
+            }
+            Ok(Followed::Ended(end)) => end,
+            Err(e) => {
+                tracing::warn!(%e, "reading a followed log failed; ending its stream");
+                FollowEnd::Expired
+            }
+        };
+        // The last event; the follower (and its place) goes with this step.
+        let reason = match end {
+            FollowEnd::Expired => LogStreamEndReason::Expired,
+            FollowEnd::Deleted => LogStreamEndReason::Deleted,
+        };
+        let data = serde_json::to_string(&LogStreamEnd { reason }).unwrap_or_default();
+        Some((Ok(Event::default().event("end").data(data)), (None, pending)))
+    })
+}
+
+fn line_event(line: &LogLine) -> Event {
+    let event = Event::default().id(line.seq.to_string()).event("line");
+    match serde_json::to_string(line) {
+        Ok(json) => event.data(json),
+        Err(e) => event.comment(format!("a line that is not JSON: {e}")),
+    }
+}
