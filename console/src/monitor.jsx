@@ -141,12 +141,9 @@ function Logs({ fn, onLine }) {
   useEffect(() => {
     setLines([]);
     const ctl = new AbortController();
-    // One invocation's lines: all of them, from the start of the log; otherwise new lines.
-    const q = new URLSearchParams();
-    if (applied) {
-      q.set('request_id', applied);
-      q.set('after', '0');
-    }
+    // The recent past first (one invocation's: all its lines, up to 1,000), then new lines.
+    const q = new URLSearchParams({ tail: applied ? '1000' : '200' });
+    if (applied) q.set('request_id', applied);
     let pending = [];
     let timer = null;
     // Lines arrive in bursts: render them together, at most every 100 ms.

@@ -199,6 +199,8 @@ test('an HTTP trigger: its URL answers, the invocation shows in the charts and i
 
   await page.getByRole('link', { name: 'Monitor' }).click();
   await expect(page.getByTestId('log-state')).toHaveText('following');
+  // The recent past is shown first: the Test invocation's line from the previous test.
+  await expect(page.getByTestId('log-view')).toContainText('node-served event');
   const before = await page.getByTestId('chart-invocations').locator('.chart-summary').textContent();
   const res = await fetch(url);
   expect(res.status).toBe(200);

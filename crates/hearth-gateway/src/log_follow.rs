@@ -68,6 +68,8 @@ pub struct LogFollower {
     recheck: tokio::time::Interval,
     deadline: Instant,
     ended: Option<FollowEnd>,
+    /// Lines from before the start, returned first (see [`LogFollower::with_tail`]).
+    backlog: Vec<LogLine>,
     _place: OwnedSemaphorePermit,
 }
 
@@ -105,6 +107,7 @@ impl Gateway {
             recheck: tokio::time::interval_at(Instant::now() + RECHECK, RECHECK),
             deadline: Instant::now() + for_at_most.min(FOLLOW_MAX),
             ended: None,
+            backlog: Vec::new(),
             _place: place,
         })
     }
@@ -125,8 +128,22 @@ impl Gateway {
 }
 
 impl LogFollower {
+    /// Also returns, first, the last `lines` (at most [`FOLLOW_READ_MAX`]) of the log before
+    /// the follower's start: a reader that starts at the end still sees the recent past.
+    pub async fn with_tail(mut self, lines: usize) -> Result<Self, StoreError> {
+        let limit = lines.min(FOLLOW_READ_MAX);
+        if limit > 0 {
+            let meter = self.gateway.meter();
+            self.backlog = meter.stored_log_tail(&self.function, self.after, self.request_id.as_deref(), limit).await?;
+        }
+        Ok(self)
+    }
+
     /// The next lines, once there are any; or why the follower ended.
     pub async fn next(&mut self) -> Result<Followed, StoreError> {
+        if !self.backlog.is_empty() {
+            return Ok(Followed::Lines(std::mem::take(&mut self.backlog)));
+        }
         loop {
             if let Some(end) = self.ended {
                 return Ok(Followed::Ended(end));

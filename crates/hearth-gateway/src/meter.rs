@@ -145,6 +145,17 @@ impl Meter {
         self.store.read_logs(name, after, request_id, limit).await
     }
 
+    /// A function's last `limit` stored lines at or before `at_most`, oldest first.
+    pub(crate) async fn stored_log_tail(
+        &self,
+        name: &FunctionName,
+        at_most: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        self.store.read_log_tail(name, at_most, request_id, limit).await
+    }
+
     /// Changes after each batch of log lines the writer stores.
     pub(crate) fn log_batches(&self) -> watch::Receiver<u64> {
         self.log_batches.subscribe()

@@ -18,7 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use hearth_api::{ApiError, ApiErrorBody, Authorized, needs};
-use hearth_gateway::{FOLLOW_MAX, FollowEnd, FollowError, Followed, LOG_FOLLOWERS_MAX, LogFollower};
+use hearth_gateway::{FOLLOW_MAX, FOLLOW_READ_MAX, FollowEnd, FollowError, Followed, LOG_FOLLOWERS_MAX, LogFollower};
 use hearth_types::api::{LogStreamEnd, LogStreamEndReason, LogStreamEvent};
 use hearth_types::{FunctionName, LogLine};
 use serde::Deserialize;
@@ -39,6 +39,10 @@ pub struct LogStreamQuery {
     pub after: Option<i64>,
     /// Only this invocation's lines.
     pub request_id: Option<String>,
+    /// When the stream starts at the log's end (neither `after` nor `Last-Event-ID`): first
+    /// send its last this many lines, 0 to 1000 (default 0).
+    #[param(minimum = 0, maximum = 1000)]
+    pub tail: Option<usize>,
     /// End the stream after this many seconds, 0 to 3600 (the default and the most).
     #[param(minimum = 0, maximum = 3600)]
     pub timeout_s: Option<u64>,
@@ -83,6 +87,13 @@ pub(crate) async fn logs_stream(
         }
     };
     let after = last_event_id(&headers)?.or(q.after);
+    let tail = match q.tail {
+        None => 0,
+        Some(n) if n <= FOLLOW_READ_MAX => n,
+        Some(n) => {
+            return Err(ApiError::bad_request("InvalidQuery", format!("tail must be 0 to {FOLLOW_READ_MAX}, got {n}")));
+        }
+    };
     let follower = state.gateway.follow_logs(&name, after, q.request_id, timeout).await.map_err(|e| match e {
         FollowError::NoFunction(_) => ApiError::function_not_found(name.as_str()),
         FollowError::TooManyFollowers => ApiError::new(
@@ -95,6 +106,8 @@ pub(crate) async fn logs_stream(
         ),
         FollowError::Store(e) => e.into(),
     })?;
+    // The recent past only for a reader starting at the end: a resumed one has it already.
+    let follower = if after.is_none() { follower.with_tail(tail).await? } else { follower };
     let sse = Sse::new(events(follower)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     // nginx and its kind would hold the events back in a buffer.
     let no_buffering = (HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));

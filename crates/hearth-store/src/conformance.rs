@@ -223,6 +223,17 @@ async fn telemetry(store: &dyn MetadataStore) {
     let r1 = store.read_logs(&name("tele"), 0, Some("r1"), 100).await.unwrap();
     assert_eq!(r1.len(), 3, "one request's lines");
     assert_eq!(store.read_logs(&name("tele"), 0, None, 2).await.unwrap().len(), 2, "limit");
+    // The tail: the last lines at or before a position, oldest first.
+    let tail = |at_most: i64, request: Option<&'static str>, limit: usize| async move {
+        let lines = store.read_log_tail(&name("tele"), at_most, request, limit).await.unwrap();
+        lines.into_iter().map(|l| l.message).collect::<Vec<_>>()
+    };
+    assert_eq!(tail(end, None, 2).await, ["b", "c"], "the last two, oldest first");
+    assert_eq!(tail(end, None, 100).await, ["old", "a", "b", "c"], "fewer than asked");
+    assert_eq!(tail(all[2].seq, None, 2).await, ["a", "b"], "at or before a position");
+    assert_eq!(tail(end, Some("r1"), 2).await, ["a", "c"], "one request's");
+    assert!(tail(all[0].seq - 1, None, 10).await.is_empty(), "nothing before the first line");
+    assert!(store.read_log_tail(&name("other"), end, None, 10).await.unwrap().is_empty(), "another function's log");
 
     let record = |id: &str, secs_ago: i64| InvocationRecord {
         request_id: id.into(),

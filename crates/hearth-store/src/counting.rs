@@ -145,6 +145,16 @@ impl MetadataStore for CountingStore {
         self.count("read_logs").read_logs(function, after, request_id, limit).await
     }
 
+    async fn read_log_tail(
+        &self,
+        function: &FunctionName,
+        at_most: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        self.count("read_log_tail").read_log_tail(function, at_most, request_id, limit).await
+    }
+
     async fn log_end(&self) -> Result<i64, StoreError> {
         self.count("log_end").log_end().await
     }

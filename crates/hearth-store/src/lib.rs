@@ -147,6 +147,16 @@ pub trait MetadataStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<LogLine>, StoreError>;
 
+    /// A function's last `limit` log lines at or before position `at_most` (optionally one
+    /// request's), oldest first: what a reader sees of the past before it follows new lines.
+    async fn read_log_tail(
+        &self,
+        function: &FunctionName,
+        at_most: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError>;
+
     /// The end of the log: the highest `seq` ever assigned (0 before the first line). It
     /// never goes back, even when lines are deleted or pruned, so [`Self::read_logs`] after it
     /// returns only lines appended later.

@@ -231,6 +231,27 @@ impl MetadataStore for MemoryStore {
             .collect())
     }
 
+    async fn read_log_tail(
+        &self,
+        function: &FunctionName,
+        at_most: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let st = self.state();
+        let mut lines: Vec<LogLine> = st
+            .logs
+            .iter()
+            .rev()
+            .filter(|l| &l.function == function && l.seq <= at_most)
+            .filter(|l| request_id.is_none_or(|r| l.request_id.as_deref() == Some(r)))
+            .take(limit)
+            .cloned()
+            .collect();
+        lines.reverse();
+        Ok(lines)
+    }
+
     async fn log_end(&self) -> Result<i64, StoreError> {
         Ok(self.state().next_seq)
     }

@@ -431,6 +431,34 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
+    async fn read_log_tail(
+        &self,
+        function: &FunctionName,
+        at_most: i64,
+        request_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let (function, request_id) = (function.to_string(), request_id.map(str::to_owned));
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, body FROM logs WHERE function = ?1 AND seq <= ?2 AND (?3 IS NULL OR request_id = ?3)
+                 ORDER BY seq DESC LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![function, at_most, request_id, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut lines = rows
+                .map(|r| {
+                    let (seq, body) = r?;
+                    Ok(LogLine { seq, ..decode(body)? })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            lines.reverse();
+            Ok(lines)
+        })
+        .await
+    }
+
     async fn log_end(&self) -> Result<i64, StoreError> {
         // `logs.seq` is AUTOINCREMENT: SQLite keeps the highest one ever given here.
         self.with(|c| {

@@ -226,6 +226,54 @@ async fn last_event_id_resumes_without_repeats() {
     assert!(later[0].id > ids.last().copied());
 }
 
+/// `tail=N` from the log's end: the last N lines first (one request's, with a filter), then
+/// new ones; never again on a resumed stream.
+#[tokio::test]
+async fn a_tail_sends_the_recent_past_first() {
+    let s = start().await;
+    s.deploy("tailed", SAYS, py(json!({}))).await;
+    let first = s.event("tailed", json!({"say": "first", "n": 3})).await.request_id.unwrap();
+    let second = s.event("tailed", json!({"say": "second", "n": 2})).await.request_id.unwrap();
+    let stored = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines = all_lines(&s, "tailed").await;
+            let report = format!("REPORT RequestId: {second}");
+            if lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.starts_with(&report))) {
+                break lines;
+            }
+            assert!(Instant::now() < deadline, "the invocations' lines were never stored: {lines:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let mut stream = Stream::open(&s, "tailed", "?tail=4", None).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(stream.next(Duration::from_secs(10)).await.unwrap());
+    }
+    let last4: Vec<Value> = stored[stored.len() - 4..].to_vec();
+    assert_eq!(
+        got.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        last4,
+        "the last four stored lines, oldest first"
+    );
+    let id = s.event("tailed", json!({"say": "new"})).await.request_id.unwrap();
+    let later = stream.lines_until(&format!("END RequestId: {id}")).await;
+    assert_eq!(later[0].data["message"], format!("START RequestId: {id} Version: 1"), "then only new lines");
+
+    // With a request filter: that request's last lines.
+    let mut filtered = Stream::open(&s, "tailed", &format!("?tail=100&request_id={first}"), None).await;
+    let lines = filtered.lines_until(&format!("END RequestId: {first}")).await;
+    assert!(lines.iter().all(|l| l.data["request_id"] == first.as_str()), "{lines:?}");
+    assert!(messages(&lines).contains(&"says first 2".to_string()), "{lines:?}");
+    // A resumed stream gets no tail: it has those lines.
+    let end = stored.last().unwrap()["seq"].as_i64().unwrap();
+    let mut resumed = Stream::open(&s, "tailed", "?tail=4", Some(end)).await;
+    s.event("tailed", json!({"say": "resumed"})).await;
+    let next = resumed.next(Duration::from_secs(10)).await.unwrap();
+    assert!(next.id > Some(end), "after the Last-Event-ID, not the tail: {next:?}");
+}
+
 #[tokio::test]
 async fn a_request_id_filter_sends_only_that_invocations_lines() {
     let s = start().await;
@@ -285,6 +333,7 @@ async fn streams_are_bounded_and_refusals_have_codes() {
         ("Bad_Name", "", None, StatusCode::BAD_REQUEST, "InvalidFunctionName"),
         ("crowded", "?timeout_s=3601", None, StatusCode::BAD_REQUEST, "InvalidQuery"),
         ("crowded", "?after=x", None, StatusCode::BAD_REQUEST, "InvalidQuery"),
+        ("crowded", "?tail=1001", None, StatusCode::BAD_REQUEST, "InvalidQuery"),
         ("crowded", "", Some(-1), StatusCode::BAD_REQUEST, "InvalidQuery"),
     ] {
         let r = open(&s, name, query, last_event_id).await;
