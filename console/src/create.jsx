@@ -46,6 +46,12 @@ export function CreateFunction({ can }) {
     e.preventDefault();
     setError(null);
     try {
+      // PUT creates or replaces: never replace a function by creating one of the same name.
+      const exists = await api('GET', fnPath(name.trim())).then(
+        () => true,
+        (e) => (e.status === 404 ? false : Promise.reject(e)),
+      );
+      if (exists) throw { code: 'FunctionExists', message: `${name.trim()} exists already: open it from the list, or choose another name.` };
       let pkg;
       if (source === 'template') {
         if (!templates[form.runtime]) throw { code: 'NoTemplate', message: `No template for ${form.runtime}: upload a zip or a folder instead.` };

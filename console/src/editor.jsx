@@ -76,7 +76,9 @@ function CompiledCode({ fn }) {
 function CodeEditor({ fn, can, onSaved }) {
   const host = useRef(null);
   const view = useRef(null);
-  const model = useRef({ files: new Map(), states: new Map() });
+  // files: path -> {data, mode} as loaded (or made); states: path -> EditorState of text files;
+  // texts: path -> the text as loaded, so an unchanged file is saved with its own bytes.
+  const model = useRef({ files: new Map(), states: new Map(), texts: new Map() });
   const [paths, setPaths] = useState([]);
   const [current, setCurrent] = useState(null);
   const [dirty, setDirty] = useState(false);
@@ -107,7 +109,10 @@ function CodeEditor({ fn, can, onSaved }) {
         m.files = files;
         for (const [path, f] of files) {
           const text = asText(f);
-          if (text != null) m.states.set(path, stateFor(path, text));
+          if (text != null) {
+            m.states.set(path, stateFor(path, text));
+            m.texts.set(path, text);
+          }
         }
         const names = [...files.keys()];
         setPaths(names);
@@ -127,7 +132,11 @@ function CodeEditor({ fn, can, onSaved }) {
     setError(null);
     const m = model.current;
     const files = new Map();
-    for (const [path, f] of m.files) files.set(path, m.states.has(path) ? textFile(m.states.get(path).doc.toString(), f.mode) : f);
+    for (const [path, f] of m.files) {
+      const text = m.states.get(path)?.doc.toString();
+      // Unchanged files keep their bytes (line endings, byte order mark) and mode.
+      files.set(path, text == null || text === m.texts.get(path) ? f : textFile(text, f.mode));
+    }
     setStatus('Saving…');
     try {
       const sha = await uploadPackage(writeZip(files));

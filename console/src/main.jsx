@@ -10,7 +10,16 @@ import { UsagePage } from './usage.jsx';
 
 /** The page the fragment names: #/functions, #/new, #/f/NAME/TAB, #/usage. */
 function route(hash) {
-  const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const parts = hash
+    .replace(/^#\/?/, '')
+    .split('/')
+    .map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        return p;
+      }
+    });
   if (parts[0] === 'new') return { page: 'new' };
   if (parts[0] === 'usage') return { page: 'usage' };
   if (parts[0] === 'f' && parts[1]) return { page: 'function', name: parts[1], tab: parts[2] || 'code' };
@@ -164,7 +173,7 @@ function showCrash(err) {
   box.textContent = `The console hit an error: ${err?.message || err}. Reload the page; your token is kept for this tab.`;
 }
 
-// Adds CodeMirror's style element with this page's nonce (the CSP allows no other inline style).
+// The page's loading line goes; the console renders in its place.
 const root = document.getElementById('app');
 root.textContent = '';
 render(<App />, root);

@@ -62,7 +62,7 @@ export async function runTest(name, body) {
   });
   const wall = performance.now() - started;
   if (!(res instanceof Response)) return { refused: res, wall };
-  const requestId = res.headers.get('x-hearth-request-id');
+  const requestId = res.headers.get('x-hearth-request-id') || '';
   const payload = await res.text();
   const result = {
     requestId,
@@ -73,7 +73,7 @@ export async function runTest(name, body) {
     functionError: res.headers.get('x-hearth-function-error'),
   };
   const [list, logs] = await Promise.all([
-    get(`${fnPath(name)}/invocations?limit=50`),
+    get(`${fnPath(name)}/invocations?limit=1000`),
     get(`${fnPath(name)}/logs?request_id=${encodeURIComponent(requestId)}&limit=1000`),
   ]);
   result.record = list.invocations.find((r) => r.request_id === requestId);

@@ -25,7 +25,15 @@ export function ErrorBox({ error, onClose }) {
 export function useLoad(fn, deps) {
   const [state, setState] = useState({ data: undefined, error: null, loading: true });
   const seq = useRef(0);
+  const running = useRef(null);
   const load = useCallback(async () => {
+    // One load at a time: a reload asked for while one runs happens once, after it.
+    if (running.current) {
+      running.current.again = true;
+      return;
+    }
+    const run = { again: false };
+    running.current = run;
     const mine = ++seq.current;
     setState((s) => ({ ...s, loading: true }));
     try {
@@ -33,6 +41,9 @@ export function useLoad(fn, deps) {
       if (mine === seq.current) setState({ data, error: null, loading: false });
     } catch (error) {
       if (mine === seq.current) setState((s) => ({ data: s.data, error, loading: false }));
+    } finally {
+      running.current = null;
+      if (run.again) load();
     }
   }, deps);
   useEffect(() => {

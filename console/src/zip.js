@@ -2,7 +2,7 @@
 // Unix modes are kept (a `bootstrap` must stay executable), read from the central directory.
 import { unzipSync, zipSync, strToU8 } from 'fflate';
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Largest file the editor opens as text. */
 export const EDITABLE_MAX = 1024 * 1024;
@@ -30,7 +30,8 @@ function modes(bytes) {
     const commentLen = view.getUint16(p + 32, true);
     const external = view.getUint32(p + 38, true);
     const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
-    if (madeBy === 3 && external >>> 16) out.set(name, (external >>> 16) & 0o7777);
+    // The whole Unix mode: its file type too (a symbolic link stays one).
+    if (madeBy === 3 && external >>> 16) out.set(name, external >>> 16);
     p += 46 + nameLen + extraLen + commentLen;
   }
   return out;
@@ -48,9 +49,12 @@ export function readZip(bytes) {
   return files;
 }
 
-/** The file as text, or null when it is binary or too large to edit. */
+/** Whether the entry is a symbolic link (its data is the link's target). */
+export const isLink = (file) => (file.mode & 0o170000) === 0o120000;
+
+/** The file as text, or null when it is binary, a link, or too large to edit. */
 export function asText(file) {
-  if (file.data.length > EDITABLE_MAX || file.data.includes(0)) return null;
+  if (isLink(file) || file.data.length > EDITABLE_MAX || file.data.includes(0)) return null;
   try {
     return decoder.decode(file.data);
   } catch {
@@ -65,7 +69,8 @@ export function writeZip(files) {
   const input = {};
   for (const name of [...files.keys()].sort()) {
     const f = files.get(name);
-    input[name] = [f.data, { os: 3, attrs: ((0o100000 | f.mode) << 16) >>> 0, mtime: new Date('2020-01-01T00:00:00Z') }];
+    const mode = f.mode & 0o170000 ? f.mode : 0o100000 | f.mode;
+    input[name] = [f.data, { os: 3, attrs: (mode << 16) >>> 0, mtime: new Date('2020-01-01T00:00:00Z') }];
   }
   return zipSync(input, { level: 6 });
 }
@@ -76,7 +81,7 @@ export async function readFolder(fileList) {
   for (const f of fileList) {
     const rel = f.webkitRelativePath || f.name;
     const path = rel.includes('/') ? rel.slice(rel.indexOf('/') + 1) : rel;
-    if (!path || path.split('/').some((p) => p === '.git' || p === '__pycache__' || p === 'node_modules/.cache')) continue;
+    if (!path || path.split('/').some((p) => p === '.git' || p === '__pycache__')) continue;
     const data = new Uint8Array(await f.arrayBuffer());
     const exec = path === 'bootstrap' || path.endsWith('.sh');
     files.set(path, { data, mode: exec ? 0o755 : 0o644 });

@@ -20,6 +20,23 @@ pub const LOG_FOLLOWERS_MAX: usize = 64;
 pub const FOLLOW_MAX: Duration = Duration::from_secs(3600);
 /// Lines one read returns, at most.
 pub const FOLLOW_READ_MAX: usize = 1_000;
+/// Most message bytes one read returns (at least one line): with lines of up to 256 KiB, the
+/// line count alone would let a read hold hundreds of MiB.
+pub const FOLLOW_READ_BYTES: usize = 1024 * 1024;
+
+/// The first lines of `lines` whose messages fit in [`FOLLOW_READ_BYTES`] (one at least).
+fn within_bytes(mut lines: Vec<LogLine>) -> Vec<LogLine> {
+    let mut bytes = 0;
+    let keep = lines
+        .iter()
+        .position(|l| {
+            bytes += l.message.len();
+            bytes > FOLLOW_READ_BYTES
+        })
+        .map_or(lines.len(), |i| i.max(1));
+    lines.truncate(keep);
+    lines
+}
 /// How often a follower checks that its function still exists, besides when this gateway
 /// changes a function (a change made through another node is seen this late).
 const RECHECK: Duration = Duration::from_secs(30);
@@ -134,7 +151,11 @@ impl LogFollower {
         let limit = lines.min(FOLLOW_READ_MAX);
         if limit > 0 {
             let meter = self.gateway.meter();
-            self.backlog = meter.stored_log_tail(&self.function, self.after, self.request_id.as_deref(), limit).await?;
+            let mut tail = meter.stored_log_tail(&self.function, self.after, self.request_id.as_deref(), limit).await?;
+            // The newest lines of the tail when it is too large to send at once.
+            tail.reverse();
+            self.backlog = within_bytes(tail);
+            self.backlog.reverse();
         }
         Ok(self)
     }
@@ -154,12 +175,24 @@ impl LogFollower {
             }
             if self.unread {
                 let meter = self.gateway.meter();
-                let lines =
+                // Everything up to `end` is stored before the read starts.
+                let end = meter.stored_log_end().await?;
+                let read =
                     meter.stored_logs(&self.function, self.after, self.request_id.as_deref(), FOLLOW_READ_MAX).await?;
-                // A full read may leave more; a shorter one read everything stored.
-                self.unread = lines.len() == FOLLOW_READ_MAX;
+                let n = read.len();
+                let lines = within_bytes(read);
+                // A full or cut read may leave more; a shorter one read everything stored.
+                self.unread = n == FOLLOW_READ_MAX || lines.len() < n;
                 if let Some(last) = lines.last() {
                     self.after = last.seq;
+                }
+                if !self.unread {
+                    // Nothing more up to `end` is this follower's (other functions' or other
+                    // requests' lines): the next read starts past them, not at the last line
+                    // it returned, so a filtered follower never reads the same lines twice.
+                    self.after = self.after.max(end);
+                }
+                if !lines.is_empty() {
                     return Ok(Followed::Lines(lines));
                 }
             }
@@ -233,6 +266,36 @@ mod tests {
             stream: LogStream::Stdout,
             message: message.into(),
         }
+    }
+
+    #[test]
+    fn a_read_is_bounded_in_bytes() {
+        let big = "x".repeat(300 * 1024);
+        let lines: Vec<LogLine> = (0..10).map(|_| line(&big)).collect();
+        assert_eq!(within_bytes(lines).len(), 3, "3 × 300 KiB fit in 1 MiB, 4 do not");
+        assert_eq!(within_bytes(vec![line(&"y".repeat(2 * FOLLOW_READ_BYTES))]).len(), 1, "one line at least");
+        assert_eq!(within_bytes((0..5).map(|_| line("small")).collect()).len(), 5);
+    }
+
+    /// A follower whose lines exceed a read's bytes gets them over several reads, in order,
+    /// none lost.
+    #[tokio::test]
+    async fn large_lines_come_over_several_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gateway, _store) = gateway(&dir).await;
+        let name: FunctionName = "followed".parse().unwrap();
+        let mut f = gateway.follow_logs(&name, None, None, FOLLOW_MAX).await.unwrap();
+        for i in 0..8 {
+            gateway.meter().log(line(&format!("{i}{}", "z".repeat(250 * 1024))));
+        }
+        let mut got = Vec::new();
+        while got.len() < 8 {
+            let Followed::Lines(lines) = next(&mut f).await else { panic!("ended") };
+            let bytes: usize = lines.iter().map(|l| l.message.len()).sum();
+            assert!(bytes <= FOLLOW_READ_BYTES, "{bytes}");
+            got.extend(lines.into_iter().map(|l| l.message.chars().next().unwrap()));
+        }
+        assert_eq!(got, ['0', '1', '2', '3', '4', '5', '6', '7']);
     }
 
     async fn next(f: &mut LogFollower) -> Followed {

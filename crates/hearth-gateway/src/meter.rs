@@ -145,6 +145,11 @@ impl Meter {
         self.store.read_logs(name, after, request_id, limit).await
     }
 
+    /// The end of the log as stored now (no flush: for followers).
+    pub(crate) async fn stored_log_end(&self) -> Result<i64, StoreError> {
+        self.store.log_end().await
+    }
+
     /// A function's last `limit` stored lines at or before `at_most`, oldest first.
     pub(crate) async fn stored_log_tail(
         &self,

@@ -87,14 +87,17 @@ fn serve(file: &str, request: &HeaderMap) -> Response {
         secure(r.headers_mut(), None);
         return r;
     };
-    let tag = etag(asset.bytes);
+    // Computed once per file: the bytes are the binary's own.
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| ASSETS.iter().map(|a| etag(a.bytes)).collect());
+    let tag = &tags[ASSETS.iter().position(|a| a.name == asset.name).expect("a listed asset")];
     let mut r = if request.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         ([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response()
     };
     let h = r.headers_mut();
-    h.insert(header::ETAG, HeaderValue::from_str(&tag).expect("an etag is a header value"));
+    h.insert(header::ETAG, HeaderValue::from_str(tag).expect("an etag is a header value"));
     // Revalidated on every load: a new binary brings its own console at once.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     secure(h, None);

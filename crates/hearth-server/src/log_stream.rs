@@ -7,7 +7,6 @@
 //! `end` event (`{"reason": "expired" | "deleted"}`) when its time is up or its function is
 //! deleted.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -122,34 +121,53 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     })
 }
 
-/// The follower's lines as events, then its `end` event.
+/// How long a stream waits for a reader that does not read before it gives up (its place
+/// among the followers, and the lines it holds).
+const STALLED: Duration = Duration::from_secs(30);
+/// Events waiting for the reader, at most (each at most a line: 256 KiB).
+const QUEUED_EVENTS: usize = 16;
+
+/// The follower's lines as events, then its `end` event. The follower runs in a task of its
+/// own, so its deadline and the server's stop hold even while the reader does not read, and it
+/// ends (giving its place back) as soon as the reader goes or stalls for [`STALLED`].
 fn events(follower: LogFollower) -> impl Stream<Item = Result<Event, Infallible>> {
-    let state = (Some(follower), VecDeque::<LogLine>::new());
-    futures_util::stream::unfold(state, |(follower, mut pending)| async move {
-        if let Some(line) = pending.pop_front() {
-            return Some((Ok(line_event(&line)), (follower, pending)));
-        }
-        let mut follower = follower?;
-        let end = match follower.next().await {
+    let (tx, rx) = tokio::sync::mpsc::channel(QUEUED_EVENTS);
+    tokio::spawn(feed(follower, tx));
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+}
+
+/// Sends `event` unless the reader is gone or stalled.
+async fn send(tx: &tokio::sync::mpsc::Sender<Event>, event: Event) -> bool {
+    matches!(tokio::time::timeout(STALLED, tx.send(event)).await, Ok(Ok(())))
+}
+
+async fn feed(mut follower: LogFollower, tx: tokio::sync::mpsc::Sender<Event>) {
+    let end = loop {
+        let next = tokio::select! {
+            next = follower.next() => next,
+            () = tx.closed() => return,
+        };
+        match next {
             Ok(Followed::Lines(lines)) => {
-                pending.extend(lines);
-                let line = pending.pop_front()?;
-                return Some((Ok(line_event(&line)), (Some(follower), pending)));
+                for line in &lines {
+                    if !send(&tx, line_event(line)).await {
+                        return;
+                    }
+                }
             }
-            Ok(Followed::Ended(end)) => end,
+            Ok(Followed::Ended(end)) => break end,
             Err(e) => {
                 tracing::warn!(%e, "reading a followed log failed; ending its stream");
-                FollowEnd::Expired
+                break FollowEnd::Expired;
             }
-        };
-        // The last event; the follower (and its place) goes with this step.
-        let reason = match end {
-            FollowEnd::Expired => LogStreamEndReason::Expired,
-            FollowEnd::Deleted => LogStreamEndReason::Deleted,
-        };
-        let data = serde_json::to_string(&LogStreamEnd { reason }).unwrap_or_default();
-        Some((Ok(Event::default().event("end").data(data)), (None, pending)))
-    })
+        }
+    };
+    let reason = match end {
+        FollowEnd::Expired => LogStreamEndReason::Expired,
+        FollowEnd::Deleted => LogStreamEndReason::Deleted,
+    };
+    let data = serde_json::to_string(&LogStreamEnd { reason }).unwrap_or_default();
+    send(&tx, Event::default().event("end").data(data)).await;
 }
 
 fn line_event(line: &LogLine) -> Event {

@@ -39,6 +39,25 @@ pub struct StatsQuery {
     pub step_s: Option<i64>,
 }
 
+/// Statistics computed at once, at most: each reads a window of records, so more would only
+/// queue on the store and slow everything else that needs it.
+const STATS_AT_ONCE: usize = 2;
+/// How long a request waits for its turn before it is refused.
+const STATS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A turn to compute statistics, or `503 ServerBusy` after [`STATS_WAIT`].
+async fn stats_turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STATS_AT_ONCE);
+    match tokio::time::timeout(STATS_WAIT, TURNS.acquire()).await {
+        Ok(Ok(turn)) => Ok(turn),
+        _ => Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "ServerBusy",
+            "statistics are being computed for other requests; retry in a few seconds",
+        )),
+    }
+}
+
 /// A function's invocations over a window, in buckets: counts, errors, cold starts, p50 and
 /// p99 durations (nearest rank), and the most live instances this server saw in each.
 #[utoipa::path(
@@ -48,6 +67,7 @@ pub struct StatsQuery {
         (status = 200, body = FunctionStats),
         (status = 400, description = "Invalid function name (`InvalidFunctionName`), or a time, step or window that is not allowed: `from` not before `to`, more than 7 days, more than 1,000 buckets (`InvalidQuery`)", body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
+        (status = 503, description = "Two statistics requests are being computed and this one waited 10 s for its turn (`ServerBusy`): retry", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -67,6 +87,7 @@ pub(crate) async fn function_stats(
     let window = window(from, to, q.step_s)?;
     let f = state.gateway.function(&name).await?.ok_or_else(|| ApiError::function_not_found(name.as_str()))?;
     // What this node's meter still holds counts too (the caller's own invocations).
+    let _turn = stats_turn().await?;
     state.gateway.meter().flush().await;
     let stats = state.usage.store.invocation_stats(&name, window, MAX_DURATIONS).await?;
     let spans: Vec<_> = (0..window.buckets()).map(|i| window.bucket_span(i)).collect();
@@ -145,6 +166,7 @@ pub struct SummaryQuery {
     responses(
         (status = 200, body = StatsSummary),
         (status = 400, description = "A window outside 1 s to 7 days (`InvalidQuery`)", body = ApiErrorBody),
+        (status = 503, description = "Two statistics requests are being computed and this one waited 10 s for its turn (`ServerBusy`): retry", body = ApiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -163,6 +185,7 @@ pub(crate) async fn summary(
     }
     let to = Utc::now();
     let from = to - TimeDelta::seconds(window_s);
+    let _turn = stats_turn().await?;
     state.gateway.meter().flush().await;
     let activity = state.usage.store.function_activity(from, to, MAX_DURATIONS).await?;
     let live = state.gateway.live_instances();

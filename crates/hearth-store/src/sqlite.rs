@@ -101,6 +101,18 @@ fn function_id_of(conn: &Connection, name: &str) -> Result<Option<String>, Store
     Ok(conn.query_row("SELECT id FROM functions WHERE name = ?1", [name], |r| r.get(0)).optional()?)
 }
 
+/// A function's log after a position (`?2`), all of it or one request's (`?3`), oldest first;
+/// and its tail at or before a position, newest first. Each reads a range of the function's
+/// index from the position.
+pub(crate) const READ_LOGS: &str =
+    "SELECT seq, body FROM logs WHERE function = ?1 AND seq > ?2 AND ?3 IS NULL ORDER BY seq LIMIT ?4";
+pub(crate) const READ_REQUEST_LOGS: &str =
+    "SELECT seq, body FROM logs WHERE function = ?1 AND request_id = ?3 AND seq > ?2 ORDER BY seq LIMIT ?4";
+pub(crate) const LOG_TAIL: &str =
+    "SELECT seq, body FROM logs WHERE function = ?1 AND seq <= ?2 AND ?3 IS NULL ORDER BY seq DESC LIMIT ?4";
+pub(crate) const REQUEST_LOG_TAIL: &str =
+    "SELECT seq, body FROM logs WHERE function = ?1 AND request_id = ?3 AND seq <= ?2 ORDER BY seq DESC LIMIT ?4";
+
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn get_function(&self, name: &FunctionName) -> Result<Option<Function>, StoreError> {
@@ -415,10 +427,8 @@ impl MetadataStore for SqliteStore {
     ) -> Result<Vec<LogLine>, StoreError> {
         let (function, request_id) = (function.to_string(), request_id.map(str::to_owned));
         self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, body FROM logs WHERE function = ?1 AND seq > ?2 AND (?3 IS NULL OR request_id = ?3)
-                 ORDER BY seq LIMIT ?4",
-            )?;
+            // Two statements, so the planner sees a plain condition in each.
+            let mut stmt = c.prepare_cached(if request_id.is_some() { READ_REQUEST_LOGS } else { READ_LOGS })?;
             let rows = stmt.query_map(params![function, after, request_id, limit as i64], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })?;
@@ -440,10 +450,7 @@ impl MetadataStore for SqliteStore {
     ) -> Result<Vec<LogLine>, StoreError> {
         let (function, request_id) = (function.to_string(), request_id.map(str::to_owned));
         self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, body FROM logs WHERE function = ?1 AND seq <= ?2 AND (?3 IS NULL OR request_id = ?3)
-                 ORDER BY seq DESC LIMIT ?4",
-            )?;
+            let mut stmt = c.prepare_cached(if request_id.is_some() { REQUEST_LOG_TAIL } else { LOG_TAIL })?;
             let rows = stmt.query_map(params![function, at_most, request_id, limit as i64], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })?;

@@ -176,3 +176,30 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 pub(crate) fn latest() -> usize {
     MIGRATIONS.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How SQLite reads a statement (the `detail` column of `EXPLAIN QUERY PLAN`).
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(rusqlite::params!["f", 5, "r", 10], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    /// A log read, with or without a request filter, forwards or backwards, is a range of
+    /// the function's index from a position: a follower reads only what is past its place
+    /// (which a short read moves to the log's end, `hearth-gateway`'s `LogFollower`).
+    #[test]
+    fn log_reads_use_an_index_range() {
+        use crate::sqlite::{LOG_TAIL, READ_LOGS, READ_REQUEST_LOGS, REQUEST_LOG_TAIL};
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for sql in [READ_LOGS, LOG_TAIL, READ_REQUEST_LOGS, REQUEST_LOG_TAIL] {
+            let p = plan(&conn, sql);
+            assert!(p.contains("USING INDEX logs_function (function=? AND seq"), "{sql}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "no sort: {p}");
+        }
+    }
+}
