@@ -179,7 +179,7 @@ function NatsTriggers({ fn, can }) {
       <ErrorBox error={error} />
       <ul class="trigger-list">
         {mine.map((t) => (
-          <li class="trigger">
+          <li class="trigger" data-testid="nats-trigger">
             <div>
               <strong>{t.subject}</strong> <span class="tag">{t.server}</span> {t.stream && <span class="tag">stream {t.stream}</span>} <span class={`tag ${t.status}`}>{t.status}</span>
             </div>

@@ -1,10 +1,10 @@
 // The console end to end, in a real browser against a real `hearth up` (tests/server.mjs).
 // The tests run in order and build on each other: create, edit, test, upload, trigger, observe.
 import { test, expect } from '@playwright/test';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { zipSync, strToU8 } from 'fflate';
+import { zipSync, unzipSync, strToU8, strFromU8 } from 'fflate';
 
 const shots = join(import.meta.dirname, '..', 'screenshots');
 mkdirSync(shots, { recursive: true });
@@ -114,6 +114,29 @@ test('create a Python function from the template, edit, save, test cold then war
   await expect(page.getByTestId('latest-version')).toHaveText('2');
   await shoot(page, '04-code');
 
+  // Files and folders: a new file in a folder, renamed, then deleted; search opens.
+  await page.getByRole('button', { name: 'New file' }).click();
+  await page.getByLabel('New file path').fill('lib/util.py');
+  await page.getByRole('button', { name: 'OK' }).click();
+  await expect(page.locator('.files')).toContainText('lib/');
+  await expect(page.locator('.files button[data-path="lib/util.py"]')).toHaveAttribute('aria-current', 'true');
+  await page.locator('.code .cm-content').click();
+  await page.keyboard.insertText('VALUE = 42\n');
+  await page.getByRole('button', { name: 'Rename' }).click();
+  await page.getByLabel('Rename lib/util.py to').fill('lib/helpers.py');
+  await page.getByRole('button', { name: 'OK' }).click();
+  await expect(page.locator('.files button[data-path="lib/helpers.py"]')).toBeVisible();
+  await expect(page.locator('.files button[data-path="lib/util.py"]')).toHaveCount(0);
+  await expect(page.locator('.code .cm-content')).toContainText('VALUE = 42');
+  await page.locator('.code .cm-content').click();
+  await page.keyboard.press('Control+f');
+  await expect(page.locator('.cm-search')).toBeVisible();
+  await page.keyboard.press('Escape');
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await expect(page.locator('.files')).not.toContainText('helpers.py');
+  await expect(page.locator('.files button[data-path="main.py"]')).toHaveAttribute('aria-current', 'true');
+
   await page.getByRole('link', { name: 'Versions' }).click();
   const current = page.locator('tr.current');
   await expect(current).toContainText('2');
@@ -121,6 +144,12 @@ test('create a Python function from the template, edit, save, test cold then war
   await page.getByRole('button', { name: 'Diff with current' }).click();
   await expect(page.locator('.diff')).toContainText('changed by the console');
   await shoot(page, '05-versions');
+  // Any version downloads as its package.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('tr[data-version="1"]').getByRole('button', { name: 'Download' }).click()]);
+  expect(download.suggestedFilename()).toBe('hello-py-v1.zip');
+  const files = unzipSync(new Uint8Array(readFileSync(await download.path())));
+  expect(Object.keys(files)).toEqual(['main.py']);
+  expect(strFromU8(files['main.py'])).toContain('Hello, {name}!');
 
   await page.getByRole('link', { name: 'Test' }).click();
   let result = await testEvent(page);
@@ -133,6 +162,14 @@ test('create a Python function from the template, edit, save, test cold then war
   result = await testEvent(page);
   await expect(result).toContainText('warm');
   await shoot(page, '06-test');
+  // A saved test event comes back after a reload; a template fills the editor.
+  await page.getByLabel('Template', { exact: true }).selectOption('Scheduled event');
+  await expect(page.locator('.event-editor .cm-content')).toContainText('Scheduled Event');
+  await page.getByLabel('Event name', { exact: true }).fill('nightly');
+  await page.getByRole('button', { name: 'Save event' }).click();
+  await page.reload();
+  await page.getByLabel('Saved', { exact: true }).selectOption('nightly');
+  await expect(page.locator('.event-editor .cm-content')).toContainText('Scheduled Event');
 
   // A syntax error: the function's error type and message.
   await page.getByRole('link', { name: 'Code' }).click();
@@ -220,7 +257,14 @@ test('an HTTP trigger: its URL answers, the invocation shows in the charts and i
   await page.getByLabel('Schedule').fill('0 0 3 * * *');
   await page.getByRole('button', { name: 'Add cron trigger' }).click();
   await expect(page.getByTestId('cron-trigger')).toContainText('0 0 3 * * *');
+  // A NATS trigger (its server need not run: the trigger says it cannot connect) and its removal.
+  await page.getByLabel('Server').fill('nats://127.0.0.1:1');
+  await page.getByLabel('Subject').fill('orders.>');
+  await page.getByRole('button', { name: 'Add NATS trigger' }).click();
+  await expect(page.getByTestId('nats-trigger')).toContainText('orders.>');
   await shoot(page, '07-triggers');
+  await page.getByTestId('nats-trigger').getByRole('button', { name: 'Remove' }).click();
+  await expect(page.getByTestId('nats-trigger')).toHaveCount(0);
   await page.getByTestId('cron-trigger').getByRole('button', { name: 'Remove' }).click();
   await expect(page.getByTestId('cron-trigger')).toHaveCount(0);
 
@@ -263,6 +307,31 @@ test('an HTTP trigger: its URL answers, the invocation shows in the charts and i
   await page.getByRole('link', { name: 'Functions' }).click();
   await expect(page.locator('table.functions')).toContainText('node-zip');
   await shoot(page, '11-functions');
+});
+
+test('a folder of a Python package uploads with its subfolders; a trigger is removed', async ({ page }) => {
+  const dir = mkdtempSync(join(tmpdir(), 'console-folder-'));
+  mkdirSync(join(dir, 'app', 'pkg'), { recursive: true });
+  writeFileSync(join(dir, 'app', 'main.py'), 'from pkg.helper import answer\n\ndef handler(event, context):\n    return {"answer": answer()}\n');
+  writeFileSync(join(dir, 'app', 'pkg', '__init__.py'), '');
+  writeFileSync(join(dir, 'app', 'pkg', 'helper.py'), 'def answer():\n    return "from a subfolder"\n');
+  await signIn(page, process.env.HEARTH_ADMIN_TOKEN);
+  await page.getByRole('link', { name: 'Create function' }).click();
+  await page.getByLabel('Name').fill('folder-py');
+  await page.getByLabel('Upload a folder').check();
+  await page.getByLabel('Folder', { exact: true }).setInputFiles(join(dir, 'app'));
+  await page.getByRole('button', { name: 'Create function' }).click();
+  await expect(page.getByTestId('latest-version')).toHaveText('1');
+  await expect(page.locator('.files button[data-path="pkg/helper.py"]')).toBeVisible();
+  await page.getByRole('link', { name: 'Test' }).click();
+  const result = await testEvent(page);
+  await expect(result.getByTestId('payload')).toContainText('from a subfolder');
+
+  await page.goto(`${process.env.HEARTH_URL}/console/#/f/node-zip/triggers`);
+  await expect(page.getByTestId('http-trigger')).toHaveCount(1);
+  page.once('dialog', (d) => d.accept());
+  await page.getByTestId('http-trigger').getByRole('button', { name: 'Remove' }).click();
+  await expect(page.getByTestId('http-trigger')).toHaveCount(0);
 });
 
 test('a read-only token gets a read-only console; a forced save shows the API refusal', async ({ page }) => {
