@@ -4,8 +4,8 @@
 //! send one). Lines come from a gateway [`LogFollower`]: no polling; bounded to
 //! [`LOG_FOLLOWERS_MAX`] streams per server (then 503 `TooManyLogStreams`), each at most an
 //! hour, after which the client reconnects with `Last-Event-ID`. A stream ends with one
-//! `end` event (`{"reason": "expired" | "deleted"}`) when its time is up or its function is
-//! deleted.
+//! `end` event (`{"reason": "expired" | "deleted" | "revoked"}`) when its time is up, its
+//! function is deleted, or its token no longer holds (checked every 30 s).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -49,8 +49,9 @@ pub struct LogStreamQuery {
 
 /// Follow a function's log as Server-Sent Events: one `line` event per line (`id` its
 /// `seq`, `data` the line as JSON, as in `GET /v1/functions/{name}/logs`), a comment every
-/// 15 s, and one `end` event (`{"reason": "expired"}` or `{"reason": "deleted"}`) before the
-/// stream closes. At most 64 streams per server, each for at most an hour; reconnect with
+/// 15 s, and one `end` event (`{"reason": "expired"}`, `{"reason": "deleted"}`, or
+/// `{"reason": "revoked"}` once its token is deleted, checked every 30 s) before the stream
+/// closes. At most 64 streams per server, each for at most an hour; reconnect with
 /// `Last-Event-ID` to go on without repeats.
 #[utoipa::path(
     get, path = "/v1/functions/{name}/logs/stream", tag = "invoke",
@@ -69,7 +70,7 @@ pub struct LogStreamQuery {
     security(("bearer" = []))
 )]
 pub(crate) async fn logs_stream(
-    _: Authorized<needs::Read>,
+    caller: Authorized<needs::Read>,
     State(state): State<ServerState>,
     Path(name): Path<String>,
     query: Result<Query<LogStreamQuery>, QueryRejection>,
@@ -107,7 +108,8 @@ pub(crate) async fn logs_stream(
     })?;
     // The recent past only for a reader starting at the end: a resumed one has it already.
     let follower = if after.is_none() { follower.with_tail(tail).await? } else { follower };
-    let sse = Sse::new(events(follower)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    let still = Authorization { store: state.api.store().clone(), secret_sha256: caller.caller.token.secret_sha256 };
+    let sse = Sse::new(events(follower, still)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     // nginx and its kind would hold the events back in a buffer.
     let no_buffering = (HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     Ok(([no_buffering], sse).into_response())
@@ -130,9 +132,9 @@ const QUEUED_EVENTS: usize = 16;
 /// The follower's lines as events, then its `end` event. The follower runs in a task of its
 /// own, so its deadline and the server's stop hold even while the reader does not read, and it
 /// ends (giving its place back) as soon as the reader goes or stalls for [`STALLED`].
-fn events(follower: LogFollower) -> impl Stream<Item = Result<Event, Infallible>> {
+fn events(follower: LogFollower, still: Authorization) -> impl Stream<Item = Result<Event, Infallible>> {
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUED_EVENTS);
-    tokio::spawn(feed(follower, tx));
+    tokio::spawn(feed(follower, still, tx));
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
 }
 
@@ -141,11 +143,42 @@ async fn send(tx: &tokio::sync::mpsc::Sender<Event>, event: Event) -> bool {
     matches!(tokio::time::timeout(STALLED, tx.send(event)).await, Ok(Ok(())))
 }
 
-async fn feed(mut follower: LogFollower, tx: tokio::sync::mpsc::Sender<Event>) {
-    let end = loop {
+/// How often an open stream asks the store whether its token still holds (the token cache's
+/// trust window: a revocation ends the stream as late as it would refuse a new request).
+const TOKEN_RECHECK: Duration = Duration::from_secs(30);
+
+/// The token a stream was opened with, to check again while it runs.
+struct Authorization {
+    store: std::sync::Arc<dyn hearth_store::MetadataStore>,
+    secret_sha256: String,
+}
+
+impl Authorization {
+    /// Whether the token still exists and grants `read` (a store error keeps the stream).
+    async fn holds(&self) -> bool {
+        match self.store.token_by_secret_hash(&self.secret_sha256).await {
+            Ok(Some(token)) => token.grants(hearth_types::Scope::Read),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(%e, "cannot check a log stream's token; keeping the stream");
+                true
+            }
+        }
+    }
+}
+
+async fn feed(mut follower: LogFollower, still: Authorization, tx: tokio::sync::mpsc::Sender<Event>) {
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + TOKEN_RECHECK, TOKEN_RECHECK);
+    let reason = loop {
         let next = tokio::select! {
             next = follower.next() => next,
             () = tx.closed() => return,
+            _ = recheck.tick() => {
+                if still.holds().await {
+                    continue;
+                }
+                break LogStreamEndReason::Revoked;
+            }
         };
         match next {
             Ok(Followed::Lines(lines)) => {
@@ -155,16 +188,13 @@ async fn feed(mut follower: LogFollower, tx: tokio::sync::mpsc::Sender<Event>) {
                     }
                 }
             }
-            Ok(Followed::Ended(end)) => break end,
+            Ok(Followed::Ended(FollowEnd::Expired)) => break LogStreamEndReason::Expired,
+            Ok(Followed::Ended(FollowEnd::Deleted)) => break LogStreamEndReason::Deleted,
             Err(e) => {
                 tracing::warn!(%e, "reading a followed log failed; ending its stream");
-                break FollowEnd::Expired;
+                break LogStreamEndReason::Expired;
             }
         }
-    };
-    let reason = match end {
-        FollowEnd::Expired => LogStreamEndReason::Expired,
-        FollowEnd::Deleted => LogStreamEndReason::Deleted,
     };
     let data = serde_json::to_string(&LogStreamEnd { reason }).unwrap_or_default();
     send(&tx, Event::default().event("end").data(data)).await;

@@ -171,6 +171,8 @@ pub enum LogStreamEndReason {
     Expired,
     /// Its function was deleted.
     Deleted,
+    /// Its token was deleted or no longer holds the `read` scope: sign in again.
+    Revoked,
 }
 
 // Only for the document: the server writes the events as `text/event-stream`.

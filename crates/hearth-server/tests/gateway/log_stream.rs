@@ -360,3 +360,34 @@ async fn a_stream_ends_when_its_time_is_up_or_its_function_is_deleted() {
     assert_eq!((end.event.as_str(), &end.data), ("end", &json!({"reason": "deleted"})));
     assert!(following.next(Duration::from_secs(30)).await.is_none());
 }
+
+/// A stream outlives no revocation: once its token is deleted, it ends with `revoked` at its
+/// next check (every 30 s), and a reconnection is refused.
+#[tokio::test]
+async fn a_stream_ends_when_its_token_is_deleted() {
+    let s = start().await;
+    s.deploy("revoked", SAYS, py(json!({}))).await;
+    let (status, token) = s.post_json("/v1/tokens", &json!({"name": "viewer", "scopes": ["read"]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    let (secret, id) = (token["token"].as_str().unwrap().to_owned(), token["id"].as_str().unwrap().to_owned());
+    let url = format!("{}/v1/functions/revoked/logs/stream", s.url);
+    let response = s.http.get(&url).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = Stream { response, buffer: String::new(), comments: 0 };
+    // It serves while the token holds.
+    let rid = s.event("revoked", json!({"say": "before"})).await.request_id.unwrap();
+    stream.lines_until(&format!("END RequestId: {rid}")).await;
+
+    let r = s.http.delete(format!("{}/v1/tokens/{id}", s.url)).bearer_auth(&s.token).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let end = loop {
+        let e = stream.next(Duration::from_secs(45)).await.expect("an end event before the stream closes");
+        if e.event == "end" {
+            break e;
+        }
+    };
+    assert_eq!(end.data["reason"], "revoked", "{end:?}");
+    assert!(stream.next(Duration::from_secs(5)).await.is_none(), "the stream closes after its end event");
+    let again = s.http.get(&url).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+}
