@@ -11,12 +11,9 @@ use super::*;
 
 /// Prints `n` lines (default 1) saying what the event asks, then returns.
 const SAYS: &str = r#"
-import time
-
 def handler(event, context):
     for i in range(event.get("n", 1)):
         print("says", event.get("say"), i, flush=True)
-    time.sleep(event.get("sleep", 0))
     print("done", event.get("say"), flush=True)
     return {"ok": True}
 "#;
@@ -279,20 +276,21 @@ async fn a_request_id_filter_sends_only_that_invocations_lines() {
     let s = start().await;
     s.deploy("filtered", SAYS, py(json!({"max_instances": 2}))).await;
     let other = s.event("filtered", json!({"say": "other"})).await.request_id.unwrap();
-    // Queued: its id is known before it runs; it waits a second before its last line while
-    // another invocation logs.
-    let id = s.queue_event("filtered", None, &json!({"say": "mine", "sleep": 1})).await;
+    // Queued: its id is known before it runs. Another invocation logs as much at the same
+    // time (two instances), so their lines may interleave; `other`'s come before in any case.
+    let id = s.queue_event("filtered", None, &json!({"say": "mine", "n": 200})).await;
     let mut stream = Stream::open(&s, "filtered", &format!("?after=0&request_id={id}"), None).await;
-    let meanwhile = s.event("filtered", json!({"say": "meanwhile"})).await.request_id.unwrap();
+    let meanwhile = s.event("filtered", json!({"say": "meanwhile", "n": 200})).await.request_id.unwrap();
     let lines = stream.lines_until(&format!("END RequestId: {id}")).await;
     assert!(
         lines.iter().all(|l| l.data["request_id"] == id.as_str()),
         "only {id}'s lines, not {other}'s or {meanwhile}'s: {lines:?}"
     );
-    assert_eq!(
-        messages(&lines[..3]),
-        [format!("START RequestId: {id} Version: 1"), "says mine 0".into(), "done mine".into()]
-    );
+    let expected: Vec<String> = std::iter::once(format!("START RequestId: {id} Version: 1"))
+        .chain((0..200).map(|i| format!("says mine {i}")))
+        .chain(["done mine".to_string(), format!("END RequestId: {id}")])
+        .collect();
+    assert_eq!(messages(&lines), expected, "all of its lines, in order");
 }
 
 #[tokio::test]
