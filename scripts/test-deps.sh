@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the build and the test suite need beyond Rust, idempotently:
-#   - the pinned Rust toolchain name (see below);
+#   - the pinned Rust toolchain name (see below) and its wasm32-wasip1/wasip2 targets;
 #   - .venv/ with moto's S3-compatible server (the real S3 protocol on loopback for the
 #     object-URL tests), boto3 + the AWS CLI v1 (Lambda Invoke API compatibility), and
 #     schemathesis (API fuzzing against openapi.json, scripts/api-fuzz).
 #   - as root, Debian's nftables (NAT for instances with network egress), strace (the
 #     agent's seccomp test traces the example functions' syscalls), nats-server (NATS
 #     triggers' tests start their own, with JetStream, on loopback ports of their own) and
-#     prometheus (for promtool, which checks /metrics), and chromium (the console's
-#     browser tests; scripts/console-test installs their npm packages).
+#     prometheus (for promtool, which checks /metrics), clang, lld and wasi-libc (a C
+#     function built for wasm32-wasi), and chromium (the console's browser tests;
+#     scripts/console-test installs their npm packages).
 #     Skipped with --toolchain-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,14 @@ if [ -n "$host" ] && [ ! -e "$rustup_home/toolchains/$pinned-$host" ] \
     ln -s "$rustup_home/toolchains/stable-$host" "$rustup_home/toolchains/$pinned-$host"
     echo "test-deps: linked toolchain $pinned to the installed stable" >&2
 fi
+
+# The WebAssembly targets: examples/wasm-* and hearth-wasm's tests build guests for them.
+for target in wasm32-wasip1 wasm32-wasip2; do
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        echo "test-deps: adding the Rust target $target (WebAssembly examples and tests)" >&2
+        rustup target add "$target" >&2
+    fi
+done
 
 [ "${1:-}" = "--toolchain-only" ] && exit 0
 
@@ -47,6 +56,11 @@ fi
 if [ "$(id -u)" = 0 ] && ! command -v promtool >/dev/null && [ ! -x /usr/bin/promtool ]; then
     echo "test-deps: installing prometheus (Debian package; promtool checks /metrics)" >&2
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# clang, lld and wasi-libc: a C function built for wasm32-wasi (hearth-wasm's tests).
+if [ "$(id -u)" = 0 ] && ! dpkg -s wasi-libc libclang-rt-14-dev-wasm32 lld clang >/dev/null 2>&1; then
+    echo "test-deps: installing clang, lld and wasi-libc (Debian packages; a C WebAssembly function)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null
 fi
 # chromium: the console's browser tests (scripts/console-test) drive it headless with Playwright.
 if [ "$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then

@@ -1,0 +1,46 @@
+//! For tests of crates that run WebAssembly: the repository's examples, built.
+
+use std::path::{Path, PathBuf};
+
+/// The example `name` (a folder of `examples/`) built for `target` with `cargo build
+/// --release`, as its manifest says; the path of `file` in its target folder.
+pub fn example(name: &str, target: &str, file: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name);
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "--locked", "--target", target])
+        .current_dir(&root)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "building {name} for {target} failed: is the target installed (rustup target add {target})?"
+    );
+    root.join("target").join(target).join("release").join(file)
+}
+
+/// `examples/wasm-hello`, the event function (a WASI preview 1 command).
+pub fn hello_module() -> Vec<u8> {
+    std::fs::read(example("wasm-hello", "wasm32-wasip1", "wasm-hello.wasm")).expect("built")
+}
+
+/// `examples/wasm-http`, the `wasi:http` component.
+pub fn http_component() -> Vec<u8> {
+    std::fs::read(example("wasm-http", "wasm32-wasip2", "wasm_http.wasm")).expect("built")
+}
+
+/// `examples/wasm-c/hello.c` built with Debian's clang and wasi-libc (`clang
+/// --target=wasm32-wasi`) into `out`.
+pub fn c_module(out: &Path) -> Vec<u8> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wasm-c/hello.c");
+    let module = out.join("hello-c.wasm");
+    let status = std::process::Command::new("clang")
+        .args(["--target=wasm32-wasi", "-O2", "-o"])
+        .arg(&module)
+        .arg(&source)
+        .status()
+        .expect("clang runs: install Debian's clang, lld, wasi-libc and libclang-rt-14-dev-wasm32 (scripts/test-deps.sh does)");
+    assert!(status.success(), "clang --target=wasm32-wasi failed for {}", source.display());
+    std::fs::read(module).expect("built")
+}

@@ -1,0 +1,5 @@
+//! hearth-wasm against the real engine: real modules and components, real compiles, the
+//! on-disk cache in a temporary folder.
+
+mod programs;
+mod support;
