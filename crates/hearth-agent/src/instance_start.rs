@@ -41,6 +41,9 @@ pub enum StartFailure {
     Exited(Exit),
     #[error("init did not finish within {0:?}")]
     TimedOut(Duration),
+    /// The WebAssembly program could not be loaded.
+    #[error(transparent)]
+    Wasm(#[from] hearth_wasm::LoadError),
 }
 
 impl StartFailure {
@@ -59,6 +62,12 @@ impl StartFailure {
                     Self::Runtime(r) => r.error_type(),
                     Self::Exited(_) => error_type::EXIT_ERROR,
                     Self::TimedOut(_) => error_type::TIMED_OUT,
+                    Self::Wasm(hearth_wasm::LoadError::Read { .. } | hearth_wasm::LoadError::NotWasm(_)) => {
+                        error_type::INVALID_ENTRYPOINT
+                    }
+                    Self::Wasm(hearth_wasm::LoadError::Compile(_) | hearth_wasm::LoadError::Link(_)) => {
+                        crate::wasm_instance::WASM_INVALID
+                    }
                     _ => error_type::INIT_ERROR,
                 };
                 ErrorDocument::new(error_type, other.to_string()).into()

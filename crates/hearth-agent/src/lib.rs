@@ -5,6 +5,7 @@
 //! - [`SandboxDriver`]: how processes are created and killed ([`ProcessDriver`] for now).
 //! - [`CodeCache`]: packages unpacked once per digest, read-only.
 //! - [`Runtimes`]: the language runtimes shipped in the binary.
+//! - WebAssembly instances: a loaded `hearth-wasm` program behind the same [`Instance`].
 
 mod cgroup;
 mod code_cache;
@@ -32,6 +33,8 @@ mod stem_cells;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod uid_range;
+mod wasm_http_event;
+mod wasm_instance;
 
 pub use cgroup::{CgroupVersion, Cgroups, MB_PER_VCPU, PIDS_MAX, cpu_quota_us};
 pub use code_cache::{CodeCache, CodeCacheError};
@@ -42,7 +45,7 @@ pub use driver::{
 pub use egress_nat::release_egress;
 pub use error_document::{ErrorDocument, ErrorReport, error_type};
 pub use instance::{
-    IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, epoch_ms,
+    IllegalTransition, Instance, InstanceState, InvokeResult, LogEvent, LogSink, PlatformError, StartSource, epoch_ms,
 };
 pub use instance_factory::{InstanceFactory, new_instance_id};
 pub use instance_start::{InstanceSpec, StartFailure, lambda_environment, start_instance, start_instance_logged};
@@ -56,6 +59,7 @@ pub use runtimes::{RuntimeError, Runtimes};
 pub use seccomp::{FilterError, SYSCALLS_ALLOWED, SYSCALLS_NOT_IMPLEMENTED, Syscall};
 pub use stem_cells::{CellKey, StemCellSettings, StemCells};
 pub use uid_range::{BLOCK as UID_BLOCK, UidRange};
+pub use wasm_instance::{WASM_BUSY, WASM_INVALID, WASM_NO_RESPONSE, WASM_TRAP};
 
 /// Raises this process's open-file limit to its hard limit: each instance holds a few pipes
 /// and sockets, and a busy node holds thousands. Returns the new limit.

@@ -59,6 +59,11 @@ impl Runtimes {
         })
     }
 
+    /// The same runtimes as if Node.js were not installed (what a node without it refuses).
+    pub fn without_node(self) -> Self {
+        Self { node: None, ..self }
+    }
+
     /// Where the bootstraps are installed on the host.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -96,7 +101,7 @@ impl Runtimes {
     }
 
     /// Whether this node can start `runtime` at all (its interpreter is installed; `wasm`
-    /// is not supported yet): what a deploy can be told before anything runs.
+    /// runs in the server's own engine): what a deploy can be told before anything runs.
     pub fn check(&self, runtime: Runtime) -> Result<(), RuntimeError> {
         match runtime {
             Runtime::Python3 if self.python.is_none() => Err(RuntimeError::NoInterpreter {
@@ -106,8 +111,7 @@ impl Runtimes {
             Runtime::Nodejs if self.node.is_none() => {
                 Err(RuntimeError::NoInterpreter { what: "node", hint: "install Node.js 20 or later as /usr/bin/node" })
             }
-            Runtime::Python3 | Runtime::Nodejs | Runtime::Provided => Ok(()),
-            other => Err(RuntimeError::Unavailable(other)),
+            Runtime::Python3 | Runtime::Nodejs | Runtime::Provided | Runtime::Wasm => Ok(()),
         }
     }
 }

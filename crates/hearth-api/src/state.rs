@@ -20,7 +20,7 @@ pub(crate) struct Inner {
     pub hooks: RwLock<Vec<Arc<dyn DeployHooks>>>,
     /// Packages known to hold an executable `bootstrap` (packages never change, so a yes
     /// stays true): admission reads each one once, not on every write.
-    pub bootstrapped: std::sync::Mutex<std::collections::HashSet<hearth_types::CodeDigest>>,
+    pub bootstrapped: std::sync::Mutex<std::collections::HashSet<(hearth_types::CodeDigest, String)>>,
     /// Where HTTP triggers are served (`http://host:port`), when known.
     pub trigger_base_url: RwLock<Option<String>>,
     /// Where this API is served (`http://host:port`), when known.

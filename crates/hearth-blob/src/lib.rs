@@ -17,7 +17,7 @@ pub use code_store::{CodeStore, CodeStoreError};
 pub use limits::PackageLimits;
 pub use object_source::{ObjectSource, ObjectSourceError, S3Settings};
 pub use unpack::{UnpackError, unpack_package};
-pub use validate::{PackageError, PackageSummary, has_executable, validate_package};
+pub use validate::{PackageError, PackageSummary, has_executable, has_file, validate_package};
 
 /// The path rules on their own, for the fuzz targets in `fuzz/`; not an API.
 #[doc(hidden)]

@@ -139,6 +139,21 @@ pub fn has_executable(bytes: &[u8], path: &str) -> bool {
     })
 }
 
+/// Whether the package has a file (or a link, which unpacking keeps inside the package) at
+/// `path`. Reads only the central directory.
+pub fn has_file(bytes: &[u8], path: &str) -> bool {
+    let Ok(mut archive) = ZipArchive::new(Cursor::new(bytes)) else { return false };
+    (0..archive.len()).any(|i| {
+        archive.by_index_raw(i).is_ok_and(|f| {
+            let named = std::str::from_utf8(f.name_raw())
+                .ok()
+                .and_then(|n| normalize(n).ok())
+                .is_some_and(|parts| parts.join("/") == path);
+            named && !f.is_dir()
+        })
+    })
+}
+
 /// Pass 1: names, flags, declared sizes. Nothing is decompressed.
 fn read_entries(archive: &mut ZipArchive<Cursor<&[u8]>>, limits: &PackageLimits) -> Result<Vec<Entry>, PackageError> {
     let mut entries = Vec::with_capacity(archive.len());

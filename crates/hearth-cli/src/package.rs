@@ -23,19 +23,44 @@ pub struct Package {
     pub files: Option<usize>,
 }
 
+/// A folder is zipped; a zip is sent as it is; a single WebAssembly module becomes a package
+/// holding it as `main.wasm` (the `wasm` runtime's default handler), and a single
+/// executable one holding it as `bootstrap` (what `provided` runs).
 pub fn package(path: &Path) -> Result<Package> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let pkg = if meta.is_dir() {
         zip_dir(path)?
     } else {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Package { bytes, files: None }
+        match single_file_entry(&bytes, meta.permissions().mode()) {
+            Some((name, mode)) => zip_one(name, mode, &bytes)?,
+            None => Package { bytes, files: None },
+        }
     };
     let max = PackageLimits::DEFAULT.max_zipped_bytes;
     if pkg.bytes.len() as u64 > max {
         bail!("{} zips to {} bytes, more than the {} MiB limit", path.display(), pkg.bytes.len(), max / (1024 * 1024));
     }
     Ok(pkg)
+}
+
+/// The entry a single file that is not a zip becomes: a module (`\0asm`) or an executable.
+fn single_file_entry(bytes: &[u8], mode: u32) -> Option<(&'static str, u32)> {
+    if bytes.starts_with(b"PK") {
+        return None;
+    }
+    if bytes.starts_with(b"\0asm") {
+        return Some(("main.wasm", 0o644));
+    }
+    (mode & 0o111 != 0).then_some(("bootstrap", 0o755))
+}
+
+fn zip_one(name: &str, mode: u32, data: &[u8]) -> Result<Package> {
+    let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    w.start_file(name, options.unix_permissions(mode))?;
+    w.write_all(data)?;
+    Ok(Package { bytes: w.finish()?.into_inner(), files: Some(1) })
 }
 
 fn zip_dir(root: &Path) -> Result<Package> {
@@ -82,6 +107,32 @@ fn zip_dir(root: &Path) -> Result<Package> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_module_or_executable_is_packaged_under_the_name_its_runtime_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = dir.path().join("hello.wasm");
+        std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+        let exe = dir.path().join("server");
+        std::fs::write(&exe, b"\x7fELF...").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (path, name, executable) in [(&module, "main.wasm", false), (&exe, "bootstrap", true)] {
+            let p = package(path).unwrap();
+            assert_eq!(p.bytes, package(path).unwrap().bytes, "deterministic");
+            let out = tempfile::tempdir().unwrap();
+            hearth_blob::unpack_package(&p.bytes, out.path(), &PackageLimits::DEFAULT).unwrap();
+            assert_eq!(std::fs::read(out.path().join(name)).unwrap(), std::fs::read(path).unwrap());
+            let mode = std::fs::metadata(out.path().join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o111 != 0, executable, "{name}");
+        }
+        // A zip is sent as it is; a plain file that is neither is too (the server says why).
+        let zip = dir.path().join("code.zip");
+        std::fs::write(&zip, package(&module).unwrap().bytes).unwrap();
+        assert_eq!(package(&zip).unwrap().bytes, std::fs::read(&zip).unwrap());
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "hello").unwrap();
+        assert_eq!(package(&text).unwrap().files, None);
+    }
 
     #[test]
     fn same_folder_same_bytes_and_valid() {

@@ -8,7 +8,7 @@ use hearth_agent::{
     ErrorDocument, ErrorReport, Invocation, InvokeResult, MAX_PAYLOAD_BYTES, Outcome, epoch_ms, error_type,
 };
 use hearth_store::StoreError;
-use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream, VersionSelector};
+use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream, StartSource, VersionSelector};
 use tracing::Instrument as _;
 
 use crate::Gateway;
@@ -37,6 +37,8 @@ pub struct InvokeResponse {
     pub request_id: String,
     pub version: u32,
     pub cold_start: bool,
+    /// For a cold start, where its instance came from.
+    pub start_source: Option<StartSource>,
     pub body: Bytes,
     pub content_type: Option<String>,
     /// The error type when the function (or the platform on its behalf) failed.
@@ -122,6 +124,7 @@ impl Gateway {
                 request_id: request_id.clone(),
                 version: version.number,
                 cold_start,
+                start_source: None,
                 body,
                 content_type,
                 function_error,
@@ -138,36 +141,43 @@ impl Gateway {
                 message,
             })
         };
-        let record =
-            |duration: Duration, cold_start, init: Option<Duration>, peak: Option<u64>, error_type: Option<String>| {
-                if !self.inner.settings.telemetry {
-                    return;
-                }
-                let ms = duration.as_secs_f64() * 1000.0;
-                self.inner.metrics.invoked(name, error_type.is_some(), duration);
-                meter.record(InvocationRecord {
-                    request_id: request_id.clone(),
-                    attempt,
-                    qualifier: qualifier.clone(),
-                    function_id: version.function_id,
-                    function: name.clone(),
-                    version: version.number,
-                    started_at: started_at_wall,
-                    duration_ms: ms,
-                    billed_ms: ms.ceil() as u64,
-                    memory_mb: version.config.memory_mb,
-                    max_memory_used_mb: peak,
-                    cold_start,
-                    init_duration_ms: init.map(|d| d.as_secs_f64() * 1000.0),
-                    outcome: if error_type.is_some() { "error" } else { "success" }.into(),
-                    error_type,
-                })
-            };
+        let record = |duration: Duration,
+                      cold_start,
+                      source: Option<StartSource>,
+                      cpu: Option<Duration>,
+                      init: Option<Duration>,
+                      peak: Option<u64>,
+                      error_type: Option<String>| {
+            if !self.inner.settings.telemetry {
+                return;
+            }
+            let ms = duration.as_secs_f64() * 1000.0;
+            self.inner.metrics.invoked(name, error_type.is_some(), duration);
+            meter.record(InvocationRecord {
+                request_id: request_id.clone(),
+                attempt,
+                qualifier: qualifier.clone(),
+                function_id: version.function_id,
+                function: name.clone(),
+                version: version.number,
+                started_at: started_at_wall,
+                duration_ms: ms,
+                billed_ms: ms.ceil() as u64,
+                memory_mb: version.config.memory_mb,
+                max_memory_used_mb: peak,
+                cold_start,
+                start_source: if cold_start { source } else { None },
+                cpu_time_ms: cpu.map(|d| d.as_secs_f64() * 1000.0),
+                init_duration_ms: init.map(|d| d.as_secs_f64() * 1000.0),
+                outcome: if error_type.is_some() { "error" } else { "success" }.into(),
+                error_type,
+            })
+        };
         let lease = match pool.acquire(wait).instrument(tracing::info_span!("acquire")).await {
             Ok(lease) => lease,
             Err(AcquireError::Init(ErrorReport { error_type: kind, body })) => {
                 platform(format!("INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"));
-                record(Duration::ZERO, true, None, None, Some(kind.clone()));
+                record(Duration::ZERO, true, None, None, None, None, Some(kind.clone()));
                 return Ok(respond(body, Some("application/json".into()), Some(kind), true));
             }
             Err(e) => return Err(InvokeError::Unavailable(e)),
@@ -176,11 +186,8 @@ impl Gateway {
         if self.inner.settings.telemetry {
             self.inner.metrics.acquired(started.elapsed());
         }
-        if let Some(took) = init.filter(|_| self.inner.settings.telemetry) {
-            let source = match lease.instance().started_from_stem_cell() {
-                true => crate::StartSource::StemCell,
-                false => crate::StartSource::Full,
-            };
+        let source = lease.cold.then(|| lease.instance().start_source());
+        if let (Some(took), Some(source)) = (init.filter(|_| self.inner.settings.telemetry), source) {
             self.inner.metrics.cold_start(name, source, took);
         }
         platform(format!("START RequestId: {request_id} Version: {}", version.number));
@@ -207,13 +214,17 @@ impl Gateway {
         let task = tokio::spawn(
             async move {
                 let began = Instant::now();
-                let result = lease.instance().invoke(invocation, timeout).await;
+                let result = lease.instance().invoke_metered(invocation, timeout).await;
                 let took = began.elapsed();
                 (result, lease.cold, took, lease.instance().max_memory_used_mb())
             }
             .instrument(tracing::info_span!("invoke")),
         );
         let (result, cold, took, peak) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
+        let (result, cpu) = match result {
+            Ok((result, cpu)) => (Ok(result), cpu),
+            Err(e) => (Err(e), None),
+        };
         let _response = tracing::info_span!("response").entered();
         let json = Some("application/json".to_owned());
         let response = match result.map_err(|e| InvokeError::Internal(e.to_string()))? {
@@ -235,12 +246,14 @@ impl Gateway {
             init.map(|d| format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
         platform(format!("END RequestId: {request_id}"));
         let peak_text = peak.map(|mb| format!("\tMax Memory Used: {mb} MB")).unwrap_or_default();
+        let cpu_text = cpu.map(|d| format!("\tCPU Time: {:.3} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
         platform(format!(
-            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB{peak_text}{init_text}",
+            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB{peak_text}{init_text}{cpu_text}",
             ms.ceil() as u64,
             version.config.memory_mb,
         ));
-        record(took, cold, init, peak, response.function_error.clone());
+        record(took, cold, source, cpu, init, peak, response.function_error.clone());
+        let response = InvokeResponse { start_source: source, ..response };
         tracing::debug!(duration_ms = ms, error = response.function_error.as_deref(), "invocation finished");
         Ok(response)
     }

@@ -99,11 +99,12 @@ impl Gateway {
                 .inspect_err(|e| tracing::error!(%e, "cannot start the stem-cell pool (pre-warmed sandboxes)"))
                 .ok()
         });
+        let wasm_dir = cache.root().join(".wasm");
         let launcher = Arc::new(Launcher {
             meter: meter.clone(),
             memory: launcher::NodeMemory::new(settings.node_memory_mb),
             cache,
-            factory: InstanceFactory::new(driver, runtimes, stem_cells, settings.init_timeout),
+            factory: InstanceFactory::new(driver, runtimes, stem_cells, wasm_dir, settings.init_timeout),
             region: settings.region.clone(),
             log_capture: settings.log_capture,
             log_budgets: log_budget::LogBudgets::new(settings.log_bytes_per_minute),

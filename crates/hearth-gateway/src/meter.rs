@@ -362,6 +362,8 @@ mod tests {
             max_memory_used_mb: None,
             cold_start: false,
             init_duration_ms: None,
+            start_source: None,
+            cpu_time_ms: None,
             outcome: "success".into(),
             error_type: None,
         }

@@ -30,23 +30,7 @@ const EVENT_STATUSES: [&str; 3] = ["queued", "running", "dead_lettered"];
 /// The label of functions past the cap.
 pub const OTHER: &str = "_other";
 
-/// Where a cold start's instance came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartSource {
-    /// A pre-warmed sandbox (stem cell) specialised to the function.
-    StemCell,
-    /// A sandbox and runtime started for it.
-    Full,
-}
-
-impl StartSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::StemCell => "stem_cell",
-            Self::Full => "full",
-        }
-    }
-}
+pub use hearth_types::StartSource;
 
 /// Levels read when the metrics are rendered.
 #[derive(Debug, Clone, Default)]

@@ -175,6 +175,9 @@ pub fn response(r: &InvokeResponse) -> Response {
         h.insert("x-hearth-request-id", v);
     }
     h.insert("x-hearth-cold-start", HeaderValue::from_static(if r.cold_start { "true" } else { "false" }));
+    if let Some(source) = r.start_source {
+        h.insert("x-hearth-start-source", HeaderValue::from_static(source.as_str()));
+    }
     if let Some(kind) = r.function_error.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
         h.insert("x-hearth-function-error", kind);
     }

@@ -99,6 +99,7 @@ fn is_event(headers: &axum::http::HeaderMap) -> Result<bool, ApiError> {
         (status = 200, description = "The function's result (or error document), in the content type its runtime sent (JSON for Python and Node.js)",
          content((serde_json::Value = "application/json"), (hearth_types::api::Binary = "*/*")),
          headers(("X-Hearth-Request-Id" = String), ("X-Hearth-Cold-Start" = bool), ("X-Hearth-Version" = u32),
+                 ("X-Hearth-Start-Source" = String, description = "On a cold start, where its instance came from: `full`, `stem_cell`, `wasm_compile`, `wasm_disk_cache` or `wasm_memory`"),
                  ("X-Hearth-Function-Error" = String, description = "Set when the function failed"))),
         (status = 202, description = "Asynchronous: the event is stored and will be delivered", body = hearth_types::api::EventAccepted,
          headers(("X-Hearth-Request-Id" = String), ("Location" = String, description = "`/v1/invocations/{id}`"))),
@@ -154,13 +155,16 @@ pub(crate) async fn invoke(
     let request = InvokeRequest { payload, content_type: Some("application/json".into()), ..Default::default() };
     let r = state.gateway.invoke(&name, selector, request).await.map_err(api_error)?;
     let (request_id, cold_start, version) = (r.request_id.clone(), r.cold_start, r.version);
-    let function_error = r.function_error.clone();
+    let (function_error, source) = (r.function_error.clone(), r.start_source);
     let mut resp = answer(r);
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-hearth-request-id", v);
     }
     h.insert("x-hearth-cold-start", HeaderValue::from_static(if cold_start { "true" } else { "false" }));
+    if let Some(source) = source {
+        h.insert("x-hearth-start-source", HeaderValue::from_static(source.as_str()));
+    }
     h.insert("x-hearth-version", HeaderValue::from(version));
     if let Some(v) = function_error.and_then(|kind| HeaderValue::from_str(&kind).ok()) {
         h.insert("x-hearth-function-error", v);

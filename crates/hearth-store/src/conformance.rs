@@ -99,6 +99,8 @@ async fn invocation_attempts(store: &dyn MetadataStore) {
         max_memory_used_mb: None,
         cold_start: false,
         init_duration_ms: None,
+        start_source: None,
+        cpu_time_ms: None,
         outcome: "error".into(),
         error_type: Some("Unhandled".into()),
     };
@@ -161,6 +163,8 @@ async fn pruning(store: &dyn MetadataStore) {
                 max_memory_used_mb: None,
                 cold_start: false,
                 init_duration_ms: None,
+                start_source: None,
+                cpu_time_ms: None,
                 outcome: "success".into(),
                 error_type: None,
             })
@@ -249,6 +253,8 @@ async fn telemetry(store: &dyn MetadataStore) {
         max_memory_used_mb: Some(40),
         cold_start: false,
         init_duration_ms: None,
+        start_source: None,
+        cpu_time_ms: None,
         outcome: "success".into(),
         error_type: None,
     };

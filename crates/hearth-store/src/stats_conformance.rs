@@ -35,6 +35,8 @@ fn record(n: u32, function: &str, ms: i64) -> InvocationRecord {
         max_memory_used_mb: None,
         cold_start: n.is_multiple_of(3),
         init_duration_ms: None,
+        start_source: None,
+        cpu_time_ms: None,
         outcome: if error { "error" } else { "success" }.into(),
         error_type: error.then(|| "Runtime.ExitError".to_owned()),
     }

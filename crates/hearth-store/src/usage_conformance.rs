@@ -32,6 +32,8 @@ fn record(n: u32, function: &str, version: u32, qualifier: Option<&str>, secs: i
         max_memory_used_mb: Some(40),
         cold_start: n.is_multiple_of(4),
         init_duration_ms: n.is_multiple_of(4).then(|| 100.0 + f64::from(n) / 3.0),
+        start_source: None,
+        cpu_time_ms: None,
         outcome: if error { "error" } else { "success" }.into(),
         error_type: error.then(|| ["Runtime.ExitError", "Sandbox.Timedout"][n as usize % 2].to_owned()),
     }

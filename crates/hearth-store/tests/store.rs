@@ -463,6 +463,8 @@ fn fixture_telemetry(version: usize, hello: &Function) -> (Vec<InvocationRecord>
         max_memory_used_mb: Some(42),
         cold_start: false,
         init_duration_ms: None,
+        start_source: None,
+        cpu_time_ms: None,
         outcome: "success".into(),
         error_type: None,
     };
@@ -482,6 +484,8 @@ fn fixture_telemetry(version: usize, hello: &Function) -> (Vec<InvocationRecord>
             max_memory_used_mb: Some(41),
             cold_start: true,
             init_duration_ms: Some(180.25),
+            start_source: None,
+            cpu_time_ms: None,
             ..record("req-cold", "2026-01-02T03:04:05.100Z")
         },
     ];
@@ -599,6 +603,8 @@ async fn new_writes_work(store: &SqliteStore, version: usize) -> Wrote {
         max_memory_used_mb: None,
         cold_start: true,
         init_duration_ms: Some(5.0),
+        start_source: None,
+        cpu_time_ms: None,
         outcome: "success".into(),
         error_type: None,
     };

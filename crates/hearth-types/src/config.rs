@@ -361,6 +361,13 @@ fn validate_handler(runtime: Runtime, handler: Option<&str>) -> Result<String, V
             _ => return bad("use the form module.function, e.g. main.handler"),
         }
     }
+    if runtime == Runtime::Wasm
+        && (!handler.ends_with(".wasm")
+            || handler.starts_with('/')
+            || handler.split('/').any(|part| part.is_empty() || part == "." || part == ".."))
+    {
+        return bad("name the module's path in the package, e.g. main.wasm or bin/app.wasm");
+    }
     Ok(handler.to_owned())
 }
 
@@ -430,6 +437,16 @@ mod tests {
         );
         for bad in [r#"{"runtime": "python3", "memory_mb": 256.5}"#, r#"{"runtime": "python3", "memory_mb": "256"}"#] {
             assert!(serde_json::from_str::<FunctionSpec>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wasm_handlers_are_paths_of_modules_in_the_package() {
+        let wasm = |h: &str| FunctionSpec { handler: Some(h.into()), ..spec("wasm") }.validate();
+        assert_eq!(FunctionSpec { handler: None, ..spec("wasm") }.validate().unwrap().handler, "main.wasm");
+        assert_eq!(wasm("bin/app.wasm").unwrap().handler, "bin/app.wasm");
+        for bad in ["main", "/etc/x.wasm", "../x.wasm", "a/../x.wasm", "a//x.wasm", "./x.wasm"] {
+            assert_eq!(wasm(bad).unwrap_err().code(), "InvalidHandler", "{bad}");
         }
     }
 

@@ -54,3 +54,30 @@ impl std::fmt::Display for InstanceState {
         f.write_str(self.as_str())
     }
 }
+/// Where a cold start's instance came from: what it cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartSource {
+    /// A sandbox and runtime process started for it.
+    Full,
+    /// A pre-warmed sandbox (stem cell) specialised to the function.
+    StemCell,
+    /// A WebAssembly program never seen on the node: compiled (Cranelift).
+    WasmCompile,
+    /// A WebAssembly program compiled before: mapped from the node's disk cache.
+    WasmDiskCache,
+    /// A WebAssembly program another instance had already loaded.
+    WasmMemory,
+}
+
+impl StartSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::StemCell => "stem_cell",
+            Self::WasmCompile => "wasm_compile",
+            Self::WasmDiskCache => "wasm_disk_cache",
+            Self::WasmMemory => "wasm_memory",
+        }
+    }
+}

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{FunctionId, FunctionName};
+use crate::{FunctionId, FunctionName, StartSource};
 
 /// The metered facts of one invocation. Append-only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -29,6 +29,12 @@ pub struct InvocationRecord {
     #[serde(default)]
     pub max_memory_used_mb: Option<u64>,
     pub cold_start: bool,
+    /// For a cold start, where its instance came from (absent in records older than it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_source: Option<StartSource>,
+    /// CPU time the invocation spent, where it is measured per invocation (WebAssembly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time_ms: Option<f64>,
     /// Instance start-up time, for the request that waited for it.
     pub init_duration_ms: Option<f64>,
     /// `success` or `error`.

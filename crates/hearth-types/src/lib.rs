@@ -38,7 +38,7 @@ pub use event::{
 };
 pub use function::{CodeRef, Function, Version, VersionSelector};
 pub use ids::{FunctionId, TokenId, TriggerId};
-pub use instance::InstanceState;
+pub use instance::{InstanceState, StartSource};
 pub use invocation::{InvocationRecord, LogLine, LogStream};
 pub use name::FunctionName;
 pub use nats::{

@@ -16,7 +16,9 @@ pub enum Runtime {
     Nodejs,
     /// A `bootstrap` executable in the package speaking the Lambda Runtime API.
     Provided,
-    /// A WebAssembly module or component.
+    /// A WebAssembly module (a WASI command: the event on stdin, the result on stdout) or
+    /// component (`wasi:http/proxy`, or a `wasi:cli` command); handler: its path in the
+    /// package, `main.wasm` by default.
     Wasm,
 }
 
@@ -37,7 +39,7 @@ impl Runtime {
         match self {
             Self::Python3 | Self::Nodejs => None,
             Self::Provided => Some("bootstrap"),
-            Self::Wasm => Some("_start"),
+            Self::Wasm => Some("main.wasm"),
         }
     }
 }

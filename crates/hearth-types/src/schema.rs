@@ -137,7 +137,8 @@ pub fn handler() -> Schema {
         .pattern(Some(format!("^{}+$", handler_char(""))))
         .description(Some(
             "Entry point, e.g. `main.handler`: 1-128 characters without whitespace. Required for python3 and \
-             nodejs, in the form `module.function`; `provided` defaults to `bootstrap`, `wasm` to `_start`.",
+             nodejs, in the form `module.function`; `provided` defaults to `bootstrap`; for `wasm`, the module's path in the package \
+             (default `main.wasm`).",
         ))
         .examples(["main.handler"])
         .build()

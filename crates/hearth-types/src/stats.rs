@@ -237,6 +237,8 @@ mod tests {
             max_memory_used_mb: None,
             cold_start: ms % 2 == 0,
             init_duration_ms: None,
+            start_source: None,
+            cpu_time_ms: None,
             outcome: if error { "error" } else { "success" }.into(),
             error_type: error.then(|| "Runtime.ExitError".into()),
         }

@@ -278,6 +278,8 @@ mod tests {
             max_memory_used_mb: None,
             cold_start: error.is_none(),
             init_duration_ms: error.is_none().then_some(100.0004),
+            start_source: None,
+            cpu_time_ms: None,
             outcome: if error.is_some() { "error" } else { "success" }.into(),
             error_type: error.map(str::to_owned),
         }

@@ -124,7 +124,7 @@ fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
         (status = 400, description = PACKAGE_REFUSED, body = ApiErrorBody),
         (status = 403, description = S3_REFUSED, body = ApiErrorBody),
         (status = 404, description = "No such function (`FunctionNotFound`)", body = ApiErrorBody),
-        (status = 409, description = "Another request changed the function at the same time (`ConcurrentModification`), or the function is `provided` and the package has no executable `bootstrap` (`BootstrapMissing`)", body = ApiErrorBody),
+        (status = 409, description = "Another request changed the function at the same time (`ConcurrentModification`), or the function is `provided` and the package has no executable `bootstrap` (`BootstrapMissing`), or a `wasm` function's package lacks the module its handler names (`WasmModuleMissing`)", body = ApiErrorBody),
         (status = 413, description = "Package over 50 MiB (`ZipTooLarge`), or JSON body over 64 KiB (`RequestTooLarge`)", body = ApiErrorBody),
         (status = 415, description = "`Content-Type` is neither a zip type nor `application/json` (`UnsupportedMediaType`)", body = ApiErrorBody),
         (status = 502, description = "The S3-compatible store could not be reached (`CodeObjectFetchFailed`)", body = ApiErrorBody),

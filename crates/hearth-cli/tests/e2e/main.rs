@@ -16,6 +16,7 @@ mod schedules;
 mod traces;
 mod updates;
 mod usage;
+mod wasm;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

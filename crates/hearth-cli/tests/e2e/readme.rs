@@ -129,6 +129,9 @@ fn readme_console_blocks_run_as_shown() {
     std::fs::create_dir_all(&bin).unwrap();
     symlink(BIN, bin.join("hearth")).unwrap();
     symlink(repo().join("examples"), work.join("examples")).unwrap();
+    // The WebAssembly examples, built as README's `sh` block builds them.
+    hearth_wasm::test_support::example("wasm-hello", "wasm32-wasip1", "wasm-hello.wasm");
+    hearth_wasm::test_support::example("wasm-http", "wasm32-wasip2", "wasm_http.wasm");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut ran = 0;
     for block in &blocks {

@@ -29,6 +29,17 @@ async fn send(r: reqwest::RequestBuilder) -> (StatusCode, Value) {
 }
 
 #[tokio::test]
+async fn a_runtime_the_node_does_not_have_is_refused_at_deploy() {
+    let s = start_without_node().await;
+    let code = upload(&s, deflated_zip(&[("index.mjs", b"export const handler = async () => 1;".as_slice())])).await;
+    let spec = json!({"runtime": "nodejs", "handler": "index.handler", "code_sha256": code});
+    let (status, body) =
+        send(s.http.put(format!("{}/v1/functions/web", s.url)).bearer_auth(&s.token).json(&spec)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("RuntimeUnavailable")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Node.js"), "names what to install: {body}");
+}
+
+#[tokio::test]
 async fn what_could_never_run_here_is_refused_at_deploy() {
     let s = start_with(|g| g.node_memory_mb = 512).await;
     let python = upload(&s, deflated_zip(&[("main.py", HANDLER.as_bytes())])).await;
@@ -40,9 +51,18 @@ async fn what_could_never_run_here_is_refused_at_deploy() {
     let (status, body) = send(put("big", py(json!({"memory_mb": 1024, "code_sha256": python})))).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("MemoryOverNodeLimit")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("512"), "names the node's limit: {body}");
-    // A runtime this node does not have.
+    // A wasm package without the module its handler names.
     let (status, body) = send(put("wasm", json!({"runtime": "wasm", "code_sha256": python}))).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("RuntimeUnavailable")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("WasmModuleMissing")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("main.wasm"), "{body}");
+    let module = upload(&s, deflated_zip(&[("bin/app.wasm", b"\0asm\x01\0\0\0".as_slice())])).await;
+    let (_, body) = send(put("wasm", json!({"runtime": "wasm", "code_sha256": module}))).await;
+    assert_eq!(body["code"], "WasmModuleMissing", "the module is not at the default path: {body}");
+    let (status, body) =
+        send(put("wasm", json!({"runtime": "wasm", "handler": "bin/app.wasm", "code_sha256": module}))).await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, _) = send(s.http.delete(format!("{}/v1/functions/wasm", s.url)).bearer_auth(&s.token)).await;
+    assert!(status.is_success(), "{status}");
     // A provided package without an executable bootstrap: not executable, then absent.
     let plain = upload(&s, deflated_zip(&[("bootstrap", b"#!/bin/sh\n".as_slice())])).await;
     let (status, body) = send(put("custom", json!({"runtime": "provided", "code_sha256": plain}))).await;

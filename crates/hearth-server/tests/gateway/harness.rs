@@ -67,10 +67,24 @@ pub async fn start_with_store(
     start_with_all(adjust, wrap, |_| {}).await
 }
 
+/// A server on a node without Node.js.
+pub async fn start_without_node() -> Server {
+    start_with_runtimes(|_| {}, |sqlite| sqlite, |_| {}, Runtimes::without_node).await
+}
+
 async fn start_with_all(
     adjust: impl FnOnce(&mut GatewaySettings),
     wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn MetadataStore>,
     adjust_events: impl FnOnce(&mut hearth_events::EventSettings),
+) -> Server {
+    start_with_runtimes(adjust, wrap, adjust_events, |r| r).await
+}
+
+async fn start_with_runtimes(
+    adjust: impl FnOnce(&mut GatewaySettings),
+    wrap: impl FnOnce(Arc<SqliteStore>) -> Arc<dyn MetadataStore>,
+    adjust_events: impl FnOnce(&mut hearth_events::EventSettings),
+    runtimes: impl FnOnce(Runtimes) -> Runtimes,
 ) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("meta.db")).unwrap());
@@ -80,7 +94,7 @@ async fn start_with_all(
     let store = wrap(sqlite);
     let code = CodeStore::local(&dir.path().join("code"), PackageLimits::DEFAULT).unwrap();
     let token = ensure_admin_token(store.as_ref()).await.unwrap().unwrap();
-    let runtimes = Runtimes::install(&dir.path().join("runtimes")).unwrap();
+    let runtimes = runtimes(Runtimes::install(&dir.path().join("runtimes")).unwrap());
     let mut settings = GatewaySettings { reap_interval: Duration::from_millis(100), ..Default::default() };
     adjust(&mut settings);
     let gateway = Gateway::new(

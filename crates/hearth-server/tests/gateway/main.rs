@@ -29,6 +29,7 @@ mod stats;
 mod stem_cells;
 mod triggers;
 mod usage;
+mod wasm;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -130,6 +130,8 @@ fn old_telemetry(function: &FunctionName, days_ago: i64) -> (LogLine, Invocation
         max_memory_used_mb: None,
         cold_start: false,
         init_duration_ms: None,
+        start_source: None,
+        cpu_time_ms: None,
         outcome: "success".into(),
         error_type: None,
     };
