@@ -113,6 +113,11 @@ impl Bench {
         }))
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_deref().map(|d| d.path())
+    }
+
     /// A client of some other HTTP server (the baseline).
     pub fn other(&self, url: String) -> Arc<Self> {
         Arc::new(Self { url, client: self.client.clone(), http: self.http.clone(), gateway: None, _dir: None })

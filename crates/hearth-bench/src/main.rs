@@ -5,6 +5,7 @@
 //! cargo run --release -p hearth-bench -- replay [--trace DIR]
 //! cargo run --release -p hearth-bench -- soak [--minutes N]
 //! cargo run --release -p hearth-bench -- events
+//! cargo run --release -p hearth-bench -- wasm
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ mod replay_live;
 mod server_process;
 mod soak;
 mod telemetry;
+mod wasm;
 
 #[derive(Parser)]
 #[command(about = "Benchmark a Hearth server started on a temporary data directory")]
@@ -60,6 +62,9 @@ enum Subcommand {
     /// What metering and metrics cost on the warm path: warm latency and throughput with
     /// and without them, in the same run.
     Telemetry(telemetry::TelemetryArgs),
+    /// WebAssembly functions: cold starts (a compile, a load from the disk cache), warm
+    /// latency and throughput against a bare hyper server, memory per loaded module.
+    Wasm(wasm::WasmArgs),
 }
 
 /// One measured figure, with the baseline it is compared to.
@@ -108,6 +113,9 @@ async fn main() -> Result<()> {
     }
     if let Some(Subcommand::Events(event_args)) = &args.command {
         return print_figures(&events::figures(event_args).await?, args.json);
+    }
+    if let Some(Subcommand::Wasm(wasm_args)) = &args.command {
+        return print_figures(&wasm::figures(wasm_args).await?, args.json);
     }
     if let Some(Subcommand::Telemetry(telemetry_args)) = &args.command {
         return print_figures(&telemetry::figures(telemetry_args).await?, args.json);
