@@ -136,7 +136,8 @@ impl Launcher {
             if e.stream == LogStream::Platform {
                 return meter.log(line(e.request_id, e.stream, e.line));
             }
-            let admit = budget.lock().unwrap_or_else(|p| p.into_inner()).admit(e.line.len() as u64, Instant::now());
+            // A line costs its newline too, so a flood of empty lines is not free.
+            let admit = budget.lock().unwrap_or_else(|p| p.into_inner()).admit(e.line.len() as u64 + 1, Instant::now());
             if let Some(d) = admit.dropped_before {
                 let message = format!(
                     "{TRUNCATED} {} lines ({} bytes) of output were dropped: the function passed its log budget of {per_minute_kib} KiB per minute",

@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::failure::LoadError;
-use crate::limits::Limiter;
+use crate::limits::{Limiter, MAX_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN};
 use crate::outgoing::NoOutgoingRequests;
 use crate::ticker::Ticker;
 
@@ -76,6 +76,11 @@ fn make() -> wasmtime::Result<Shared> {
         .total_tables(4 * MAX_CONCURRENT_RUNS)
         .total_stacks(MAX_CONCURRENT_RUNS)
         .max_memory_size(MAX_MEMORY_BYTES)
+        // One run takes few slots: a component with hundreds of core instances or memories
+        // could otherwise hold the pool for everyone.
+        .max_core_instances_per_component(MAX_INSTANCES_PER_RUN as u32)
+        .max_memories_per_component(MAX_MEMORIES_PER_RUN as u32)
+        .max_tables_per_component(MAX_TABLES_PER_RUN as u32)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(64 << 10);
     let mut config = Config::new();

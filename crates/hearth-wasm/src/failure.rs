@@ -32,10 +32,10 @@ pub enum RunFailure {
 }
 
 /// Why a program could not be loaded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read the module {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("cannot read the module {path}: {reason}")]
+    Read { path: String, reason: String },
     #[error("{0} is not a WebAssembly module or component (no \\0asm header of version 1, or a component)")]
     NotWasm(String),
     #[error("the module does not compile: {0}")]

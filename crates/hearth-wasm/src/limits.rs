@@ -69,13 +69,38 @@ impl Limiter {
     }
 }
 
+/// Instances, memories and tables one run may create (a component holds several core
+/// instances; a run never needs more than these).
+pub(crate) const MAX_INSTANCES_PER_RUN: usize = 32;
+pub(crate) const MAX_MEMORIES_PER_RUN: usize = 4;
+pub(crate) const MAX_TABLES_PER_RUN: usize = 32;
+
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Past its own declared maximum a growth fails as wasm says (-1), uncharged.
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
         self.grow(desired.saturating_sub(current), "linear memory")
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
         self.grow(desired.saturating_sub(current).saturating_mul(TABLE_ELEMENT_BYTES), "table")
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES_PER_RUN
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_RUN
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_RUN
     }
 }
 
@@ -102,6 +127,15 @@ mod tests {
         drop(a);
         assert_eq!(budget.used_bytes(), 0);
         assert!(b.memory_growing(0, 1024 * 1024, None).unwrap());
+    }
+
+    #[test]
+    fn a_growth_past_its_own_maximum_fails_uncharged() {
+        let budget = MemoryBudget::new(1);
+        let mut a = Limiter::new(budget.clone());
+        assert!(!a.memory_growing(0, 512 * 1024, Some(65536)).unwrap());
+        assert!(!a.exceeded);
+        assert_eq!(budget.used_bytes(), 0);
     }
 
     #[test]

@@ -87,12 +87,13 @@ impl Lines {
         if self.closed {
             return;
         }
-        if self.logged + line.len() > MAX_LOG_BYTES_PER_RUN {
+        // A line costs its newline too: empty lines are not free.
+        if self.logged + line.len() + 1 > MAX_LOG_BYTES_PER_RUN {
             self.closed = true;
             (self.sink)(TRUNCATED.to_owned());
             return;
         }
-        self.logged += line.len();
+        self.logged += line.len() + 1;
         let mut text = String::from_utf8_lossy(line).into_owned();
         if cut {
             text.push(' ');
@@ -217,6 +218,20 @@ mod tests {
         assert_eq!(seen.last().unwrap(), TRUNCATED);
         assert_eq!(seen.iter().filter(|l| *l == TRUNCATED).count(), 1);
         assert!(seen.len() <= MAX_LOG_BYTES_PER_RUN / 1023 + 1);
+    }
+
+    #[test]
+    fn empty_lines_count_against_the_bound() {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let last: Arc<Mutex<String>> = Arc::default();
+        let (c, l) = (count.clone(), last.clone());
+        let lines = LogLines::new(Arc::new(move |line| {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *l.lock().unwrap() = line;
+        }));
+        lines.0.lock().unwrap().write(&vec![b'\n'; MAX_LOG_BYTES_PER_RUN + 10]);
+        assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), MAX_LOG_BYTES_PER_RUN + 1);
+        assert_eq!(*last.lock().unwrap(), TRUNCATED);
     }
 
     #[test]

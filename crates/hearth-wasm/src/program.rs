@@ -84,7 +84,10 @@ impl Program {
         let _running = ticker.running();
         let (result, exceeded) = match &*self.0 {
             Kind::Module(pre) => {
-                let state = ModuleState { wasi: wasi.build_p1(), limiter: Limiter::new(run.memory.clone()) };
+                let state = ModuleState {
+                    wasi: wasi.max_random_size(MAX_RANDOM_BYTES).build_p1(),
+                    limiter: Limiter::new(run.memory.clone()),
+                };
                 let mut store = bounded_store(pre.module().engine(), state, |s| &mut s.limiter);
                 let result = tokio::time::timeout(
                     run.timeout,
@@ -151,7 +154,7 @@ impl Program {
             setup.map_err(|e| RunFailure::NoResponse(format!("the request cannot be given to the component: {e}")))?;
         let running = shared().map_err(|e| RunFailure::Busy(e.to_string()))?.ticker.running();
         let pre = pre.clone();
-        let mut task = tokio::spawn(run.cpu.measure(async move {
+        let mut task = AbortOnDrop(tokio::spawn(run.cpu.measure(async move {
             let _running = running;
             let result = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -159,7 +162,7 @@ impl Program {
             }
             .await;
             (result, store.data().limiter.exceeded)
-        }));
+        })));
         let memory = run.memory.clone();
         let served = async {
             let ended = |joined: Result<(wasmtime::Result<()>, bool), tokio::task::JoinError>| match joined {
@@ -194,19 +197,38 @@ impl Program {
             }
         };
         let result = tokio::time::timeout(run.timeout, served).await;
+        let result = match result {
+            Ok(result) => result,
+            Err(_) => {
+                // Stopped at its next tick; waited for, so its memory and slot are back
+                // and its CPU counted before this returns.
+                task.abort();
+                let _ = (&mut task).await;
+                Err(RunFailure::TimedOut(run.timeout))
+            }
+        };
         logs.finish();
-        result.unwrap_or_else(|_| {
-            task.abort();
-            Err(RunFailure::TimedOut(run.timeout))
-        })
+        result
     }
 }
 
+/// Resources (streams, fields, requests, pollables...) one component run may hold at once:
+/// they live in the server's memory, outside the run's linear memory.
+const MAX_RESOURCES: usize = 1024;
+/// The most one `fields` (a set of headers) may hold, in bytes.
+const MAX_FIELDS_BYTES: usize = 16 * 1024;
+/// The most random bytes one call may ask for (the host allocates them before copying).
+const MAX_RANDOM_BYTES: u64 = 1024 * 1024;
+
 fn component_state(mut wasi: WasiCtxBuilder, run: &Run) -> ComponentState {
+    let mut table = wasmtime::component::ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    let mut http = WasiHttpCtx::new();
+    http.set_field_size_limit(MAX_FIELDS_BYTES);
     ComponentState {
-        wasi: wasi.build(),
-        http: WasiHttpCtx::new(),
-        table: wasmtime::component::ResourceTable::new(),
+        wasi: wasi.max_random_size(MAX_RANDOM_BYTES).build(),
+        http,
+        table,
         limiter: Limiter::new(run.memory.clone()),
         hooks: Default::default(),
     }
@@ -225,6 +247,30 @@ fn bounded_store<T: Send + 'static>(
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
     store
+}
+
+/// A run's task, stopped if whoever waits for it goes away (a run never outlives its
+/// caller's timeout).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    fn abort(&self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn finished(out: Bytes, overflowed: bool, code: i32) -> Result<Bytes, RunFailure> {

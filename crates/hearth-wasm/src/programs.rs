@@ -44,10 +44,19 @@ impl LoadSource {
 
 type Slot = Arc<tokio::sync::Mutex<Weak<Kind>>>;
 
+/// Programs whose failure to compile or link is remembered at most (then forgotten, and
+/// each compiled once more).
+const FAILURES_REMEMBERED: usize = 4096;
+
 /// The node's compiled programs.
 pub struct Programs {
     dir: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Programs that do not compile or link: the same bytes never will on this engine, so
+    /// a cold start of them fails at once instead of compiling again.
+    failed: Mutex<HashMap<String, LoadError>>,
+    /// Compiles at once: one per CPU, whatever number of functions cold-start together.
+    compiles: tokio::sync::Semaphore,
 }
 
 impl Programs {
@@ -60,7 +69,8 @@ impl Programs {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(Self { dir, slots: Mutex::default() })
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self { dir, slots: Mutex::default(), failed: Mutex::default(), compiles: tokio::sync::Semaphore::new(cpus) })
     }
 
     /// The program in `module` (a file of the package whose digest is `code_digest`, at
@@ -78,25 +88,47 @@ impl Programs {
         if let Some(kind) = loaded.upgrade() {
             return Ok((Program(kind), LoadSource::Memory));
         }
+        if let Some(failure) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Err(failure.clone());
+        }
         let artefact = self.dir.join(format!("{key}.cwasm"));
-        let (kind, source) = if artefact.exists() {
-            match blocking(move || deserialize(shared, &artefact).map(|k| (k, artefact))).await {
-                Ok((kind, _)) => (kind, LoadSource::DiskCache),
+        let mapped = match artefact.exists() {
+            true => match blocking(move || map(shared, &artefact)).await {
+                Ok(mapped) => Some(mapped),
                 Err(e) => {
                     tracing::warn!(%e, key, "a cached compiled module did not load; compiling it again");
-                    (self.compile(shared, &key, module).await?, LoadSource::Compiled)
+                    None
                 }
-            }
-        } else {
-            (self.compile(shared, &key, module).await?, LoadSource::Compiled)
+            },
+            false => None,
         };
-        let kind = Arc::new(kind);
+        let (mapped, source) = match mapped {
+            Some(mapped) => (mapped, LoadSource::DiskCache),
+            None => match self.compile(shared, &key, module).await {
+                Ok(mapped) => (mapped, LoadSource::Compiled),
+                Err(e) => return Err(self.remember(&key, e)),
+            },
+        };
+        let kind = Arc::new(link(shared, mapped).map_err(|e| self.remember(&key, e))?);
         *loaded = Arc::downgrade(&kind);
         Ok((Program(kind), source))
     }
 
-    async fn compile(&self, shared: &'static Shared, key: &str, module: &Path) -> Result<Kind, LoadError> {
+    /// Remembers a failure that the same bytes would meet again.
+    fn remember(&self, key: &str, failure: LoadError) -> LoadError {
+        if matches!(failure, LoadError::NotWasm(_) | LoadError::Compile(_) | LoadError::Link(_)) {
+            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            if failed.len() >= FAILURES_REMEMBERED {
+                failed.clear();
+            }
+            failed.insert(key.to_owned(), failure.clone());
+        }
+        failure
+    }
+
+    async fn compile(&self, shared: &'static Shared, key: &str, module: &Path) -> Result<Mapped, LoadError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        let _turn = self.compiles.acquire().await.map_err(|_| LoadError::Cache("the compiler is closed".into()))?;
         let module = module.to_owned();
         let artefact = self.dir.join(format!("{key}.cwasm"));
         let partial =
@@ -112,7 +144,12 @@ impl Programs {
             let cache = |e: std::io::Error| LoadError::Cache(format!("{}: {e}", artefact.display()));
             std::fs::write(&partial, &compiled).map_err(cache)?;
             std::fs::rename(&partial, &artefact).map_err(cache)?;
-            deserialize(shared, &artefact)
+            // Freshly compiled, it fails to map only when it does not fit the engine's
+            // limits (two memories, a table over the pool's size...): it never will.
+            map(shared, &artefact).map_err(|e| match e {
+                LoadError::Cache(why) => LoadError::Link(why),
+                other => other,
+            })
         })
         .await
     }
@@ -125,7 +162,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let read = |source| LoadError::Read { path: path.display().to_string(), source };
+    let read = |e: std::io::Error| LoadError::Read { path: path.display().to_string(), reason: e.to_string() };
     let meta = std::fs::metadata(path).map_err(read)?;
     if !meta.is_file() || meta.len() > MAX_MODULE_BYTES {
         return Err(LoadError::NotWasm(path.display().to_string()));
@@ -142,15 +179,33 @@ fn header(bytes: &[u8]) -> Option<Precompiled> {
     }
 }
 
-/// Maps an artefact this cache wrote and links it.
-fn deserialize(shared: &Shared, artefact: &Path) -> Result<Kind, LoadError> {
+/// A compiled artefact, mapped.
+enum Mapped {
+    Module(Module),
+    Component(Component),
+}
+
+/// Maps an artefact this cache wrote.
+fn map(shared: &Shared, artefact: &Path) -> Result<Mapped, LoadError> {
     let cache = |e: wasmtime::Error| LoadError::Cache(format!("{}: {}", artefact.display(), describe(&e)));
-    let link = |e: wasmtime::Error| LoadError::Link(describe(&e));
     // SAFETY: the file was written by `Programs::compile` with this engine's settings (its
     // name carries the engine's compatibility hash), in the server's own data directory.
     match Engine::detect(artefact).map_err(cache)? {
         Precompiled::Module => {
-            let module = unsafe { Module::deserialize_file(&shared.engine, artefact) }.map_err(cache)?;
+            Ok(Mapped::Module(unsafe { Module::deserialize_file(&shared.engine, artefact) }.map_err(cache)?))
+        }
+        Precompiled::Component => {
+            Ok(Mapped::Component(unsafe { Component::deserialize_file(&shared.engine, artefact) }.map_err(cache)?))
+        }
+    }
+}
+
+/// Links a mapped program: what it imports must be what Hearth provides, and it must export
+/// what Hearth runs.
+fn link(shared: &Shared, mapped: Mapped) -> Result<Kind, LoadError> {
+    let link = |e: wasmtime::Error| LoadError::Link(describe(&e));
+    match mapped {
+        Mapped::Module(module) => {
             if !matches!(module.get_export("_start"), Some(ExternType::Func(_))) {
                 return Err(LoadError::Link(
                     "the module exports no _start function: build a WASI command (a program with main, for wasm32-wasip1)"
@@ -159,8 +214,7 @@ fn deserialize(shared: &Shared, artefact: &Path) -> Result<Kind, LoadError> {
             }
             Ok(Kind::Module(shared.modules.instantiate_pre(&module).map_err(link)?))
         }
-        Precompiled::Component => {
-            let component = unsafe { Component::deserialize_file(&shared.engine, artefact) }.map_err(cache)?;
+        Mapped::Component(component) => {
             let pre = shared.components.instantiate_pre(&component).map_err(link)?;
             if let Ok(proxy) = ProxyPre::new(pre.clone()) {
                 return Ok(Kind::Http(proxy));

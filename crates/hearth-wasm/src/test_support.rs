@@ -5,10 +5,16 @@ use std::path::{Path, PathBuf};
 /// The example `name` (a folder of `examples/`) built for `target` with `cargo build
 /// --release`, as its manifest says; the path of `file` in its target folder.
 pub fn example(name: &str, target: &str, file: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name);
+    build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name), target, file)
+}
+
+/// The crate at `root` (a workspace of its own) built for `target` in release; the path of
+/// `file` in its target folder.
+pub fn build(root: &Path, target: &str, file: &str) -> PathBuf {
+    let name = root.display();
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--release", "--locked", "--target", target])
-        .current_dir(&root)
+        .current_dir(root)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .status()

@@ -180,7 +180,7 @@ async fn a_flood_is_held_to_the_invocation_and_function_budgets() {
     let bound = || (PER_MINUTE * (2 + began.elapsed().as_secs() / 60)) as usize;
     let lines = s
         .wait_logs("flood", bound(), Duration::from_secs(60), |ls| {
-            // Each invocation reaches its own budget; the third also the function's.
+            // Each invocation reaches its own budget; a later one also the function's.
             let cut = |id: &String| {
                 ls.iter().any(|l| {
                     l.request_id.as_deref() == Some(id.as_str())
@@ -206,8 +206,13 @@ async fn a_flood_is_held_to_the_invocation_and_function_budgets() {
     let total = output_bytes(&lines, None);
     assert!(total <= bound(), "the function stored {total} bytes");
     let function_marker = "[truncated] the function's output passed its log budget of 1024 KiB per minute";
+    // 1.5 MiB of output against 1 MiB a minute (a line costs its newline too): the second
+    // or the third invocation passes the function's budget, and the log says so.
     assert!(
-        lines.iter().any(|l| l.request_id.as_deref() == Some(&ids[2]) && l.message.starts_with(function_marker)),
+        lines.iter().any(|l| {
+            ids[1..].iter().any(|id| l.request_id.as_deref() == Some(id.as_str()))
+                && l.message.starts_with(function_marker)
+        }),
         "the function's budget says so in the log"
     );
 

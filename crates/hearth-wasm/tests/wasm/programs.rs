@@ -161,6 +161,15 @@ async fn what_is_not_a_runnable_program_is_refused_at_load() {
         panic!("imports beyond WASI are refused");
     };
     assert!(message.contains("open_socket"), "{message}");
+    // What does not fit the engine (a second memory) fails to link, and is remembered: the
+    // next cold start fails at once, without compiling again.
+    let two = r#"(module (memory 1) (memory 1) (func (export "_start")))"#;
+    assert!(matches!(fx.load_wat("two-memories", two).await, Err(LoadError::Link(_))));
+    for entry in std::fs::read_dir(fx.cache_dir()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    assert!(matches!(fx.load_wat("two-memories", two).await, Err(LoadError::Link(_))));
+    assert_eq!(std::fs::read_dir(fx.cache_dir()).unwrap().count(), 0, "nothing was compiled again");
     let missing = fx.dir.path().join("nothing-here.wasm");
     assert!(matches!(fx.programs.load("d3", "main.wasm", &missing).await, Err(LoadError::Read { .. })));
 }
