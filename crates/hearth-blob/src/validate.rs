@@ -125,23 +125,19 @@ pub fn validate_package(bytes: &[u8], limits: &PackageLimits) -> Result<PackageS
 /// Whether unpacking a package (one [`validate_package`] accepted) puts an executable file,
 /// or a symlink, at `path` (e.g. `bootstrap`). Reads only the central directory.
 pub fn has_executable(bytes: &[u8], path: &str) -> bool {
-    let Ok(mut archive) = ZipArchive::new(Cursor::new(bytes)) else { return false };
-    (0..archive.len()).any(|i| {
-        archive.by_index_raw(i).is_ok_and(|f| {
-            let named = std::str::from_utf8(f.name_raw())
-                .ok()
-                .and_then(|n| normalize(n).ok())
-                .is_some_and(|parts| parts.join("/") == path);
-            // As unpacking decides it (`unpack.rs`): any execute bit; a name ending in a
-            // separator is a folder.
-            named && !f.is_dir() && (f.is_symlink() || f.unix_mode().is_some_and(|m| m & 0o111 != 0))
-        })
-    })
+    // As unpacking decides it (`unpack.rs`): any execute bit.
+    has_entry(bytes, path, |f| f.is_symlink() || f.unix_mode().is_some_and(|m| m & 0o111 != 0))
 }
 
 /// Whether the package has a file (or a link, which unpacking keeps inside the package) at
 /// `path`. Reads only the central directory.
 pub fn has_file(bytes: &[u8], path: &str) -> bool {
+    has_entry(bytes, path, |_| true)
+}
+
+/// Whether an entry that is not a folder (a name ending in a separator is one) is at
+/// `path`, as unpacking names it, and passes `check`.
+fn has_entry(bytes: &[u8], path: &str, check: impl Fn(&zip::read::ZipFile<'_, Cursor<&[u8]>>) -> bool) -> bool {
     let Ok(mut archive) = ZipArchive::new(Cursor::new(bytes)) else { return false };
     (0..archive.len()).any(|i| {
         archive.by_index_raw(i).is_ok_and(|f| {
@@ -149,7 +145,7 @@ pub fn has_file(bytes: &[u8], path: &str) -> bool {
                 .ok()
                 .and_then(|n| normalize(n).ok())
                 .is_some_and(|parts| parts.join("/") == path);
-            named && !f.is_dir()
+            named && !f.is_dir() && check(&f)
         })
     })
 }

@@ -361,10 +361,10 @@ fn validate_handler(runtime: Runtime, handler: Option<&str>) -> Result<String, V
             _ => return bad("use the form module.function, e.g. main.handler"),
         }
     }
+    // A module's path in the package: segments that do not start with `.` (so no `..`, no
+    // hidden files), the last ending in `.wasm` (as `schema::handler_by_runtime` says).
     if runtime == Runtime::Wasm
-        && (!handler.ends_with(".wasm")
-            || handler.starts_with('/')
-            || handler.split('/').any(|part| part.is_empty() || part == "." || part == ".."))
+        && (!handler.ends_with(".wasm") || handler.split('/').any(|part| part.is_empty() || part.starts_with('.')))
     {
         return bad("name the module's path in the package, e.g. main.wasm or bin/app.wasm");
     }
@@ -445,7 +445,7 @@ mod tests {
         let wasm = |h: &str| FunctionSpec { handler: Some(h.into()), ..spec("wasm") }.validate();
         assert_eq!(FunctionSpec { handler: None, ..spec("wasm") }.validate().unwrap().handler, "main.wasm");
         assert_eq!(wasm("bin/app.wasm").unwrap().handler, "bin/app.wasm");
-        for bad in ["main", "/etc/x.wasm", "../x.wasm", "a/../x.wasm", "a//x.wasm", "./x.wasm"] {
+        for bad in ["main", "/etc/x.wasm", "../x.wasm", "a/../x.wasm", "a//x.wasm", "./x.wasm", ".wasm", "a/.h.wasm"] {
             assert_eq!(wasm(bad).unwrap_err().code(), "InvalidHandler", "{bad}");
         }
     }

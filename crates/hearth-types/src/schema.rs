@@ -146,7 +146,8 @@ pub fn handler() -> Schema {
 }
 
 /// The rule [`crate::FunctionSpec::validate`] applies across fields: python3 and nodejs need a
-/// handler of the form `module.function` (the last `.` with something on both sides).
+/// handler of the form `module.function` (the last `.` with something on both sides); a
+/// wasm handler, if given, is a module's path in the package.
 pub fn handler_by_runtime() -> Schema {
     let runtimes = |rs: &[Runtime]| {
         ObjectBuilder::new().schema_type(Type::String).enum_values(Some(rs.iter().map(|r| r.as_str()))).build()
@@ -161,11 +162,21 @@ pub fn handler_by_runtime() -> Schema {
         .required("runtime")
         .required("handler")
         .build();
-    let has_default = ObjectBuilder::new()
-        .property("runtime", runtimes(&[Runtime::Provided, Runtime::Wasm]))
+    let has_default =
+        ObjectBuilder::new().property("runtime", runtimes(&[Runtime::Provided])).required("runtime").build();
+    // A module's path in the package: segments that do not start with `.`, the last ending
+    // in `.wasm`.
+    let segment = format!("[^/.{CONTROL}{WHITESPACE}][^/{CONTROL}{WHITESPACE}]*");
+    let module_path = ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .pattern(Some(format!("^(?:{segment}/)*{segment}\\.wasm$")))
+        .build();
+    let wasm = ObjectBuilder::new()
+        .property("runtime", runtimes(&[Runtime::Wasm]))
+        .property("handler", module_path)
         .required("runtime")
         .build();
-    OneOfBuilder::new().item(needs_handler).item(has_default).build().into()
+    OneOfBuilder::new().item(needs_handler).item(has_default).item(wasm).build().into()
 }
 
 /// `FunctionSpec` as sent: its fields, and the handler rule that depends on the runtime.
