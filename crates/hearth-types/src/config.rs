@@ -362,10 +362,8 @@ fn validate_handler(runtime: Runtime, handler: Option<&str>) -> Result<String, V
         }
     }
     // A module's path in the package: segments that do not start with `.` (so no `..`, no
-    // hidden files), the last ending in `.wasm` (as `schema::handler_by_runtime` says).
-    if runtime == Runtime::Wasm
-        && (!handler.ends_with(".wasm") || handler.split('/').any(|part| part.is_empty() || part.starts_with('.')))
-    {
+    // absolute path: it cannot leave the package), as `schema::handler_by_runtime` says.
+    if runtime == Runtime::Wasm && handler.split('/').any(|part| part.is_empty() || part.starts_with('.')) {
         return bad("name the module's path in the package, e.g. main.wasm or bin/app.wasm");
     }
     Ok(handler.to_owned())
@@ -445,7 +443,8 @@ mod tests {
         let wasm = |h: &str| FunctionSpec { handler: Some(h.into()), ..spec("wasm") }.validate();
         assert_eq!(FunctionSpec { handler: None, ..spec("wasm") }.validate().unwrap().handler, "main.wasm");
         assert_eq!(wasm("bin/app.wasm").unwrap().handler, "bin/app.wasm");
-        for bad in ["main", "/etc/x.wasm", "../x.wasm", "a/../x.wasm", "a//x.wasm", "./x.wasm", ".wasm", "a/.h.wasm"] {
+        assert_eq!(wasm("app").unwrap().handler, "app", "any file of the package may be the module");
+        for bad in ["/etc/x.wasm", "../x.wasm", "a/../x.wasm", "a//x.wasm", "./x.wasm", ".wasm", "a/.h.wasm", "a/"] {
             assert_eq!(wasm(bad).unwrap_err().code(), "InvalidHandler", "{bad}");
         }
     }

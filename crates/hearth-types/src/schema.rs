@@ -164,12 +164,12 @@ pub fn handler_by_runtime() -> Schema {
         .build();
     let has_default =
         ObjectBuilder::new().property("runtime", runtimes(&[Runtime::Provided])).required("runtime").build();
-    // A module's path in the package: segments that do not start with `.`, the last ending
-    // in `.wasm`.
+    // A module's path in the package: segments that do not start with `.` (so it cannot
+    // leave the package).
     let segment = format!("[^/.{CONTROL}{WHITESPACE}][^/{CONTROL}{WHITESPACE}]*");
     let module_path = ObjectBuilder::new()
         .schema_type(nullable(Type::String))
-        .pattern(Some(format!("^(?:{segment}/)*{segment}\\.wasm$")))
+        .pattern(Some(format!("^(?:{segment}/)*{segment}$")))
         .build();
     let wasm = ObjectBuilder::new()
         .property("runtime", runtimes(&[Runtime::Wasm]))
