@@ -110,6 +110,7 @@ fn check_response(fields: &[&[u8]], flags: &str) {
         request_id: text(5),
         version: 1,
         cold_start: flags.contains('c'),
+        start_source: None,
         body: Bytes::copy_from_slice(field(6)),
         content_type: flags.contains('t').then(|| text(7)),
         function_error: flags.contains('e').then(|| text(8)),
