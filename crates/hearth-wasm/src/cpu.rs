@@ -57,21 +57,33 @@ impl<F: Future> Future for Measured<F> {
 mod tests {
     use super::*;
 
+    /// Spends `cpu` of this thread's CPU time.
+    fn burn(cpu: Duration) {
+        let started = thread_cpu();
+        let mut x = 0u64;
+        while thread_cpu() - started < cpu {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
     #[tokio::test]
     async fn counts_the_cpu_of_the_polls_not_the_time_waited() {
         let meter = CpuMeter::default();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // While the measured future waits, another thread spends 50 ms of CPU, then wakes it.
+        let other = std::thread::spawn(move || {
+            burn(Duration::from_millis(50));
+            tx.send(()).unwrap();
+        });
         meter
             .measure(async {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let started = thread_cpu();
-                let mut x = 0u64;
-                while thread_cpu() - started < Duration::from_millis(30) {
-                    x = std::hint::black_box(x.wrapping_add(1));
-                }
+                rx.await.unwrap();
+                burn(Duration::from_millis(30));
             })
             .await;
+        other.join().unwrap();
         let cpu = meter.total();
         assert!(cpu >= Duration::from_millis(30), "the busy part counts: {cpu:?}");
-        assert!(cpu < Duration::from_millis(150), "the 200 ms asleep do not: {cpu:?}");
+        assert!(cpu < Duration::from_millis(60), "the 50 ms of waiting (another thread's CPU) do not: {cpu:?}");
     }
 }

@@ -190,7 +190,10 @@ fn map(shared: &Shared, artefact: &Path) -> Result<Mapped, LoadError> {
     let cache = |e: wasmtime::Error| LoadError::Cache(format!("{}: {}", artefact.display(), describe(&e)));
     // SAFETY: the file was written by `Programs::compile` with this engine's settings (its
     // name carries the engine's compatibility hash), in the server's own data directory.
-    match Engine::detect(artefact).map_err(cache)? {
+    let detected = wasmtime::Engine::detect_precompiled_file(artefact)
+        .map_err(cache)?
+        .ok_or_else(|| LoadError::Cache(format!("{}: not a compiled module or component", artefact.display())))?;
+    match detected {
         Precompiled::Module => {
             Ok(Mapped::Module(unsafe { Module::deserialize_file(&shared.engine, artefact) }.map_err(cache)?))
         }
@@ -226,15 +229,6 @@ fn link(shared: &Shared, mapped: Mapped) -> Result<Kind, LoadError> {
                 )
             })
         }
-    }
-}
-
-struct Engine;
-
-impl Engine {
-    fn detect(path: &Path) -> wasmtime::Result<Precompiled> {
-        wasmtime::Engine::detect_precompiled_file(path)?
-            .ok_or_else(|| wasmtime::format_err!("not a compiled module or component"))
     }
 }
 

@@ -277,6 +277,21 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Polls `GET /v1/node` until `cond` holds, failing after `limit`.
+    pub async fn wait_node(&self, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let node = self.node().await;
+            if cond(&node) {
+                return node;
+            }
+            assert!(Instant::now() < deadline, "the node never reached the expected state: {node}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 pub fn py(extra: Value) -> Value {
     let mut spec = json!({"runtime": "python3", "handler": "main.handler"});
     spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

@@ -77,11 +77,8 @@ async fn an_event_function_answers_and_its_cold_starts_say_compile_memory_then_d
         let r = s.http.delete(format!("{}/v1/functions/{name}", s.url)).bearer_auth(&s.token).send().await.unwrap();
         assert!(r.status().is_success());
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.node().await["memory_committed_mb"] != json!(0) {
-        assert!(Instant::now() < deadline, "the deleted functions' instances are gone: {}", s.node().await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The deleted functions' instances are gone (they held all the committed memory).
+    s.wait_node(Duration::from_secs(10), |node| node["memory_committed_mb"] == json!(0)).await;
     deploy_module(&s, "again", &module, json!({})).await;
     let (status, h, body) = call(&s, "again", json!({"name": "Cy"})).await;
     assert_eq!((status, body["message"].as_str()), (StatusCode::OK, Some("Hello, Cy!")));
