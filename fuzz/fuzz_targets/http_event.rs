@@ -76,10 +76,7 @@ fn check_event(fields: &[&[u8]], flags: &str) {
     let proxy = String::from_utf8_lossy(field(4));
     let peer = if flags.contains('6') { "[2001:db8::7]:443" } else { "203.0.113.7:50000" };
     let ev = event(&parts, &body, "req-1", &proxy, Some(peer.parse().expect("peer")));
-
-    let text = serde_json::to_string(&ev).expect("the event serializes");
-    let back: Value = serde_json::from_str(&text).expect("the event is valid JSON");
-    assert_eq!(back, ev);
+    let ev: Value = serde_json::from_slice(&ev).expect("the event is valid JSON");
     assert_eq!(ev["version"], "2.0");
     assert_eq!(ev["rawPath"], parts.uri.path());
     assert_eq!(ev["requestContext"]["http"]["method"], parts.method.as_str());

@@ -7,6 +7,11 @@
 //! cargo run --release -p hearth-bench -- events
 //! cargo run --release -p hearth-bench -- wasm
 
+/// mimalloc instead of glibc's allocator: the server allocates and frees on every request
+/// from every worker thread, where glibc's arenas contend on their locks (see ARCHITECTURE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Result;

@@ -19,9 +19,17 @@ pub struct WasmArgs {
     /// Cold starts measured per kind (compile, disk cache).
     #[arg(long, default_value_t = 20)]
     pub cold_starts: usize,
-    /// Requests per warm figure.
-    #[arg(long, default_value_t = 5000)]
+    /// Requests per warm figure (the throughput figure is steadier over a few seconds).
+    #[arg(long, default_value_t = 20000)]
     pub requests: usize,
+}
+
+/// Rounds of the throughput figure, Hearth's and the bare server's in turns.
+const ROUNDS: usize = 5;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// An event module answering the trigger's hello body; `tag` makes each a different module
@@ -143,8 +151,14 @@ pub async fn figures(args: &WasmArgs) -> Result<Vec<Figure>> {
         let (v, f) = (percentile(&mut warm, p), percentile(&mut floor, p));
         out.push(figure(&format!("warm.wasm.c1.{label}"), v, "ms", "bare axum/hyper server", f));
     }
-    let (_, rps) = b.load("/warm", args.requests, 64).await?;
-    let (_, floor_rps) = baseline.load("/", args.requests, 64).await?;
+    // Rounds taken in turns, each figure the median of its rounds: this machine's speed
+    // drifts over seconds, and a baseline measured once, after, would drift with it.
+    let (mut hearth, mut bare) = (vec![], vec![]);
+    for _ in 0..ROUNDS {
+        hearth.push(b.load("/warm", args.requests / ROUNDS, 64).await?.1);
+        bare.push(baseline.load("/", args.requests / ROUNDS, 64).await?.1);
+    }
+    let (rps, floor_rps) = (median(&mut hearth), median(&mut bare));
     out.push(figure("throughput.wasm.c64", rps, "req/s", "bare axum/hyper server", floor_rps));
     let artefact_mb = artefacts as f64 / 1024.0 / 1024.0;
     let baseline = "its compiled artefact's size";

@@ -1,6 +1,11 @@
 //! The `hearth` binary: `hearth up` runs the server; every other command is a client of its
 //! HTTP API.
 
+/// mimalloc instead of glibc's allocator: the server allocates and frees on every request
+/// from every worker thread, where glibc's arenas contend on their locks (see ARCHITECTURE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod commands;
 mod config;

@@ -215,7 +215,7 @@ impl Dispatcher {
                 attempts: counts.attempts,
             };
             Some(NewEvent {
-                request_id: uuid::Uuid::new_v4().to_string(),
+                request_id: hearth_types::new_request_id(),
                 function: to.function.clone(),
                 qualifier: to.selector.qualifier(),
                 source: EventSource::Destination,

@@ -96,7 +96,7 @@ fn message(m: async_nats::Message) -> Message {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Nats-Msg-Id"))
         .and_then(|(_, v)| v.first().cloned())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(hearth_types::new_request_id);
     Message {
         subject: m.subject.to_string(),
         payload: m.payload,

@@ -414,7 +414,7 @@ async fn deliver(
                     response: &d.response,
                 };
                 NewEvent {
-                    request_id: uuid::Uuid::new_v4().to_string(),
+                    request_id: hearth_types::new_request_id(),
                     function: to.function.clone(),
                     qualifier: to.selector.qualifier(),
                     source: EventSource::Destination,

@@ -12,6 +12,7 @@ use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream, StartSour
 use tracing::Instrument as _;
 
 use crate::Gateway;
+use crate::completion::Completion;
 use crate::function_cache::Resolved;
 use crate::version_pool::AcquireError;
 
@@ -84,7 +85,7 @@ impl Gateway {
         selector: VersionSelector,
         mut request: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
-        let request_id = request.request_id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string()).clone();
+        let request_id = request.request_id.get_or_insert_with(hearth_types::new_request_id).clone();
         let span = tracing::info_span!(
             "invocation",
             request_id = %request_id,
@@ -114,7 +115,7 @@ impl Gateway {
         };
         let started = Instant::now();
         let started_at_wall = Utc::now();
-        let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id = request.request_id.clone().unwrap_or_else(hearth_types::new_request_id);
         let attempt = request.attempt.unwrap_or(1);
         let timeout = Duration::from_secs(u64::from(version.config.timeout_s));
         let wait = self.inner.settings.queue_wait.unwrap_or(timeout);
@@ -204,14 +205,14 @@ impl Gateway {
             client_context: request.client_context,
         };
         // The invocation runs to completion even if the caller goes away, so the instance
-        // is never abandoned mid-request.
+        // is never abandoned mid-request (in the caller's task while the caller waits).
         tracing::debug!(
             cold = lease.cold,
             instance = lease.instance().id(),
             version = version.number,
             "instance acquired"
         );
-        let task = tokio::spawn(
+        let task = Completion::new(
             async move {
                 let began = Instant::now();
                 let result = lease.instance().invoke_metered(invocation, timeout).await;
@@ -220,7 +221,7 @@ impl Gateway {
             }
             .instrument(tracing::info_span!("invoke")),
         );
-        let (result, cold, took, peak) = task.await.map_err(|e| InvokeError::Internal(e.to_string()))?;
+        let (result, cold, took, peak) = task.await.map_err(InvokeError::Internal)?;
         let (result, cpu) = match result {
             Ok((result, cpu)) => (Ok(result), cpu),
             Err(e) => (Err(e), None),

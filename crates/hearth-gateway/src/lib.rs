@@ -8,6 +8,7 @@
 
 mod admission;
 mod changes;
+mod completion;
 mod function_cache;
 mod instance_history;
 mod invoke;

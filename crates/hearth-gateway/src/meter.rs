@@ -18,7 +18,7 @@ use chrono::Utc;
 use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 enum Msg {
     Record(Box<InvocationRecord>),
@@ -36,6 +36,8 @@ pub struct Meter {
     log_batches: Arc<watch::Sender<u64>>,
     /// Places for followers of a log ([`crate::LOG_FOLLOWERS_MAX`]).
     followers: Arc<Semaphore>,
+    /// Told of every flush, so the writer stops waiting for its batch to fill.
+    flushing: Arc<Notify>,
 }
 
 /// What the senders and the writer share.
@@ -52,6 +54,8 @@ struct Counts {
 
 /// Written when this many items wait.
 const BATCH: usize = 512;
+/// How long the writer waits for a batch to fill before writing what it has.
+const LINGER: Duration = Duration::from_millis(10);
 /// Log lines waiting to be stored, at most, and the bytes they may hold (the batch being
 /// stored included): with lines of up to 256 KiB, the bytes bound the memory. Each line is
 /// charged its message and [`LINE_OVERHEAD`] (its record, names and ids).
@@ -75,9 +79,10 @@ impl Meter {
         let counts = Arc::new(Counts::default());
         let log_batches = Arc::new(watch::Sender::new(0));
         let followers = Arc::new(Semaphore::new(crate::LOG_FOLLOWERS_MAX));
-        let writer_state = (counts.clone(), log_batches.clone());
+        let flushing = Arc::new(Notify::new());
+        let writer_state = (counts.clone(), log_batches.clone(), flushing.clone());
         tokio::spawn(writer(store.clone(), records_rx, logs_rx, writer_state, retention, prune_every, metrics));
-        Self { store, records, logs, counts, log_batches, followers }
+        Self { store, records, logs, counts, log_batches, followers, flushing }
     }
 
     /// Queues a record; if its queue is full (the store far behind), says so and counts it.
@@ -110,6 +115,7 @@ impl Meter {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.records.send(Msg::Flush(tx)).await.is_ok() {
+            self.flushing.notify_one();
             let _ = rx.await;
         }
     }
@@ -268,7 +274,7 @@ async fn writer(
     store: Arc<dyn MetadataStore>,
     mut records_rx: mpsc::Receiver<Msg>,
     mut logs_rx: mpsc::Receiver<LogLine>,
-    (counts, log_batches): (Arc<Counts>, Arc<watch::Sender<u64>>),
+    (counts, log_batches, flushing): (Arc<Counts>, Arc<watch::Sender<u64>>, Arc<Notify>),
     retention: Duration,
     prune_every: Duration,
     metrics: Arc<crate::Metrics>,
@@ -294,7 +300,16 @@ async fn writer(
                 continue;
             }
         };
-        // Whatever else waits, up to a batch (all of it once closed); records first.
+        // Unless someone waits for a flush, a moment for more to come: one commit for many
+        // invocations (a commit writes whole pages, whatever it adds to them). Asleep, not
+        // woken by each item; a flush ends the wait.
+        if !closed && batch.waiting.is_empty() && records_rx.len() + logs_rx.len() + batch.len() < BATCH {
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {}
+                _ = flushing.notified() => {}
+            }
+        }
+        // Whatever waits, up to a batch (all of it once closed); records first.
         while batch.len() < BATCH || closed {
             match records_rx.try_recv() {
                 Ok(m) => batch.take(m, &mut logs_rx),

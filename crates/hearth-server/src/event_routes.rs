@@ -74,7 +74,7 @@ pub(crate) async fn accept(
         _ => {}
     }
     let qualifier = selector.qualifier();
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = hearth_types::new_request_id();
     let limit = function.config.events.max_queued_events;
     let event = NewEvent {
         request_id: request_id.clone(),

@@ -1,7 +1,9 @@
 //! HTTP requests as API Gateway payload 2.0 events, and function results back as HTTP
 //! responses (the Function URL contract).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::net::SocketAddr;
 
 use axum::body::Body;
@@ -12,7 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use hearth_gateway::InvokeResponse;
 
@@ -74,78 +77,155 @@ fn reserved_response_header(name: &HeaderName) -> bool {
         || n.starts_with("x-amz-")
 }
 
-/// Builds the event for a request to `raw_path` (`proxy` = the part below the trigger).
-pub fn event(parts: &Parts, body: &Bytes, request_id: &str, proxy: &str, peer: Option<SocketAddr>) -> Value {
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    let mut cookies: Vec<String> = vec![];
+/// An API Gateway payload 2.0 event, serialized straight from the request's parts.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    version: &'static str,
+    route_key: &'static str,
+    raw_path: &'a str,
+    raw_query_string: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cookies: Vec<&'a str>,
+    headers: BTreeMap<&'a str, Cow<'a, str>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    query_string_parameters: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_parameters: Option<PathParameters<'a>>,
+    request_context: RequestContext<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Cow<'a, str>>,
+    is_base64_encoded: bool,
+}
+
+#[derive(Serialize)]
+struct PathParameters<'a> {
+    proxy: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestContext<'a> {
+    account_id: &'static str,
+    api_id: &'static str,
+    domain_name: &'a str,
+    domain_prefix: &'a str,
+    http: HttpContext<'a>,
+    request_id: &'a str,
+    route_key: &'static str,
+    stage: &'static str,
+    time: String,
+    time_epoch: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpContext<'a> {
+    method: &'a str,
+    path: &'a str,
+    protocol: &'static str,
+    source_ip: String,
+    user_agent: &'a str,
+}
+
+fn protocol(version: axum::http::Version) -> &'static str {
+    use axum::http::Version;
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Appends `more` to a value seen before, as API Gateway joins repeated names (`a,b`).
+fn join<'a>(seen: &mut Cow<'a, str>, more: &str) {
+    let joined = seen.to_mut();
+    joined.push(',');
+    joined.push_str(more);
+}
+
+/// The event (JSON) for a request to `raw_path` (`proxy` = the part below the trigger).
+pub fn event(parts: &Parts, body: &Bytes, request_id: &str, proxy: &str, peer: Option<SocketAddr>) -> Bytes {
+    let mut headers: BTreeMap<&str, Cow<'_, str>> = BTreeMap::new();
+    let mut cookies: Vec<&str> = vec![];
+    let mut odd_cookies: Vec<String> = vec![];
     for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let value = String::from_utf8_lossy(value.as_bytes());
         if name == header::COOKIE {
-            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            match value {
+                Cow::Borrowed(v) => cookies.extend(v.split(';').map(str::trim).filter(|c| !c.is_empty())),
+                Cow::Owned(v) => {
+                    odd_cookies.extend(v.split(';').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned))
+                }
+            }
             continue;
         }
-        headers.entry(name.as_str().to_owned()).and_modify(|v| *v = format!("{v},{value}")).or_insert(value);
-    }
-    let raw_query = parts.uri.query().unwrap_or("");
-    let mut query: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
-        query.entry(k.into_owned()).and_modify(|e| *e = format!("{e},{v}")).or_insert_with(|| v.into_owned());
-    }
-    let host = headers.get("host").cloned().unwrap_or_else(|| "localhost".into());
-    let now = Utc::now();
-    let content_type = headers.get("content-type").map(String::as_str);
-    let mut ev = Map::new();
-    ev.insert("version".into(), json!("2.0"));
-    ev.insert("routeKey".into(), json!("$default"));
-    ev.insert("rawPath".into(), json!(parts.uri.path()));
-    ev.insert("rawQueryString".into(), json!(raw_query));
-    if !cookies.is_empty() {
-        ev.insert("cookies".into(), json!(cookies));
-    }
-    ev.insert("headers".into(), json!(headers));
-    if !query.is_empty() {
-        ev.insert("queryStringParameters".into(), json!(query));
-    }
-    if !proxy.is_empty() {
-        ev.insert("pathParameters".into(), json!({"proxy": proxy}));
-    }
-    ev.insert(
-        "requestContext".into(),
-        json!({
-            "accountId": "anonymous",
-            "apiId": "hearth",
-            "domainName": host,
-            "domainPrefix": host.split('.').next().unwrap_or(""),
-            "http": {
-                "method": parts.method.as_str(),
-                "path": parts.uri.path(),
-                "protocol": format!("{:?}", parts.version),
-                "sourceIp": peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-                "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
-            },
-            "requestId": request_id,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            "timeEpoch": now.timestamp_millis(),
-        }),
-    );
-    if !body.is_empty() {
-        let text = is_text(content_type).then(|| std::str::from_utf8(body).ok()).flatten();
-        match text {
-            Some(t) => {
-                ev.insert("body".into(), json!(t));
-                ev.insert("isBase64Encoded".into(), json!(false));
-            }
-            None => {
-                ev.insert("body".into(), json!(B64.encode(body)));
-                ev.insert("isBase64Encoded".into(), json!(true));
+        match headers.entry(name.as_str()) {
+            Entry::Occupied(mut e) => join(e.get_mut(), &value),
+            Entry::Vacant(e) => {
+                e.insert(value);
             }
         }
-    } else {
-        ev.insert("isBase64Encoded".into(), json!(false));
     }
-    Value::Object(ev)
+    cookies.extend(odd_cookies.iter().map(String::as_str));
+    let raw_query = parts.uri.query().unwrap_or("");
+    let mut query: BTreeMap<Cow<'_, str>, Cow<'_, str>> = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
+        match query.entry(k) {
+            Entry::Occupied(mut e) => join(e.get_mut(), &v),
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
+    }
+    // Borrowed from the headers' values when they are (cloning a borrowed `Cow` copies a pointer).
+    let host = headers.get("host").cloned().unwrap_or(Cow::Borrowed("localhost"));
+    let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
+    let now = Utc::now();
+    let content_type = headers.get("content-type").map(|c| c.as_ref());
+    let (body, is_base64_encoded) = if body.is_empty() {
+        (None, false)
+    } else {
+        match is_text(content_type).then(|| std::str::from_utf8(body).ok()).flatten() {
+            Some(t) => (Some(Cow::Borrowed(t)), false),
+            None => (Some(Cow::Owned(B64.encode(body))), true),
+        }
+    };
+    let event = Event {
+        version: "2.0",
+        route_key: "$default",
+        raw_path: parts.uri.path(),
+        raw_query_string: raw_query,
+        cookies,
+        query_string_parameters: query,
+        path_parameters: (!proxy.is_empty()).then_some(PathParameters { proxy }),
+        request_context: RequestContext {
+            account_id: "anonymous",
+            api_id: "hearth",
+            domain_name: &host,
+            domain_prefix: host.split('.').next().unwrap_or(""),
+            http: HttpContext {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                protocol: protocol(parts.version),
+                source_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+                user_agent: &user_agent,
+            },
+            request_id,
+            route_key: "$default",
+            stage: "$default",
+            time: now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            time_epoch: now.timestamp_millis(),
+        },
+        headers,
+        body,
+        is_base64_encoded,
+    };
+    let mut json = Vec::with_capacity(1024 + event.body.as_ref().map_or(0, |b| b.len()));
+    serde_json::to_writer(&mut json, &event).expect("an event serializes");
+    json.into()
 }
 
 fn bad_gateway(why: &str) -> Response {
@@ -245,6 +325,8 @@ fn structured(o: &Map<String, Value>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

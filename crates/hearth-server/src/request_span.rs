@@ -20,7 +20,7 @@ pub(crate) async fn request_span(request: Request, next: Next) -> Response {
         .filter(|id| !id.is_empty() && id.len() <= MAX_ID)
         .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
         .map(str::to_owned);
-    let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = given.unwrap_or_else(hearth_types::new_request_id);
     let span =
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id);
     let mut response = next.run(request).instrument(span).await;

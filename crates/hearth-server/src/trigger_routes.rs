@@ -52,11 +52,11 @@ async fn route_http(state: ServerState, request: axum::extract::Request) -> Resu
     // `NAME`, `NAME:VERSION` or `NAME:ALIAS` (also in `/fn/NAME:ALIAS/...`).
     let target: hearth_types::FunctionTarget = function.parse()?;
     let body = read_event(Body::new(body)).await?;
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = hearth_types::new_request_id();
     let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
     let event = http_event::event(&parts, &body, &request_id, &proxy, peer);
     let request = InvokeRequest {
-        payload: event.to_string().into(),
+        payload: event,
         content_type: Some("application/json".into()),
         request_id: Some(request_id),
         ..Default::default()

@@ -16,7 +16,7 @@ use crate::{SqliteStore, StoreError, UsageStore};
 pub(crate) fn add(tx: &Transaction<'_>, key: &UsageKey, f: &UsageFigures) -> Result<(), StoreError> {
     let (function, qualifier, hour) =
         (key.function.as_str(), key.qualifier.as_deref().unwrap_or(""), key.hour.timestamp());
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO usage_hours (function, version, qualifier, hour, requests, errors, cold_starts, init_us,
              duration_us, billed_ms, mb_ms, provisioned_mb_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
@@ -25,28 +25,28 @@ pub(crate) fn add(tx: &Transaction<'_>, key: &UsageKey, f: &UsageFigures) -> Res
              cold_starts = cold_starts + excluded.cold_starts, init_us = init_us + excluded.init_us,
              duration_us = duration_us + excluded.duration_us, billed_ms = billed_ms + excluded.billed_ms,
              mb_ms = mb_ms + excluded.mb_ms, provisioned_mb_ms = provisioned_mb_ms + excluded.provisioned_mb_ms",
-        params![
-            function,
-            key.version,
-            qualifier,
-            hour,
-            f.requests as i64,
-            f.errors as i64,
-            f.cold_starts as i64,
-            f.init_duration_us as i64,
-            f.duration_us as i64,
-            f.billed_ms as i64,
-            f.mb_ms as i64,
-            f.provisioned_mb_ms as i64
-        ],
-    )?;
+    )?
+    .execute(params![
+        function,
+        key.version,
+        qualifier,
+        hour,
+        f.requests as i64,
+        f.errors as i64,
+        f.cold_starts as i64,
+        f.init_duration_us as i64,
+        f.duration_us as i64,
+        f.billed_ms as i64,
+        f.mb_ms as i64,
+        f.provisioned_mb_ms as i64
+    ])?;
     for (error_type, n) in &f.errors_by_type {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO usage_errors (function, version, qualifier, hour, error_type, count)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (function, version, qualifier, hour, error_type) DO UPDATE SET count = count + excluded.count",
-            params![function, key.version, qualifier, hour, error_type, *n as i64],
-        )?;
+        )?
+        .execute(params![function, key.version, qualifier, hour, error_type, *n as i64])?;
     }
     Ok(())
 }

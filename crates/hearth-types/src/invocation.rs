@@ -4,6 +4,12 @@ use utoipa::ToSchema;
 
 use crate::{FunctionId, FunctionName, StartSource};
 
+/// A fresh request id: a UUID (version 7), so ids given later sort later and the stores
+/// that key on them append instead of inserting all over their index.
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// The metered facts of one invocation. Append-only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InvocationRecord {

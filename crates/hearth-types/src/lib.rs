@@ -39,7 +39,7 @@ pub use event::{
 pub use function::{CodeRef, Function, Version, VersionSelector};
 pub use ids::{FunctionId, TokenId, TriggerId};
 pub use instance::{InstanceState, StartSource};
-pub use invocation::{InvocationRecord, LogLine, LogStream};
+pub use invocation::{InvocationRecord, LogLine, LogStream, new_request_id};
 pub use name::FunctionName;
 pub use nats::{
     NATS_BATCH_MAX, NATS_NAME_MAX_LEN, NATS_SERVER_MAX_LEN, NATS_SUBJECT_MAX_LEN, NatsServer, NatsTrigger,

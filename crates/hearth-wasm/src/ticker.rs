@@ -40,8 +40,13 @@ impl Ticker {
     /// Keeps the clock going until the guard is dropped.
     pub(crate) fn running(&self) -> Running {
         let (state, wake) = &*self.0;
-        state.lock().unwrap_or_else(|p| p.into_inner()).running += 1;
-        wake.notify_one();
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.running += 1;
+        // Only the first run wakes the clock (a notify is a system call even with nobody
+        // waiting); it waits only when nothing runs.
+        if s.running == 1 {
+            wake.notify_one();
+        }
         Running(self.clone())
     }
 }
