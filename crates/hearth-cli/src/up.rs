@@ -187,6 +187,8 @@ pub async fn run(args: UpArgs, context: Option<&str>, private_mounts: Option<Res
     // Running deliveries finish within the grace period; the rest are delivered again on
     // the next start (their leases are this node's).
     events.stop(cfg.limits.grace).await;
+    // The last invocations' records and log lines, stored before the runtime goes.
+    gateway.meter().flush().await;
     reaper.abort();
     provisioned.abort();
     drop(gateway);

@@ -12,13 +12,15 @@ type Work<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// `future`, run to completion whatever happens to whoever awaits it. Its output, or the
 /// message of its panic (the caller's task goes on).
+/// Made inside a Tokio runtime, which finishes an abandoned one.
 pub(crate) struct Completion<T: Send + 'static> {
     work: Option<Work<T>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl<T: Send + 'static> Completion<T> {
     pub(crate) fn new(future: impl Future<Output = T> + Send + 'static) -> Self {
-        Self { work: Some(Box::pin(future)) }
+        Self { work: Some(Box::pin(future)), runtime: tokio::runtime::Handle::current() }
     }
 }
 
@@ -38,7 +40,8 @@ impl<T: Send + 'static> Future for Completion<T> {
                 Poll::Ready(Ok(output))
             }
             Err(panic) => {
-                this.work = None;
+                // Its drop may panic too: that stays here, not in the caller's task.
+                let _ = catch_unwind(AssertUnwindSafe(|| this.work = None));
                 Poll::Ready(Err(panic_message(panic.as_ref())))
             }
         }
@@ -47,11 +50,9 @@ impl<T: Send + 'static> Future for Completion<T> {
 
 impl<T: Send + 'static> Drop for Completion<T> {
     fn drop(&mut self) {
-        if let Some(work) = self.work.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
+        if let Some(work) = self.work.take() {
             // The caller went away mid-way: the rest runs on its own, its output unread.
-            runtime.spawn(work);
+            self.runtime.spawn(work);
         }
     }
 }
@@ -72,7 +73,8 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    // Several worker threads: a spawned task could run on another one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_in_the_callers_task() {
         let caller = std::thread::current().id();
         let ran_on = Completion::new(async { std::thread::current().id() }).await.unwrap();

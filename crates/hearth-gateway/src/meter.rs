@@ -302,8 +302,11 @@ async fn writer(
         };
         // Unless someone waits for a flush, a moment for more to come: one commit for many
         // invocations (a commit writes whole pages, whatever it adds to them). Asleep, not
-        // woken by each item; a flush ends the wait.
-        if !closed && batch.waiting.is_empty() && records_rx.len() + logs_rx.len() + batch.len() < BATCH {
+        // woken by each item; a flush ends the wait, and so does a queue half full of bytes
+        // (long lines) at its start.
+        let queued = records_rx.len() + logs_rx.len() + batch.len();
+        let bytes = counts.queued_bytes.load(Ordering::Acquire);
+        if !closed && batch.waiting.is_empty() && queued < BATCH && bytes < LOG_QUEUE_BYTES / 2 {
             tokio::select! {
                 _ = tokio::time::sleep(LINGER) => {}
                 _ = flushing.notified() => {}

@@ -86,7 +86,7 @@ struct Event<'a> {
     raw_path: &'a str,
     raw_query_string: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    cookies: Vec<&'a str>,
+    cookies: Vec<Cow<'a, str>>,
     headers: BTreeMap<&'a str, Cow<'a, str>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     query_string_parameters: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
@@ -149,15 +149,17 @@ fn join<'a>(seen: &mut Cow<'a, str>, more: &str) {
 /// The event (JSON) for a request to `raw_path` (`proxy` = the part below the trigger).
 pub fn event(parts: &Parts, body: &Bytes, request_id: &str, proxy: &str, peer: Option<SocketAddr>) -> Bytes {
     let mut headers: BTreeMap<&str, Cow<'_, str>> = BTreeMap::new();
-    let mut cookies: Vec<&str> = vec![];
-    let mut odd_cookies: Vec<String> = vec![];
+    let mut cookies: Vec<Cow<'_, str>> = vec![];
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes());
         if name == header::COOKIE {
+            // In the order sent, whatever their bytes.
             match value {
-                Cow::Borrowed(v) => cookies.extend(v.split(';').map(str::trim).filter(|c| !c.is_empty())),
+                Cow::Borrowed(v) => {
+                    cookies.extend(v.split(';').map(str::trim).filter(|c| !c.is_empty()).map(Cow::Borrowed))
+                }
                 Cow::Owned(v) => {
-                    odd_cookies.extend(v.split(';').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned))
+                    cookies.extend(v.split(';').map(str::trim).filter(|c| !c.is_empty()).map(|c| Cow::Owned(c.into())))
                 }
             }
             continue;
@@ -169,7 +171,6 @@ pub fn event(parts: &Parts, body: &Bytes, request_id: &str, proxy: &str, peer: O
             }
         }
     }
-    cookies.extend(odd_cookies.iter().map(String::as_str));
     let raw_query = parts.uri.query().unwrap_or("");
     let mut query: BTreeMap<Cow<'_, str>, Cow<'_, str>> = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {

@@ -49,9 +49,6 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // 16 MiB of pages instead of 2: the hot ends of the telemetry tables and their
-        // indexes stay in memory under a steady stream of records and log lines.
-        conn.pragma_update(None, "cache_size", -16 * 1024)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         sqlite_schema::migrate(&mut conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
