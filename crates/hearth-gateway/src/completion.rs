@@ -67,8 +67,6 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -84,24 +82,23 @@ mod tests {
     #[tokio::test]
     async fn finishes_when_the_caller_goes_away() {
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
-        let done = Arc::new(AtomicBool::new(false));
-        let work = {
-            let done = done.clone();
-            Completion::new(async move {
-                let _ = wait.await;
-                done.store(true, Ordering::SeqCst);
-            })
-        };
-        // The caller gives up while the work waits.
-        assert!(tokio::time::timeout(Duration::from_millis(1), work).await.is_err());
-        go.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while !done.load(Ordering::SeqCst) {
-                tokio::task::yield_now().await;
-            }
+        let (finished, done) = tokio::sync::oneshot::channel::<()>();
+        let mut work = Completion::new(async move {
+            let _ = wait.await;
+            let _ = finished.send(());
+        });
+        // The caller polls once (the work waits), then gives up.
+        std::future::poll_fn(|cx| {
+            assert!(Pin::new(&mut work).poll(cx).is_pending(), "the work waits for `go`");
+            Poll::Ready(())
         })
-        .await
-        .expect("the abandoned work finished on its own");
+        .await;
+        drop(work);
+        go.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .expect("the abandoned work finished on its own")
+            .expect("it ran to its end, not dropped");
     }
 
     #[tokio::test]
