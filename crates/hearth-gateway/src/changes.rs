@@ -86,8 +86,13 @@ impl Gateway {
         for p in stale {
             p.drain();
         }
+        // Read now, so the first invocation after a deploy does no store I/O on its way.
+        let latest = match current.as_ref().is_some_and(|f| f.latest_version.is_some()) {
+            true => Some(inner.functions.resolve(name, &VersionSelector::Latest).await?),
+            false => None,
+        };
         if current.is_some_and(|f| f.config.min_instances > 0)
-            && let Resolved::Found(v) = inner.functions.resolve(name, &VersionSelector::Latest).await?
+            && let Some(Resolved::Found(v)) = latest
         {
             // Reaping also tops the pool up to min_instances.
             self.pool(&v).reap();

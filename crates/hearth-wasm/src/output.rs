@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// A line longer than this is cut and marked, as for process instances.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
@@ -17,6 +18,10 @@ pub const MAX_LINE_BYTES: usize = 256 * 1024;
 pub const MAX_LOG_BYTES_PER_RUN: usize = 4 * 1024 * 1024;
 /// The marker of cut lines and dropped output.
 pub const TRUNCATED: &str = "[truncated]";
+
+/// The most one write may carry (a larger one is split by wasmtime's writers). Never zero:
+/// these streams are always ready.
+const WRITE_PERMIT: usize = 1024 * 1024;
 
 /// Where log lines go (the function's log, attributed by the caller).
 pub type LineSink = Arc<dyn Fn(String) + Send + Sync>;
@@ -38,37 +43,14 @@ impl CappedOutput {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         (Bytes::from(std::mem::take(&mut inner.0)), inner.1)
     }
-}
 
-impl AsyncWrite for CappedOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn append(&self, buf: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let room = self.cap.saturating_sub(inner.0.len());
         if buf.len() > room {
             inner.1 = true;
         }
         inner.0.extend_from_slice(&buf[..buf.len().min(room)]);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl IsTerminal for CappedOutput {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for CappedOutput {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
     }
 }
 
@@ -135,6 +117,10 @@ impl Lines {
 pub(crate) struct LogLines(Arc<Mutex<Lines>>);
 
 impl LogLines {
+    fn append(&self, buf: &[u8]) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf);
+    }
+
     pub(crate) fn new(sink: LineSink) -> Self {
         Self(Arc::new(Mutex::new(Lines { sink, partial: vec![], skipping: false, logged: 0, closed: false })))
     }
@@ -148,32 +134,66 @@ impl LogLines {
     }
 }
 
-impl AsyncWrite for LogLines {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
+/// A WASI output stream that writes in place with `append` (never failing, always ready):
+/// wasmtime's default adapter of an `AsyncWrite` gives each stream a writer task of its
+/// own (a spawn per stream per run, a hand-off per write).
+macro_rules! written_in_place {
+    ($t:ty) => {
+        impl AsyncWrite for $t {
+            fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+                self.append(buf);
+                Poll::Ready(Ok(buf.len()))
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        impl IsTerminal for $t {
+            fn is_terminal(&self) -> bool {
+                false
+            }
+        }
+
+        impl StdoutStream for $t {
+            fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+                Box::new(self.clone())
+            }
+
+            fn p2_stream(&self) -> Box<dyn OutputStream> {
+                Box::new(self.clone())
+            }
+        }
+
+        impl OutputStream for $t {
+            fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+                self.append(&bytes);
+                Ok(())
+            }
+
+            fn flush(&mut self) -> StreamResult<()> {
+                Ok(())
+            }
+
+            fn check_write(&mut self) -> StreamResult<usize> {
+                Ok(WRITE_PERMIT)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Pollable for $t {
+            async fn ready(&mut self) {}
+        }
+    };
 }
 
-impl IsTerminal for LogLines {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogLines {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
+written_in_place!(CappedOutput);
+written_in_place!(LogLines);
 
 #[cfg(test)]
 mod tests {
@@ -241,5 +261,20 @@ mod tests {
         let mut cx = Context::from_waker(waker);
         assert!(matches!(Pin::new(&mut out).poll_write(&mut cx, b"abcdef"), Poll::Ready(Ok(6))));
         assert_eq!(out.take(), (Bytes::from_static(b"abcd"), true));
+    }
+
+    #[test]
+    fn the_streams_wasmtime_writes_keep_the_same_bounds() {
+        let mut out = CappedOutput::new(4);
+        let stream: &mut dyn OutputStream = &mut out;
+        assert!(stream.check_write().unwrap() > 0);
+        stream.write(Bytes::from_static(b"abc")).unwrap();
+        stream.write(Bytes::from_static(b"def")).unwrap();
+        assert_eq!(out.take(), (Bytes::from_static(b"abcd"), true));
+        let (mut lines, seen) = collect();
+        let stream: &mut dyn OutputStream = &mut lines;
+        stream.write(Bytes::from_static(b"one\ntw")).unwrap();
+        stream.write(Bytes::from_static(b"o\n")).unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["one", "two"]);
     }
 }

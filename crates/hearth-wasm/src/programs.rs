@@ -47,6 +47,8 @@ type Slot = Arc<tokio::sync::Mutex<Weak<Kind>>>;
 /// Programs whose failure to compile or link is remembered at most (then forgotten, and
 /// each compiled once more).
 const FAILURES_REMEMBERED: usize = 4096;
+/// Compiled artefacts up to this size are mapped on the caller's thread.
+const MAP_IN_PLACE_BYTES: u64 = 1024 * 1024;
 
 /// The node's compiled programs.
 pub struct Programs {
@@ -92,15 +94,21 @@ impl Programs {
             return Err(failure.clone());
         }
         let artefact = self.dir.join(format!("{key}.cwasm"));
-        let mapped = match artefact.exists() {
-            true => match blocking(move || map(shared, &artefact)).await {
-                Ok(mapped) => Some(mapped),
-                Err(e) => {
-                    tracing::warn!(%e, key, "a cached compiled module did not load; compiling it again");
-                    None
-                }
-            },
-            false => None,
+        // A small artefact maps in well under 100 µs: in place, not a hand-off to another
+        // thread and back (most of a cached cold start); a large one registers much code.
+        let mapped = match std::fs::metadata(&artefact).map(|m| m.len()) {
+            Err(_) => None,
+            Ok(size) => {
+                let mapped = match size <= MAP_IN_PLACE_BYTES {
+                    true => map(shared, &artefact),
+                    false => blocking(move || map(shared, &artefact)).await,
+                };
+                mapped
+                    .inspect_err(
+                        |e| tracing::warn!(%e, key, "a cached compiled module did not load; compiling it again"),
+                    )
+                    .ok()
+            }
         };
         let (mapped, source) = match mapped {
             Some(mapped) => (mapped, LoadSource::DiskCache),
