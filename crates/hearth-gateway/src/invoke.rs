@@ -132,15 +132,13 @@ impl Gateway {
                 duration: started.elapsed(),
             };
         let meter = &self.inner.meter;
-        let platform = |message: String| {
-            meter.log(LogLine {
-                seq: 0,
-                function: name.clone(),
-                request_id: Some(request_id.clone()),
-                at: Utc::now(),
-                stream: LogStream::Platform,
-                message,
-            })
+        let platform_line = |message: String| LogLine {
+            seq: 0,
+            function: name.clone(),
+            request_id: Some(request_id.clone()),
+            at: Utc::now(),
+            stream: LogStream::Platform,
+            message,
         };
         let record = |duration: Duration,
                       cold_start,
@@ -177,7 +175,9 @@ impl Gateway {
         let lease = match pool.acquire(wait).instrument(tracing::info_span!("acquire")).await {
             Ok(lease) => lease,
             Err(AcquireError::Init(ErrorReport { error_type: kind, body })) => {
-                platform(format!("INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"));
+                meter.log(platform_line(format!(
+                    "INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"
+                )));
                 record(Duration::ZERO, true, None, None, None, None, Some(kind.clone()));
                 return Ok(respond(body, Some("application/json".into()), Some(kind), true));
             }
@@ -191,7 +191,8 @@ impl Gateway {
         if let (Some(took), Some(source)) = (init.filter(|_| self.inner.settings.telemetry), source) {
             self.inner.metrics.cold_start(name, source, took);
         }
-        platform(format!("START RequestId: {request_id} Version: {}", version.number));
+        // START waits in the meter for END and REPORT, to be stored with them (`platform_lines.rs`).
+        meter.log_start(platform_line(format!("START RequestId: {request_id} Version: {}", version.number)));
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: request.payload,
@@ -245,14 +246,13 @@ impl Gateway {
         let ms = took.as_secs_f64() * 1000.0;
         let init_text =
             init.map(|d| format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
-        platform(format!("END RequestId: {request_id}"));
         let peak_text = peak.map(|mb| format!("\tMax Memory Used: {mb} MB")).unwrap_or_default();
         let cpu_text = cpu.map(|d| format!("\tCPU Time: {:.3} ms", d.as_secs_f64() * 1000.0)).unwrap_or_default();
-        platform(format!(
-            "REPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB{peak_text}{init_text}{cpu_text}",
+        meter.log_end_and_report(platform_line(format!(
+            "END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB{peak_text}{init_text}{cpu_text}",
             ms.ceil() as u64,
             version.config.memory_mb,
-        ));
+        )));
         record(took, cold, source, cpu, init, peak, response.function_error.clone());
         let response = InvokeResponse { start_source: source, ..response };
         tracing::debug!(duration_ms = ms, error = response.function_error.as_deref(), "invocation finished");

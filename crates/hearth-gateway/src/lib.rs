@@ -18,6 +18,7 @@ mod log_budget;
 mod log_follow;
 mod meter;
 mod metrics;
+mod platform_lines;
 mod route_cache;
 mod settings;
 mod status;

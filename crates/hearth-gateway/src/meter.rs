@@ -12,13 +12,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+
+use crate::platform_lines::{Entry, HeldStarts};
 
 enum Msg {
     Record(Box<InvocationRecord>),
@@ -30,7 +32,7 @@ enum Msg {
 pub struct Meter {
     store: Arc<dyn MetadataStore>,
     records: mpsc::Sender<Msg>,
-    logs: mpsc::Sender<LogLine>,
+    logs: mpsc::Sender<Entry>,
     counts: Arc<Counts>,
     /// How many batches of log lines the writer has stored.
     log_batches: Arc<watch::Sender<u64>>,
@@ -97,16 +99,31 @@ impl Meter {
 
     /// Queues a log line, or drops and counts it when the queue is full.
     pub(crate) fn log(&self, line: LogLine) {
-        let bytes = charge(&line);
+        self.send(Entry::Line(line));
+    }
+
+    /// Queues an invocation's `START`, which the writer may store with its `END`
+    /// (`platform_lines.rs`).
+    pub(crate) fn log_start(&self, line: LogLine) {
+        self.send(Entry::Start(line));
+    }
+
+    /// Queues an invocation's `END` and `REPORT`, one entry of two lines.
+    pub(crate) fn log_end_and_report(&self, line: LogLine) {
+        self.send(Entry::End(line));
+    }
+
+    fn send(&self, entry: Entry) {
+        let bytes = charge(entry.line());
         let before = self.counts.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if before + bytes > LOG_QUEUE_BYTES {
             self.counts.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            return self.counts.drop_line(&line.function);
+            return self.counts.drop_line(&entry.line().function);
         }
-        if let Err(e) = self.logs.try_send(line) {
+        if let Err(e) = self.logs.try_send(entry) {
             self.counts.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            if let TrySendError::Full(line) = e {
-                self.counts.drop_line(&line.function);
+            if let TrySendError::Full(entry) = e {
+                self.counts.drop_line(&entry.line().function);
             }
         }
     }
@@ -189,6 +206,14 @@ fn charge(line: &LogLine) -> u64 {
     line.message.len() as u64 + LINE_OVERHEAD
 }
 
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Counts {
     fn drop_line(&self, function: &FunctionName) {
         *self.dropped_by_function.lock().unwrap_or_else(|p| p.into_inner()).entry(function.clone()).or_default() += 1;
@@ -222,6 +247,10 @@ impl Counts {
 struct Batch {
     records: Vec<InvocationRecord>,
     logs: Vec<LogLine>,
+    /// The bytes the log queue charged for `logs`, released once they are stored.
+    charged: u64,
+    /// `START`s waiting for their `END` (kept from batch to batch).
+    held: HeldStarts,
     waiting: Vec<oneshot::Sender<()>>,
 }
 
@@ -256,24 +285,31 @@ impl Batch {
     }
 
     /// Everything sent before a flush is stored before it is answered: the flush comes after
-    /// its records on their channel, and the log lines waiting when it arrives are taken too.
-    fn take(&mut self, msg: Msg, logs_rx: &mut mpsc::Receiver<LogLine>) {
+    /// its records on their channel, and the log lines waiting when it arrives are taken too,
+    /// with every `START` held.
+    fn take(&mut self, msg: Msg, logs_rx: &mut mpsc::Receiver<Entry>) {
         match msg {
             Msg::Record(r) => self.records.push(*r),
             Msg::Flush(done) => {
                 self.waiting.push(done);
-                while let Ok(l) = logs_rx.try_recv() {
-                    self.logs.push(l);
+                while let Ok(entry) = logs_rx.try_recv() {
+                    self.admit(entry);
                 }
+                self.charged += self.held.release_all(&mut self.logs);
             }
         }
+    }
+
+    fn admit(&mut self, entry: Entry) {
+        let bytes = charge(entry.line());
+        self.charged += self.held.admit(entry, bytes, Instant::now(), &mut self.logs);
     }
 }
 
 async fn writer(
     store: Arc<dyn MetadataStore>,
     mut records_rx: mpsc::Receiver<Msg>,
-    mut logs_rx: mpsc::Receiver<LogLine>,
+    mut logs_rx: mpsc::Receiver<Entry>,
     (counts, log_batches, flushing): (Arc<Counts>, Arc<watch::Sender<u64>>, Arc<Notify>),
     retention: Duration,
     prune_every: Duration,
@@ -288,10 +324,12 @@ async fn writer(
                 Some(m) => { batch.take(m, &mut logs_rx); false }
                 None => true,
             },
-            line = logs_rx.recv() => match line {
-                Some(l) => { batch.logs.push(l); false }
+            entry = logs_rx.recv() => match entry {
+                Some(e) => { batch.admit(e); false }
                 None => true,
             },
+            // A `START` held long enough is stored below.
+            _ = sleep_until(batch.held.next_due()) => false,
             _ = prune.tick() => {
                 let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
                 if let Err(e) = store.prune_telemetry(before).await {
@@ -317,14 +355,18 @@ async fn writer(
             match records_rx.try_recv() {
                 Ok(m) => batch.take(m, &mut logs_rx),
                 Err(_) => match logs_rx.try_recv() {
-                    Ok(l) => batch.logs.push(l),
+                    Ok(e) => batch.admit(e),
                     Err(_) => break,
                 },
             }
         }
-        let queued: u64 = batch.logs.iter().map(charge).sum();
+        if closed {
+            batch.charged += batch.held.release_all(&mut batch.logs);
+        } else {
+            batch.charged += batch.held.release_due(Instant::now(), &mut batch.logs);
+        }
         let mut stored_lines = batch.store(store.as_ref(), &metrics).await;
-        counts.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
+        counts.queued_bytes.fetch_sub(std::mem::take(&mut batch.charged), Ordering::AcqRel);
         // Caught up: say what was dropped while behind.
         if records_rx.is_empty() && logs_rx.is_empty() {
             batch.logs = counts.take_drop_report();
@@ -433,6 +475,43 @@ mod tests {
         assert_eq!(lines.len(), 1, "stored before it is announced");
         assert_eq!(meter.log_end().await.unwrap(), lines[0].seq);
         assert!(meter.stored_logs(&f, lines[0].seq, None, 10).await.unwrap().is_empty());
+    }
+
+    fn platform(function: &FunctionName, request: &str, message: &str) -> LogLine {
+        LogLine { request_id: Some(request.into()), stream: LogStream::Platform, ..line(function, message.into()) }
+    }
+
+    #[tokio::test]
+    async fn an_invocation_that_logs_nothing_is_one_entry_and_a_lone_start_is_stored() {
+        let store = Arc::new(MemoryStore::new());
+        let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600), test_metrics());
+        let f: FunctionName = "f".parse().unwrap();
+        meter.log_start(platform(&f, "quiet", "START quiet"));
+        meter.log_start(platform(&f, "chatty", "START chatty"));
+        meter.log(LogLine { request_id: Some("chatty".into()), ..line(&f, "hello".into()) });
+        meter.log_end_and_report(platform(&f, "quiet", "END quiet\nREPORT quiet"));
+        meter.log_end_and_report(platform(&f, "chatty", "END chatty\nREPORT chatty"));
+        meter.flush().await;
+        let lines = meter.stored_logs(&f, 0, None, 100).await.unwrap();
+        let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["START chatty", "hello", "START quiet", "END quiet", "REPORT quiet", "END chatty", "REPORT chatty"]
+        );
+        assert_eq!(store.log_end().await.unwrap(), 4, "four entries: the quiet invocation's is one");
+        assert_eq!(meter.counts.queued_bytes.load(Ordering::Acquire), 0, "every byte charged is released");
+
+        // A START whose END does not come is stored on its own once held long enough, with
+        // no flush and nothing else sent.
+        meter.log_start(platform(&f, "slow", "START slow"));
+        let deadline = std::time::Instant::now() + crate::platform_lines::HOLD + Duration::from_secs(10);
+        while meter.stored_logs(&f, 4, None, 10).await.unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the held START was never stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let lines = meter.stored_logs(&f, 4, None, 10).await.unwrap();
+        assert_eq!(lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["START slow"]);
+        assert_eq!(meter.counts.queued_bytes.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]

@@ -182,8 +182,12 @@ async fn feed(mut follower: LogFollower, still: Authorization, tx: tokio::sync::
         };
         match next {
             Ok(Followed::Lines(lines)) => {
-                for line in &lines {
-                    if !send(&tx, line_event(line)).await {
+                for (i, line) in lines.iter().enumerate() {
+                    // The lines of one entry share its `seq` (an invocation's START, END and
+                    // REPORT): the id goes on its last, so a client that reconnects in the
+                    // middle of an entry gets all of it again rather than missing its end.
+                    let ends_entry = lines.get(i + 1).is_none_or(|next| next.seq != line.seq);
+                    if !send(&tx, line_event(line, ends_entry)).await {
                         return;
                     }
                 }
@@ -200,8 +204,9 @@ async fn feed(mut follower: LogFollower, still: Authorization, tx: tokio::sync::
     send(&tx, Event::default().event("end").data(data)).await;
 }
 
-fn line_event(line: &LogLine) -> Event {
-    let event = Event::default().id(line.seq.to_string()).event("line");
+fn line_event(line: &LogLine, with_id: bool) -> Event {
+    let event = Event::default().event("line");
+    let event = if with_id { event.id(line.seq.to_string()) } else { event };
     match serde_json::to_string(line) {
         Ok(json) => event.data(json),
         Err(e) => event.comment(format!("a line that is not JSON: {e}")),

@@ -74,6 +74,7 @@ pub async fn run(store: &dyn MetadataStore) {
     aliases_go_with_their_function(store).await;
     aliases_of_two_functions_are_independent(store).await;
     telemetry(store).await;
+    platform_entries(store).await;
     pruning(store).await;
     invocation_attempts(store).await;
 }
@@ -200,6 +201,49 @@ async fn pruning(store: &dyn MetadataStore) {
         assert!(store.get_function(&name(n)).await.unwrap().is_some(), "pruning leaves functions alone");
         store.delete_function(&name(n)).await.unwrap();
     }
+}
+
+/// An invocation's `START`, `END` and `REPORT` stored as one platform entry read back as
+/// one line each, sharing its `seq`; no read (forwards, tail, one request's, limited) splits
+/// it, and a function's own line is never split.
+async fn platform_entries(store: &dyn MetadataStore) {
+    let f = sample_function("entries");
+    store.save_function(&f, Expect::Absent, None).await.unwrap();
+    let line = |req: &str, stream: LogStream, msg: &str| LogLine {
+        seq: 0,
+        function: name("entries"),
+        request_id: Some(req.into()),
+        at: Utc::now(),
+        stream,
+        message: msg.into(),
+    };
+    store
+        .append_logs(&[
+            line("r1", LogStream::Platform, "START r1\nEND r1\nREPORT r1"),
+            line("r2", LogStream::Platform, "START r2"),
+            line("r2", LogStream::Stderr, "two\nlines"),
+            line("r2", LogStream::Platform, "END r2\nREPORT r2"),
+        ])
+        .await
+        .unwrap();
+    let seen = |lines: Vec<LogLine>| lines.into_iter().map(|l| (l.seq, l.message)).collect::<Vec<_>>();
+    let all = seen(store.read_logs(&name("entries"), 0, None, 100).await.unwrap());
+    let messages: Vec<&str> = all.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(messages, ["START r1", "END r1", "REPORT r1", "START r2", "two\nlines", "END r2", "REPORT r2"]);
+    assert!(all[0].0 == all[1].0 && all[1].0 == all[2].0 && all[2].0 < all[3].0, "an entry's lines share its seq");
+    let (first, last) = (all[0].0, all[6].0);
+    let read = |after, request, limit| async move {
+        seen(store.read_logs(&name("entries"), after, request, limit).await.unwrap())
+    };
+    assert_eq!(read(0, None, 5).await, all[..5], "a limit stops before an entry it would cut");
+    assert_eq!(read(0, None, 2).await, all[..3], "but a read always gives at least one entry");
+    assert_eq!(read(first, Some("r2"), 100).await, all[3..], "one request's, after a position");
+    let tail = |limit| async move { seen(store.read_log_tail(&name("entries"), last, None, limit).await.unwrap()) };
+    assert_eq!(tail(3).await, all[4..], "the last three lines");
+    assert_eq!(tail(5).await, all[3..], "the tail keeps whole entries");
+    assert_eq!(tail(1).await, all[5..], "and at least the last one");
+    assert_eq!(tail(100).await, all, "all of it");
+    store.delete_function(&name("entries")).await.unwrap();
 }
 
 async fn telemetry(store: &dyn MetadataStore) {

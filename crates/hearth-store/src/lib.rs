@@ -15,6 +15,7 @@ pub mod conformance;
 mod counting;
 mod event_queue;
 mod event_transitions;
+mod log_entries;
 mod memory;
 mod memory_queue;
 pub mod queue_conformance;
@@ -135,10 +136,14 @@ pub trait MetadataStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<InvocationRecord>, StoreError>;
 
-    /// Appends log lines; their `seq` is assigned here (the given one is ignored).
+    /// Appends log entries; their `seq` is assigned here (the given one is ignored). A
+    /// platform entry may hold several lines, separated by `\n` (see [`Self::read_logs`]).
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError>;
 
-    /// A function's log lines with `seq > after`, oldest first, optionally one request's.
+    /// A function's log lines with `seq > after`, oldest first, optionally one request's, at
+    /// most `limit` of them. A stored platform entry of several lines (an invocation's
+    /// `START`, `END` and `REPORT`) reads back one line each, all with its `seq`, and is never
+    /// cut by the limit (but a read gives at least one entry whole).
     async fn read_logs(
         &self,
         function: &FunctionName,
@@ -149,6 +154,7 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// A function's last `limit` log lines at or before position `at_most` (optionally one
     /// request's), oldest first: what a reader sees of the past before it follows new lines.
+    /// Entries are kept whole as in [`Self::read_logs`] (at least the last one).
     async fn read_log_tail(
         &self,
         function: &FunctionName,

@@ -8,6 +8,7 @@ use hearth_types::{
     Version,
 };
 
+use crate::log_entries::{Keep, lines_of};
 use crate::memory_queue::StoredEvent;
 use crate::{Expect, MetadataStore, StoreError};
 
@@ -221,14 +222,15 @@ impl MetadataStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<LogLine>, StoreError> {
         let st = self.state();
-        Ok(st
+        let entries = st
             .logs
             .iter()
             .filter(|l| &l.function == function && l.seq > after)
             .filter(|l| request_id.is_none_or(|r| l.request_id.as_deref() == Some(r)))
             .take(limit)
             .cloned()
-            .collect())
+            .collect();
+        Ok(lines_of(entries, limit, Keep::Oldest))
     }
 
     async fn read_log_tail(
@@ -249,7 +251,7 @@ impl MetadataStore for MemoryStore {
             .cloned()
             .collect();
         lines.reverse();
-        Ok(lines)
+        Ok(lines_of(lines, limit, Keep::Newest))
     }
 
     async fn log_end(&self) -> Result<i64, StoreError> {

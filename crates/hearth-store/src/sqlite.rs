@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::log_entries::{Keep, lines_of};
 use crate::{Expect, MetadataStore, StoreError, sqlite_schema};
 
 /// The embedded default [`MetadataStore`]: one SQLite file in WAL mode.
@@ -432,11 +433,13 @@ impl MetadataStore for SqliteStore {
             let rows = stmt.query_map(params![function, after, request_id, limit as i64], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })?;
-            rows.map(|r| {
-                let (seq, body) = r?;
-                Ok(LogLine { seq, ..decode(body)? })
-            })
-            .collect()
+            let entries = rows
+                .map(|r| {
+                    let (seq, body) = r?;
+                    Ok(LogLine { seq, ..decode(body)? })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(lines_of(entries, limit, Keep::Oldest))
         })
         .await
     }
@@ -461,7 +464,7 @@ impl MetadataStore for SqliteStore {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             lines.reverse();
-            Ok(lines)
+            Ok(lines_of(lines, limit, Keep::Newest))
         })
         .await
     }

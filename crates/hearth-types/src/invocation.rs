@@ -66,7 +66,9 @@ pub enum LogStream {
 /// One line of a function's log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LogLine {
-    /// Position in the function's log (increasing; assigned by the store).
+    /// Position in the function's log, assigned by the store: increasing from one stored entry
+    /// to the next, and shared by the lines of one entry (an invocation's `START`, `END` and
+    /// `REPORT` when it logged nothing in between).
     pub seq: i64,
     pub function: FunctionName,
     pub request_id: Option<String>,

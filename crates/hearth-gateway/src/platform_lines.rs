@@ -1,0 +1,232 @@
+//! An invocation's platform lines (`START`, then `END` and `REPORT`) in as few log entries as
+//! its output allows. The meter's writer holds a `START` back, for up to [`HOLD`]: when the
+//! invocation's `END` (one entry with its `REPORT`) comes first, all three are stored as one
+//! entry, one row instead of three (on the warm path of a function that logs nothing, most
+//! of the log writer's work). A line of the invocation's own output, a flush, or [`HOLD`]
+//! passing stores the `START` alone first, so it always comes before the invocation's
+//! lines. The store reads an entry back as one line each (`MetadataStore::read_logs`).
+//!
+//! Pure: the writer passes the time in.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use hearth_types::LogLine;
+
+/// How long a `START` waits for its `END`.
+pub(crate) const HOLD: Duration = Duration::from_secs(1);
+/// `START`s held at most (about the invocations in flight); past it, one is stored as it comes.
+const HELD_MAX: usize = 4096;
+
+/// What the log queue carries to the writer.
+pub(crate) enum Entry {
+    /// A line stored as it comes (after its invocation's `START`, if that is held).
+    Line(LogLine),
+    /// An invocation's `START`, which may wait for its `END`.
+    Start(LogLine),
+    /// An invocation's `END` and `REPORT`, one entry of two lines.
+    End(LogLine),
+}
+
+impl Entry {
+    pub(crate) fn line(&self) -> &LogLine {
+        match self {
+            Entry::Line(l) | Entry::Start(l) | Entry::End(l) => l,
+        }
+    }
+}
+
+/// The `START`s waiting, by request id, each with the bytes the log queue charged for it
+/// (released to the queue once it is stored).
+#[derive(Default)]
+pub(crate) struct HeldStarts {
+    held: HashMap<String, Held>,
+    /// Deadlines in the order they were set; an entry whose generation no longer matches
+    /// was stored already (dropped once it reaches the front).
+    due: VecDeque<(Instant, String, u64)>,
+    generation: u64,
+}
+
+struct Held {
+    line: LogLine,
+    charge: u64,
+    generation: u64,
+}
+
+impl HeldStarts {
+    /// Adds `entry` (charged `charge` bytes) to `out`, the lines to store in order, or holds
+    /// it; returns the bytes of what went to `out`.
+    pub(crate) fn admit(&mut self, entry: Entry, charge: u64, now: Instant, out: &mut Vec<LogLine>) -> u64 {
+        let request = entry.line().request_id.clone();
+        let Some(request) = request else {
+            out.push(into_line(entry));
+            return charge;
+        };
+        match entry {
+            Entry::Start(line) => {
+                let released = self.release(&request, out);
+                if self.held.len() >= HELD_MAX {
+                    out.push(line);
+                    return released + charge;
+                }
+                self.generation += 1;
+                self.held.insert(request.clone(), Held { line, charge, generation: self.generation });
+                self.due.push_back((now + HOLD, request, self.generation));
+                released
+            }
+            Entry::End(mut line) => match self.held.remove(&request) {
+                Some(start) => {
+                    line.message = format!("{}\n{}", start.line.message, line.message);
+                    out.push(LogLine { message: line.message, ..start.line });
+                    start.charge + charge
+                }
+                None => {
+                    out.push(line);
+                    charge
+                }
+            },
+            Entry::Line(line) => {
+                let released = self.release(&request, out);
+                out.push(line);
+                released + charge
+            }
+        }
+    }
+
+    /// Stores the `START`s held for [`HOLD`] by `now`; returns their bytes.
+    pub(crate) fn release_due(&mut self, now: Instant, out: &mut Vec<LogLine>) -> u64 {
+        let mut released = 0;
+        while let Some((deadline, request, _)) = self.front() {
+            if *deadline > now {
+                break;
+            }
+            let request = request.clone();
+            released += self.release(&request, out);
+            self.due.pop_front();
+        }
+        released
+    }
+
+    /// Stores every `START` held (a flush: everything sent before it is readable).
+    pub(crate) fn release_all(&mut self, out: &mut Vec<LogLine>) -> u64 {
+        let mut held: Vec<Held> = self.held.drain().map(|(_, h)| h).collect();
+        held.sort_by_key(|h| h.generation);
+        self.due.clear();
+        held.into_iter()
+            .map(|h| {
+                out.push(h.line);
+                h.charge
+            })
+            .sum()
+    }
+
+    /// When the next held `START` is due, if one is held.
+    pub(crate) fn next_due(&mut self) -> Option<Instant> {
+        self.front().map(|(deadline, ..)| *deadline)
+    }
+
+    /// The first deadline of a `START` still held, the stored ones before it dropped.
+    fn front(&mut self) -> Option<&(Instant, String, u64)> {
+        while let Some((_, request, generation)) = self.due.front() {
+            if self.held.get(request).is_some_and(|h| h.generation == *generation) {
+                break;
+            }
+            self.due.pop_front();
+        }
+        self.due.front()
+    }
+
+    fn release(&mut self, request: &str, out: &mut Vec<LogLine>) -> u64 {
+        match self.held.remove(request) {
+            Some(h) => {
+                out.push(h.line);
+                h.charge
+            }
+            None => 0,
+        }
+    }
+}
+
+fn into_line(entry: Entry) -> LogLine {
+    match entry {
+        Entry::Line(l) | Entry::Start(l) | Entry::End(l) => l,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use hearth_types::LogStream;
+
+    use super::*;
+
+    fn line(request: Option<&str>, stream: LogStream, message: &str) -> LogLine {
+        LogLine {
+            seq: 0,
+            function: "f".parse().unwrap(),
+            request_id: request.map(str::to_owned),
+            at: Utc::now(),
+            stream,
+            message: message.into(),
+        }
+    }
+    fn start(r: &str) -> Entry {
+        Entry::Start(line(Some(r), LogStream::Platform, &format!("START {r}")))
+    }
+    fn end(r: &str) -> Entry {
+        Entry::End(line(Some(r), LogStream::Platform, &format!("END {r}\nREPORT {r}")))
+    }
+    fn out_of(r: &str, message: &str) -> Entry {
+        Entry::Line(line(Some(r), LogStream::Stdout, message))
+    }
+    fn messages(out: &[LogLine]) -> Vec<&str> {
+        out.iter().map(|l| l.message.as_str()).collect()
+    }
+
+    #[test]
+    fn a_silent_invocation_is_one_entry_and_output_comes_after_its_start() {
+        let (mut held, mut out, t0) = (HeldStarts::default(), vec![], Instant::now());
+        assert_eq!(held.admit(start("a"), 10, t0, &mut out), 0, "held, still charged");
+        assert_eq!(held.admit(start("b"), 20, t0, &mut out), 0);
+        assert!(out.is_empty());
+        assert_eq!(held.admit(out_of("b", "hello"), 5, t0, &mut out), 25, "b's START goes first");
+        assert_eq!(held.admit(end("a"), 7, t0, &mut out), 17, "a's START with its END");
+        assert_eq!(held.admit(end("b"), 7, t0, &mut out), 7);
+        assert_eq!(messages(&out), ["START b", "hello", "START a\nEND a\nREPORT a", "END b\nREPORT b"]);
+        assert!(out[2].stream == LogStream::Platform && out[2].request_id.as_deref() == Some("a"));
+        assert_eq!(held.next_due(), None, "nothing held: no deadline");
+        assert_eq!(held.release_due(t0 + HOLD, &mut out), 0, "nothing left to release");
+    }
+
+    #[test]
+    fn a_start_waits_at_most_its_hold_and_a_flush_releases_all() {
+        let (mut held, mut out, t0) = (HeldStarts::default(), vec![], Instant::now());
+        held.admit(start("slow"), 10, t0, &mut out);
+        held.admit(start("later"), 10, t0 + HOLD / 2, &mut out);
+        assert_eq!(held.release_due(t0 + HOLD - Duration::from_millis(1), &mut out), 0);
+        assert_eq!(held.release_due(t0 + HOLD, &mut out), 10);
+        assert_eq!(messages(&out), ["START slow"]);
+        assert_eq!(held.next_due(), Some(t0 + HOLD / 2 + HOLD));
+        held.admit(start("third"), 10, t0 + HOLD, &mut out);
+        assert_eq!(held.release_all(&mut out), 20, "a flush stores every START held");
+        assert_eq!(messages(&out), ["START slow", "START later", "START third"], "in the order sent");
+        assert_eq!(held.admit(end("slow"), 7, t0, &mut out), 7, "an END after its START was stored");
+        assert_eq!(out.last().unwrap().message, "END slow\nREPORT slow");
+        // A line with no request, and a retry's START (the same request id) while one is held.
+        held.admit(Entry::Line(line(None, LogStream::Stderr, "no request")), 3, t0, &mut out);
+        held.admit(start("retried"), 10, t0, &mut out);
+        held.admit(start("retried"), 10, t0, &mut out);
+        assert_eq!(messages(&out[out.len() - 2..]), ["no request", "START retried"], "the first attempt's START");
+        assert_eq!(held.release_due(t0 + HOLD, &mut out), 10, "the second, once");
+    }
+
+    #[test]
+    fn the_held_starts_are_bounded() {
+        let (mut held, mut out, t0) = (HeldStarts::default(), vec![], Instant::now());
+        for i in 0..HELD_MAX + 3 {
+            held.admit(start(&i.to_string()), 1, t0, &mut out);
+        }
+        assert_eq!(out.len(), 3, "past {HELD_MAX}, a START is stored as it comes");
+        assert_eq!(held.release_all(&mut out), HELD_MAX as u64);
+    }
+}
