@@ -175,8 +175,10 @@ impl Gateway {
         let lease = match pool.acquire(wait).instrument(tracing::info_span!("acquire")).await {
             Ok(lease) => lease,
             Err(AcquireError::Init(ErrorReport { error_type: kind, body })) => {
+                // The error type is the function's own words: one line, of bounded length.
+                let kind_text: String = kind.chars().take(256).map(|c| if c.is_control() { ' ' } else { c }).collect();
                 meter.log(platform_line(format!(
-                    "INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind}"
+                    "INIT_REPORT RequestId: {request_id}\tStatus: error\tError Type: {kind_text}"
                 )));
                 record(Duration::ZERO, true, None, None, None, None, Some(kind.clone()));
                 return Ok(respond(body, Some("application/json".into()), Some(kind), true));

@@ -24,16 +24,26 @@ pub const FOLLOW_READ_MAX: usize = 1_000;
 /// line count alone would let a read hold hundreds of MiB.
 pub const FOLLOW_READ_BYTES: usize = 1024 * 1024;
 
-/// The first lines of `lines` whose messages fit in [`FOLLOW_READ_BYTES`] (one at least).
+/// The first lines of `lines` whose messages fit in [`FOLLOW_READ_BYTES`] (one at least),
+/// never cutting a stored entry: its lines share its `seq`, the position the next read
+/// starts after (an invocation's `START`, `END` and `REPORT`, `hearth_store::ENTRY_LINES_MAX`).
 fn within_bytes(mut lines: Vec<LogLine>) -> Vec<LogLine> {
     let mut bytes = 0;
-    let keep = lines
+    let mut keep = lines
         .iter()
         .position(|l| {
             bytes += l.message.len();
             bytes > FOLLOW_READ_BYTES
         })
         .map_or(lines.len(), |i| i.max(1));
+    let cuts = |keep: usize| keep < lines.len() && lines[keep].seq == lines[keep - 1].seq;
+    while cuts(keep) && keep > 1 {
+        keep -= 1;
+    }
+    // The first entry alone is too large: all of it.
+    while cuts(keep) {
+        keep += 1;
+    }
     lines.truncate(keep);
     lines
 }
@@ -182,7 +192,10 @@ impl LogFollower {
                 let n = read.len();
                 let lines = within_bytes(read);
                 // A full or cut read may leave more; a shorter one read everything stored.
-                self.unread = n == FOLLOW_READ_MAX || lines.len() < n;
+                // Full: the store never cuts an entry, so a read may stop up to an entry's
+                // lines short of its limit.
+                let full = n + hearth_store::ENTRY_LINES_MAX > FOLLOW_READ_MAX;
+                self.unread = full || lines.len() < n;
                 if let Some(last) = lines.last() {
                     self.after = last.seq;
                 }
@@ -271,10 +284,25 @@ mod tests {
     #[test]
     fn a_read_is_bounded_in_bytes() {
         let big = "x".repeat(300 * 1024);
-        let lines: Vec<LogLine> = (0..10).map(|_| line(&big)).collect();
+        let lines: Vec<LogLine> = (0..10).map(|seq| LogLine { seq, ..line(&big) }).collect();
         assert_eq!(within_bytes(lines).len(), 3, "3 × 300 KiB fit in 1 MiB, 4 do not");
         assert_eq!(within_bytes(vec![line(&"y".repeat(2 * FOLLOW_READ_BYTES))]).len(), 1, "one line at least");
-        assert_eq!(within_bytes((0..5).map(|_| line("small")).collect()).len(), 5);
+        assert_eq!(within_bytes((0..5).map(|seq| LogLine { seq, ..line("small") }).collect()).len(), 5);
+    }
+
+    /// A byte bound never cuts an entry's lines (one `seq`): the next read starts after it.
+    #[test]
+    fn a_read_keeps_an_entrys_lines_together() {
+        let big = "x".repeat(400 * 1024);
+        let at = |seq, message: &str| LogLine { seq, ..line(message) };
+        // 400 + 400 KiB, then an entry whose second line passes 1 MiB.
+        let lines = vec![at(1, &big), at(2, &big), at(3, "START"), at(3, &big), at(4, "next")];
+        let kept: Vec<i64> = within_bytes(lines).iter().map(|l| l.seq).collect();
+        assert_eq!(kept, [1, 2], "the entry waits for the next read");
+        // The first entry alone passes the bound: all of it.
+        let lines = vec![at(3, &big), at(3, &big), at(3, &big), at(4, "next")];
+        let kept: Vec<i64> = within_bytes(lines).iter().map(|l| l.seq).collect();
+        assert_eq!(kept, [3, 3, 3]);
     }
 
     /// A follower whose lines exceed a read's bytes gets them over several reads, in order,

@@ -12,13 +12,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{FunctionName, InvocationRecord, LogLine, LogStream};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::platform_lines::{Entry, HeldStarts};
 
@@ -209,7 +210,7 @@ fn charge(line: &LogLine) -> u64 {
 /// Sleeps until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
@@ -486,31 +487,37 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let meter = Meter::start(store.clone(), Duration::from_secs(3600), Duration::from_secs(600), test_metrics());
         let f: FunctionName = "f".parse().unwrap();
-        meter.log_start(platform(&f, "quiet", "START quiet"));
-        meter.log_start(platform(&f, "chatty", "START chatty"));
+        meter.log_start(platform(&f, "quiet", "START RequestId: quiet"));
+        meter.log_end_and_report(platform(&f, "quiet", "END RequestId: quiet\nREPORT RequestId: quiet"));
+        meter.log_start(platform(&f, "chatty", "START RequestId: chatty"));
         meter.log(LogLine { request_id: Some("chatty".into()), ..line(&f, "hello".into()) });
-        meter.log_end_and_report(platform(&f, "quiet", "END quiet\nREPORT quiet"));
-        meter.log_end_and_report(platform(&f, "chatty", "END chatty\nREPORT chatty"));
+        meter.log_end_and_report(platform(&f, "chatty", "END RequestId: chatty\nREPORT RequestId: chatty"));
         meter.flush().await;
         let lines = meter.stored_logs(&f, 0, None, 100).await.unwrap();
         let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
-        assert_eq!(
-            messages,
-            ["START chatty", "hello", "START quiet", "END quiet", "REPORT quiet", "END chatty", "REPORT chatty"]
-        );
+        let expected = [
+            "START RequestId: quiet",
+            "END RequestId: quiet",
+            "REPORT RequestId: quiet",
+            "START RequestId: chatty",
+            "hello",
+            "END RequestId: chatty",
+            "REPORT RequestId: chatty",
+        ];
+        assert_eq!(messages, expected);
         assert_eq!(store.log_end().await.unwrap(), 4, "four entries: the quiet invocation's is one");
         assert_eq!(meter.counts.queued_bytes.load(Ordering::Acquire), 0, "every byte charged is released");
 
         // A START whose END does not come is stored on its own once held long enough, with
         // no flush and nothing else sent.
-        meter.log_start(platform(&f, "slow", "START slow"));
+        meter.log_start(platform(&f, "slow", "START RequestId: slow"));
         let deadline = std::time::Instant::now() + crate::platform_lines::HOLD + Duration::from_secs(10);
         while meter.stored_logs(&f, 4, None, 10).await.unwrap().is_empty() {
             assert!(std::time::Instant::now() < deadline, "the held START was never stored");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let lines = meter.stored_logs(&f, 4, None, 10).await.unwrap();
-        assert_eq!(lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["START slow"]);
+        assert_eq!(lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["START RequestId: slow"]);
         assert_eq!(meter.counts.queued_bytes.load(Ordering::Acquire), 0);
     }
 

@@ -2,16 +2,19 @@
 //! its output allows. The meter's writer holds a `START` back, for up to [`HOLD`]: when the
 //! invocation's `END` (one entry with its `REPORT`) comes first, all three are stored as one
 //! entry, one row instead of three (on the warm path of a function that logs nothing, most
-//! of the log writer's work). A line of the invocation's own output, a flush, or [`HOLD`]
-//! passing stores the `START` alone first, so it always comes before the invocation's
-//! lines. The store reads an entry back as one line each (`MetadataStore::read_logs`).
+//! of the log writer's work). A line of the function's output, a flush, or [`HOLD`] passing
+//! stores the `START` alone first: every `START` of a function sent before one of its lines
+//! is stored before it, as when each was stored as it came (whatever request the line is
+//! put down to: an instance serving several at once cannot always tell). The store reads an
+//! entry back as one line each (`MetadataStore::read_logs`).
 //!
-//! Pure: the writer passes the time in.
+//! Pure: the writer passes the time in (tokio's clock, which its sleeps follow).
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hearth_types::LogLine;
+use hearth_types::{FunctionName, LogLine};
+use tokio::time::Instant;
 
 /// How long a `START` waits for its `END`.
 pub(crate) const HOLD: Duration = Duration::from_secs(1);
@@ -41,6 +44,8 @@ impl Entry {
 #[derive(Default)]
 pub(crate) struct HeldStarts {
     held: HashMap<String, Held>,
+    /// The requests held of each function, in the order their `START`s came.
+    by_function: HashMap<FunctionName, Vec<String>>,
     /// Deadlines in the order they were set; an entry whose generation no longer matches
     /// was stored already (dropped once it reaches the front).
     due: VecDeque<(Instant, String, u64)>,
@@ -57,27 +62,33 @@ impl HeldStarts {
     /// Adds `entry` (charged `charge` bytes) to `out`, the lines to store in order, or holds
     /// it; returns the bytes of what went to `out`.
     pub(crate) fn admit(&mut self, entry: Entry, charge: u64, now: Instant, out: &mut Vec<LogLine>) -> u64 {
-        let request = entry.line().request_id.clone();
-        let Some(request) = request else {
-            out.push(into_line(entry));
-            return charge;
-        };
         match entry {
+            Entry::Line(line) => {
+                let released = self.release_function(&line.function, out);
+                out.push(line);
+                released + charge
+            }
             Entry::Start(line) => {
+                let Some(request) = line.request_id.clone() else {
+                    out.push(line);
+                    return charge;
+                };
+                // A retry's START (the same request id) while the first is held.
                 let released = self.release(&request, out);
                 if self.held.len() >= HELD_MAX {
                     out.push(line);
                     return released + charge;
                 }
                 self.generation += 1;
+                self.by_function.entry(line.function.clone()).or_default().push(request.clone());
                 self.held.insert(request.clone(), Held { line, charge, generation: self.generation });
                 self.due.push_back((now + HOLD, request, self.generation));
                 released
             }
-            Entry::End(mut line) => match self.held.remove(&request) {
+            Entry::End(line) => match line.request_id.as_deref().and_then(|r| self.take(r)) {
                 Some(start) => {
-                    line.message = format!("{}\n{}", start.line.message, line.message);
-                    out.push(LogLine { message: line.message, ..start.line });
+                    let message = format!("{}\n{}", start.line.message, line.message);
+                    out.push(LogLine { message, ..start.line });
                     start.charge + charge
                 }
                 None => {
@@ -85,11 +96,6 @@ impl HeldStarts {
                     charge
                 }
             },
-            Entry::Line(line) => {
-                let released = self.release(&request, out);
-                out.push(line);
-                released + charge
-            }
         }
     }
 
@@ -112,6 +118,7 @@ impl HeldStarts {
         let mut held: Vec<Held> = self.held.drain().map(|(_, h)| h).collect();
         held.sort_by_key(|h| h.generation);
         self.due.clear();
+        self.by_function.clear();
         held.into_iter()
             .map(|h| {
                 out.push(h.line);
@@ -137,7 +144,7 @@ impl HeldStarts {
     }
 
     fn release(&mut self, request: &str, out: &mut Vec<LogLine>) -> u64 {
-        match self.held.remove(request) {
+        match self.take(request) {
             Some(h) => {
                 out.push(h.line);
                 h.charge
@@ -145,11 +152,35 @@ impl HeldStarts {
             None => 0,
         }
     }
-}
 
-fn into_line(entry: Entry) -> LogLine {
-    match entry {
-        Entry::Line(l) | Entry::Start(l) | Entry::End(l) => l,
+    /// Stores every `START` of `function` held, in the order they came.
+    fn release_function(&mut self, function: &FunctionName, out: &mut Vec<LogLine>) -> u64 {
+        let Some(requests) = self.by_function.remove(function) else {
+            return 0;
+        };
+        let mut released = 0;
+        for request in requests {
+            if let Some(h) = self.held.remove(&request) {
+                out.push(h.line);
+                released += h.charge;
+            }
+        }
+        released
+    }
+
+    /// The `START` held for `request`, no longer held.
+    fn take(&mut self, request: &str) -> Option<Held> {
+        let held = self.held.remove(request)?;
+        if let Some(requests) = self.by_function.get_mut(&held.line.function) {
+            // The oldest end first, mostly: a search from the front is short.
+            if let Some(i) = requests.iter().position(|r| r == request) {
+                requests.remove(i);
+            }
+            if requests.is_empty() {
+                self.by_function.remove(&held.line.function);
+            }
+        }
+        Some(held)
     }
 }
 
@@ -187,13 +218,22 @@ mod tests {
     fn a_silent_invocation_is_one_entry_and_output_comes_after_its_start() {
         let (mut held, mut out, t0) = (HeldStarts::default(), vec![], Instant::now());
         assert_eq!(held.admit(start("a"), 10, t0, &mut out), 0, "held, still charged");
-        assert_eq!(held.admit(start("b"), 20, t0, &mut out), 0);
-        assert!(out.is_empty());
-        assert_eq!(held.admit(out_of("b", "hello"), 5, t0, &mut out), 25, "b's START goes first");
         assert_eq!(held.admit(end("a"), 7, t0, &mut out), 17, "a's START with its END");
+        assert_eq!(held.admit(start("b"), 20, t0, &mut out), 0);
+        assert_eq!(held.admit(start("c"), 30, t0, &mut out), 0);
+        assert_eq!(messages(&out), ["START a\nEND a\nREPORT a"]);
+        assert!(out[0].stream == LogStream::Platform && out[0].request_id.as_deref() == Some("a"));
+        // A line of the function stores every START of it held, in order, whichever request
+        // the line is put down to.
+        assert_eq!(held.admit(out_of("c", "hello"), 5, t0, &mut out), 55, "b's and c's STARTs go first");
         assert_eq!(held.admit(end("b"), 7, t0, &mut out), 7);
-        assert_eq!(messages(&out), ["START b", "hello", "START a\nEND a\nREPORT a", "END b\nREPORT b"]);
-        assert!(out[2].stream == LogStream::Platform && out[2].request_id.as_deref() == Some("a"));
+        assert_eq!(messages(&out), ["START a\nEND a\nREPORT a", "START b", "START c", "hello", "END b\nREPORT b"]);
+        // Another function's line releases nothing.
+        held.admit(start("d"), 10, t0, &mut out);
+        let other = LogLine { function: "g".parse().unwrap(), ..line(Some("d"), LogStream::Stdout, "other") };
+        assert_eq!(held.admit(Entry::Line(other), 5, t0, &mut out), 5);
+        assert_eq!(held.admit(end("d"), 7, t0, &mut out), 17);
+        assert_eq!(out.last().unwrap().message, "START d\nEND d\nREPORT d");
         assert_eq!(held.next_due(), None, "nothing held: no deadline");
         assert_eq!(held.release_due(t0 + HOLD, &mut out), 0, "nothing left to release");
     }
@@ -218,6 +258,7 @@ mod tests {
         held.admit(start("retried"), 10, t0, &mut out);
         assert_eq!(messages(&out[out.len() - 2..]), ["no request", "START retried"], "the first attempt's START");
         assert_eq!(held.release_due(t0 + HOLD, &mut out), 10, "the second, once");
+        assert!(held.by_function.is_empty() && held.held.is_empty(), "nothing left behind");
     }
 
     #[test]
@@ -227,6 +268,14 @@ mod tests {
             held.admit(start(&i.to_string()), 1, t0, &mut out);
         }
         assert_eq!(out.len(), 3, "past {HELD_MAX}, a START is stored as it comes");
-        assert_eq!(held.release_all(&mut out), HELD_MAX as u64);
+        for i in 0..HELD_MAX / 2 {
+            held.admit(end(&i.to_string()), 1, t0, &mut out);
+        }
+        assert_eq!(
+            held.by_function[&"f".parse::<FunctionName>().unwrap()].len(),
+            HELD_MAX / 2,
+            "an END's START leaves its function's list"
+        );
+        assert_eq!(held.release_all(&mut out), (HELD_MAX / 2) as u64);
     }
 }

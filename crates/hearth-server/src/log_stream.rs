@@ -1,5 +1,6 @@
 //! `GET /v1/functions/{name}/logs/stream`: a function's log as Server-Sent Events, each line
-//! once it is stored (`id: <seq>`, `event: line`, `data: <LogLine as JSON>`), for the
+//! once it is stored (`id: <seq>` on the last line of each stored entry, `event: line`,
+//! `data: <LogLine as JSON>`), for the
 //! console, which reads the body with `fetch` and its bearer token (an `EventSource` cannot
 //! send one). Lines come from a gateway [`LogFollower`]: no polling; bounded to
 //! [`LOG_FOLLOWERS_MAX`] streams per server (then 503 `TooManyLogStreams`), each at most an
@@ -47,8 +48,10 @@ pub struct LogStreamQuery {
     pub timeout_s: Option<u64>,
 }
 
-/// Follow a function's log as Server-Sent Events: one `line` event per line (`id` its
-/// `seq`, `data` the line as JSON, as in `GET /v1/functions/{name}/logs`), a comment every
+/// Follow a function's log as Server-Sent Events: one `line` event per line (`data` the line
+/// as JSON, as in `GET /v1/functions/{name}/logs`; `id` its `seq`, on the last line of an
+/// entry only: an invocation's `START`, `END` and `REPORT` stored together share one), a
+/// comment every
 /// 15 s, and one `end` event (`{"reason": "expired"}`, `{"reason": "deleted"}`, or
 /// `{"reason": "revoked"}` once its token is deleted, checked every 30 s) before the stream
 /// closes. At most 64 streams per server, each for at most an hour; reconnect with

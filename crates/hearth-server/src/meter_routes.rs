@@ -44,7 +44,9 @@ pub struct LogQuery {
     pub after: Option<i64>,
     /// Only this invocation's lines.
     pub request_id: Option<String>,
-    /// At most this many lines (default 1000).
+    /// At most this many lines (default 1000); but the lines of one stored entry (an
+    /// invocation's `START`, `END` and `REPORT`, one `seq`) are never split, and a page has
+    /// at least one entry whole.
     #[param(schema_with = page_limit_schema)]
     pub limit: Option<usize>,
 }

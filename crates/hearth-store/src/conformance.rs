@@ -219,17 +219,28 @@ async fn platform_entries(store: &dyn MetadataStore) {
     };
     store
         .append_logs(&[
-            line("r1", LogStream::Platform, "START r1\nEND r1\nREPORT r1"),
-            line("r2", LogStream::Platform, "START r2"),
+            line("r1", LogStream::Platform, "START RequestId: r1\nEND RequestId: r1\nREPORT RequestId: r1"),
+            line("r2", LogStream::Platform, "START RequestId: r2"),
             line("r2", LogStream::Stderr, "two\nlines"),
-            line("r2", LogStream::Platform, "END r2\nREPORT r2"),
+            line("r2", LogStream::Platform, "END RequestId: r2\nREPORT RequestId: r2"),
         ])
         .await
         .unwrap();
     let seen = |lines: Vec<LogLine>| lines.into_iter().map(|l| (l.seq, l.message)).collect::<Vec<_>>();
     let all = seen(store.read_logs(&name("entries"), 0, None, 100).await.unwrap());
     let messages: Vec<&str> = all.iter().map(|(_, m)| m.as_str()).collect();
-    assert_eq!(messages, ["START r1", "END r1", "REPORT r1", "START r2", "two\nlines", "END r2", "REPORT r2"]);
+    assert_eq!(
+        messages,
+        [
+            "START RequestId: r1",
+            "END RequestId: r1",
+            "REPORT RequestId: r1",
+            "START RequestId: r2",
+            "two\nlines",
+            "END RequestId: r2",
+            "REPORT RequestId: r2"
+        ]
+    );
     assert!(all[0].0 == all[1].0 && all[1].0 == all[2].0 && all[2].0 < all[3].0, "an entry's lines share its seq");
     let (first, last) = (all[0].0, all[6].0);
     let read = |after, request, limit| async move {

@@ -40,6 +40,7 @@ use hearth_types::{
 #[doc(hidden)]
 pub use counting::CountingStore;
 pub use event_queue::{Enqueued, EventQueue, Fired, Lease, NewEvent, QueueDepth, QueuedEvent, Settle};
+pub use log_entries::ENTRY_LINES_MAX;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 pub use usage_store::UsageStore;

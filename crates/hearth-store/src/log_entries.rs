@@ -1,11 +1,20 @@
 //! Stored log entries and the lines read back from them. An entry is one row of the log; a
 //! platform entry may hold several lines (an invocation's `START`, `END` and `REPORT`,
 //! stored together by the gateway's meter: one row instead of three on the warm path), read
-//! back one line each, all with the entry's `seq`. A function's own lines never hold a line
-//! break (its output is split into lines before it is stored), so only platform entries are
-//! split.
+//! back one line each, all with the entry's `seq`. Only entries the meter builds are split:
+//! platform entries that begin with `START RequestId: ` or `END RequestId: `, into at most
+//! [`ENTRY_LINES_MAX`] lines. Nothing a function sends can make one: its own lines are
+//! stdout or stderr, and the one platform line carrying its words (an `INIT_REPORT`'s error
+//! type) begins otherwise.
 
 use hearth_types::{LogLine, LogStream};
+
+/// The most lines one stored entry reads back as: a read of `limit` lines that returns
+/// fewer than `limit - (ENTRY_LINES_MAX - 1)` read everything there was.
+pub const ENTRY_LINES_MAX: usize = 3;
+
+/// What a platform entry the meter built begins with.
+const ENTRY_STARTS: [&str; 2] = ["START RequestId: ", "END RequestId: "];
 
 /// The lines of `entries` (oldest first), at most `limit` of them, never splitting an
 /// entry, but always at least the first entry kept: from the oldest (`Keep::Oldest`, a read
@@ -39,10 +48,22 @@ pub(crate) enum Keep {
 
 /// One entry's lines.
 fn split(entry: LogLine) -> Vec<LogLine> {
-    if entry.stream != LogStream::Platform || !entry.message.contains('\n') {
+    let built = entry.stream == LogStream::Platform && ENTRY_STARTS.iter().any(|s| entry.message.starts_with(s));
+    if !built || !entry.message.contains('\n') {
         return vec![entry];
     }
-    entry.message.split('\n').map(|message| LogLine { message: message.to_owned(), ..entry.clone() }).collect()
+    entry
+        .message
+        .splitn(ENTRY_LINES_MAX, '\n')
+        .map(|message| LogLine {
+            seq: entry.seq,
+            function: entry.function.clone(),
+            request_id: entry.request_id.clone(),
+            at: entry.at,
+            stream: entry.stream,
+            message: message.to_owned(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -71,12 +92,13 @@ mod tests {
         let entries = || {
             vec![
                 entry(1, LogStream::Stdout, "out"),
-                entry(2, LogStream::Platform, "START r\nEND r\nREPORT r"),
+                entry(2, LogStream::Platform, "START RequestId: r\nEND RequestId: r\nREPORT RequestId: r"),
                 entry(3, LogStream::Stderr, "a\nb"),
             ]
         };
         let all = lines_of(entries(), 10, Keep::Oldest);
-        let expected = [(1, "out"), (2, "START r"), (2, "END r"), (2, "REPORT r"), (3, "a\nb")];
+        let expected =
+            [(1, "out"), (2, "START RequestId: r"), (2, "END RequestId: r"), (2, "REPORT RequestId: r"), (3, "a\nb")];
         assert_eq!(seen(&all), expected, "a function's line is never split");
         assert!(all[1..4].iter().all(|l| l.stream == LogStream::Platform && l.request_id.as_deref() == Some("r")));
         assert_eq!(seen(&lines_of(entries(), 4, Keep::Oldest)), expected[..4]);
@@ -86,5 +108,21 @@ mod tests {
         // A limit below an entry's size still reads it: a reader always moves on.
         assert_eq!(seen(&lines_of(entries()[1..].to_vec(), 1, Keep::Oldest)), expected[1..4]);
         assert_eq!(seen(&lines_of(entries()[..2].to_vec(), 1, Keep::Newest)), expected[1..4]);
+    }
+
+    #[test]
+    fn only_entries_the_meter_builds_are_split_and_into_three_lines_at_most() {
+        let forged = "INIT_REPORT RequestId: r\tError Type: x\nREPORT RequestId: forged";
+        for message in [forged, "START\nEND", "[truncated] a\nb"] {
+            let lines = lines_of(vec![entry(1, LogStream::Platform, message)], 10, Keep::Oldest);
+            assert_eq!(seen(&lines), [(1, message)], "not one the meter builds");
+        }
+        let many = "END RequestId: r\nREPORT RequestId: r\nthird\nfourth";
+        let lines = lines_of(vec![entry(1, LogStream::Platform, many)], 10, Keep::Oldest);
+        assert_eq!(
+            seen(&lines),
+            [(1, "END RequestId: r"), (1, "REPORT RequestId: r"), (1, "third\nfourth")],
+            "at most ENTRY_LINES_MAX lines"
+        );
     }
 }

@@ -176,8 +176,8 @@ pub enum LogStreamEndReason {
 }
 
 // Only for the document: the server writes the events as `text/event-stream`.
-/// One event of `GET /v1/functions/{name}/logs/stream`: a `line` (`id` its `seq`, `data` a
-/// `LogLine` as JSON), or the last one, `end` (`data` a `LogStreamEnd` as JSON).
+/// One event of `GET /v1/functions/{name}/logs/stream`: a `line` (`id` its `seq`, on the
+/// last line of a stored entry only; `data` a `LogLine` as JSON), or the last one, `end` (`data` a `LogStreamEnd` as JSON).
 pub struct LogStreamEvent;
 
 impl utoipa::PartialSchema for LogStreamEvent {
