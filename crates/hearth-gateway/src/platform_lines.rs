@@ -45,7 +45,7 @@ impl Entry {
 pub(crate) struct HeldStarts {
     held: HashMap<String, Held>,
     /// The requests held of each function, in the order their `START`s came.
-    by_function: HashMap<FunctionName, Vec<String>>,
+    by_function: HashMap<FunctionName, VecDeque<String>>,
     /// Deadlines in the order they were set; an entry whose generation no longer matches
     /// was stored already (dropped once it reaches the front).
     due: VecDeque<(Instant, String, u64)>,
@@ -80,12 +80,15 @@ impl HeldStarts {
                     return released + charge;
                 }
                 self.generation += 1;
-                self.by_function.entry(line.function.clone()).or_default().push(request.clone());
+                self.by_function.entry(line.function.clone()).or_default().push_back(request.clone());
                 self.held.insert(request.clone(), Held { line, charge, generation: self.generation });
                 self.due.push_back((now + HOLD, request, self.generation));
+                self.compact_due();
                 released
             }
-            Entry::End(line) => match line.request_id.as_deref().and_then(|r| self.take(r)) {
+            // Merged only with its own function's START (request ids are the server's, one
+            // function's each; this keeps it so whatever makes them).
+            Entry::End(line) => match line.request_id.as_deref().and_then(|r| self.take(r, &line.function)) {
                 Some(start) => {
                     let message = format!("{}\n{}", start.line.message, line.message);
                     out.push(LogLine { message, ..start.line });
@@ -127,6 +130,15 @@ impl HeldStarts {
             .sum()
     }
 
+    /// Drops the deadlines of `START`s stored already once they are many (one `START` held
+    /// for its whole second would otherwise keep every deadline set behind it).
+    fn compact_due(&mut self) {
+        if self.due.len() > 2 * HELD_MAX {
+            let held = &self.held;
+            self.due.retain(|(_, request, generation)| held.get(request).is_some_and(|h| h.generation == *generation));
+        }
+    }
+
     /// When the next held `START` is due, if one is held.
     pub(crate) fn next_due(&mut self) -> Option<Instant> {
         self.front().map(|(deadline, ..)| *deadline)
@@ -144,7 +156,10 @@ impl HeldStarts {
     }
 
     fn release(&mut self, request: &str, out: &mut Vec<LogLine>) -> u64 {
-        match self.take(request) {
+        let Some(function) = self.held.get(request).map(|h| h.line.function.clone()) else {
+            return 0;
+        };
+        match self.take(request, &function) {
             Some(h) => {
                 out.push(h.line);
                 h.charge
@@ -168,8 +183,11 @@ impl HeldStarts {
         released
     }
 
-    /// The `START` held for `request`, no longer held.
-    fn take(&mut self, request: &str) -> Option<Held> {
+    /// The `START` held for `request` of `function`, no longer held.
+    fn take(&mut self, request: &str, function: &FunctionName) -> Option<Held> {
+        if self.held.get(request).is_none_or(|h| &h.line.function != function) {
+            return None;
+        }
         let held = self.held.remove(request)?;
         if let Some(requests) = self.by_function.get_mut(&held.line.function) {
             // The oldest end first, mostly: a search from the front is short.
@@ -262,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn an_end_merges_only_with_its_own_functions_start() {
+        let (mut held, mut out, t0) = (HeldStarts::default(), vec![], Instant::now());
+        held.admit(start("r"), 10, t0, &mut out);
+        let elsewhere = LogLine { function: "g".parse().unwrap(), ..line(Some("r"), LogStream::Platform, "END g") };
+        assert_eq!(held.admit(Entry::End(elsewhere), 7, t0, &mut out), 7);
+        assert_eq!(messages(&out), ["END g"], "stored alone, in its own function's log");
+        assert_eq!(held.admit(end("r"), 7, t0, &mut out), 17);
+        assert_eq!(messages(&out)[1], "START r\nEND r\nREPORT r");
+    }
+
+    #[test]
     fn the_held_starts_are_bounded() {
         let (mut held, mut out, t0) = (HeldStarts::default(), vec![], Instant::now());
         for i in 0..HELD_MAX + 3 {
@@ -277,5 +306,16 @@ mod tests {
             "an END's START leaves its function's list"
         );
         assert_eq!(held.release_all(&mut out), (HELD_MAX / 2) as u64);
+
+        // One START held for its whole second while many come and end: the deadlines of
+        // those stored are dropped, not kept behind it.
+        held.admit(start("slow"), 1, t0, &mut out);
+        for i in 0..10 * HELD_MAX {
+            held.admit(start(&format!("quick {i}")), 1, t0, &mut out);
+            held.admit(end(&format!("quick {i}")), 1, t0, &mut out);
+        }
+        assert!(held.due.len() <= 2 * HELD_MAX + 1, "{} deadlines kept", held.due.len());
+        assert_eq!(held.release_due(t0 + HOLD, &mut out), 1);
+        assert_eq!(out.last().unwrap().message, "START slow");
     }
 }

@@ -188,10 +188,15 @@ impl utoipa::PartialSchema for LogStreamEvent {
         let json = |what: &str| text().content_media_type("application/json").description(Some(what));
         let line = ObjectBuilder::new()
             .property("event", kind("line"))
-            .property("id", text().pattern(Some("^[0-9]+$")).description(Some("The line's `seq`")))
+            .property(
+                "id",
+                text().pattern(Some("^[0-9]+$")).description(Some(
+                    "The line's `seq`, on the last line of a stored entry only (an invocation's `START`, \
+                     `END` and `REPORT` stored together share one)",
+                )),
+            )
             .property("data", json("The line, a `LogLine`, as JSON"))
             .required("event")
-            .required("id")
             .required("data");
         let end = ObjectBuilder::new()
             .property("event", kind("end"))
