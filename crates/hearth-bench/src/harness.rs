@@ -160,11 +160,17 @@ impl Bench {
 
     /// `total` requests from `concurrency` concurrent callers; latencies and throughput.
     pub async fn load(self: &Arc<Self>, path: &str, total: usize, concurrency: usize) -> Result<(Vec<Duration>, f64)> {
+        anyhow::ensure!(
+            total >= concurrency,
+            "{total} requests cannot keep {concurrency} connections busy: ask for at least {concurrency} \
+             (a figure over fewer would read 0 req/s)"
+        );
         let started = Instant::now();
         let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
+            .map(|i| {
                 let (b, path) = (self.clone(), path.to_owned());
-                let n = total / concurrency;
+                // Every request asked for, the remainder on the first connections.
+                let n = total / concurrency + usize::from(i < total % concurrency);
                 tokio::spawn(async move {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {
