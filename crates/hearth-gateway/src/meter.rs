@@ -510,12 +510,11 @@ mod tests {
 
         // A START whose END does not come is stored on its own once held long enough, with
         // no flush and nothing else sent.
+        let mut batches = meter.log_batches();
+        batches.mark_unchanged();
         meter.log_start(platform(&f, "slow", "START RequestId: slow"));
-        let deadline = std::time::Instant::now() + crate::platform_lines::HOLD + Duration::from_secs(10);
-        while meter.stored_logs(&f, 4, None, 10).await.unwrap().is_empty() {
-            assert!(std::time::Instant::now() < deadline, "the held START was never stored");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let wait = crate::platform_lines::HOLD + Duration::from_secs(10);
+        tokio::time::timeout(wait, batches.changed()).await.expect("the held START was never stored").unwrap();
         let lines = meter.stored_logs(&f, 4, None, 10).await.unwrap();
         assert_eq!(lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["START RequestId: slow"]);
         assert_eq!(meter.counts.queued_bytes.load(Ordering::Acquire), 0);

@@ -88,17 +88,23 @@ impl HeldStarts {
             }
             // Merged only with its own function's START (request ids are the server's, one
             // function's each; this keeps it so whatever makes them).
-            Entry::End(line) => match line.request_id.as_deref().and_then(|r| self.take(r, &line.function)) {
-                Some(start) => {
-                    let message = format!("{}\n{}", start.line.message, line.message);
-                    out.push(LogLine { message, ..start.line });
-                    start.charge + charge
+            Entry::End(line) => {
+                let own = line
+                    .request_id
+                    .as_deref()
+                    .filter(|r| self.held.get(*r).is_some_and(|h| h.line.function == line.function));
+                match own.and_then(|r| self.remove(r)) {
+                    Some(start) => {
+                        let message = format!("{}\n{}", start.line.message, line.message);
+                        out.push(LogLine { message, ..start.line });
+                        start.charge + charge
+                    }
+                    None => {
+                        out.push(line);
+                        charge
+                    }
                 }
-                None => {
-                    out.push(line);
-                    charge
-                }
-            },
+            }
         }
     }
 
@@ -156,10 +162,7 @@ impl HeldStarts {
     }
 
     fn release(&mut self, request: &str, out: &mut Vec<LogLine>) -> u64 {
-        let Some(function) = self.held.get(request).map(|h| h.line.function.clone()) else {
-            return 0;
-        };
-        match self.take(request, &function) {
+        match self.remove(request) {
             Some(h) => {
                 out.push(h.line);
                 h.charge
@@ -183,11 +186,8 @@ impl HeldStarts {
         released
     }
 
-    /// The `START` held for `request` of `function`, no longer held.
-    fn take(&mut self, request: &str, function: &FunctionName) -> Option<Held> {
-        if self.held.get(request).is_none_or(|h| &h.line.function != function) {
-            return None;
-        }
+    /// The `START` held for `request`, no longer held.
+    fn remove(&mut self, request: &str) -> Option<Held> {
         let held = self.held.remove(request)?;
         if let Some(requests) = self.by_function.get_mut(&held.line.function) {
             // The oldest end first, mostly: a search from the front is short.

@@ -1,8 +1,7 @@
 //! `GET /v1/functions/{name}/logs/stream`: a function's log as Server-Sent Events, each line
 //! once it is stored (`id: <seq>` on the last line of each stored entry, `event: line`,
-//! `data: <LogLine as JSON>`), for the
-//! console, which reads the body with `fetch` and its bearer token (an `EventSource` cannot
-//! send one). Lines come from a gateway [`LogFollower`]: no polling; bounded to
+//! `data: <LogLine as JSON>`), for the console, which reads the body with `fetch` and its
+//! bearer token (an `EventSource` cannot send one). Lines come from a gateway [`LogFollower`]: no polling; bounded to
 //! [`LOG_FOLLOWERS_MAX`] streams per server (then 503 `TooManyLogStreams`), each at most an
 //! hour, after which the client reconnects with `Last-Event-ID`. A stream ends with one
 //! `end` event (`{"reason": "expired" | "deleted" | "revoked"}`) when its time is up, its
@@ -51,8 +50,7 @@ pub struct LogStreamQuery {
 /// Follow a function's log as Server-Sent Events: one `line` event per line (`data` the line
 /// as JSON, as in `GET /v1/functions/{name}/logs`; `id` its `seq`, on the last line of an
 /// entry only: an invocation's `START`, `END` and `REPORT` stored together share one), a
-/// comment every
-/// 15 s, and one `end` event (`{"reason": "expired"}`, `{"reason": "deleted"}`, or
+/// comment every 15 s, and one `end` event (`{"reason": "expired"}`, `{"reason": "deleted"}`, or
 /// `{"reason": "revoked"}` once its token is deleted, checked every 30 s) before the stream
 /// closes. At most 64 streams per server, each for at most an hour; reconnect with
 /// `Last-Event-ID` to go on without repeats.

@@ -280,3 +280,35 @@ async fn a_flood_does_not_grow_the_server() {
     }
     assert!(lines.iter().any(|l| l.request_id.as_deref() == Some(&flood) && l.message.contains("[truncated]")));
 }
+
+/// A function cannot forge platform lines: the error type of a failed init (anything the
+/// function reports to the Runtime API) is written into one `INIT_REPORT` line, line breaks
+/// made spaces, and bounded.
+#[tokio::test]
+async fn an_init_error_type_cannot_forge_platform_lines() {
+    let s = start().await;
+    let forger = r#"
+import json, os, urllib.request
+kind = 'X\nREPORT RequestId: forged\tDuration: 0.01 ms' + 'y' * 1000
+url = 'http://' + os.environ['AWS_LAMBDA_RUNTIME_API'] + '/2018-06-01/runtime/init/error'
+body = json.dumps({'errorType': kind, 'errorMessage': 'boom'}).encode()
+urllib.request.urlopen(urllib.request.Request(url, data=body, method='POST'))
+os._exit(1)
+"#;
+    s.deploy("forger", forger, py(json!({}))).await;
+    let r = s.event("forger", json!({})).await;
+    let kind = r.body["errorType"].as_str().unwrap_or_default();
+    assert!(kind.starts_with("X\nREPORT"), "the init fails with the type it sent: {:?}", r.body);
+    let page = s.get_json("/v1/functions/forger/logs").await;
+    let platform: Vec<&str> = page["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["stream"] == "platform")
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert!(!platform.iter().any(|m| m.starts_with("REPORT RequestId: forged")), "a forged line: {platform:?}");
+    let report = platform.iter().find(|m| m.starts_with("INIT_REPORT")).expect("an INIT_REPORT line");
+    assert!(report.contains("Error Type: X REPORT RequestId: forged") && !report.contains('\n'), "{report}");
+    assert!(report.len() < 512, "bounded: {} bytes", report.len());
+}
