@@ -34,8 +34,8 @@ pub(crate) struct WasmInstance {
 impl WasmInstance {
     pub(crate) fn new(program: Program, spec: &InstanceSpec, output: Option<LogSink>) -> Self {
         let template = Run {
-            env: environment(spec),
-            args: vec![spec.config.handler.clone()],
+            env: environment(spec).into(),
+            args: Arc::new([spec.config.handler.clone()]),
             timeout: Duration::from_secs(u64::from(spec.config.timeout_s)),
             memory: MemoryBudget::new(spec.config.memory_mb),
             log: Arc::new(|_| {}),

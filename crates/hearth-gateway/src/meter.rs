@@ -260,28 +260,24 @@ impl Batch {
         self.records.len() + self.logs.len()
     }
 
-    /// Stores the batch; returns whether it stored log lines.
+    /// Stores the batch, records and lines in one transaction (one commit); returns whether
+    /// it stored log lines.
     async fn store(&mut self, store: &dyn MetadataStore, metrics: &crate::Metrics) -> bool {
-        let mut stored_lines = false;
-        if !self.records.is_empty() {
-            let started = std::time::Instant::now();
-            let stored = store.append_invocations(&self.records).await;
-            metrics.operation("hearth_store_operation_seconds", "append_invocations", started.elapsed());
-            if let Err(e) = stored {
-                tracing::warn!(%e, lost = self.records.len(), "storing invocation records failed");
-            }
-            self.records.clear();
+        if self.records.is_empty() && self.logs.is_empty() {
+            return false;
         }
-        if !self.logs.is_empty() {
-            let started = std::time::Instant::now();
-            let stored = store.append_logs(&self.logs).await;
-            metrics.operation("hearth_store_operation_seconds", "append_logs", started.elapsed());
-            match stored {
-                Ok(()) => stored_lines = true,
-                Err(e) => tracing::warn!(%e, lost = self.logs.len(), "storing log lines failed"),
+        let started = std::time::Instant::now();
+        let stored = store.append_telemetry(&self.records, &self.logs).await;
+        metrics.operation("hearth_store_operation_seconds", "append_telemetry", started.elapsed());
+        let stored_lines = match stored {
+            Ok(()) => !self.logs.is_empty(),
+            Err(e) => {
+                tracing::warn!(%e, records = self.records.len(), lines = self.logs.len(), "storing telemetry failed");
+                false
             }
-            self.logs.clear();
-        }
+        };
+        self.records.clear();
+        self.logs.clear();
         stored_lines
     }
 

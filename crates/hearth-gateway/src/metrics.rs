@@ -10,12 +10,12 @@
 //! that exist, so a deleted function's series go within `series_ttl`, as do the histograms
 //! of a function idle that long (they start again with its next invocation).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hearth_types::FunctionName;
-use metrics::{Recorder, SharedString};
+use metrics::{Counter, Histogram, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use metrics_util::MetricKindMask;
 
@@ -55,6 +55,25 @@ pub struct Metrics {
     max_functions: usize,
     /// Functions with series of their own.
     labelled: Mutex<BTreeSet<FunctionName>>,
+    /// The series every invocation updates, kept between calls (a lookup by name and labels
+    /// costs more than the update).
+    hot: Mutex<HotSeries>,
+    /// A handle unused this long is looked up again: the recorder drops a series not
+    /// updated for `series_ttl`, and a handle kept past that would update nothing it shows.
+    reuse_for: Duration,
+}
+
+/// Handles of the series on the invocation path, each with when it was last used.
+#[derive(Default)]
+struct HotSeries {
+    invocations: HashMap<FunctionName, (InvocationSeries, Instant)>,
+    activator_wait: Option<(Histogram, Instant)>,
+}
+
+struct InvocationSeries {
+    success: Counter,
+    error: Counter,
+    duration: Histogram,
 }
 
 impl Metrics {
@@ -65,7 +84,14 @@ impl Metrics {
             .idle_timeout(MetricKindMask::ALL, Some(series_ttl))
             .build_recorder();
         let handle = recorder.handle();
-        Self { recorder, handle, max_functions, labelled: Mutex::new(BTreeSet::new()) }
+        Self {
+            recorder,
+            handle,
+            max_functions,
+            labelled: Mutex::new(BTreeSet::new()),
+            hot: Mutex::default(),
+            reuse_for: series_ttl / 2,
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce() -> T) -> T {
@@ -84,13 +110,22 @@ impl Metrics {
 
     /// One invocation ended: its outcome and time in the function.
     pub fn invoked(&self, function: &FunctionName, error: bool, duration: Duration) {
-        let function = self.label(function);
-        let outcome = if error { "error" } else { "success" };
-        self.with(|| {
-            metrics::counter!("hearth_invocations_total", "function" => function.clone(), "outcome" => outcome)
-                .increment(1);
-            metrics::histogram!("hearth_invocation_duration_seconds", "function" => function).record(duration);
-        });
+        let now = Instant::now();
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = |(_, used): &(InvocationSeries, Instant)| now.duration_since(*used) < self.reuse_for;
+        if !hot.invocations.get(function).is_some_and(fresh) {
+            let label = self.label(function);
+            let series = self.with(|| InvocationSeries {
+                success: metrics::counter!("hearth_invocations_total", "function" => label.clone(), "outcome" => "success"),
+                error: metrics::counter!("hearth_invocations_total", "function" => label.clone(), "outcome" => "error"),
+                duration: metrics::histogram!("hearth_invocation_duration_seconds", "function" => label),
+            });
+            hot.invocations.insert(function.clone(), (series, now));
+        }
+        let (series, used) = hot.invocations.get_mut(function).expect("inserted above");
+        *used = now;
+        if error { &series.error } else { &series.success }.increment(1);
+        series.duration.record(duration);
     }
 
     /// An instance started for a waiting request, from `source`, in `took`.
@@ -105,7 +140,14 @@ impl Metrics {
 
     /// A request waited `took` for an instance (zero for a warm one).
     pub fn acquired(&self, took: Duration) {
-        self.with(|| metrics::histogram!("hearth_activator_wait_seconds").record(took));
+        let now = Instant::now();
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = match hot.activator_wait.take() {
+            Some((h, used)) if now.duration_since(used) < self.reuse_for => h,
+            _ => self.with(|| metrics::histogram!("hearth_activator_wait_seconds")),
+        };
+        wait.record(took);
+        hot.activator_wait = Some((wait, now));
     }
 
     /// A store or code-cache operation took `took`.
@@ -119,6 +161,8 @@ impl Metrics {
         {
             let live: BTreeSet<&FunctionName> = levels.functions.iter().collect();
             self.labelled.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| live.contains(f));
+            // A deleted function's handles go with its label.
+            self.hot.lock().unwrap_or_else(|p| p.into_inner()).invocations.retain(|f, _| live.contains(f));
         }
         self.with(|| {
             for f in &levels.functions {
@@ -284,5 +328,10 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the idle histogram expires: {text}");
             std::thread::sleep(Duration::from_millis(10));
         }
+        // Called again: its series come back (the handles kept from before are not reused).
+        m.invoked(&f, false, Duration::from_millis(1));
+        let text = m.render(&idle);
+        assert!(text.contains(r#"hearth_invocation_duration_seconds_count{function="idle"} 1"#), "{text}");
+        assert!(text.contains(r#"hearth_invocations_total{function="idle",outcome="success"} 2"#), "{text}");
     }
 }

@@ -327,10 +327,20 @@ async fn telemetry(store: &dyn MetadataStore) {
     assert_eq!(later.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["d"], "after the end: later lines only");
     let end = store.log_end().await.unwrap();
     assert_eq!(end, later[0].seq, "the end moves with each append");
+    // Records and lines in one batch (the meter's): a repeated record is still ignored.
+    store.append_telemetry(&[record("i-3", 0), record("i-2", 1)], &[line("r4", "e", 0)]).await.unwrap();
+    store.append_telemetry(&[], &[]).await.unwrap();
+    let recent = store.list_invocations(&name("tele"), 10).await.unwrap();
+    let ids: Vec<_> = recent.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["i-3", "i-2", "i-1"], "a batch's records, each once");
+    let batch = store.read_logs(&name("tele"), end, None, 100).await.unwrap();
+    assert_eq!(batch.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["e"], "a batch's lines");
+    let end = store.log_end().await.unwrap();
+    assert_eq!(end, batch[0].seq, "the end moves with a batch");
     store.delete_function(&name("tele")).await.unwrap();
     assert!(store.read_logs(&name("tele"), 0, None, 100).await.unwrap().is_empty(), "logs go with the function");
     assert_eq!(store.log_end().await.unwrap(), end, "the end never goes back, even when its line is deleted");
-    assert_eq!(store.list_invocations(&name("tele"), 10).await.unwrap().len(), 2, "records stay");
+    assert_eq!(store.list_invocations(&name("tele"), 10).await.unwrap().len(), 3, "records stay");
 }
 
 fn trigger(function: &str, path: &str) -> HttpTrigger {

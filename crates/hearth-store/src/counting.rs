@@ -135,6 +135,10 @@ impl MetadataStore for CountingStore {
         self.count("append_logs").append_logs(lines).await
     }
 
+    async fn append_telemetry(&self, records: &[InvocationRecord], lines: &[LogLine]) -> Result<(), StoreError> {
+        self.count("append_telemetry").append_telemetry(records, lines).await
+    }
+
     async fn read_logs(
         &self,
         function: &FunctionName,

@@ -141,6 +141,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// platform entry may hold several lines, separated by `\n` (see [`Self::read_logs`]).
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError>;
 
+    /// A batch of telemetry: [`Self::append_invocations`] and [`Self::append_logs`] together,
+    /// in one transaction where the backend has them (one commit for both: the meter's
+    /// writer stores every batch this way). Either may be empty. A backend with
+    /// transactions stores both or neither.
+    async fn append_telemetry(&self, records: &[InvocationRecord], lines: &[LogLine]) -> Result<(), StoreError> {
+        self.append_invocations(records).await?;
+        self.append_logs(lines).await
+    }
+
     /// A function's log lines with `seq > after`, oldest first, optionally one request's, at
     /// most `limit` of them. A stored platform entry of several lines (an invocation's
     /// `START`, `END` and `REPORT`) reads back one line each, all with its `seq`, and is never

@@ -347,41 +347,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn append_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
-        let rows = records
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.request_id.clone(),
-                    r.attempt,
-                    r.function.to_string(),
-                    r.started_at.timestamp_millis(),
-                    encode(r)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let records = records.to_vec();
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO invocations (request_id, attempt, function, started_at, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                let mut stored = Vec::with_capacity(rows.len());
-                for ((id, attempt, function, at, body), record) in rows.iter().zip(&records) {
-                    if stmt.execute(params![id, attempt, function, at, body])? == 1 {
-                        stored.push(record);
-                    }
-                }
-                // A repeat adds nothing: the aggregates count the records stored.
-                for (key, figures) in hearth_types::aggregate_usage(stored) {
-                    crate::sqlite_usage::add(&tx, &key, &figures)?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.append_telemetry(records, &[]).await
     }
 
     async fn list_invocations(
@@ -400,19 +366,16 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
-        let rows = lines
-            .iter()
-            .map(|l| Ok((l.function.to_string(), l.request_id.clone(), l.at.timestamp_millis(), encode(l)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.append_telemetry(&[], lines).await
+    }
+
+    async fn append_telemetry(&self, records: &[InvocationRecord], lines: &[LogLine]) -> Result<(), StoreError> {
+        let records = InvocationRows::of(records)?;
+        let lines = LogRows::of(lines)?;
         self.with(move |c| {
             let tx = c.transaction()?;
-            {
-                let mut stmt =
-                    tx.prepare_cached("INSERT INTO logs (function, request_id, at, body) VALUES (?1, ?2, ?3, ?4)")?;
-                for (function, request_id, at, body) in &rows {
-                    stmt.execute(params![function, request_id, at, body])?;
-                }
-            }
+            records.insert(&tx)?;
+            lines.insert(&tx)?;
             tx.commit()?;
             Ok(())
         })
@@ -487,5 +450,75 @@ impl MetadataStore for SqliteStore {
             Ok((logs + records) as u64)
         })
         .await
+    }
+}
+
+/// Invocation records ready to insert (encoded before the store's thread takes them).
+struct InvocationRows {
+    rows: Vec<(String, u32, String, i64, String)>,
+    records: Vec<InvocationRecord>,
+}
+
+impl InvocationRows {
+    fn of(records: &[InvocationRecord]) -> Result<Self, StoreError> {
+        let rows = records
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.request_id.clone(),
+                    r.attempt,
+                    r.function.to_string(),
+                    r.started_at.timestamp_millis(),
+                    encode(r)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self { rows, records: records.to_vec() })
+    }
+
+    fn insert(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO invocations (request_id, attempt, function, started_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut stored = Vec::with_capacity(self.rows.len());
+        for ((id, attempt, function, at, body), record) in self.rows.iter().zip(&self.records) {
+            if stmt.execute(params![id, attempt, function, at, body])? == 1 {
+                stored.push(record);
+            }
+        }
+        // A repeat adds nothing: the aggregates count the records stored.
+        for (key, figures) in hearth_types::aggregate_usage(stored) {
+            crate::sqlite_usage::add(tx, &key, &figures)?;
+        }
+        Ok(())
+    }
+}
+
+/// Log entries ready to insert.
+struct LogRows(Vec<(String, Option<String>, i64, String)>);
+
+impl LogRows {
+    fn of(lines: &[LogLine]) -> Result<Self, StoreError> {
+        lines
+            .iter()
+            .map(|l| Ok((l.function.to_string(), l.request_id.clone(), l.at.timestamp_millis(), encode(l)?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Self)
+    }
+
+    fn insert(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut stmt =
+            tx.prepare_cached("INSERT INTO logs (function, request_id, at, body) VALUES (?1, ?2, ?3, ?4)")?;
+        for (function, request_id, at, body) in &self.0 {
+            stmt.execute(params![function, request_id, at, body])?;
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use wasmtime::{InstancePre, Store};
+use wasmtime::{InstancePre, ModuleExport, Store};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -26,8 +26,9 @@ use crate::output::{CappedOutput, LineSink, LogLines};
 pub const MAX_RESULT_BYTES: usize = 6 * 1024 * 1024 + 100;
 
 pub(crate) enum Kind {
-    /// A WASI preview 1 command module: the event on stdin, the result on stdout.
-    Module(InstancePre<ModuleState>),
+    /// A WASI preview 1 command module: the event on stdin, the result on stdout; its
+    /// `_start` export, found once when it was linked.
+    Module(InstancePre<ModuleState>, ModuleExport),
     /// A `wasi:cli/command` component, run the same way.
     Command(CommandPre<ComponentState>),
     /// A `wasi:http/proxy` component: one HTTP request in, one response out.
@@ -51,10 +52,11 @@ pub struct Program(pub(crate) Arc<Kind>);
 /// How a run is bounded and what it sees.
 #[derive(Clone)]
 pub struct Run {
-    /// Its environment, exactly (nothing of the server's).
-    pub env: Vec<(String, String)>,
+    /// Its environment, exactly (nothing of the server's); shared by the runs of an
+    /// instance, not copied for each.
+    pub env: Arc<[(String, String)]>,
     /// Its arguments (`argv[0]` first).
-    pub args: Vec<String>,
+    pub args: Arc<[String]>,
     pub timeout: Duration,
     /// Shared by all runs of the same instance.
     pub memory: Arc<MemoryBudget>,
@@ -67,7 +69,7 @@ pub struct Run {
 impl Program {
     pub fn kind(&self) -> ProgramKind {
         match &*self.0 {
-            Kind::Module(_) | Kind::Command(_) => ProgramKind::Event,
+            Kind::Module(..) | Kind::Command(_) => ProgramKind::Event,
             Kind::Http(_) => ProgramKind::Http,
         }
     }
@@ -83,7 +85,7 @@ impl Program {
         let ticker = &shared().map_err(|e| RunFailure::Busy(e.to_string()))?.ticker;
         let _running = ticker.running();
         let (result, exceeded) = match &*self.0 {
-            Kind::Module(pre) => {
+            Kind::Module(pre, start) => {
                 let state = ModuleState {
                     wasi: wasi.max_random_size(MAX_RANDOM_BYTES).build_p1(),
                     limiter: Limiter::new(run.memory.clone()),
@@ -93,7 +95,11 @@ impl Program {
                     run.timeout,
                     run.cpu.measure(async {
                         let instance = pre.instantiate_async(&mut store).await?;
-                        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                        let start = instance
+                            .get_module_export(&mut store, start)
+                            .and_then(wasmtime::Extern::into_func)
+                            .ok_or_else(|| wasmtime::format_err!("the module has no _start function"))?
+                            .typed::<(), ()>(&store)?;
                         start.call_async(&mut store, ()).await
                     }),
                 )

@@ -217,13 +217,16 @@ fn link(shared: &Shared, mapped: Mapped) -> Result<Kind, LoadError> {
     let link = |e: wasmtime::Error| LoadError::Link(describe(&e));
     match mapped {
         Mapped::Module(module) => {
-            if !matches!(module.get_export("_start"), Some(ExternType::Func(_))) {
+            let start = module
+                .get_export_index("_start")
+                .filter(|_| matches!(module.get_export("_start"), Some(ExternType::Func(_))));
+            let Some(start) = start else {
                 return Err(LoadError::Link(
                     "the module exports no _start function: build a WASI command (a program with main, for wasm32-wasip1)"
                         .into(),
                 ));
-            }
-            Ok(Kind::Module(shared.modules.instantiate_pre(&module).map_err(link)?))
+            };
+            Ok(Kind::Module(shared.modules.instantiate_pre(&module).map_err(link)?, start))
         }
         Mapped::Component(component) => {
             let pre = shared.components.instantiate_pre(&component).map_err(link)?;

@@ -164,7 +164,7 @@ async fn lines_arrive_as_they_are_stored_without_polling() {
     assert!(started.elapsed() >= Duration::from_secs(10), "keep-alive after {:?}", started.elapsed());
     let idle = counted.calls_since(&opened);
     let count = |calls: &std::collections::BTreeMap<&str, u64>, method: &str| calls.get(method).copied().unwrap_or(0);
-    assert_eq!(count(&idle, "append_logs"), 0, "nothing was logged meanwhile: {idle:?}");
+    assert_eq!(count(&idle, "append_telemetry"), 0, "nothing was logged meanwhile: {idle:?}");
     assert!(count(&idle, "read_logs") <= 1, "an idle stream reads the log once, when it starts: {idle:?}");
 
     let r = s.event("tail", json!({"say": "live"})).await;
@@ -180,7 +180,7 @@ async fn lines_arrive_as_they_are_stored_without_polling() {
     // One read per batch the meter stored (at most: batches stored close together wake the
     // stream once), besides the first.
     let calls = counted.calls_since(&opened);
-    assert!(count(&calls, "read_logs") <= count(&calls, "append_logs") + 1, "{calls:?}");
+    assert!(count(&calls, "read_logs") <= count(&calls, "append_telemetry") + 1, "{calls:?}");
 }
 
 #[tokio::test]

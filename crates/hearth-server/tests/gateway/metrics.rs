@@ -116,7 +116,7 @@ async fn metrics_pass_promtool_and_match_the_workload() {
     assert_eq!(sample(&text, r#"hearth_event_queue_depth{function="slow",status="running"}"#), Some(0.0), "{text}");
     assert!(sample(&text, r#"hearth_instances{function="met",state="ready"}"#).unwrap_or(0.0) >= 1.0, "{text}");
     assert!(sum(&text, "hearth_node_memory_committed_bytes") >= 128.0 * 1024.0 * 1024.0, "{text}");
-    assert!(text.contains(r#"hearth_store_operation_seconds_count{operation="append_invocations"}"#), "{text}");
+    assert!(text.contains(r#"hearth_store_operation_seconds_count{operation="append_telemetry"}"#), "{text}");
     assert!(text.contains(r#"hearth_code_cache_operation_seconds_count{operation="materialize"}"#), "{text}");
     assert!(sum(&text, "hearth_activator_wait_seconds_count") >= 10.0, "{text}");
 

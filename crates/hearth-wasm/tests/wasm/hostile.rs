@@ -4,6 +4,7 @@
 //! Every attempt fails or is cut short, and the next request is served.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ async fn a_hostile_component_gets_nothing_it_must_not_have() {
     let module = hearth_wasm::test_support::build(&root, "wasm32-wasip2", "hostile.wasm");
     let (program, _) = fx.programs.load("hostile", "main.wasm", &module).await.unwrap();
     let (mut run, _) = run_with(128, Duration::from_secs(10));
-    run.env = vec![("ONLY_THIS".into(), "1".into())];
+    run.env = Arc::new([("ONLY_THIS".into(), "1".into())]);
 
     // Header sets live in the host: a run may hold a bounded number, not gigabytes.
     let started = Instant::now();

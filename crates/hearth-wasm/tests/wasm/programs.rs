@@ -1,6 +1,7 @@
 //! Loading and running: WAT written here for the limits, and the repository's examples
 //! (built for wasm32-wasip1/wasip2) for what users deploy.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -180,7 +181,7 @@ async fn the_rust_event_example_answers() {
     let module = example("wasm-hello", "wasm32-wasip1", "wasm-hello.wasm");
     let (program, _) = fx.programs.load("hello", "main.wasm", &module).await.unwrap();
     let (mut run, logs) = run_with(128, Duration::from_secs(10));
-    run.env.push(("AWS_LAMBDA_FUNCTION_NAME".into(), "greeter".into()));
+    run.env = Arc::new([("AWS_LAMBDA_FUNCTION_NAME".into(), "greeter".into())]);
     let out = program.run_event(&run, Bytes::from_static(br#"{"name":"Ada"}"#)).await.unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(answer["message"], "Hello, Ada!");
@@ -194,7 +195,7 @@ async fn a_c_function_built_with_wasi_libc_answers_and_fails_by_its_exit_status(
     let module = fx.write_bytes("c", &hearth_wasm::test_support::c_module(fx.dir.path()));
     let (program, _) = fx.programs.load("c", "main.wasm", &module).await.unwrap();
     let (mut run, logs) = run_with(128, Duration::from_secs(10));
-    run.env.push(("AWS_LAMBDA_FUNCTION_NAME".into(), "c-hello".into()));
+    run.env = Arc::new([("AWS_LAMBDA_FUNCTION_NAME".into(), "c-hello".into())]);
     let out = program.run_event(&run, Bytes::from_static(br#"{"x":1}"#)).await.unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!((answer["language"].as_str(), answer["event_bytes"].as_u64()), (Some("C"), Some(7)));

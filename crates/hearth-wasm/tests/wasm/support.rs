@@ -61,8 +61,8 @@ pub fn run_with(memory_mb: u32, timeout: Duration) -> (Run, Arc<Mutex<Vec<String
     let logs: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = logs.clone();
     let run = Run {
-        env: vec![],
-        args: vec!["main.wasm".into()],
+        env: Arc::new([]),
+        args: Arc::new(["main.wasm".into()]),
         timeout,
         memory: MemoryBudget::new(memory_mb),
         log: Arc::new(move |line| sink.lock().unwrap().push(line)),
