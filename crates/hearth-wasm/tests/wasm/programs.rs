@@ -29,6 +29,24 @@ const ECHO: &str = r#"(module
     (i32.store (i32.const 4) (local.get $n))
     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
 
+/// Adds one to a byte of its data segment, to a word of a far page (where a Rust module's
+/// stack is) and to a global, and prints the three: "111" when every run starts afresh.
+const COUNTER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 17)
+  (data (i32.const 0) "0")
+  (global $g (mut i32) (i32.const 0))
+  (func (export "_start")
+    (i32.store8 (i32.const 0) (i32.add (i32.load8_u (i32.const 0)) (i32.const 1)))
+    (i32.store (i32.const 1000000) (i32.add (i32.load (i32.const 1000000)) (i32.const 1)))
+    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+    (i32.store8 (i32.const 200) (i32.load8_u (i32.const 0)))
+    (i32.store8 (i32.const 201) (i32.add (i32.const 48) (i32.load (i32.const 1000000))))
+    (i32.store8 (i32.const 202) (i32.add (i32.const 48) (global.get $g)))
+    (i32.store (i32.const 16) (i32.const 200))
+    (i32.store (i32.const 20) (i32.const 3))
+    (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"#;
+
 const LOOP: &str = r#"(module (func (export "_start") (loop $l (br $l))))"#;
 
 const GROW: &str = r#"(module (memory 1) (func (export "_start") (drop (memory.grow (i32.const 4096)))))"#;
@@ -62,6 +80,17 @@ async fn an_event_module_gets_its_event_on_stdin_and_answers_on_stdout() {
     assert_eq!(out, Bytes::from_static(br#"{"hello":"wasm"}"#));
     assert_eq!(*logs.lock().unwrap(), ["echoing"]);
     assert_eq!(run.memory.used_bytes(), 0, "the run's memory is given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_starts_from_the_module_not_from_the_last_run() {
+    let fx = Fixture::new();
+    let (program, _) = fx.load_wat("counter", COUNTER).await.unwrap();
+    let (run, _) = run_with(128, Duration::from_secs(10));
+    for n in 1..=5 {
+        let out = program.run_event(&run, Bytes::new()).await.unwrap();
+        assert_eq!(out, Bytes::from_static(b"111"), "run {n} saw what an earlier run wrote");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
