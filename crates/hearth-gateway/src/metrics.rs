@@ -71,6 +71,8 @@ struct HotSeries {
 }
 
 struct InvocationSeries {
+    /// The `function` label they were made with (the function's name, or `_other`).
+    label: SharedString,
     success: Counter,
     error: Counter,
     duration: Histogram,
@@ -116,6 +118,7 @@ impl Metrics {
         if !hot.invocations.get(function).is_some_and(fresh) {
             let label = self.label(function);
             let series = self.with(|| InvocationSeries {
+                label: label.clone(),
                 success: metrics::counter!("hearth_invocations_total", "function" => label.clone(), "outcome" => "success"),
                 error: metrics::counter!("hearth_invocations_total", "function" => label.clone(), "outcome" => "error"),
                 duration: metrics::histogram!("hearth_invocation_duration_seconds", "function" => label),
@@ -158,12 +161,8 @@ impl Metrics {
     /// The exposition text, with `levels` set first and the existing functions' counters
     /// refreshed (so only those of deleted functions expire).
     pub fn render(&self, levels: &Levels) -> String {
-        {
-            let live: BTreeSet<&FunctionName> = levels.functions.iter().collect();
-            self.labelled.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| live.contains(f));
-            // A deleted function's handles go with its label.
-            self.hot.lock().unwrap_or_else(|p| p.into_inner()).invocations.retain(|f, _| live.contains(f));
-        }
+        let live: BTreeSet<&FunctionName> = levels.functions.iter().collect();
+        self.labelled.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| live.contains(f));
         self.with(|| {
             for f in &levels.functions {
                 let function = self.label(f);
@@ -177,6 +176,13 @@ impl Metrics {
                         .increment(0);
                 }
             }
+            // Handles made under a label the function no longer has (it was deleted, or has
+            // just been given its own name in place of `_other`) are made again when next used.
+            self.hot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .invocations
+                .retain(|f, (series, _)| live.contains(f) && series.label == self.label(f));
             // Every existing function gets every level, zero when it has none: a level that
             // fell to nothing must say so, not keep its last value. Functions past the cap
             // add up under `_other`.
@@ -274,9 +280,14 @@ mod tests {
         assert!(text.contains(r#"hearth_invocations_total{function="b",outcome="error"} 1"#), "{text}");
         assert!(text.contains(r#"hearth_invocations_total{function="_other",outcome="success"} 1"#), "{text}");
         assert!(!text.contains(r#"function="c""#), "{text}");
-        // b deleted: c takes its place.
-        m.render(&Levels { functions: vec![a.clone(), c.clone()], ..Default::default() });
+        // b deleted: c takes its place, and its next invocations count under its name.
+        let now = Levels { functions: vec![a.clone(), c.clone()], ..Default::default() };
+        m.render(&now);
         assert_eq!(m.label(&c).as_ref(), "c");
+        m.invoked(&c, false, Duration::from_millis(3));
+        let text = m.render(&now);
+        assert!(text.contains(r#"hearth_invocations_total{function="c",outcome="success"} 1"#), "{text}");
+        assert!(text.contains(r#"hearth_invocation_duration_seconds_count{function="c"} 1"#), "{text}");
     }
 
     #[test]

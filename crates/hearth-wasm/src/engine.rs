@@ -23,9 +23,10 @@ pub const MAX_CONCURRENT_RUNS: u32 = 1000;
 /// The largest linear memory any function may have: all of wasm32's 4 GiB.
 const MAX_MEMORY_BYTES: usize = 4 << 30;
 /// Pages of each linear memory kept resident between runs (zeroed in place, not unmapped
-/// and faulted in again: page faults are slow on virtual machines). Where the kernel has
-/// `PAGEMAP_SCAN` (Linux 6.7), only the pages a run wrote are reset: a Rust module's 1 MiB
-/// stack is not zeroed whole after every request.
+/// and faulted in again: page faults are slow on virtual machines). Not with
+/// `PAGEMAP_SCAN`: it finds only the written pages that are present, so one swapped out or
+/// being migrated when the run ends would keep its contents for the next run of the slot,
+/// which may be another function's.
 const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
 /// Store data of a WASI preview 1 module's run.
@@ -85,7 +86,7 @@ fn make() -> wasmtime::Result<Shared> {
         .max_tables_per_component(MAX_TABLES_PER_RUN as u32)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(64 << 10)
-        .pagemap_scan(Enabled::Auto);
+        .pagemap_scan(Enabled::No);
     let mut config = Config::new();
     config
         .epoch_interruption(true)
