@@ -160,7 +160,7 @@ pub async fn start_instance_logged(
         network: spec.config.network,
         memory_mb: spec.config.memory_mb,
         tmp_mb: spec.config.ephemeral_storage_mb,
-        stdin: false,
+        prewarmed: false,
     };
     let launched =
         launch_runtime(driver, runtimes, &process, |task_root, api| lambda_environment(spec, task_root, api)).await?;
@@ -181,8 +181,9 @@ pub(crate) struct RuntimeProcess<'a> {
     pub network: hearth_types::Network,
     pub memory_mb: u32,
     pub tmp_mb: u32,
-    /// A pipe on the runtime's stdin (stem cells read their function's environment there).
-    pub stdin: bool,
+    /// A stem cell: started before its function is known (its command does not look at the
+    /// code), with a pipe on its stdin where it reads the function's environment.
+    pub prewarmed: bool,
 }
 
 /// A launched runtime process, with the Runtime API's listener (bound in its network
@@ -205,7 +206,11 @@ pub(crate) async fn launch_runtime(
     let network = driver.network(process.network).await?;
     let task_root = driver.task_root(process.code_dir);
     let runtime_root = driver.runtime_root(runtimes.dir());
-    let (program, args) = runtimes.command(process.runtime, process.code_dir, &task_root, &runtime_root)?;
+    let (program, args) = if process.prewarmed {
+        runtimes.cell_command(process.runtime, &runtime_root)?
+    } else {
+        runtimes.command(process.runtime, process.code_dir, &task_root, &runtime_root)?
+    };
     let launch = LaunchSpec {
         instance_id: process.instance_id.to_owned(),
         program,
@@ -217,7 +222,7 @@ pub(crate) async fn launch_runtime(
         network: process.network,
         memory_mb: process.memory_mb,
         tmp_mb: process.tmp_mb,
-        stdin: process.stdin,
+        stdin: process.prewarmed,
     };
     let sandbox = driver.launch(&launch)?;
     Ok(LaunchedRuntime { sandbox, listener: network.listener, task_root })

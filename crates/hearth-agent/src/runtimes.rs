@@ -6,6 +6,8 @@ use hearth_types::Runtime;
 
 const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
 const NODE_BOOTSTRAP: &str = include_str!("../runtimes/nodejs/bootstrap.mjs");
+/// What a stem cell of a `provided` function runs until it becomes the function's `bootstrap`.
+const PROVIDED_CELL: &str = include_str!("../runtimes/provided/cell.py");
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -52,6 +54,10 @@ impl Runtimes {
         std::fs::create_dir_all(&node_dir).map_err(io(&node_dir))?;
         let boot = node_dir.join("bootstrap.mjs");
         std::fs::write(&boot, NODE_BOOTSTRAP).map_err(io(&boot))?;
+        let provided_dir = dir.join("provided");
+        std::fs::create_dir_all(&provided_dir).map_err(io(&provided_dir))?;
+        let cell = provided_dir.join("cell.py");
+        std::fs::write(&cell, PROVIDED_CELL).map_err(io(&cell))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             python: find(&["/usr/bin/python3", "/usr/local/bin/python3"]),
@@ -91,13 +97,45 @@ impl Runtimes {
                 Ok((node, vec![runtime_root.join("nodejs/bootstrap.mjs").display().to_string()]))
             }
             Runtime::Provided => {
-                if !is_executable(&host_task_root.join("bootstrap")) {
-                    return Err(RuntimeError::NoBootstrap);
-                }
+                self.check_code(runtime, host_task_root)?;
                 Ok((task_root.join("bootstrap"), vec![]))
             }
             other => Err(RuntimeError::Unavailable(other)),
         }
+    }
+
+    /// Program and arguments of a stem cell of `runtime` (its code not there yet): the
+    /// interpreter with its bootstrap for Python and Node; for `provided`, Python running a
+    /// shim that execs the function's `bootstrap` once it is linked in (so `provided` cells
+    /// need Python on the node).
+    pub fn cell_command(&self, runtime: Runtime, runtime_root: &Path) -> Result<(PathBuf, Vec<String>), RuntimeError> {
+        match runtime {
+            Runtime::Provided => {
+                let python = self.python.clone().ok_or(RuntimeError::NoInterpreter {
+                    what: "python3",
+                    hint: "install Debian's python3 (apt-get install python3) for pre-warmed `provided` sandboxes",
+                })?;
+                let shim = runtime_root.join("provided/cell.py");
+                Ok((python, vec!["-I".into(), "-S".into(), shim.display().to_string()]))
+            }
+            // Their commands do not look at the code.
+            Runtime::Python3 | Runtime::Nodejs => self.command(runtime, Path::new(""), Path::new(""), runtime_root),
+            other => Err(RuntimeError::Unavailable(other)),
+        }
+    }
+
+    /// Whether this node can keep stem cells of `runtime`.
+    pub fn prewarmable(&self, runtime: Runtime) -> bool {
+        self.cell_command(runtime, Path::new("/")).is_ok()
+    }
+
+    /// Whether the code unpacked at `host_task_root` can start as `runtime`: a `provided`
+    /// function needs an executable `bootstrap` at its root.
+    pub fn check_code(&self, runtime: Runtime, host_task_root: &Path) -> Result<(), RuntimeError> {
+        if runtime == Runtime::Provided && !is_executable(&host_task_root.join("bootstrap")) {
+            return Err(RuntimeError::NoBootstrap);
+        }
+        Ok(())
     }
 
     /// Whether this node can start `runtime` at all (its interpreter is installed; `wasm`

@@ -4,6 +4,8 @@
 //! hard-linked into the cell's (read-only) `/var/task`, its whole environment is sent on the
 //! runtime's stdin, and the runtime imports the handler. Namespaces, cgroup (with the memory
 //! limit of the key), privileges and interpreter start-up are all paid before the request.
+//! A `provided` cell waits in a small Python shim that then execs the function's own
+//! `bootstrap` (`runtimes/provided/cell.py`): everything but the function's start is paid.
 //!
 //! The pool refills in the background, one cell at a time; each key's target follows its
 //! recent demand (cold starts that wanted a cell), within a memory budget counted in the
@@ -41,12 +43,15 @@ pub struct CellKey {
 const STARTUP_VARIABLES: &[&str] = &["PYTHON", "NODE_", "LD_", "UV_", "TZ", "LANG", "LC_"];
 
 impl CellKey {
-    /// The cells a function's instances can be made from, if any: Python and Node with the
-    /// default network, ephemeral storage, and no start-up variables.
+    /// The cells a function's instances can be made from, if any: Python, Node and
+    /// `provided` with the default network and ephemeral storage, and for Python and Node no
+    /// start-up variables (a `provided` cell execs the function's `bootstrap` with its whole
+    /// environment, so every variable applies).
     pub fn for_config(c: &FunctionConfig) -> Option<Self> {
-        let pooled_runtime = matches!(c.runtime, Runtime::Python3 | Runtime::Nodejs);
+        let pooled_runtime = matches!(c.runtime, Runtime::Python3 | Runtime::Nodejs | Runtime::Provided);
         let default_storage = i64::from(c.ephemeral_storage_mb) == limits::EPHEMERAL_STORAGE_MB.default;
-        let plain_env = !c.environment.keys().any(|k| STARTUP_VARIABLES.iter().any(|p| k.starts_with(p)));
+        let plain_env = c.runtime == Runtime::Provided
+            || !c.environment.keys().any(|k| STARTUP_VARIABLES.iter().any(|p| k.starts_with(p)));
         (pooled_runtime && default_storage && plain_env && c.network == Network::None)
             .then_some(Self { runtime: c.runtime, memory_mb: c.memory_mb })
     }
@@ -161,6 +166,13 @@ impl StemCells {
         output: Option<LogOutput>,
     ) -> Option<Result<Instance, StartFailure>> {
         let key = CellKey::for_config(&spec.config)?;
+        if !self.inner.runtimes.prewarmable(key.runtime) {
+            return None;
+        }
+        // What a start without a cell would refuse, before a cell is spent on it.
+        if let Err(e) = self.inner.runtimes.check_code(key.runtime, &spec.code_dir) {
+            return Some(Err(e.into()));
+        }
         let cell = {
             let mut st = self.inner.state.lock().expect("pool lock");
             st.demand.entry(key).or_default().push_back(Instant::now());
@@ -332,7 +344,7 @@ async fn launch_cell(inner: &Inner, key: CellKey, id: &str, dir: &Path) -> Resul
         network: Network::None,
         memory_mb: key.memory_mb,
         tmp_mb: limits::EPHEMERAL_STORAGE_MB.default as u32,
-        stdin: true,
+        prewarmed: true,
     };
     // What the interpreter starts with; the function's own environment comes on stdin.
     let env = |task_root: &Path, api: std::net::SocketAddr| {
@@ -454,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_python_and_node_functions_use_cells() {
+    fn only_plain_functions_use_cells() {
         assert_eq!(
             CellKey::for_config(&config(FunctionSpec::default())),
             Some(CellKey { runtime: Runtime::Python3, memory_mb: 128 })
@@ -465,6 +477,17 @@ mod tests {
         assert_eq!(CellKey::for_config(&config(egress)), None);
         let big_tmp = FunctionSpec { ephemeral_storage_mb: Some(1024), ..Default::default() };
         assert_eq!(CellKey::for_config(&config(big_tmp)), None);
+        // A `provided` cell execs the function's bootstrap with its whole environment.
+        let custom = FunctionSpec {
+            runtime: "provided".into(),
+            handler: Some("bootstrap".into()),
+            environment: [("LD_PRELOAD".to_owned(), "/var/task/lib/x.so".to_owned())].into(),
+            ..Default::default()
+        };
+        let custom = custom.validate().unwrap();
+        assert_eq!(CellKey::for_config(&custom), Some(CellKey { runtime: Runtime::Provided, memory_mb: 128 }));
+        let wasm = FunctionSpec { runtime: "wasm".into(), handler: Some("main.wasm".into()), ..Default::default() };
+        assert_eq!(CellKey::for_config(&wasm.validate().unwrap()), None);
         assert_eq!("nodejs:256".parse::<CellKey>().unwrap(), CellKey { runtime: Runtime::Nodejs, memory_mb: 256 });
         assert!("python3".parse::<CellKey>().is_err());
     }

@@ -31,18 +31,48 @@ while true; do
 done
 "#;
 
-/// A function to deploy: runtime, handler, file name and source.
+/// A function to deploy: runtime, handler, file name and contents, and what its answer to
+/// an HTTP request holds.
 #[derive(Clone, Copy)]
 pub struct Code {
     pub runtime: &'static str,
     pub handler: &'static str,
     pub file: &'static str,
-    pub source: &'static str,
+    pub source: &'static [u8],
+    pub answer: &'static str,
 }
 
-pub const PYTHON: Code = Code { runtime: "python3", handler: "main.handler", file: "main.py", source: PY_HELLO };
-pub const NODE: Code = Code { runtime: "nodejs", handler: "index.handler", file: "index.mjs", source: NODE_HELLO };
-pub const PROVIDED: Code = Code { runtime: "provided", handler: "bootstrap", file: "bootstrap", source: SH_HELLO };
+const HELLO: &str = "Hello FaaS";
+pub const PYTHON: Code =
+    Code { runtime: "python3", handler: "main.handler", file: "main.py", source: PY_HELLO.as_bytes(), answer: HELLO };
+pub const NODE: Code = Code {
+    runtime: "nodejs",
+    handler: "index.handler",
+    file: "index.mjs",
+    source: NODE_HELLO.as_bytes(),
+    answer: HELLO,
+};
+pub const PROVIDED: Code =
+    Code { runtime: "provided", handler: "bootstrap", file: "bootstrap", source: SH_HELLO.as_bytes(), answer: HELLO };
+
+/// `examples/rust-hello` (the AWS Lambda Rust runtime, `lambda_runtime`), built in release
+/// by cargo from the repository this benchmark was built in, as a `provided` function.
+pub fn rust_hello() -> Result<Code> {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    eprintln!("building examples/rust-hello (cargo build --release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "--locked", "--bin", "rust-hello"])
+        .current_dir(&examples)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .with_context(|| format!("cannot run cargo in {}", examples.display()))?;
+    anyhow::ensure!(status.success(), "cargo build of examples/rust-hello failed");
+    let path = examples.join("target/release/rust-hello");
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let source: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    Ok(Code { runtime: "provided", handler: "bootstrap", file: "bootstrap", source, answer: "Hello, world!" })
+}
 
 /// One full CPU (the quota is proportional to memory): measure the platform, not a small
 /// function's CPU share.
@@ -125,7 +155,7 @@ impl Bench {
 
     /// Deploys `code` as `name` with an HTTP trigger at `/name`.
     pub async fn deploy(&self, name: &str, code: Code, memory_mb: u32, max_instances: u32) -> Result<()> {
-        let mut entry = RawEntry::file(code.file, code.source.as_bytes());
+        let mut entry = RawEntry::file(code.file, code.source);
         if code.runtime == "provided" {
             entry.unix_mode = 0o100755;
         }
@@ -152,10 +182,27 @@ impl Bench {
         let r = self.http.get(format!("{}{path}", self.url)).send().await?;
         let ok = r.status().is_success();
         let body = r.bytes().await?;
-        if !ok || &body[..] != b"Hello FaaS" {
+        if !ok || &body[..] != HELLO.as_bytes() {
             bail!("unexpected answer from {path}: {}", String::from_utf8_lossy(&body));
         }
         Ok(t.elapsed())
+    }
+
+    /// The first request to `code` deployed at `path`: fails unless it is a cold start from
+    /// `source` (`full`, `stem_cell`) answered with the code's answer.
+    async fn first(&self, path: &str, code: Code, source: &str) -> Result<Duration> {
+        let t = Instant::now();
+        let r = self.http.get(format!("{}{path}", self.url)).send().await?;
+        let ok = r.status().is_success();
+        let header = |k: &str| r.headers().get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let seen = header("x-hearth-start-source");
+        let body = r.bytes().await?;
+        let took = t.elapsed();
+        let text = String::from_utf8_lossy(&body);
+        if !ok || !text.contains(code.answer) || seen != source {
+            bail!("{path}: expected a cold start from {source} answering {:?}, got {seen:?}: {text}", code.answer);
+        }
+        Ok(took)
     }
 
     /// `total` requests from `concurrency` concurrent callers; latencies and throughput.
@@ -200,7 +247,8 @@ impl Bench {
             if tag == "pool" {
                 self.wait_prewarmed(key).await?;
             }
-            cold.push(self.get(&format!("/{name}")).await?);
+            let source = if tag == "pool" { "stem_cell" } else { "full" };
+            cold.push(self.first(&format!("/{name}"), code, source).await?);
             // Its instance goes with it: the node's memory is not held by finished runs.
             self.client.delete_function(&name).await?;
         }

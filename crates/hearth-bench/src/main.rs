@@ -137,6 +137,7 @@ async fn main() -> Result<()> {
         keys: vec![
             CellKey { runtime: Runtime::Python3, memory_mb: BENCH_MEMORY_MB },
             CellKey { runtime: Runtime::Nodejs, memory_mb: BENCH_MEMORY_MB },
+            CellKey { runtime: Runtime::Provided, memory_mb: BENCH_MEMORY_MB },
         ],
         budget_mb: 8 * BENCH_MEMORY_MB,
         ..Default::default()
@@ -149,20 +150,21 @@ async fn main() -> Result<()> {
     let python_exec = exec_times("/usr/bin/python3", &["-I", "-S", "-c", "pass"], n)?;
     let node_exec = exec_times("/usr/bin/node", &["-e", "0"], n)?;
     let sh_exec = exec_times("/bin/sh", &["-c", "exit 0"], n)?;
+    // A function written for AWS Lambda in Rust (`lambda_runtime`), as `provided`.
+    let rust = harness::rust_hello()?;
     for (code, short, mut exec, exec_name) in [
         (PYTHON, "python", python_exec, "exec python3 -I -S -c pass"),
         (NODE, "node", node_exec, "exec node -e 0"),
-        (PROVIDED, "provided", sh_exec, "exec sh -c 'exit 0'"),
+        (PROVIDED, "provided", sh_exec.clone(), "exec sh -c 'exit 0'"),
+        (rust, "provided_rust", sh_exec, "exec sh -c 'exit 0'"),
     ] {
-        if code.runtime != "provided" {
-            say(&format!("cold starts from the pre-warmed pool: {} x {n}", code.runtime));
-            let mut cold = pooled.cold_starts(code, n, "pool").await?;
-            for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
-                let (v, b) = (percentile(&mut cold, p), percentile(&mut exec, p));
-                figures.push(figure(&format!("cold_start.{short}.pool.{label}"), v, "ms", exec_name, b));
-            }
+        say(&format!("cold starts from the pre-warmed pool: {short} x {n}"));
+        let mut cold = pooled.cold_starts(code, n, "pool").await?;
+        for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
+            let (v, b) = (percentile(&mut cold, p), percentile(&mut exec, p));
+            figures.push(figure(&format!("cold_start.{short}.pool.{label}"), v, "ms", exec_name, b));
         }
-        say(&format!("cold starts without the pool: {} x {n}", code.runtime));
+        say(&format!("cold starts without the pool: {short} x {n}"));
         let mut cold = unpooled.cold_starts(code, n, "own").await?;
         for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
             let (v, b) = (percentile(&mut cold, p), percentile(&mut exec, p));
@@ -171,7 +173,7 @@ async fn main() -> Result<()> {
         if sandboxed && code.runtime != "provided" {
             // The same without any sandbox, on a third server: the difference is the
             // sandbox's set-up cost.
-            say(&format!("cold starts without the sandbox: {} x {n}", code.runtime));
+            say(&format!("cold starts without the sandbox: {short} x {n}"));
             let plain = Bench::start(ServerSetup::new(ProcessDriver::plain(), None)).await?;
             let mut unsandboxed = plain.cold_starts(code, n, "plain").await?;
             let (with, without) = (percentile(&mut cold, 0.5), percentile(&mut unsandboxed, 0.5));

@@ -59,6 +59,10 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 pub struct Invocation {
     pub request_id: String,
     pub cold_start: bool,
+    /// For a cold start, where its instance came from (`full`, `stem_cell`, `wasm_compile`,
+    /// `wasm_disk_cache`, `wasm_memory`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_source: Option<String>,
     pub version: u32,
     /// Set when the function failed: the error type; `body` is then the error document.
     pub function_error: Option<String>,
@@ -226,6 +230,7 @@ impl Client {
         let inv = Invocation {
             request_id: text("x-hearth-request-id").unwrap_or_default(),
             cold_start: text("x-hearth-cold-start").as_deref() == Some("true"),
+            start_source: text("x-hearth-start-source"),
             version: text("x-hearth-version").and_then(|v| v.parse().ok()).unwrap_or(0),
             function_error: text("x-hearth-function-error"),
             body: Bytes::new(),

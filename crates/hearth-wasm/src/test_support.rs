@@ -1,4 +1,5 @@
-//! For tests of crates that run WebAssembly: the repository's examples, built.
+//! For tests of crates that run the repository's examples: the examples, built (the
+//! WebAssembly ones for their wasm32 targets, the Rust ones for this machine).
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,21 @@ pub fn build(root: &Path, target: &str, file: &str) -> PathBuf {
         "building {name} for {target} failed: is the target installed (rustup target add {target})?"
     );
     root.join("target").join(target).join("release").join(file)
+}
+
+/// The executable `name` of the Rust examples' workspace (`examples/Cargo.toml`:
+/// `rust-hello`, `rust-http`), built in release for this machine.
+pub fn rust_example(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "--locked", "--bin", name])
+        .current_dir(&root)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the Rust example {name} in {} failed", root.display());
+    root.join("target/release").join(name)
 }
 
 /// `examples/wasm-hello`, the event function (a WASI preview 1 command).

@@ -1,6 +1,7 @@
 //! End to end: the real `hearth` binary, as a new user runs it. One test binary; the tests
 //! are grouped by concept in the modules below, this file holds the harness.
 
+mod compiled;
 mod contexts;
 mod crash;
 mod edge;

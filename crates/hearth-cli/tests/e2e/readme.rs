@@ -132,6 +132,7 @@ fn readme_console_blocks_run_as_shown() {
     // The WebAssembly examples, built as README's `sh` block builds them.
     hearth_wasm::test_support::example("wasm-hello", "wasm32-wasip1", "wasm-hello.wasm");
     hearth_wasm::test_support::example("wasm-http", "wasm32-wasip2", "wasm_http.wasm");
+    hearth_wasm::test_support::rust_example("rust-hello");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut ran = 0;
     for block in &blocks {

@@ -144,3 +144,56 @@ async fn a_prewarmed_start_still_reports_init_errors() {
     let r = s.event("good", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
+
+/// A `provided` function in sh: what its `bootstrap` process was started with, and which
+/// processes its sandbox holds.
+const SH_WHOAMI: &str = r#"#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+STDIN=$(readlink /proc/$$/fd/0)
+PROCS=$(cat /proc/[0-9]*/comm | sort -u | tr '\n' ' ')
+while true; do
+  H=$(mktemp)
+  curl -sS -o /dev/null -D "$H" "$API/invocation/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
+  curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" \
+    -d "{\"tz\":\"$TZ\",\"greeting\":\"$GREETING\",\"flag\":\"${HEARTH_PREWARMED:-}\",\"cwd\":\"$(pwd)\",\"stdin\":\"$STDIN\",\"procs\":\"$PROCS\",\"stream\":\"$AWS_LAMBDA_LOG_STREAM_NAME\"}"
+done
+"#;
+
+#[tokio::test]
+async fn a_provided_cold_start_execs_its_bootstrap_in_a_prewarmed_sandbox() {
+    let s = start_with(keys(&["provided:128"])).await;
+    let ready = wait_cells(&s, 1, &[]).await;
+    // TZ would keep a Python or Node function from a cell; the exec'd bootstrap gets it.
+    let spec = json!({"runtime": "provided", "environment": {"TZ": "Europe/Paris", "GREETING": "hi"}});
+    s.deploy_zip("custom", hearth_blob::fixtures::raw_zip(&[boot_entry()]), spec).await;
+    let r = s.event("custom", json!({})).await;
+    assert_eq!((r.status, r.cold), (StatusCode::OK, Some(true)), "{:?}", r.body);
+    let id = s.instances("custom").await[0]["id"].as_str().unwrap().to_owned();
+    assert!(ready.contains(&id), "the instance is a pre-warmed cell ({id} in {ready:?})");
+    let b = &r.body;
+    assert_eq!((&b["tz"], &b["greeting"]), (&json!("Europe/Paris"), &json!("hi")), "its own environment: {b}");
+    assert_eq!(b["flag"], "", "nothing of the cell in its environment: {b}");
+    assert_eq!((&b["cwd"], &b["stdin"]), (&json!("/var/task"), &json!("/dev/null")), "{b}");
+    assert!(b["stream"].as_str().unwrap().ends_with(&id), "{b}");
+    // The shim became the bootstrap (exec, not a child): no Python left in the sandbox (whose
+    // `/proc` shows only its own processes; without root there is no sandbox).
+    if nix::unistd::geteuid().is_root() {
+        let procs = b["procs"].as_str().unwrap();
+        assert!(procs.contains("bootstrap") && !procs.contains("python"), "the sandbox's processes: {procs}");
+    }
+    // Warm again, then the next cold start of the key gets the refilled cell.
+    assert_eq!(s.event("custom", json!({})).await.cold, Some(false));
+    let refilled = wait_cells(&s, 1, &[&id]).await;
+    s.deploy_zip("custom2", hearth_blob::fixtures::raw_zip(&[boot_entry()]), json!({"runtime": "provided"})).await;
+    let r = s.event("custom2", json!({})).await;
+    assert_eq!((r.status, &r.body["tz"]), (StatusCode::OK, &json!(":UTC")), "the default TZ: {:?}", r.body);
+    let id2 = s.instances("custom2").await[0]["id"].as_str().unwrap().to_owned();
+    assert!(refilled.contains(&id2) && id2 != id, "{id2} in {refilled:?}");
+}
+
+fn boot_entry() -> hearth_blob::fixtures::RawEntry {
+    let mut boot = hearth_blob::fixtures::RawEntry::file("bootstrap", SH_WHOAMI.as_bytes());
+    boot.unix_mode = 0o100755;
+    boot
+}
