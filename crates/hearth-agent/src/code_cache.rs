@@ -1,5 +1,6 @@
 //! The node-local unpack cache: each code package is unpacked once per digest into
 //! `<root>/<sha256>/`, read-only, and shared by every instance of every version using it.
+//! A package with Python modules then has them compiled in the background (`bytecode.rs`).
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hearth_blob::{CodeStore, CodeStoreError, UnpackError, unpack_package};
-use hearth_types::CodeDigest;
+use hearth_types::{CodeDigest, Runtime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodeCacheError {
@@ -25,6 +26,8 @@ const UNPACKING: &str = ".unpack-";
 pub struct CodeCache {
     root: PathBuf,
     store: CodeStore,
+    /// The interpreter that compiles Python packages' bytecode once unpacked (`bytecode.rs`).
+    python: Option<PathBuf>,
     /// One unpack at a time per digest; concurrent callers wait for it.
     inflight: Mutex<HashMap<CodeDigest, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -34,7 +37,13 @@ impl CodeCache {
     /// uses a cache folder, as with the pre-warm slots beside it).
     pub fn new(root: PathBuf, store: CodeStore) -> Self {
         remove_unfinished_unpacks(&root);
-        Self { root, store, inflight: Mutex::new(HashMap::new()) }
+        Self { root, store, python: None, inflight: Mutex::new(HashMap::new()) }
+    }
+
+    /// The same cache, compiling each unpacked package's Python modules with `python` (the
+    /// runtime's interpreter) in the background.
+    pub fn compiling_python_with(self, python: Option<PathBuf>) -> Self {
+        Self { python, ..self }
     }
 
     /// Where packages are unpacked (one folder per digest).
@@ -42,8 +51,9 @@ impl CodeCache {
         &self.root
     }
 
-    /// The unpacked folder for `digest`, unpacking it first if needed.
-    pub async fn materialize(&self, digest: &CodeDigest) -> Result<PathBuf, CodeCacheError> {
+    /// The unpacked folder for `digest`, unpacking it first if needed (for a `runtime`
+    /// function: a Python one's modules are then compiled in the background).
+    pub async fn materialize(&self, digest: &CodeDigest, runtime: Runtime) -> Result<PathBuf, CodeCacheError> {
         let dir = self.root.join(digest.as_str());
         if dir.exists() {
             return Ok(dir);
@@ -71,23 +81,31 @@ impl CodeCache {
         .await
         .map_err(|e| CodeCacheError::Io { path: dir.display().to_string(), source: std::io::Error::other(e) })??;
         self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(digest);
+        if let Some(python) = self.python.as_ref().filter(|_| runtime == Runtime::Python3) {
+            crate::bytecode::compile_in_background(python.clone(), self.root.clone(), dir.clone());
+        }
         Ok(dir)
     }
 }
 
-/// Removes the `.unpack-*` folders under `root`: they are renamed into place once complete,
-/// so one still there was cut short. Unpacked trees are read-only: made writable first.
+/// Removes the `.unpack-*` folders under `root` (they are renamed into place once complete,
+/// so one still there was cut short), the bytecode compiler's work folders and the trees its
+/// compiled copies replaced (kept while sandboxes of the last server could show them).
 fn remove_unfinished_unpacks(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(UNPACKING) {
-            continue;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if [UNPACKING, crate::bytecode::COMPILING, crate::bytecode::REPLACED].iter().any(|p| name.starts_with(p)) {
+            remove_tree(&entry.path());
         }
-        let path = entry.path();
-        let _ = make_writable(&path);
-        if let Err(e) = std::fs::remove_dir_all(&path) {
-            tracing::warn!(path = %path.display(), %e, "cannot remove an unfinished unpack");
-        }
+    }
+}
+
+/// Removes a tree of the cache (read-only: made writable first).
+pub(crate) fn remove_tree(path: &Path) {
+    let _ = make_writable(path);
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        tracing::warn!(path = %path.display(), %e, "cannot remove a folder of the code cache");
     }
 }
 
@@ -105,7 +123,7 @@ fn make_writable(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Drops write permission everywhere under `dir` (directories last, so the walk can finish).
-fn make_read_only(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn make_read_only(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let ft = entry.file_type()?;
@@ -130,6 +148,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("cache");
         let cut = root.join(format!("{UNPACKING}1234/lib/deep"));
+        for left in [crate::bytecode::COMPILING, crate::bytecode::REPLACED] {
+            std::fs::create_dir_all(root.join(format!("{left}5678/x"))).unwrap();
+        }
         std::fs::create_dir_all(&cut).unwrap();
         std::fs::write(cut.join("half.py"), "x = 1").unwrap();
         make_read_only(&root.join(format!("{UNPACKING}1234/lib"))).unwrap();

@@ -7,6 +7,7 @@
 //! - [`Runtimes`]: the language runtimes shipped in the binary.
 //! - WebAssembly instances: a loaded `hearth-wasm` program behind the same [`Instance`].
 
+mod bytecode;
 mod cgroup;
 mod code_cache;
 mod connection_cap;

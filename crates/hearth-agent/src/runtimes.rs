@@ -70,6 +70,11 @@ impl Runtimes {
         Self { node: None, ..self }
     }
 
+    /// The Python interpreter functions run on, if the node has one.
+    pub fn python(&self) -> Option<&Path> {
+        self.python.as_deref()
+    }
+
     /// Where the bootstraps are installed on the host.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -267,7 +267,7 @@ fn next_job(inner: &Inner) -> Option<CellKey> {
     keys.sort_by_key(|k| (k.memory_mb, k.runtime.as_str()));
     keys.dedup();
     st.broken.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
-    let mut best: Option<(usize, CellKey)> = None;
+    let mut short = vec![];
     for key in keys {
         let want = target(&mut st, key, inner.settings.keys.contains(&key), inner.settings.max_per_key, now);
         let ready = st.ready.entry(key).or_default();
@@ -275,25 +275,60 @@ fn next_job(inner: &Inner) -> Option<CellKey> {
             discard(ready.remove(0));
         }
         let have = ready.len();
-        if !st.broken.contains_key(&key) && have < want && best.is_none_or(|(gap, _)| want - have > gap) {
-            best = Some((want - have, key));
+        if !st.broken.contains_key(&key) {
+            short.push(Shortfall { key, have, want });
         }
     }
-    let key = best?.1;
-    let used = |st: &State| -> u32 { st.ready.iter().map(|(k, cells)| k.memory_mb * cells.len() as u32).sum() };
-    let first = st.ready.get(&key).is_none_or(Vec::is_empty);
-    while used(&st) + key.memory_mb > inner.settings.budget_mb {
-        // Only a key with several cells gives one up, and only so that another gets its
-        // first (otherwise two keys in demand would take turns evicting each other).
-        let victim = st.ready.iter().filter(|(k, c)| **k != key && c.len() > 1).max_by_key(|(_, c)| c.len());
-        let victim = victim.filter(|_| first).map(|(k, _)| *k)?;
-        let cell = st.ready.get_mut(&victim).map(|c| c.remove(0));
-        if let Some(cell) = cell {
-            discard(cell);
+    let held: Vec<(CellKey, usize)> = st.ready.iter().map(|(k, c)| (*k, c.len())).collect();
+    let (key, victims) = choose(&short, &held, inner.settings.budget_mb)?;
+    for victim in victims {
+        if let Some(cells) = st.ready.get_mut(&victim)
+            && !cells.is_empty()
+        {
+            discard(cells.remove(0));
         }
     }
     st.starting = Some(key);
     Some(key)
+}
+
+/// How many cells a key has and should have.
+#[derive(Debug, Clone, Copy)]
+struct Shortfall {
+    key: CellKey,
+    have: usize,
+    want: usize,
+}
+
+/// The key to make a cell for next, and the cells (one per key named) to drop first to fit
+/// it in `budget_mb`; `held` is the cells each key has. Keys with no cell come first, then
+/// the most short. One that does not fit is skipped, so a key held at the budget never
+/// stops the others; a key with no cell may take one from a key with several (only then,
+/// or two keys in demand would take turns evicting each other).
+fn choose(short: &[Shortfall], held: &[(CellKey, usize)], budget_mb: u32) -> Option<(CellKey, Vec<CellKey>)> {
+    let mut order: Vec<&Shortfall> = short.iter().filter(|s| s.have < s.want).collect();
+    order.sort_by_key(|s| (s.have > 0, std::cmp::Reverse(s.want - s.have)));
+    let used: u32 = held.iter().map(|(k, n)| k.memory_mb * *n as u32).sum();
+    for s in order {
+        if used + s.key.memory_mb <= budget_mb {
+            return Some((s.key, vec![]));
+        }
+        if s.have > 0 {
+            continue;
+        }
+        let mut counts: Vec<(CellKey, usize)> = held.iter().filter(|(k, _)| *k != s.key).copied().collect();
+        let (mut freed, mut victims) = (0, vec![]);
+        while used - freed + s.key.memory_mb > budget_mb {
+            let Some(victim) = counts.iter_mut().filter(|(_, n)| *n > 1).max_by_key(|(_, n)| *n) else { break };
+            victim.1 -= 1;
+            freed += victim.0.memory_mb;
+            victims.push(victim.0);
+        }
+        if used - freed + s.key.memory_mb <= budget_mb {
+            return Some((s.key, victims));
+        }
+    }
+    None
 }
 
 /// The refill loop: one cell at a time, while some key is short; otherwise waits to be woken
@@ -407,15 +442,17 @@ async fn make_cell(inner: &Inner, key: CellKey) -> Result<Cell, StartFailure> {
     }
 }
 
-/// Hard-links the tree at `from` into the (empty) folder `to`: code appears in a cell's
-/// `/var/task` without copying. Symbolic links are recreated as they are.
-fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Hard-links the tree at `from` into the folder `to` (created if missing, else empty): code
+/// appears in a cell's `/var/task` without copying. Symbolic links are recreated as they are.
+pub(crate) fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !to.exists() {
+        std::fs::create_dir(to)?;
+    }
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            std::fs::create_dir(&dst)?;
             link_tree(&src, &dst)?;
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
@@ -490,6 +527,25 @@ mod tests {
         assert_eq!(CellKey::for_config(&wasm.validate().unwrap()), None);
         assert_eq!("nodejs:256".parse::<CellKey>().unwrap(), CellKey { runtime: Runtime::Nodejs, memory_mb: 256 });
         assert!("python3".parse::<CellKey>().is_err());
+    }
+
+    #[test]
+    fn a_key_at_the_budget_does_not_starve_the_others() {
+        let key = |runtime, memory_mb| CellKey { runtime, memory_mb };
+        let (py, node, custom) = (key(Runtime::Python3, 100), key(Runtime::Nodejs, 100), key(Runtime::Provided, 100));
+        let short = |key, have, want| Shortfall { key, have, want };
+        // The pool is full (4 of 400 MB): Python wants 8 and has 2, Node has its 2, the
+        // `provided` key wants its first. Python does not fit and has cells: `provided`
+        // goes next, one of the keys with several giving up a cell.
+        let held = [(py, 2), (node, 2)];
+        let wants = [short(py, 2, 8), short(node, 2, 2), short(custom, 0, 1)];
+        let (chosen, victims) = choose(&wants, &held, 400).unwrap();
+        assert_eq!((chosen, victims.len()), (custom, 1));
+        // With room, the key with no cell still comes before the most short.
+        assert_eq!(choose(&wants, &held, 1000), Some((custom, vec![])));
+        assert_eq!(choose(&[short(py, 2, 8)], &held, 1000), Some((py, vec![])));
+        // Full and nobody with several cells to spare: nothing to do.
+        assert_eq!(choose(&[short(py, 1, 8), short(custom, 0, 1)], &[(py, 1), (node, 1)], 200), None);
     }
 
     #[test]

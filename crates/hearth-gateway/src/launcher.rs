@@ -89,7 +89,7 @@ impl Launcher {
 
     async fn launch_in_span(&self, template: &InstanceTemplate) -> Result<Instance, ErrorReport> {
         let started = std::time::Instant::now();
-        let materialized = self.cache.materialize(&template.digest).await;
+        let materialized = self.cache.materialize(&template.digest, template.config.runtime).await;
         self.metrics.operation("hearth_code_cache_operation_seconds", "materialize", started.elapsed());
         let code_dir = match materialized {
             Ok(dir) => dir,

@@ -94,7 +94,7 @@ impl Gateway {
     ) -> Self {
         let metrics = Arc::new(Metrics::new(settings.metrics_max_functions, settings.metrics_series_ttl));
         let meter = Meter::start(store.clone(), settings.log_retention, settings.prune_interval, metrics.clone());
-        let cache = CodeCache::new(cache_dir, code);
+        let cache = CodeCache::new(cache_dir, code).compiling_python_with(runtimes.python().map(Into::into));
         let stem_cells = settings.stem_cells.clone().and_then(|s| {
             let cells_dir = cache.root().join(".cells");
             StemCells::start(driver.clone(), runtimes.clone(), cells_dir, s)

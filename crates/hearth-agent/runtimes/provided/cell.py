@@ -6,8 +6,10 @@ function's whole environment. The function's code is at LAMBDA_TASK_ROOT by then
 becomes its `bootstrap` (execve), in the sandbox it was started in (namespaces, cgroup,
 seccomp filter, user), with that environment and nothing else of this interpreter's.
 """
+import errno
 import json
 import os
+import signal
 import sys
 
 
@@ -23,10 +25,20 @@ def main():
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    # Python ignores these; an exec keeps ignored signals: the bootstrap starts with the
+    # defaults, as when started without a cell.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     path = os.path.join(root, "bootstrap")
     try:
         os.execve(path, [path], env)
     except OSError as e:
+        if e.errno == errno.ENOEXEC:
+            # A script without `#!`: run by the shell, as execvp (a start without a cell) does.
+            try:
+                os.execve("/bin/sh", ["/bin/sh", path], env)
+            except OSError as e2:
+                e = e2
         print(f"cannot start {path}: {e}", file=sys.stderr, flush=True)
         sys.exit(127)
 

@@ -201,7 +201,7 @@ async fn code_cache_unpacks_once_read_only() {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (cache, digest) = (cache.clone(), code.sha256.clone());
-            tokio::spawn(async move { cache.materialize(&digest).await.unwrap() })
+            tokio::spawn(async move { cache.materialize(&digest, hearth_types::Runtime::Python3).await.unwrap() })
         })
         .collect();
     let mut dirs = vec![];

@@ -72,10 +72,16 @@ fn rust_lambda_functions_deploy_as_executables_and_answer() {
     assert_eq!(r.bytes().unwrap().to_vec(), (0..=255).collect::<Vec<u8>>(), "a binary body, byte for byte");
 
     // Cold starts made demand for `provided` sandboxes: the next version's first start
-    // takes one, and it is the function, with its own environment.
+    // takes one, and it is the function, with its own configuration.
     wait_for_cell(&home, "provided");
-    home.ok(&["fn", "config", "hello-rust", "--env", "GREETING=x"]);
+    home.ok(&["fn", "config", "hello-rust", "--timeout", "7"]);
+    wait_for_cell(&home, "provided");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let out = home.json(&["invoke", "hello-rust", "--data", r#"{"name": "cell"}"#]);
     assert_eq!((&out["version"], &out["start_source"]), (&json!(2), &json!("stem_cell")), "{out}");
-    assert_eq!(out["result"]["message"], "Hello, cell!", "{out}");
+    let result = &out["result"];
+    assert_eq!((&result["message"], &result["function"]), (&json!("Hello, cell!"), &json!("hello-rust")), "{out}");
+    // Its deadline is its own 7 s timeout, through the Runtime API.
+    let deadline = result["deadline_ms"].as_u64().unwrap();
+    assert!(deadline > now_ms + 5_000 && deadline <= now_ms + 8_000, "{deadline} vs {now_ms}: {out}");
 }

@@ -128,6 +128,22 @@ def handler(event, context):
 /// `main.py` contains `marker`: the instances running that code see it at `/var/task`.
 fn open_gate(s: &Server, marker: &str, gate: &str) {
     use std::os::unix::fs::PermissionsExt;
+    // First the package's bytecode (compiled in the background, then put in the unpacked
+    // tree's place): a gate made before that would be in the tree replaced, which instances
+    // started later do not see.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let compiled = |d: &Path| {
+        !std::fs::read_to_string(d.join("main.py")).is_ok_and(|c| c.contains(marker)) || d.join("__pycache__").is_dir()
+    };
+    while !std::fs::read_dir(s.dir.path().join("cache"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().len() == 64)
+        .all(|e| compiled(&e.path()))
+    {
+        assert!(Instant::now() < deadline, "the code holding {marker} was never compiled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut opened = 0;
     let mut dirs = vec![s.dir.path().join("cache")];
     while let Some(dir) = dirs.pop() {

@@ -1,5 +1,6 @@
 //! Cold starts from pre-warmed sandboxes: the function's code and environment arrive in a
-//! runtime that was started before the request.
+//! runtime that was started before the request. And Python bytecode compiled once per
+//! package, for the cold starts after the first.
 
 use super::*;
 
@@ -150,13 +151,14 @@ async fn a_prewarmed_start_still_reports_init_errors() {
 const SH_WHOAMI: &str = r#"#!/bin/sh
 API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
 STDIN=$(readlink /proc/$$/fd/0)
+SIGIGN=$(grep SigIgn /proc/$$/status | cut -f2)
 PROCS=$(cat /proc/[0-9]*/comm | sort -u | tr '\n' ' ')
 while true; do
   H=$(mktemp)
   curl -sS -o /dev/null -D "$H" "$API/invocation/next"
   ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
   curl -sS -o /dev/null -X POST "$API/invocation/$ID/response" \
-    -d "{\"tz\":\"$TZ\",\"greeting\":\"$GREETING\",\"flag\":\"${HEARTH_PREWARMED:-}\",\"cwd\":\"$(pwd)\",\"stdin\":\"$STDIN\",\"procs\":\"$PROCS\",\"stream\":\"$AWS_LAMBDA_LOG_STREAM_NAME\"}"
+    -d "{\"tz\":\"$TZ\",\"greeting\":\"$GREETING\",\"flag\":\"${HEARTH_PREWARMED:-}\",\"cwd\":\"$(pwd)\",\"stdin\":\"$STDIN\",\"procs\":\"$PROCS\",\"stream\":\"$AWS_LAMBDA_LOG_STREAM_NAME\",\"root\":\"$LAMBDA_TASK_ROOT\",\"sigign\":\"$SIGIGN\"}"
 done
 "#;
 
@@ -174,7 +176,11 @@ async fn a_provided_cold_start_execs_its_bootstrap_in_a_prewarmed_sandbox() {
     let b = &r.body;
     assert_eq!((&b["tz"], &b["greeting"]), (&json!("Europe/Paris"), &json!("hi")), "its own environment: {b}");
     assert_eq!(b["flag"], "", "nothing of the cell in its environment: {b}");
-    assert_eq!((&b["cwd"], &b["stdin"]), (&json!("/var/task"), &json!("/dev/null")), "{b}");
+    assert_eq!((&b["cwd"], &b["stdin"]), (&b["root"], &json!("/dev/null")), "{b}");
+    // Signals as a start without a cell leaves them: SIGPIPE and SIGXFSZ not ignored (the
+    // shim's Python ignores them, and an exec keeps what is ignored).
+    let ignored = u64::from_str_radix(b["sigign"].as_str().unwrap(), 16).unwrap();
+    assert_eq!(ignored & (1 << 12 | 1 << 24), 0, "SigIgn {ignored:x}: {b}");
     assert!(b["stream"].as_str().unwrap().ends_with(&id), "{b}");
     // The shim became the bootstrap (exec, not a child): no Python left in the sandbox (whose
     // `/proc` shows only its own processes; without root there is no sandbox).
@@ -196,4 +202,58 @@ fn boot_entry() -> hearth_blob::fixtures::RawEntry {
     let mut boot = hearth_blob::fixtures::RawEntry::file("bootstrap", SH_WHOAMI.as_bytes());
     boot.unix_mode = 0o100755;
     boot
+}
+
+/// Imports `helper` counting the modules Python compiles from source on the way.
+const USES_HELPER: &str = "import importlib.machinery as m\n\
+compiled = []\n\
+_to_code = m.SourceFileLoader.source_to_code\n\
+def counting(self, data, path, *args, **kwargs):\n    \
+    compiled.append(path)\n    \
+    return _to_code(self, data, path, *args, **kwargs)\n\
+m.SourceFileLoader.source_to_code = counting\n\
+import helper\n\n\
+def handler(event, context):\n    \
+    return {'value': helper.VALUE, 'compiled_from_source': compiled}\n";
+
+#[tokio::test]
+async fn python_modules_are_compiled_once_per_package_for_the_next_cold_starts() {
+    let s = start().await;
+    let zip = || deflated_zip(&[("main.py", USES_HELPER.as_bytes()), ("helper.py", b"VALUE = 42\n")]);
+    s.deploy_zip("compiled", zip(), py(json!({}))).await;
+    let r = s.event("compiled", json!({})).await;
+    assert_eq!((r.status, &r.body["value"]), (StatusCode::OK, &json!(42)), "{:?}", r.body);
+    // The package's folder in the code cache gets its bytecode in the background.
+    let cache = s.dir.path().join("cache");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let compiled = loop {
+        let digests: Vec<std::path::PathBuf> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().len() == 64)
+            .collect();
+        if let [one] = &digests[..]
+            && one.join("__pycache__").is_dir()
+        {
+            break one.join("__pycache__");
+        }
+        assert!(Instant::now() < deadline, "no bytecode in the code cache: {digests:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let names: Vec<String> =
+        std::fs::read_dir(&compiled).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("helper.")) && names.iter().any(|n| n.starts_with("main.")),
+        "{names:?}"
+    );
+    // A new version of the same code cold-starts on the compiled tree: Python compiles
+    // nothing of it again.
+    s.deploy_zip("compiled", zip(), py(json!({"environment": {"V": "2"}}))).await;
+    let r = s.event("compiled", json!({})).await;
+    assert_eq!((r.cold, &r.body["value"]), (Some(true), &json!(42)), "{:?}", r.body);
+    assert_eq!(r.body["compiled_from_source"], json!([]), "{:?}", r.body);
+    // Once: the tree it replaced is aside, and no compile is left running.
+    let aside = std::fs::read_dir(&cache).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned());
+    let aside: Vec<String> = aside.filter(|n| n.starts_with(".replaced-") || n.starts_with(".compile-")).collect();
+    assert!(aside.len() == 1 && aside[0].starts_with(".replaced-"), "one tree replaced, no compile left: {aside:?}");
 }
