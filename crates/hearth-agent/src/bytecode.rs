@@ -69,7 +69,7 @@ pub(crate) async fn compile(python: &Path, root: &Path, live: &Path) -> std::io:
             std::fs::set_permissions(&outer, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
             crate::stem_cells::link_tree(&live, &work)?;
             if as_root {
-                chown_dirs(&work, COMPILER_ID)?;
+                chown_tree(&work, COMPILER_ID, false)?;
             }
             Ok(sources)
         })
@@ -88,7 +88,7 @@ pub(crate) async fn compile(python: &Path, root: &Path, live: &Path) -> std::io:
         return Err(e);
     }
     tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        let owned = if as_root { chown_tree(&work, 0) } else { Ok(()) };
+        let owned = if as_root { chown_tree(&work, 0, true) } else { Ok(()) };
         let swapped = owned.and_then(|()| crate::code_cache::make_read_only(&work)).and_then(|()| {
             nix::fcntl::renameat2(
                 nix::fcntl::AT_FDCWD,
@@ -131,26 +131,15 @@ fn python_sources(top: &Path, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Gives the folders of the tree at `dir` to `id` (the compiler writes `__pycache__` in them).
-fn chown_dirs(dir: &Path, id: u32) -> std::io::Result<()> {
+/// Gives the tree at `dir` to `id`: its folders only (the compiler writes `__pycache__` in
+/// them, and reads the files), or everything (`files`: the compiler's output, given back).
+fn chown_tree(dir: &Path, id: u32, files: bool) -> std::io::Result<()> {
     std::os::unix::fs::lchown(dir, Some(id), Some(id))?;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_dir() {
-            chown_dirs(&entry.path(), id)?;
-        }
-    }
-    Ok(())
-}
-
-/// Gives everything in the tree at `dir` back to `id`.
-fn chown_tree(dir: &Path, id: u32) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(dir, Some(id), Some(id))?;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            chown_tree(&entry.path(), id)?;
-        } else {
+            chown_tree(&entry.path(), id, files)?;
+        } else if files {
             std::os::unix::fs::lchown(entry.path(), Some(id), Some(id))?;
         }
     }
