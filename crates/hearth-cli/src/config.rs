@@ -22,8 +22,10 @@
 //! `python3:128,nodejs:128`, the default; empty for none) and `HEARTH_PREWARM_BUDGET_MB`
 //! (memory the pool may hold, default 2048; 0 turns pre-warming off),
 //! `HEARTH_KEEP_ALIVE_POLICY` (`fixed` or `adaptive`, for functions that choose none) and
-//! `HEARTH_NODE_MEMORY_MB` (memory admitted for instances, default 90% of RAM); file keys
-//! `keep_alive_policy`, `node_memory_mb`. What a function's output may leave in its log:
+//! `HEARTH_NODE_MEMORY_MB` (memory admitted for instances, default 90% of RAM) and
+//! `HEARTH_EVICTION_POLICY` (which idle instances go when that memory is full and a request
+//! needs an instance: `greedy-dual`, the default, `lru`, or `off` to refuse); file keys
+//! `keep_alive_policy`, `node_memory_mb`, `eviction_policy`. What a function's output may leave in its log:
 //! `HEARTH_LOG_KB_PER_INVOCATION` (`log_kb_per_invocation`, default 4096) and
 //! `HEARTH_LOG_MB_PER_MINUTE` (`log_mb_per_minute`, per function, default 16); past them,
 //! one `[truncated]` line, then lines are dropped (lines are cut at 256 KiB). Asynchronous
@@ -193,6 +195,7 @@ struct GatewayFile {
     prewarm_budget_mb: Option<u32>,
     keep_alive_policy: Option<String>,
     node_memory_mb: Option<u64>,
+    eviction_policy: Option<String>,
     log_kb_per_invocation: Option<u64>,
     log_mb_per_minute: Option<u64>,
 }
@@ -408,6 +411,9 @@ impl ServerConfig {
         if let Some(v) = env("HEARTH_NODE_MEMORY_MB").or(file.gateway.node_memory_mb.map(|n| n.to_string())) {
             gateway.node_memory_mb = v.parse().with_context(|| format!("node memory {v:?} is not a number of MB"))?;
         }
+        if let Some(v) = env("HEARTH_EVICTION_POLICY").or(file.gateway.eviction_policy) {
+            gateway.eviction_policy = v.parse().map_err(|e| anyhow::anyhow!("HEARTH_EVICTION_POLICY: {e}"))?;
+        }
         if let Some(v) =
             env("HEARTH_LOG_KB_PER_INVOCATION").or(file.gateway.log_kb_per_invocation.map(|n| n.to_string()))
         {
@@ -505,6 +511,7 @@ mod tests {
             ("HEARTH_PREWARM", "nodejs:512"),
             ("HEARTH_KEEP_ALIVE_POLICY", "adaptive"),
             ("HEARTH_NODE_MEMORY_MB", "4096"),
+            ("HEARTH_EVICTION_POLICY", "lru"),
             ("HEARTH_LOG_KB_PER_INVOCATION", "512"),
             ("HEARTH_LOG_MB_PER_MINUTE", "2"),
         ]);
@@ -513,6 +520,7 @@ mod tests {
         assert_eq!((c.gateway.queue_length, c.gateway.log_retention.as_secs()), (5, 7200));
         assert_eq!(c.gateway.keep_alive_policy, hearth_types::KeepAlivePolicyKind::Adaptive);
         assert_eq!(c.gateway.node_memory_mb, 4096);
+        assert_eq!(c.gateway.eviction_policy, hearth_gateway::EvictionPolicy::Lru);
         assert_eq!((c.gateway.log_capture.invocation_bytes, c.gateway.log_bytes_per_minute), (512 << 10, 2 << 20));
         assert_eq!(c.gateway.stem_cells.unwrap().keys, ["nodejs:512".parse().unwrap()]);
         let off = env_of(&[("HOME", home), ("HEARTH_PREWARM_BUDGET_MB", "0")]);

@@ -25,6 +25,8 @@ pub struct Launcher {
     pub meter: Meter,
     /// Memory this node admits for instances, and what live and starting ones hold.
     pub memory: Arc<NodeMemory>,
+    /// Which idle instances go when the memory is full and a held request needs one.
+    pub evictions: crate::eviction::Evictions,
     pub cache: CodeCache,
     pub factory: InstanceFactory,
     pub region: String,

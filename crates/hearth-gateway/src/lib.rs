@@ -9,6 +9,7 @@
 mod admission;
 mod changes;
 mod completion;
+mod eviction;
 mod function_cache;
 mod instance_history;
 mod invoke;
@@ -36,6 +37,7 @@ use hearth_store::{MetadataStore, StoreError};
 use hearth_types::{Function, FunctionName, Version};
 
 pub use admission::NotRunnable;
+pub use hearth_scale::EvictionPolicy;
 pub use instance_history::{KEEP as INSTANCE_HISTORY_KEEP, SAMPLE_EVERY as INSTANCE_SAMPLE_EVERY};
 pub use invoke::{InvokeError, InvokeRequest, InvokeResponse};
 pub use log_follow::{FOLLOW_MAX, FOLLOW_READ_MAX, FollowEnd, FollowError, Followed, LOG_FOLLOWERS_MAX, LogFollower};
@@ -70,7 +72,7 @@ struct Inner {
     functions: FunctionCache,
     triggers: TriggerTable,
     meter: Meter,
-    routes: RouteCache,
+    routes: Arc<RouteCache>,
     policies: KeepAlivePolicies,
     launcher: Arc<Launcher>,
     settings: GatewaySettings,
@@ -102,9 +104,12 @@ impl Gateway {
                 .ok()
         });
         let wasm_dir = cache.root().join(".wasm");
+        let routes = Arc::new(RouteCache::default());
+        let evictions = eviction::Evictions::new(settings.eviction_policy, Arc::downgrade(&routes), metrics.clone());
         let launcher = Arc::new(Launcher {
             meter: meter.clone(),
             memory: launcher::NodeMemory::new(settings.node_memory_mb),
+            evictions,
             cache,
             factory: InstanceFactory::new(driver, runtimes, stem_cells, wasm_dir, settings.init_timeout),
             region: settings.region.clone(),
@@ -118,7 +123,7 @@ impl Gateway {
                 triggers: TriggerTable::new(store.clone()),
                 store,
                 meter,
-                routes: RouteCache::default(),
+                routes,
                 policies: KeepAlivePolicies::default(),
                 launcher,
                 settings,

@@ -141,6 +141,13 @@ impl Metrics {
         });
     }
 
+    /// Idle instances evicted to make room for another function's.
+    pub fn evicted(&self, n: u64) {
+        if n > 0 {
+            self.with(|| metrics::counter!("hearth_instances_evicted_total").increment(n));
+        }
+    }
+
     /// A request waited `took` for an instance (zero for a warm one).
     pub fn acquired(&self, took: Duration) {
         let now = Instant::now();
@@ -164,6 +171,7 @@ impl Metrics {
         let live: BTreeSet<&FunctionName> = levels.functions.iter().collect();
         self.labelled.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| live.contains(f));
         self.with(|| {
+            metrics::counter!("hearth_instances_evicted_total").increment(0);
             for f in &levels.functions {
                 let function = self.label(f);
                 for outcome in ["success", "error"] {
@@ -253,6 +261,10 @@ fn describe() {
     );
     describe_histogram!("hearth_activator_wait_seconds", Unit::Seconds, "Time a request waited for an instance.");
     describe_gauge!("hearth_instances", "Live instances by function and state.");
+    describe_counter!(
+        "hearth_instances_evicted_total",
+        "Idle instances evicted because the node's memory was needed for another function's."
+    );
     describe_gauge!("hearth_activator_queue_depth", "Requests waiting for an instance, by function.");
     describe_gauge!("hearth_event_queue_depth", "Asynchronous events by function and status.");
     describe_gauge!("hearth_event_oldest_age_seconds", Unit::Seconds, "Age of the oldest queued or running event.");

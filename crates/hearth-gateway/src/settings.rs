@@ -31,6 +31,9 @@ pub struct GatewaySettings {
     /// Memory (sum of instances' `memory_mb`) this node admits; beyond it, new instances
     /// are refused rather than over-committed.
     pub node_memory_mb: u64,
+    /// Which idle instances are evicted when the node's memory is full and a held request
+    /// needs an instance (`greedy-dual`, `lru`; `off` refuses with `NodeMemoryFull`).
+    pub eviction_policy: hearth_scale::EvictionPolicy,
     pub autoscaler: hearth_scale::AutoscalerConfig,
     /// Width of the adaptive keep-alive policy's histogram bins (one minute; shorter only
     /// to test it in seconds).
@@ -71,6 +74,7 @@ impl Default for GatewaySettings {
             stem_cells: Some(hearth_agent::StemCellSettings::default()),
             keep_alive_policy: hearth_types::KeepAlivePolicyKind::Fixed,
             node_memory_mb: default_node_memory_mb(),
+            eviction_policy: hearth_scale::EvictionPolicy::GreedyDual,
             autoscaler: hearth_scale::AutoscalerConfig::default(),
             adaptive_bin: Duration::from_secs(60),
             metrics_max_functions: 1000,

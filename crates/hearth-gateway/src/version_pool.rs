@@ -54,6 +54,8 @@ struct Load {
     in_flight: u32,
     /// When it last became fully idle (for keep-alive) or was last handed a request.
     since: Instant,
+    /// The eviction policy's clock when it last went idle (greedy-dual priority).
+    clock_at_use: f64,
 }
 
 type Waiter = oneshot::Sender<Result<Lease, AcquireError>>;
@@ -65,6 +67,10 @@ struct PoolState {
     waiters: VecDeque<Waiter>,
     draining: bool,
     scaling: Scaling,
+    /// Requests this version has been asked for (the eviction policy's frequency).
+    invocations: u64,
+    /// Instances of other versions are being evicted to make room for this one's.
+    making_room: bool,
 }
 
 /// A function's keep-alive policy, shared by its versions so that what it learned survives
@@ -175,7 +181,15 @@ impl VersionPool {
             changed: now,
             last_tick: now,
         };
-        let state = PoolState { live: HashMap::new(), starting: 0, waiters: VecDeque::new(), draining: false, scaling };
+        let state = PoolState {
+            live: HashMap::new(),
+            starting: 0,
+            waiters: VecDeque::new(),
+            draining: false,
+            scaling,
+            invocations: 0,
+            making_room: false,
+        };
         Self { key, template, launcher, queue_length, slots, state: Mutex::new(state) }
     }
 
@@ -193,6 +207,7 @@ impl VersionPool {
     pub async fn acquire(self: &Arc<Self>, wait: Duration) -> Result<Lease, AcquireError> {
         let rx = {
             let mut st = self.lock();
+            st.invocations += 1;
             // An arrival after a quiet spell: the keep-alive policy learns the idle time.
             if st.concurrency() == 0
                 && let Some(quiet) = st.scaling.quiet_since.take()
@@ -244,34 +259,101 @@ impl VersionPool {
     }
 
     /// Starts enough instances for the held requests (each instance serves `slots`), within
-    /// `max_instances`.
+    /// `max_instances`. When the node's memory is full, idle instances of other versions
+    /// are evicted first (in a task: never under this pool's lock); held requests are
+    /// refused only when that cannot make room either.
     fn activate_for_waiters(self: &Arc<Self>, st: &mut PoolState) {
         let needed = st.waiters.len().div_ceil(self.slots as usize);
-        self.start(st, needed.saturating_sub(st.starting));
+        let short = self.start(st, needed.saturating_sub(st.starting));
+        if short == 0 || st.making_room {
+            return;
+        }
+        if self.launcher.evictions.policy == hearth_scale::EvictionPolicy::Off {
+            return self.refuse_if_stuck(st);
+        }
+        st.making_room = true;
+        let pool = self.clone();
+        tokio::spawn(tracing::Instrument::in_current_span(async move { pool.make_room(short) }));
     }
 
-    fn start(self: &Arc<Self>, st: &mut PoolState, wanted: usize) {
+    fn make_room(self: Arc<Self>, instances: usize) {
+        let mb = u64::from(self.template.config.memory_mb);
+        self.launcher.evictions.make_room(self.key, mb, instances, &self.launcher.memory);
+        let mut st = self.lock();
+        st.making_room = false;
+        let wanted = st.waiters.len().div_ceil(self.slots as usize).saturating_sub(st.starting);
+        if self.start(&mut st, wanted) > 0 {
+            self.refuse_if_stuck(&mut st);
+        }
+    }
+
+    /// The node is full. With nothing running or starting, held requests would wait for
+    /// nothing: refuse them now.
+    fn refuse_if_stuck(&self, st: &mut PoolState) {
+        if st.live.is_empty() && st.starting == 0 && !st.making_room && !st.waiters.is_empty() {
+            let memory = &self.launcher.memory;
+            let e = AcquireError::NodeFull { committed_mb: memory.committed_mb(), limit_mb: memory.limit_mb };
+            for w in st.waiters.drain(..) {
+                let _ = w.send(Err(e.clone()));
+            }
+            st.touch();
+        }
+    }
+
+    /// Starts up to `wanted` instances within `max_instances`; returns how many of those
+    /// did not fit in the node's memory.
+    fn start(self: &Arc<Self>, st: &mut PoolState, wanted: usize) -> usize {
         let max = self.template.config.max_instances as usize;
         let room = max.saturating_sub(st.live.len() + st.starting);
+        let wanted = wanted.min(room);
         let memory = &self.launcher.memory;
-        for _ in 0..wanted.min(room) {
+        for started in 0..wanted {
             let Some(reservation) = memory.reserve(u64::from(self.template.config.memory_mb)) else {
-                // The node is full. With nothing running or starting, held requests would
-                // wait for nothing: refuse them now.
-                if st.live.is_empty() && st.starting == 0 {
-                    let e = AcquireError::NodeFull { committed_mb: memory.committed_mb(), limit_mb: memory.limit_mb };
-                    for w in st.waiters.drain(..) {
-                        let _ = w.send(Err(e.clone()));
-                    }
-                    st.touch();
-                }
-                return;
+                return wanted - started;
             };
             st.starting += 1;
             let pool = self.clone();
             // A child of the request that asked for it (its `acquire` span), if any.
             tokio::spawn(tracing::Instrument::in_current_span(async move { pool.activate(reservation).await }));
         }
+        0
+    }
+
+    /// Lists this version's idle instances that may be evicted: ready, nothing in flight,
+    /// beyond its `min_instances` (the longest idle first).
+    pub(crate) fn eviction_candidates(self: &Arc<Self>, out: &mut Vec<crate::eviction::Found>) {
+        let st = self.lock();
+        let keep = if st.draining { 0 } else { self.template.config.min_instances as usize };
+        let mut idle: Vec<(&String, &Load)> = st
+            .live
+            .iter()
+            .filter(|(_, s)| s.in_flight == 0 && s.tracked.instance.state() == InstanceState::Ready)
+            .collect();
+        idle.sort_by_key(|(_, s)| s.since);
+        let evictable = st.live.len().saturating_sub(keep).min(idle.len());
+        for (id, s) in idle.into_iter().take(evictable) {
+            out.push(crate::eviction::Found {
+                pool: self.clone(),
+                instance_id: id.clone(),
+                candidate: hearth_scale::EvictionCandidate {
+                    memory_mb: u64::from(self.template.config.memory_mb),
+                    idle_for: s.since.elapsed(),
+                    frequency: st.invocations,
+                    cost: s.tracked.init_duration,
+                    clock_at_use: s.clock_at_use,
+                },
+            });
+        }
+    }
+
+    /// Stops the instance if it is still idle; whether it did.
+    pub(crate) fn evict(&self, id: &str) -> bool {
+        let mut st = self.lock();
+        if st.live.get(id).is_none_or(|s| s.in_flight != 0) {
+            return false;
+        }
+        self.retire(&mut st, id);
+        true
     }
 
     async fn activate(self: Arc<Self>, reservation: Reservation) {
@@ -289,7 +371,8 @@ impl VersionPool {
                     last_used: Mutex::new(SystemTime::now()),
                     _memory: reservation,
                 });
-                st.live.insert(id.clone(), Load { tracked: t, in_flight: 0, since: Instant::now() });
+                let clock_at_use = self.launcher.evictions.clock();
+                st.live.insert(id.clone(), Load { tracked: t, in_flight: 0, since: Instant::now(), clock_at_use });
                 self.serve_waiters(&mut st, &id, true);
             }
             Err(report) => {
@@ -335,6 +418,7 @@ impl VersionPool {
         let idle = slot.in_flight == 0;
         if idle {
             slot.since = Instant::now();
+            slot.clock_at_use = self.launcher.evictions.clock();
         }
         st.touch();
         if st.concurrency() == 0 {
@@ -402,16 +486,16 @@ impl VersionPool {
             && at <= now
         {
             st.scaling.prewarm_at = None;
-            if !st.draining && st.live.is_empty() && st.starting == 0 {
-                self.start(&mut st, 1);
+            if !st.draining && st.live.is_empty() && st.starting == 0 && self.start(&mut st, 1) > 0 {
+                self.refuse_if_stuck(&mut st);
             }
         }
         let min = if st.draining { 0 } else { self.template.config.min_instances as usize };
         let keep_alive = st.scaling.keep_alive;
         self.retire_idle(&mut st, keep_alive, min);
         let missing = min.saturating_sub(st.live.len() + st.starting);
-        if missing > 0 {
-            self.start(&mut st, missing);
+        if missing > 0 && self.start(&mut st, missing) > 0 {
+            self.refuse_if_stuck(&mut st);
         }
     }
 
@@ -448,7 +532,9 @@ impl VersionPool {
         // held, the keep-alive policy decides (the windows' averages would otherwise bring
         // back the instances it reclaims).
         if desired > current && st.concurrency() > 0 {
-            self.start(st, desired - current);
+            if self.start(st, desired - current) > 0 {
+                self.refuse_if_stuck(st);
+            }
         } else if !decision.panicking && desired > 0 && desired < st.live.len() {
             let panic_window = st.scaling.autoscaler.config().panic_window;
             self.retire_idle(st, panic_window, desired.max(config.min_instances as usize));

@@ -260,3 +260,79 @@ async fn idle_instances_go_after_their_keep_alive() {
     let (_, cold) = b.served_by("f", json!({})).await;
     assert!(cold, "the next call starts a new one");
 }
+
+/// A node whose memory holds two 128 MB instances, both idle, and a third function called:
+/// one idle instance is evicted, chosen by the policy, and the call is served. Function `a`
+/// is called five times and then left idle longest; `b` once, more recently. LRU evicts `a`
+/// (idle longest); greedy-dual evicts `b` (used less, at the same start cost and size).
+#[tokio::test]
+async fn a_full_node_evicts_an_idle_instance_by_its_policy_before_refusing() {
+    use hearth_scale::EvictionPolicy;
+    for (policy, evicted, kept) in [(EvictionPolicy::Lru, "a", "b"), (EvictionPolicy::GreedyDual, "b", "a")] {
+        let b = bed(|s| {
+            s.node_memory_mb = 256;
+            s.eviction_policy = policy;
+        })
+        .await;
+        for f in ["a", "b", "c"] {
+            b.deploy(f, json!({"memory_mb": 128, "keep_alive_s": 600})).await;
+        }
+        for n in 0..5 {
+            b.served_by("a", json!({"n": n})).await;
+        }
+        b.served_by("b", json!({})).await;
+        assert_eq!(b.gateway.node_status().memory_committed_mb, 256, "{policy}: the node is full");
+        let (_, cold) = b.served_by("c", json!({})).await;
+        assert!(cold, "{policy}");
+        assert_eq!(b.driver.killed(), 1, "{policy}: one instance made room");
+        assert_eq!((b.live(evicted).await, b.live(kept).await, b.live("c").await), (0, 1, 1), "{policy}");
+        assert_eq!(b.gateway.node_status().memory_committed_mb, 256, "{policy}");
+        let text = b.gateway.metrics().render(&b.gateway.metric_levels());
+        assert!(text.contains("hearth_instances_evicted_total 1"), "{policy}: {text}");
+    }
+}
+
+/// `NodeMemoryFull` only when nothing idle is left to evict: busy instances and a version's
+/// `min_instances` stay, and with the policy `off` idle instances stay too.
+#[tokio::test]
+async fn a_full_node_refuses_only_when_nothing_idle_can_go() {
+    let b = bed(|s| s.node_memory_mb = 256).await;
+    b.deploy("busy", json!({"memory_mb": 128})).await;
+    b.deploy("kept", json!({"memory_mb": 128, "min_instances": 1})).await;
+    b.deploy("new", json!({"memory_mb": 128})).await;
+    until_live(&b, "kept", 1).await;
+    let held = b.spawn_call("busy", json!({"hold": true}));
+    let pool = b.latest_pool("busy").await;
+    until("the held event runs", || pool.instances().iter().any(|t| t.instance.in_flight() == 1)).await;
+    let refused = b.call("new", json!({})).await;
+    assert!(
+        matches!(refused, Err(InvokeError::Unavailable(AcquireError::NodeFull { committed_mb: 256, limit_mb: 256 }))),
+        "{refused:?}"
+    );
+    assert_eq!(b.driver.killed(), 0, "neither the busy instance nor the minimum went");
+    b.driver.open();
+    held.await.unwrap().unwrap();
+    // Once idle, the busy function's instance makes room.
+    b.served_by("new", json!({})).await;
+    assert_eq!((b.live("busy").await, b.live("kept").await, b.driver.killed()), (0, 1, 1));
+
+    let off = bed(|s| {
+        s.node_memory_mb = 128;
+        s.eviction_policy = hearth_scale::EvictionPolicy::Off;
+    })
+    .await;
+    off.deploy("a", json!({"memory_mb": 128, "keep_alive_s": 600})).await;
+    off.deploy("b", json!({"memory_mb": 128})).await;
+    off.served_by("a", json!({})).await;
+    let refused = off.call("b", json!({})).await;
+    assert!(matches!(refused, Err(InvokeError::Unavailable(AcquireError::NodeFull { .. }))), "{refused:?}");
+    assert_eq!(off.driver.killed(), 0);
+}
+
+async fn until_live(b: &Bed, function: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.live(function).await != n {
+        assert!(Instant::now() < deadline, "timed out waiting for {n} instances of {function}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

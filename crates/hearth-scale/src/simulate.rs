@@ -40,16 +40,18 @@ impl SimResult {
     }
 }
 
-/// An idle (or pre-warmed) instance, available from `since` until `until`.
+/// An idle (or pre-warmed) instance, available from `since` until `until`; `clock` is the
+/// eviction policy's clock when it went idle (for the node replay, `node_replay.rs`).
 #[derive(Debug, Clone, Copy)]
-struct Idle {
-    since: f64,
-    until: f64,
+pub(crate) struct Idle {
+    pub since: f64,
+    pub until: f64,
+    pub clock: f64,
 }
 
 /// Seconds as a totally ordered key for the heap.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct At(f64);
+pub(crate) struct At(pub f64);
 impl Eq for At {}
 impl PartialOrd for At {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
@@ -63,23 +65,23 @@ impl Ord for At {
 }
 
 #[derive(Debug, Default)]
-struct FunctionSim {
-    running: BinaryHeap<Reverse<At>>,
-    idle: Vec<Idle>,
+pub(crate) struct FunctionSim {
+    pub running: BinaryHeap<Reverse<At>>,
+    pub idle: Vec<Idle>,
     /// When the function last had nothing running, until the next arrival.
-    quiet_since: Option<f64>,
-    idle_seconds: f64,
-    invocations: u64,
-    cold: u64,
+    pub quiet_since: Option<f64>,
+    pub idle_seconds: f64,
+    pub invocations: u64,
+    pub cold: u64,
 }
 
 impl FunctionSim {
     /// The invocation ending at `end` frees its instance.
-    fn finish(&mut self, end: f64, policy: &dyn KeepAlivePolicy) {
+    fn finish(&mut self, end: f64, policy: &dyn KeepAlivePolicy, clock: f64) {
         let w = policy.windows();
         let (prewarm, keep) = (w.prewarm.as_secs_f64(), w.keep_alive.as_secs_f64());
         if !self.running.is_empty() {
-            self.idle.push(Idle { since: end, until: end + keep });
+            self.idle.push(Idle { since: end, until: end + keep, clock });
             return;
         }
         self.quiet_since = Some(end);
@@ -88,9 +90,9 @@ impl FunctionSim {
             for i in self.idle.drain(..) {
                 self.idle_seconds += (end.min(i.until) - i.since).max(0.0);
             }
-            self.idle.push(Idle { since: end + prewarm, until: end + prewarm + keep });
+            self.idle.push(Idle { since: end + prewarm, until: end + prewarm + keep, clock });
         } else {
-            self.idle.push(Idle { since: end, until: end + keep });
+            self.idle.push(Idle { since: end, until: end + keep, clock });
         }
     }
 
@@ -107,42 +109,50 @@ impl FunctionSim {
         self.idle = kept;
     }
 
-    fn arrive(&mut self, t: f64, duration: f64, cold_start: f64, policy: &mut dyn KeepAlivePolicy) {
+    /// Invocations that ended by `t` free their instances; idle ones past their window go.
+    pub fn advance(&mut self, t: f64, policy: &dyn KeepAlivePolicy, clock: f64) {
         while let Some(&Reverse(At(end))) = self.running.peek() {
             if end > t {
                 break;
             }
             self.running.pop();
-            self.finish(end, policy);
+            self.finish(end, policy, clock);
         }
         self.expire(t);
+    }
+
+    /// An arrival at `t` (after [`Self::advance`]): the policy learns the quiet spell, and the
+    /// most recently freed instance available now takes it (true), if there is one.
+    pub fn begin(&mut self, t: f64, policy: &mut dyn KeepAlivePolicy) -> bool {
         if let Some(q) = self.quiet_since.take() {
             policy.observe_idle(Duration::from_secs_f64((t - q).max(0.0)));
             // A pre-warm still to come is superseded: the function is busy again.
             self.idle.retain(|i| i.since <= t);
         }
         self.invocations += 1;
-        // The most recently freed instance that is available now.
         let available =
             self.idle.iter().enumerate().filter(|(_, i)| i.since <= t).max_by(|a, b| a.1.since.total_cmp(&b.1.since));
-        let end = match available.map(|(pos, _)| pos) {
-            Some(pos) => {
-                let i = self.idle.swap_remove(pos);
-                self.idle_seconds += t - i.since;
-                t + duration
-            }
-            None => {
-                self.cold += 1;
-                t + cold_start + duration
-            }
+        let Some(pos) = available.map(|(pos, _)| pos) else { return false };
+        let i = self.idle.swap_remove(pos);
+        self.idle_seconds += t - i.since;
+        true
+    }
+
+    fn arrive(&mut self, t: f64, duration: f64, cold_start: f64, policy: &mut dyn KeepAlivePolicy) {
+        self.advance(t, policy, 0.0);
+        let end = if self.begin(t, policy) {
+            t + duration
+        } else {
+            self.cold += 1;
+            t + cold_start + duration
         };
         self.running.push(Reverse(At(end)));
     }
 
     /// Everything runs to its end; idle instances count until they go or the trace ends.
-    fn close(&mut self, trace_end: f64, policy: &dyn KeepAlivePolicy) {
+    pub fn close(&mut self, trace_end: f64, policy: &dyn KeepAlivePolicy) {
         while let Some(Reverse(At(end))) = self.running.pop() {
-            self.finish(end, policy);
+            self.finish(end, policy, 0.0);
         }
         for i in self.idle.drain(..) {
             self.idle_seconds += (i.until.min(trace_end) - i.since).max(0.0);
@@ -184,6 +194,24 @@ pub fn replay(trace: &Trace, policy: impl Fn() -> Box<dyn KeepAlivePolicy>, conf
     // percentile is one or the other.
     result.p99_added_ms = if result.cold_start_rate() > 0.01 { config.cold_start.as_secs_f64() * 1000.0 } else { 0.0 };
     result
+}
+
+/// The cold-start rate a frontier of policies (points of idle memory, cold-start rate) reaches
+/// at idle memory `x`: linear between its two neighbours, clamped at its ends, so that a
+/// policy is judged against the frontier at equal idle memory.
+pub fn frontier_at(points: &[(f64, f64)], x: f64) -> f64 {
+    let mut p = points.to_vec();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (Some(first), Some(last)) = (p.first(), p.last()) else { return 0.0 };
+    if x <= first.0 {
+        return first.1;
+    }
+    if x >= last.0 {
+        return last.1;
+    }
+    let i = p.iter().position(|q| q.0 >= x).expect("x is below the last point");
+    let ((x0, y0), (x1, y1)) = (p[i - 1], p[i]);
+    if x1 == x0 { y1 } else { y0 + (y1 - y0) * (x - x0) / (x1 - x0) }
 }
 
 #[cfg(test)]
@@ -230,6 +258,15 @@ mod tests {
         assert_eq!(cold, 1, "only the first call is cold");
         // Each pre-warmed instance waits at most ~120 s (arrivals fall anywhere in their minute).
         assert!(idle < 11.0 * 125.0 * 1024.0, "{idle}");
+    }
+
+    #[test]
+    fn the_frontier_is_read_between_its_points_and_clamped() {
+        let points = [(300.0, 2.0), (100.0, 10.0), (200.0, 4.0)];
+        assert_eq!(frontier_at(&points, 150.0), 7.0);
+        assert_eq!(frontier_at(&points, 250.0), 3.0);
+        assert_eq!((frontier_at(&points, 50.0), frontier_at(&points, 900.0)), (10.0, 2.0));
+        assert_eq!(frontier_at(&[], 1.0), 0.0);
     }
 
     #[test]
