@@ -96,11 +96,22 @@ pub struct ServerSetup {
     pub adaptive_bin: Duration,
     /// Invocation records and metrics (off only to measure what they cost).
     pub telemetry: bool,
+    /// The node's memory for instances (MB; `None`: the server's default).
+    pub node_memory_mb: Option<u64>,
+    /// Which idle instances a full node evicts.
+    pub eviction_policy: hearth_scale::EvictionPolicy,
 }
 
 impl ServerSetup {
     pub fn new(driver: ProcessDriver, stem_cells: Option<StemCellSettings>) -> Self {
-        Self { driver, stem_cells, adaptive_bin: Duration::from_secs(60), telemetry: true }
+        Self {
+            driver,
+            stem_cells,
+            adaptive_bin: Duration::from_secs(60),
+            telemetry: true,
+            node_memory_mb: None,
+            eviction_policy: Default::default(),
+        }
     }
 }
 
@@ -113,11 +124,14 @@ impl Bench {
         let token =
             ensure_admin_token(store.as_ref()).await.map_err(|e| anyhow::anyhow!(e.message))?.context("fresh store")?;
         let runtimes = Runtimes::install(&dir.path().join("runtimes"))?;
+        let defaults = GatewaySettings::default();
         let settings = GatewaySettings {
             stem_cells: setup.stem_cells,
             adaptive_bin: setup.adaptive_bin,
             telemetry: setup.telemetry,
-            ..Default::default()
+            node_memory_mb: setup.node_memory_mb.unwrap_or(defaults.node_memory_mb),
+            eviction_policy: setup.eviction_policy,
+            ..defaults
         };
         let gateway = Gateway::new(
             store.clone(),

@@ -6,6 +6,7 @@
 //! cargo run --release -p hearth-bench -- soak [--minutes N]
 //! cargo run --release -p hearth-bench -- events
 //! cargo run --release -p hearth-bench -- wasm
+//! cargo run --release -p hearth-bench -- pressure
 
 /// mimalloc instead of glibc's allocator: the server allocates and frees on every request
 /// from every worker thread, where glibc's arenas contend on their locks (see ARCHITECTURE.md).
@@ -27,6 +28,7 @@ use harness::{
 
 mod events;
 mod harness;
+mod pressure;
 mod replay;
 mod replay_live;
 mod server_process;
@@ -70,6 +72,10 @@ enum Subcommand {
     /// WebAssembly functions: cold starts (a compile, a load from the disk cache), warm
     /// latency and throughput against a bare hyper server, memory per loaded module.
     Wasm(wasm::WasmArgs),
+    /// Memory pressure: a node whose memory holds the busy instances but not the idle ones
+    /// kept besides, per eviction policy (refusal the baseline): refused calls, cold starts,
+    /// p99 latency, evictions.
+    Pressure(pressure::PressureArgs),
 }
 
 /// One measured figure, with the baseline it is compared to.
@@ -115,6 +121,9 @@ async fn main() -> Result<()> {
         let (figures, verdict) = soak::run(soak_args).await?;
         print_figures(&figures, args.json)?;
         return verdict;
+    }
+    if let Some(Subcommand::Pressure(pressure_args)) = &args.command {
+        return print_figures(&pressure::figures(pressure_args).await?, args.json);
     }
     if let Some(Subcommand::Events(event_args)) = &args.command {
         return print_figures(&events::figures(event_args).await?, args.json);

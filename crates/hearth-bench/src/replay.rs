@@ -175,6 +175,7 @@ fn budgets(trace: &Trace, config: &SimConfig) -> Vec<Figure> {
                 let measured = vec![
                     ("cold_start_rate", r.sim.cold_start_rate() * 100.0, "%"),
                     ("refused_rate", r.refused_rate() * 100.0, "%"),
+                    ("held_rate", r.held as f64 * 100.0 / r.sim.invocations.max(1) as f64, "%"),
                     ("not_warm_rate", (r.sim.cold_start_rate() + r.refused_rate()) * 100.0, "%"),
                     ("evictions", r.evictions as f64, "instances"),
                     ("idle_memory", r.sim.idle_gb_seconds, "GB-s"),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use hearth_scale::{EvictionCandidate, EvictionPolicy};
 
-use crate::launcher::NodeMemory;
+use crate::launcher::{NodeMemory, Reservation};
 use crate::route_cache::RouteCache;
 use crate::version_pool::{VersionKey, VersionPool};
 
@@ -42,22 +42,33 @@ impl Evictions {
         f64::from_bits(self.clock.load(Ordering::Relaxed))
     }
 
-    /// Evicts idle instances of versions other than `asking` so that `instances` of
-    /// `memory_mb` fit, or at least one; returns how many went. Nothing goes when not even
-    /// one would fit afterwards.
-    pub fn make_room(&self, asking: VersionKey, memory_mb: u64, instances: usize, memory: &NodeMemory) -> usize {
-        if self.policy == EvictionPolicy::Off {
-            return 0;
-        }
+    /// Reserves memory for up to `instances` of `memory_mb` for `asking`, evicting idle
+    /// instances of other versions for what is not free. Only whole instances are made room
+    /// for: nothing goes when not even one would fit afterwards. The reservations are made
+    /// under the same lock as the evictions, so the room made is the asker's.
+    pub fn make_room(
+        &self,
+        asking: VersionKey,
+        memory_mb: u64,
+        instances: usize,
+        memory: &Arc<NodeMemory>,
+    ) -> Vec<Reservation> {
         let _one = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
-        let free = memory.limit_mb.saturating_sub(memory.committed_mb());
-        let at_least = memory_mb.saturating_sub(free);
-        if at_least == 0 {
-            // Room appeared meanwhile.
-            return 0;
+        let reserve = |got: &mut Vec<Reservation>| {
+            while got.len() < instances {
+                match memory.reserve(memory_mb) {
+                    Some(r) => got.push(r),
+                    None => break,
+                }
+            }
+        };
+        let mut got = vec![];
+        // Room that appeared meanwhile first.
+        reserve(&mut got);
+        if got.len() == instances || self.policy == EvictionPolicy::Off {
+            return got;
         }
-        let need = (memory_mb * instances.max(1) as u64).saturating_sub(free);
-        let Some(routes) = self.pools.upgrade() else { return 0 };
+        let Some(routes) = self.pools.upgrade() else { return got };
         let mut found = vec![];
         for pool in routes.all() {
             if pool.key != asking {
@@ -65,14 +76,27 @@ impl Evictions {
             }
         }
         let candidates: Vec<EvictionCandidate> = found.iter().map(|f| f.candidate).collect();
+        let free = memory.limit_mb.saturating_sub(memory.committed_mb());
+        let evictable: u64 = candidates.iter().map(|c| c.memory_mb).sum();
+        // Whole instances only: evicting what cannot hold one more is waste.
+        let fit = (((free + evictable) / memory_mb.max(1)) as usize).min(instances - got.len());
+        if fit == 0 {
+            return got;
+        }
+        let need = (fit as u64 * memory_mb).saturating_sub(free);
+        let at_least = memory_mb.saturating_sub(free);
         let choice = self.policy.choose(self.clock(), &candidates, need, at_least);
-        self.clock.store(choice.clock.to_bits(), Ordering::Relaxed);
         let mut evicted = 0;
+        let mut clock = self.clock();
         for i in choice.victims {
             let f = &found[i];
             // It may have been handed a request since it was listed: then it stays.
             if f.pool.evict(&f.instance_id) {
                 evicted += 1;
+                // The clock rises to what was really evicted.
+                if self.policy == EvictionPolicy::GreedyDual {
+                    clock = clock.max(self.policy.priority(&f.candidate));
+                }
                 tracing::info!(
                     function = %f.pool.template.function,
                     version = f.pool.template.version,
@@ -82,7 +106,9 @@ impl Evictions {
                 );
             }
         }
+        self.clock.store(clock.to_bits(), Ordering::Relaxed);
+        reserve(&mut got);
         self.metrics.evicted(evicted as u64);
-        evicted
+        got
     }
 }

@@ -197,13 +197,13 @@ impl VersionPool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A free slot at once (hot start) or, on a miss, after instances are started for the
-    /// held requests (cold start), waiting at most `wait`.
     /// Requests waiting for an instance.
     pub fn waiting(&self) -> usize {
         self.lock().waiters.len()
     }
 
+    /// A free slot at once (hot start) or, on a miss, after instances are started for the
+    /// held requests (cold start), waiting at most `wait`.
     pub async fn acquire(self: &Arc<Self>, wait: Duration) -> Result<Lease, AcquireError> {
         let rx = {
             let mut st = self.lock();
@@ -263,8 +263,9 @@ impl VersionPool {
     /// are evicted first (in a task: never under this pool's lock); held requests are
     /// refused only when that cannot make room either.
     fn activate_for_waiters(self: &Arc<Self>, st: &mut PoolState) {
-        let needed = st.waiters.len().div_ceil(self.slots as usize);
-        let short = self.start(st, needed.saturating_sub(st.starting));
+        // Callers that gave up are no demand: they evict nothing.
+        st.waiters.retain(|w| !w.is_closed());
+        let short = self.start(st, self.wanted_for_waiters(st));
         if short == 0 || st.making_room {
             return;
         }
@@ -273,18 +274,40 @@ impl VersionPool {
         }
         st.making_room = true;
         let pool = self.clone();
-        tokio::spawn(tracing::Instrument::in_current_span(async move { pool.make_room(short) }));
+        // Blocking (it locks other pools one after another): off the runtime's workers.
+        tokio::task::spawn_blocking(move || pool.make_room(short));
     }
 
+    /// Instances to start for the held requests (each instance serves `slots`), beyond those
+    /// starting, within `max_instances`.
+    fn wanted_for_waiters(&self, st: &PoolState) -> usize {
+        let needed = st.waiters.len().div_ceil(self.slots as usize).saturating_sub(st.starting);
+        let max = self.template.config.max_instances as usize;
+        needed.min(max.saturating_sub(st.live.len() + st.starting))
+    }
+
+    /// Evicts idle instances of other versions for `instances` of this one, and starts
+    /// them with the memory reserved while evicting (so that no one else takes it).
     fn make_room(self: Arc<Self>, instances: usize) {
-        let mb = u64::from(self.template.config.memory_mb);
-        self.launcher.evictions.make_room(self.key, mb, instances, &self.launcher.memory);
-        let mut st = self.lock();
-        st.making_room = false;
-        let wanted = st.waiters.len().div_ceil(self.slots as usize).saturating_sub(st.starting);
-        if self.start(&mut st, wanted) > 0 {
-            self.refuse_if_stuck(&mut st);
+        // However this ends, the flag is cleared and stuck waiters are answered.
+        struct Done(Arc<VersionPool>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let mut st = self.0.lock();
+                st.making_room = false;
+                self.0.refuse_if_stuck(&mut st);
+            }
         }
+        let done = Done(self.clone());
+        let mb = u64::from(self.template.config.memory_mb);
+        let reserved = self.launcher.evictions.make_room(self.key, mb, instances, &self.launcher.memory);
+        let mut st = self.lock();
+        let wanted = self.wanted_for_waiters(&st);
+        for reservation in reserved.into_iter().take(wanted) {
+            self.start_reserved(&mut st, reservation);
+        }
+        drop(st);
+        drop(done);
     }
 
     /// The node is full. With nothing running or starting, held requests would wait for
@@ -311,12 +334,16 @@ impl VersionPool {
             let Some(reservation) = memory.reserve(u64::from(self.template.config.memory_mb)) else {
                 return wanted - started;
             };
-            st.starting += 1;
-            let pool = self.clone();
-            // A child of the request that asked for it (its `acquire` span), if any.
-            tokio::spawn(tracing::Instrument::in_current_span(async move { pool.activate(reservation).await }));
+            self.start_reserved(st, reservation);
         }
         0
+    }
+
+    fn start_reserved(self: &Arc<Self>, st: &mut PoolState, reservation: Reservation) {
+        st.starting += 1;
+        let pool = self.clone();
+        // A child of the request that asked for it (its `acquire` span), if any.
+        tokio::spawn(tracing::Instrument::in_current_span(async move { pool.activate(reservation).await }));
     }
 
     /// Lists this version's idle instances that may be evicted: ready, nothing in flight,
@@ -440,6 +467,11 @@ impl VersionPool {
         if let Some(s) = st.live.remove(id) {
             s.tracked.instance.stop();
         }
+        // A version that holds no instance any more starts counting its frequency anew
+        // (greedy-dual-size-frequency forgets what left the cache).
+        if st.live.is_empty() && st.starting == 0 {
+            st.invocations = 0;
+        }
     }
 
     /// Stops instances idle for at least `idle_for`, longest idle first, while more than
@@ -489,6 +521,10 @@ impl VersionPool {
             if !st.draining && st.live.is_empty() && st.starting == 0 && self.start(&mut st, 1) > 0 {
                 self.refuse_if_stuck(&mut st);
             }
+        }
+        // Held requests short of memory try again: instances elsewhere may have gone idle.
+        if !st.waiters.is_empty() && !st.making_room && !st.draining {
+            self.activate_for_waiters(&mut st);
         }
         let min = if st.draining { 0 } else { self.template.config.min_instances as usize };
         let keep_alive = st.scaling.keep_alive;
@@ -560,12 +596,6 @@ impl VersionPool {
     pub fn is_finished(&self) -> bool {
         let st = self.lock();
         st.draining && st.live.is_empty() && st.starting == 0 && st.waiters.is_empty()
-    }
-
-    /// Requests waiting for an instance.
-    #[cfg(test)]
-    pub fn held(&self) -> usize {
-        self.lock().waiters.len()
     }
 
     /// Instances for listings.

@@ -152,7 +152,7 @@ async fn a_full_queue_refuses_and_a_long_wait_gives_up() {
     let pool = b.latest_pool("f").await;
     until("the held event runs", || pool.instances().iter().any(|t| t.instance.in_flight() == 1)).await;
     let waiting = b.spawn_call("f", json!({}));
-    until("a request waits", || pool.held() == 1).await;
+    until("a request waits", || pool.waiting() == 1).await;
     let refused = b.call("f", json!({})).await;
     assert!(
         matches!(refused, Err(InvokeError::Unavailable(AcquireError::Throttled { held: 1, limit: 1 }))),
@@ -277,7 +277,9 @@ async fn a_full_node_evicts_an_idle_instance_by_its_policy_before_refusing() {
         for f in ["a", "b", "c"] {
             b.deploy(f, json!({"memory_mb": 128, "keep_alive_s": 600})).await;
         }
-        for n in 0..5 {
+        // `a` called 20 times, `b` once: greedy-dual keeps `a` unless `b` took 20 times
+        // as long to start; LRU evicts `a`, idle longer.
+        for n in 0..20 {
             b.served_by("a", json!({"n": n})).await;
         }
         b.served_by("b", json!({})).await;
@@ -290,6 +292,32 @@ async fn a_full_node_evicts_an_idle_instance_by_its_policy_before_refusing() {
         let text = b.gateway.metrics().render(&b.gateway.metric_levels());
         assert!(text.contains("hearth_instances_evicted_total 1"), "{policy}: {text}");
     }
+}
+
+/// A held request that found nothing to evict tries again when an instance elsewhere goes
+/// idle, rather than waiting for its own function's busy instance.
+#[tokio::test]
+async fn a_held_request_evicts_what_goes_idle_later() {
+    let b = bed(|s| s.node_memory_mb = 256).await;
+    b.deploy("a", json!({"memory_mb": 128, "max_instances": 2, "timeout_s": 120})).await;
+    b.deploy("other", json!({"memory_mb": 128, "keep_alive_s": 600})).await;
+    // `a`'s one instance stays busy for a minute; `other`'s until the driver opens.
+    let long = b.spawn_call("a", json!({"sleep_ms": 60_000}));
+    let other = b.spawn_call("other", json!({"hold": true}));
+    let (a_pool, other_pool) = (b.latest_pool("a").await, b.latest_pool("other").await);
+    let busy = |p: &Arc<crate::version_pool::VersionPool>| p.instances().iter().any(|t| t.instance.in_flight() == 1);
+    until("both instances are busy", || busy(&a_pool) && busy(&other_pool)).await;
+    let second = b.spawn_call("a", json!({}));
+    until("the second call is held", || a_pool.waiting() == 1).await;
+    assert_eq!(b.driver.killed(), 0, "nothing idle to evict yet");
+    // `other` goes idle: the held call evicts it and starts a second `a`, well before the
+    // first call's minute is up.
+    b.driver.open();
+    other.await.unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), second).await.expect("served before `a` frees").unwrap();
+    assert!(r.unwrap().cold_start, "a second instance of `a`");
+    assert_eq!((b.live("a").await, b.live("other").await, b.driver.killed()), (2, 0, 1));
+    long.abort();
 }
 
 /// `NodeMemoryFull` only when nothing idle is left to evict: busy instances and a version's

@@ -1,8 +1,9 @@
 //! The trace replayed on one node with a memory budget: every function's arrivals in one
 //! timeline, instances (running and idle) holding their function's memory, and a cold start
-//! that does not fit either evicting idle instances of other functions by an
-//! [`EvictionPolicy`] (the same code the server runs) or, with [`EvictionPolicy::Off`], being
-//! refused (the invocation does not run).
+//! that does not fit evicting idle instances of other functions by an [`EvictionPolicy`]
+//! (the same code the server runs); when that cannot make room (or with
+//! [`EvictionPolicy::Off`]) the call waits for its function's first instance to free, as
+//! the server holds it, or, with none running, is refused (it does not run).
 //!
 //! The model is [`crate::simulate`]'s, plus: memory is held from a cold start until the
 //! instance is reclaimed; a pre-warmed instance holds memory from when it is ready (it is not
@@ -28,8 +29,11 @@ pub struct NodeBudget {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeResult {
     pub sim: SimResult,
-    /// Invocations refused for want of memory.
+    /// Invocations refused for want of memory (their function had nothing running).
     pub refused: u64,
+    /// Invocations that waited for one of their function's running instances, for want
+    /// of memory for another.
+    pub held: u64,
     /// Idle instances evicted to make room.
     pub evictions: u64,
     /// The most memory committed at once (running and idle instances), in MB.
@@ -86,8 +90,14 @@ pub fn replay_node(
                     clock = new_clock;
                 }
                 None => {
-                    result.refused += 1;
-                    if sims[i].running.is_empty() {
+                    // As the server does: with an instance of its own running, the call
+                    // waits for it; with none, it is refused.
+                    // The instance that frees first serves it next.
+                    if let Some(Reverse(At(end))) = sims[i].running.pop() {
+                        result.held += 1;
+                        sims[i].running.push(Reverse(At(end + duration)));
+                    } else {
+                        result.refused += 1;
                         sims[i].quiet_since = Some(t);
                     }
                     continue;
@@ -135,7 +145,7 @@ fn evict(
             candidates.push(Candidate {
                 memory_mb: trace.functions[j].memory_mb.ceil() as u64,
                 idle_for: Duration::from_secs_f64(t - idle.since),
-                frequency: sim.invocations,
+                frequency: sim.frequency,
                 cost,
                 clock_at_use: idle.clock,
             });
@@ -213,6 +223,21 @@ mod tests {
                 "{eviction}: each call evicts the other"
             );
             assert!(r.peak_mb <= 128.0, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_call_waits_for_its_own_running_instance_rather_than_being_refused() {
+        // Ten calls of 100 ms within each minute on a node with room for one instance: one
+        // cold start, then calls that overlap a running one wait for it.
+        let t = trace(vec![function("a", vec![10; 30], 128.0)]);
+        for eviction in [EvictionPolicy::Off, EvictionPolicy::GreedyDual] {
+            let r = replay_node(&t, fixed(600), &CONFIG, Some(NodeBudget { memory_mb: 128.0, eviction }));
+            assert_eq!((r.sim.cold_starts, r.refused), (1, 0), "{eviction}: {r:?}");
+            // Unbounded, the overlaps start a second instance: bounded, they wait.
+            let unbounded = replay_node(&t, fixed(600), &CONFIG, None);
+            assert!(unbounded.sim.cold_starts > 1, "{unbounded:?}");
+            assert!(r.held >= unbounded.sim.cold_starts - 1, "{eviction}: {r:?}");
         }
     }
 

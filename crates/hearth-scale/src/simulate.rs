@@ -72,6 +72,9 @@ pub(crate) struct FunctionSim {
     pub quiet_since: Option<f64>,
     pub idle_seconds: f64,
     pub invocations: u64,
+    /// Invocations since the function last held no instance (greedy-dual's frequency, as
+    /// the server counts it per version).
+    pub frequency: u64,
     pub cold: u64,
 }
 
@@ -130,6 +133,10 @@ impl FunctionSim {
             self.idle.retain(|i| i.since <= t);
         }
         self.invocations += 1;
+        if self.running.is_empty() && self.idle.is_empty() {
+            self.frequency = 0;
+        }
+        self.frequency += 1;
         let available =
             self.idle.iter().enumerate().filter(|(_, i)| i.since <= t).max_by(|a, b| a.1.since.total_cmp(&b.1.since));
         let Some(pos) = available.map(|(pos, _)| pos) else { return false };

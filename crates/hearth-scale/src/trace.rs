@@ -117,8 +117,9 @@ impl TraceFunction {
     }
 }
 
-/// A small, seedable generator (SplitMix64): reproducible arrivals without a dependency.
-struct SplitMix64(u64);
+/// A small, seedable generator (SplitMix64): reproducible arrivals (and benchmark loads)
+/// without a dependency.
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
     fn next(&mut self) -> u64 {
@@ -130,7 +131,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
