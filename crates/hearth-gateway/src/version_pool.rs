@@ -58,7 +58,23 @@ struct Load {
     clock_at_use: f64,
 }
 
-type Waiter = oneshot::Sender<Result<Lease, AcquireError>>;
+/// A request held for an instance, and since when.
+struct Waiter {
+    tx: oneshot::Sender<Result<Lease, AcquireError>>,
+    since: Instant,
+    /// When its caller gives up.
+    deadline: Instant,
+}
+
+impl Waiter {
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn send(self, answer: Result<Lease, AcquireError>) -> Result<(), Result<Lease, AcquireError>> {
+        self.tx.send(answer)
+    }
+}
 
 struct PoolState {
     /// Every instance not yet stopped, by id.
@@ -71,6 +87,8 @@ struct PoolState {
     invocations: u64,
     /// Instances of other versions are being evicted to make room for this one's.
     making_room: bool,
+    /// Held requests wait for this version's busy instances until then, before evicting.
+    recheck_at: Option<Instant>,
 }
 
 /// A function's keep-alive policy, shared by its versions so that what it learned survives
@@ -189,6 +207,7 @@ impl VersionPool {
             scaling,
             invocations: 0,
             making_room: false,
+            recheck_at: None,
         };
         Self { key, template, launcher, queue_length, slots, state: Mutex::new(state) }
     }
@@ -224,7 +243,8 @@ impl VersionPool {
                 return Err(AcquireError::Throttled { held: st.waiters.len(), limit: self.queue_length });
             }
             let (tx, rx) = oneshot::channel();
-            st.waiters.push_back(tx);
+            let now = Instant::now();
+            st.waiters.push_back(Waiter { tx, since: now, deadline: now + wait });
             st.touch();
             self.activate_for_waiters(&mut st);
             rx
@@ -259,9 +279,10 @@ impl VersionPool {
     }
 
     /// Starts enough instances for the held requests (each instance serves `slots`), within
-    /// `max_instances`. When the node's memory is full, idle instances of other versions
-    /// are evicted first (in a task: never under this pool's lock); held requests are
-    /// refused only when that cannot make room either.
+    /// `max_instances`. When the node's memory is full, held requests first wait for this
+    /// version's busy instances while that is cheaper than a start ([`Self::patience`]), then
+    /// idle instances of other versions are evicted (in a task: never under this pool's
+    /// lock); held requests are refused only when that cannot make room either.
     fn activate_for_waiters(self: &Arc<Self>, st: &mut PoolState) {
         // Callers that gave up are no demand: they evict nothing.
         st.waiters.retain(|w| !w.is_closed());
@@ -272,10 +293,49 @@ impl VersionPool {
         if self.launcher.evictions.policy == hearth_scale::EvictionPolicy::Off {
             return self.refuse_if_stuck(st);
         }
+        if let Some(until) = self.patience(st) {
+            return self.recheck(st, until);
+        }
         st.making_room = true;
         let pool = self.clone();
         // Blocking (it locks other pools one after another): off the runtime's workers.
         tokio::task::spawn_blocking(move || pool.make_room(short));
+    }
+
+    /// Until when the oldest held request should wait for one of this version's busy
+    /// instances rather than evict: while it has waited less than starting one costs here
+    /// (the mean start time of those live), and no longer than leaves it the time to start
+    /// one before its caller gives up. None: evict now.
+    fn patience(&self, st: &PoolState) -> Option<Instant> {
+        let Waiter { since: oldest, deadline, .. } = *st.waiters.front()?;
+        let running: Vec<Duration> = st
+            .live
+            .values()
+            .filter(|s| matches!(s.tracked.instance.state(), InstanceState::Ready | InstanceState::Busy))
+            .map(|s| s.tracked.init_duration)
+            .collect();
+        let cost = running.iter().sum::<Duration>().checked_div(running.len() as u32).unwrap_or_default();
+        let until = (oldest + cost).min(deadline.checked_sub(cost)?);
+        hearth_scale::worth_waiting(!running.is_empty(), oldest.elapsed(), until - oldest).then_some(until)
+    }
+
+    /// Looks at the held requests again at `until` (once; an earlier look stands).
+    fn recheck(self: &Arc<Self>, st: &mut PoolState, until: Instant) {
+        if st.recheck_at.is_some_and(|at| at <= until) {
+            return;
+        }
+        st.recheck_at = Some(until);
+        let pool = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until.into()).await;
+            let mut st = pool.lock();
+            if st.recheck_at == Some(until) {
+                st.recheck_at = None;
+            }
+            if !st.waiters.is_empty() && !st.making_room && !st.draining {
+                pool.activate_for_waiters(&mut st);
+            }
+        });
     }
 
     /// Instances to start for the held requests (each instance serves `slots`), beyond those

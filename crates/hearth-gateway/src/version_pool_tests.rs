@@ -320,6 +320,44 @@ async fn a_held_request_evicts_what_goes_idle_later() {
     long.abort();
 }
 
+/// On a full node, a call that finds its function's instance busy waits for it while that
+/// costs less than a start (the instance's own start time); only then does it evict
+/// another function's idle instance to start a second one.
+#[tokio::test]
+async fn a_held_request_waits_for_its_own_busy_instance_before_evicting() {
+    let b = bed(|s| s.node_memory_mb = 256).await;
+    // A caller waits up to the timeout, 10 s: time enough to wait, then start.
+    b.deploy("a", json!({"memory_mb": 128, "max_instances": 2, "timeout_s": 10})).await;
+    b.deploy("other", json!({"memory_mb": 128, "keep_alive_s": 600})).await;
+    b.served_by("other", json!({})).await;
+    // `a` takes 1.5 s to start: that is what waiting for its busy instance is weighed against.
+    let start = Duration::from_millis(1500);
+    b.driver.set_init(FakeInit { delay: start, error: None });
+    let first = b.spawn_call("a", json!({"hold": true}));
+    let pool = b.latest_pool("a").await;
+    let busy = || pool.instances().iter().any(|t| t.instance.in_flight() == 1);
+    until("`a` is busy", busy).await;
+    // Its instance frees before a start would have finished: the held call takes it.
+    let second = b.spawn_call("a", json!({}));
+    until("the second call is held", || pool.waiting() == 1).await;
+    b.driver.open();
+    assert!(first.await.unwrap().unwrap().cold_start);
+    assert!(!second.await.unwrap().unwrap().cold_start, "served by the instance it waited for");
+    assert_eq!((b.live("a").await, b.live("other").await, b.driver.killed()), (1, 1, 0), "nothing evicted");
+    // Busy past the cost of a start: the held call evicts `other` and starts a second `a`.
+    b.driver.close();
+    let long = b.spawn_call("a", json!({"hold": true}));
+    until("`a` is busy again", busy).await;
+    let asked = Instant::now();
+    let third = b.spawn_call("a", json!({}));
+    let r = tokio::time::timeout(Duration::from_secs(20), third).await.expect("served while `a` is busy").unwrap();
+    assert!(r.unwrap().cold_start, "a second instance of `a`");
+    assert!(asked.elapsed() >= start * 2, "waited as long as a start costs, then started one: {:?}", asked.elapsed());
+    assert_eq!((b.live("a").await, b.live("other").await, b.driver.killed()), (2, 0, 1));
+    b.driver.open();
+    long.await.unwrap().unwrap();
+}
+
 /// `NodeMemoryFull` only when nothing idle is left to evict: busy instances and a version's
 /// `min_instances` stay, and with the policy `off` idle instances stay too.
 #[tokio::test]

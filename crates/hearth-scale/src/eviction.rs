@@ -117,6 +117,15 @@ impl EvictionPolicy {
     }
 }
 
+/// Whether a call that finds its own function's instances all busy, on a node with no
+/// memory for another, should keep waiting for one of them rather than evict another
+/// function's idle instance to start a new one: while it has waited less than a start
+/// costs (ski rental: waiting that long, then evicting, costs at most twice the better of
+/// the two in hindsight). A function with nothing running has nothing to wait for.
+pub fn worth_waiting(own_running: bool, waited: Duration, start_cost: Duration) -> bool {
+    own_running && waited < start_cost
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +181,14 @@ mod tests {
         assert_eq!(EvictionPolicy::Lru.choose(0.0, &c, 512, 128).victims.len(), 2);
         assert!(EvictionPolicy::Off.choose(0.0, &c, 128, 128).victims.is_empty());
         assert!(EvictionPolicy::GreedyDual.choose(0.0, &[], 128, 128).victims.is_empty());
+    }
+
+    #[test]
+    fn a_call_waits_for_its_own_instance_no_longer_than_a_start_costs() {
+        let cost = Duration::from_millis(200);
+        assert!(worth_waiting(true, Duration::from_millis(199), cost));
+        assert!(!worth_waiting(true, cost, cost), "past the cost of a start, evicting is better");
+        assert!(!worth_waiting(false, Duration::ZERO, cost), "nothing of its own to wait for");
     }
 
     #[test]

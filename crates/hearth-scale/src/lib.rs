@@ -17,5 +17,5 @@ pub mod simulate;
 pub mod trace;
 
 pub use autoscaler::{Autoscaler, AutoscalerConfig, Bounds, Decision};
-pub use eviction::{Candidate as EvictionCandidate, EvictionPolicy};
+pub use eviction::{Candidate as EvictionCandidate, EvictionPolicy, worth_waiting};
 pub use keep_alive::{Adaptive, Fixed, KeepAlivePolicy, PolicyKind, Windows, build as keep_alive_policy};

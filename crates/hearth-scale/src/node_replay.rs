@@ -3,7 +3,10 @@
 //! that does not fit evicting idle instances of other functions by an [`EvictionPolicy`]
 //! (the same code the server runs); when that cannot make room (or with
 //! [`EvictionPolicy::Off`]) the call waits for its function's first instance to free, as
-//! the server holds it, or, with none running, is refused (it does not run).
+//! the server holds it, or, with none running, is refused (it does not run). Before
+//! evicting, a call whose function has an instance running waits for it when that is
+//! cheaper than a start ([`worth_waiting`]; the server judges by the wait so far, the
+//! replay, knowing when the instance frees, by the whole wait).
 //!
 //! The model is [`crate::simulate`]'s, plus: memory is held from a cold start until the
 //! instance is reclaimed; a pre-warmed instance holds memory from when it is ready (it is not
@@ -14,7 +17,7 @@
 use std::cmp::Reverse;
 use std::time::Duration;
 
-use crate::eviction::{Candidate, EvictionPolicy};
+use crate::eviction::{Candidate, EvictionPolicy, worth_waiting};
 use crate::keep_alive::KeepAlivePolicy;
 use crate::simulate::{At, FunctionSim, SimConfig, SimResult};
 use crate::trace::Trace;
@@ -83,6 +86,15 @@ pub fn replay_node(
         if let Some(b) = budget
             && committed + mb > b.memory_mb
         {
+            if let Some(&Reverse(At(end))) = sims[i].running.peek()
+                && b.eviction != EvictionPolicy::Off
+                && worth_waiting(true, Duration::from_secs_f64((end - t).max(0.0)), config.cold_start)
+            {
+                sims[i].running.pop();
+                result.held += 1;
+                sims[i].running.push(Reverse(At(end + duration)));
+                continue;
+            }
             let need = (committed + mb - b.memory_mb).ceil() as u64;
             match evict(&mut sims, trace, i, t, need, b.eviction, clock, config.cold_start) {
                 Some((evicted, new_clock)) => {
@@ -239,6 +251,25 @@ mod tests {
             assert!(unbounded.sim.cold_starts > 1, "{unbounded:?}");
             assert!(r.held >= unbounded.sim.cold_starts - 1, "{eviction}: {r:?}");
         }
+    }
+
+    #[test]
+    fn a_call_waits_for_its_own_instance_when_that_is_cheaper_than_a_start() {
+        // `a`: ten calls of 100 ms in each minute, some overlapping; `other` called once and
+        // kept; room for one instance of each.
+        let t = trace(vec![
+            function("a", vec![10; 30], 128.0),
+            function("other", (0..30).map(|m| u32::from(m == 0)).collect(), 128.0),
+        ]);
+        let budget = Some(NodeBudget { memory_mb: 256.0, eviction: EvictionPolicy::GreedyDual });
+        // A start of 1 s: an overlapping call waits at most 100 ms for `a`'s instance.
+        let slow = replay_node(&t, fixed(600), &SimConfig { cold_start: Duration::from_secs(1), ..CONFIG }, budget);
+        assert_eq!((slow.evictions, slow.refused), (0, 0), "{slow:?}");
+        assert!(slow.held > 0, "{slow:?}");
+        // A start of 1 ms: waiting costs more, `other` makes room for a second `a`.
+        let fast = replay_node(&t, fixed(600), &SimConfig { cold_start: Duration::from_millis(1), ..CONFIG }, budget);
+        assert_eq!((fast.evictions, fast.refused), (1, 0), "{fast:?}");
+        assert!(fast.held < slow.held, "{fast:?}");
     }
 
     #[test]
