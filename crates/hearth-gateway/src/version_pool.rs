@@ -308,15 +308,14 @@ impl VersionPool {
     /// one before its caller gives up. None: evict now.
     fn patience(&self, st: &PoolState) -> Option<Instant> {
         let Waiter { since: oldest, deadline, .. } = *st.waiters.front()?;
-        let running: Vec<Duration> = st
+        let (running, total) = st
             .live
             .values()
             .filter(|s| matches!(s.tracked.instance.state(), InstanceState::Ready | InstanceState::Busy))
-            .map(|s| s.tracked.init_duration)
-            .collect();
-        let cost = running.iter().sum::<Duration>().checked_div(running.len() as u32).unwrap_or_default();
+            .fold((0, Duration::ZERO), |(n, sum), s| (n + 1, sum + s.tracked.init_duration));
+        let cost = total.checked_div(running).unwrap_or_default();
         let until = (oldest + cost).min(deadline.checked_sub(cost)?);
-        hearth_scale::worth_waiting(!running.is_empty(), oldest.elapsed(), until - oldest).then_some(until)
+        hearth_scale::worth_waiting(running > 0, oldest.elapsed(), until - oldest).then_some(until)
     }
 
     /// Looks at the held requests again at `until` (once; an earlier look stands).
